@@ -1,0 +1,70 @@
+"""Configuration of the SAM-DAQ model: one frozen dataclass, saved inside every weights file."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+# Trunk channels per stage (C0..C3) of each SAM2.1 Hiera size.
+BACKBONE_CHANNELS = {
+    "sam2.1_hiera_t": (96, 192, 384, 768),
+    "sam2.1_hiera_s": (96, 192, 384, 768),
+    "sam2.1_hiera_b+": (112, 224, 448, 896),
+    "sam2.1_hiera_l": (144, 288, 576, 1152),
+}
+
+# Hiera's windowed position embedding tiles an 8x8 window over the stride-4 grid and three
+# stride-2 poolings follow, so the input side must be a multiple of 32.
+INPUT_SIZE_MULTIPLE = 32
+
+
+@dataclass(frozen=True)
+class SamDaqConfig:
+    """Everything that fixes the shapes of a SAM-DAQ model's weights."""
+
+    backbone: str = "sam2.1_hiera_t"  # one of BACKBONE_CHANNELS
+    input_size: int = 1024  # square side in pixels; the prompt Linear's width follows from it
+    num_frame_queries: int = 30
+    num_video_queries: int = 8  # rows of the per-stream state
+    query_dim: int = 64  # width of the learned query embeddings and of the state
+    adapter_width: int = 64  # hidden channels of every bi-modal adapter
+    state_keep: float = 0.1  # new_state = state_keep * state + update (released code and weights)
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONE_CHANNELS:
+            raise ValueError(
+                f"unknown backbone {self.backbone!r}; expected one of {sorted(BACKBONE_CHANNELS)}"
+            )
+        if self.input_size < 64 or self.input_size % INPUT_SIZE_MULTIPLE:
+            raise ValueError(
+                f"input_size {self.input_size} must be a multiple of {INPUT_SIZE_MULTIPLE} and at least 64"
+            )
+        if self.num_frame_queries < 1 or self.num_video_queries < 1 or self.query_dim < 1:
+            raise ValueError("query counts and query_dim must be positive")
+
+    @property
+    def channels(self) -> tuple[int, int, int, int]:
+        """Trunk channels per stage."""
+        return BACKBONE_CHANNELS[self.backbone]
+
+    @property
+    def embed_size(self) -> int:
+        """Side of the top feature level E (input / 16)."""
+        return self.input_size // 16
+
+    @property
+    def sam2_config_file(self) -> str:
+        """The sam2 package's Hydra config for this backbone."""
+        return f"configs/sam2.1/{self.backbone}.yaml"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SamDaqConfig":
+        """Builds a config from a dict, refusing unknown fields (a typo must not pass silently)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown model config fields: {sorted(unknown)}")
+        return cls(**values)

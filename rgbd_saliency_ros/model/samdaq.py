@@ -1,0 +1,197 @@
+"""SAM-DAQ: SAM2.1 with depth-guided parallel adapters and a query-driven temporal memory.
+
+The per-frame model is a pure step over a batch of independent streams::
+
+    model = SamDaq(SamDaqConfig(backbone="sam2.1_hiera_t", input_size=1024))
+    state = model.initial_state(batch=2)
+    prob, state = model.step(rgb, depth, state)   # frame after frame
+
+All weights live on the module; a stream's memory is the ``state`` tensor the caller holds.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .adapters import BiModalAdapter, DepthProjector, DepthStemSkip, SelfInferenceHead
+from .config import SamDaqConfig
+from .query_memory import QueryTemporalMemory
+from .sam2_parts import Sam2Parts, build_sam2_parts
+
+# Prefixes of the SAM2 parts that stay frozen (pretrained by Meta, never fine-tuned).
+FROZEN_PREFIXES = ("trunk.", "neck.", "prompt_encoder.")
+
+
+class Features(NamedTuple):
+    """What the image encoder gives the decoder for a batch of frames."""
+
+    embed: torch.Tensor  # E, (B, 256, S/16, S/16), no_mem_embed added
+    high_res: tuple[torch.Tensor, torch.Tensor]  # (B, 32, S/4, S/4), (B, 64, S/8, S/8)
+
+
+class SamDaq(nn.Module):
+    """The SAM-DAQ network. Build with random weights; load weights with ``model.checkpoints``."""
+
+    def __init__(self, config: SamDaqConfig, sam2: Sam2Parts | None = None) -> None:
+        super().__init__()
+        self.config = config
+        sam2 = sam2 or build_sam2_parts(config)
+        self.trunk = sam2.trunk
+        self.neck = sam2.neck
+        self.scalp = sam2.scalp
+        self.prompt_encoder = sam2.prompt_encoder
+        self.mask_decoder = sam2.mask_decoder
+        self.memory_encoder = sam2.memory_encoder
+        self.no_mem_embed = sam2.no_mem_embed
+
+        c0, c1, c2, c3 = config.channels
+        w = config.adapter_width
+        self.depth_projector = DepthProjector()
+        self.depth_stem_skip = DepthStemSkip(c0, w)
+        self.adapters = nn.ModuleList(
+            [BiModalAdapter(c0, c1, w), BiModalAdapter(c1, c2, w), BiModalAdapter(c2, c3, w), BiModalAdapter(c3, c3, w)]
+        )
+        self.qtm = QueryTemporalMemory(config)
+        self.self_inference_head = SelfInferenceHead()
+
+        for name, p in self.named_parameters():
+            if name.startswith(FROZEN_PREFIXES):
+                p.requires_grad_(False)
+        self.eval()
+
+    # ----------------------------------------------------------------------------------- encoder
+
+    def _trunk_stage(self, x: torch.Tensor, stage: int) -> torch.Tensor:
+        """Runs one Hiera stage under no_grad. Stage 0 takes images (N, 3, S, S); the others take
+        the previous stage's (N, C, h, w). Returns (N, C_stage, h', w')."""
+        trunk = self.trunk
+        with torch.no_grad():
+            if stage == 0:
+                x = trunk.patch_embed(x)  # (N, h, w, C0)
+                x = x + trunk._get_pos_embed(x.shape[1:3])
+                first = 0
+            else:
+                x = x.permute(0, 2, 3, 1)
+                first = trunk.stage_ends[stage - 1] + 1
+            for block in trunk.blocks[first : trunk.stage_ends[stage] + 1]:
+                x = block(x)
+        return x.permute(0, 3, 1, 2)
+
+    def encode(self, rgb: torch.Tensor, depth: torch.Tensor) -> Features:
+        """rgb: (B, 3, S, S) ImageNet-normalised; depth: (B, 1, S, S) relative depth in [0, 1]."""
+        b = rgb.shape[0]
+        depth_img = self.depth_projector(depth)  # (B, 3, S, S)
+        # RGB and depth share the frozen trunk: one batch of 2B per stage.
+        x = self._trunk_stage(torch.cat([rgb, depth_img], dim=0), 0)
+        f_rgb, f_depth = x[:b], x[b:]
+        stem = F.interpolate(depth_img, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        f_depth = f_depth + self.depth_stem_skip(stem)
+        levels = [f_rgb]
+        for stage in (1, 2, 3):
+            x = self._trunk_stage(torch.cat([f_rgb, f_depth], dim=0), stage)
+            a_rgb, a_depth = self.adapters[stage - 1](f_rgb, f_depth, x.shape[-2:])
+            f_rgb, f_depth = x[:b] + a_rgb, x[b:] + a_depth
+            levels.append(f_rgb)
+        a_rgb, _ = self.adapters[3](f_rgb, f_depth, f_rgb.shape[-2:])
+        levels[3] = f_rgb + a_rgb
+
+        # Only the RGB stream goes through the neck; the depth neck output would be unused.
+        fpn, _ = self.neck(levels)
+        if self.scalp > 0:
+            fpn = fpn[: -self.scalp]
+        high_res = (self.mask_decoder.conv_s0(fpn[0]), self.mask_decoder.conv_s1(fpn[1]))
+        embed = fpn[-1] + self.no_mem_embed.view(1, -1, 1, 1)
+        return Features(embed, high_res)
+
+    # ----------------------------------------------------------------------------------- decoder
+
+    def decode(self, features: Features, tokens: torch.Tensor) -> torch.Tensor:
+        """SAM2's mask decoder on sparse prompt tokens (B, Q, 256) -> logits (B, 1, S/4, S/4)."""
+        embed = features.embed
+        dense = self.prompt_encoder.no_mask_embed.weight.view(1, -1, 1, 1).expand(embed.shape[0], -1, *embed.shape[-2:])
+        logits, _, _, _ = self.mask_decoder(
+            image_embeddings=embed,
+            image_pe=self.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=tokens,
+            dense_prompt_embeddings=dense,
+            multimask_output=False,
+            repeat_image=False,
+            high_res_features=list(features.high_res),
+        )
+        return logits.float()
+
+    # ------------------------------------------------------------------------------------- steps
+
+    def initial_state(self, batch: int = 1) -> torch.Tensor:
+        """(batch, num_video_queries, query_dim) float32: the state at a stream's first frame."""
+        return self.qtm.initial_state(batch)
+
+    def step_features(
+        self, features: Features, state: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One frame from encoded features: returns probability (B, 1, S, S) and the new state."""
+        logits = self.decode(features, self.qtm.prompt(state, features.embed))
+        size = self.config.input_size
+        prob = torch.sigmoid(F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False))
+        memory = self.memory_encoder(features.embed, prob, skip_mask_sigmoid=True)["vision_features"]
+        return prob, self.qtm.update(state, memory)
+
+    def step(
+        self, rgb: torch.Tensor, depth: torch.Tensor, state: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One frame of B independent streams.
+
+        rgb: (B, 3, S, S) float32, ImageNet-normalised RGB. depth: (B, 1, S, S) float32 in [0, 1].
+        state: (B, num_video_queries, query_dim), from ``initial_state`` or the previous step.
+        Returns (prob (B, 1, S, S) float32 in [0, 1], new state of the same shape as ``state``).
+        """
+        self._check_inputs(rgb, depth, state)
+        return self.step_features(self.encode(rgb, depth), state)
+
+    def forward(self, rgb: torch.Tensor, depth: torch.Tensor, state: torch.Tensor):
+        """Same as ``step`` (so that the module exports and traces as the step)."""
+        return self.step(rgb, depth, state)
+
+    def forward_clip(
+        self, rgb: torch.Tensor, depth: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training forward over clips: every stream starts from the initial state.
+
+        rgb: (B, T, 3, S, S); depth: (B, T, 1, S, S). Returns probabilities (B, T, S, S) and the
+        self-inference maps (B, T, S/16, S/16), both in [0, 1].
+        """
+        b, t = rgb.shape[:2]
+        feats = self.encode(rgb.flatten(0, 1), depth.flatten(0, 1))  # frames as (B*T, ...)
+
+        def frame(x: torch.Tensor, i: int) -> torch.Tensor:
+            return x.unflatten(0, (b, t))[:, i]
+
+        intermediate = self.self_inference_head(feats.embed).squeeze(1).unflatten(0, (b, t))
+        state = self.initial_state(b).to(rgb.device)
+        probs = []
+        for i in range(t):
+            f = Features(frame(feats.embed, i), (frame(feats.high_res[0], i), frame(feats.high_res[1], i)))
+            prob, state = self.step_features(f, state)
+            probs.append(prob[:, 0])
+        return torch.stack(probs, dim=1), intermediate
+
+    def _check_inputs(self, rgb: torch.Tensor, depth: torch.Tensor, state: torch.Tensor) -> None:
+        s = self.config.input_size
+        b = rgb.shape[0]
+        expected = {
+            "rgb": (rgb, (b, 3, s, s)),
+            "depth": (depth, (b, 1, s, s)),
+            "state": (state, (b, self.config.num_video_queries, self.config.query_dim)),
+        }
+        for name, (tensor, shape) in expected.items():
+            if tuple(tensor.shape) != shape:
+                raise ValueError(f"{name} has shape {tuple(tensor.shape)}, expected {shape}")
+
+    def trained_state_dict(self) -> dict[str, torch.Tensor]:
+        """The parameters SAM-DAQ trains (everything but the frozen SAM2 trunk, neck and prompt
+        encoder): what the project's weights files hold."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(FROZEN_PREFIXES)}
