@@ -1,0 +1,35 @@
+"""Layers import downward only (DESIGN.md "Layers"): each one imports without the layers above it.
+
+    .venv/bin/python -m pytest -q test/test_layers.py
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+# module -> heavy or upper-layer modules that importing it must not pull in
+FORBIDDEN = {
+    "rgbd_saliency_ros.model": ["rclpy", "onnxruntime", "tensorrt"],
+    "rgbd_saliency_ros.runtime": ["rclpy"],
+}
+
+
+def imported_after(module: str, candidates: list[str], cwd) -> list[str]:
+    """Imports `module` in a fresh interpreter; returns those of `candidates` then in sys.modules."""
+    code = (
+        "import importlib, json, sys\n"
+        f"importlib.import_module({module!r})\n"
+        f"print(json.dumps([m for m in {candidates!r} if m in sys.modules]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, f"import {module} failed:\n{done.stderr}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("module", sorted(FORBIDDEN))
+def test_layer_imports_nothing_above_it(module, repo_root):
+    assert imported_after(module, FORBIDDEN[module], repo_root) == []
