@@ -1,0 +1,126 @@
+"""Color frame preparation: encodings, normalisation, resizing.
+
+    .venv/bin/python -m pytest -q test/test_frames.py
+"""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from rgbd_saliency_ros.runtime.frames import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    color_to_rgb,
+    normalize_rgb,
+    resize_probability,
+    resize_square,
+)
+
+
+def _shared_path(*parts: str) -> Path:
+    """A path under <repo>/../shared, or skip: a fresh user checkout has no ../shared."""
+    path = Path(__file__).resolve().parents[1].parent / "shared" / Path(*parts)
+    if not path.exists():
+        pytest.skip(f"shared test data not found at {path} (only present next to the project checkout)")
+    return path
+
+
+@pytest.fixture
+def rgb() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
+
+
+def test_rgb8_is_returned_without_copy(rgb):
+    assert color_to_rgb(rgb, "rgb8") is rgb
+
+
+def test_bgr8_reverses_channels(rgb):
+    out = color_to_rgb(rgb, "bgr8")
+    np.testing.assert_array_equal(out, rgb[:, :, ::-1])
+    assert out.dtype == np.uint8 and out.shape == (5, 7, 3)
+
+
+@pytest.mark.parametrize("encoding, order", [("rgba8", [0, 1, 2]), ("bgra8", [2, 1, 0])])
+def test_alpha_is_dropped(rgb, encoding, order):
+    alpha = np.full((5, 7, 1), 17, dtype=np.uint8)
+    image = np.concatenate([rgb[:, :, order], alpha], axis=2)
+    np.testing.assert_array_equal(color_to_rgb(image, encoding), rgb)
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (5, 7, 1)])
+def test_mono8_gives_three_equal_channels(shape):
+    mono = np.arange(35, dtype=np.uint8).reshape(shape)
+    out = color_to_rgb(mono, "mono8")
+    assert out.shape == (5, 7, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(out[:, :, c], mono.reshape(5, 7))
+
+
+def test_non_contiguous_input_is_accepted(rgb):
+    flipped = rgb[:, ::-1]  # negative stride, as a careless caller might pass
+    np.testing.assert_array_equal(color_to_rgb(flipped, "bgr8"), flipped[:, :, ::-1])
+
+
+@pytest.mark.parametrize("encoding", ["yuv422", "16UC1", "RGB8", "bayer_rggb8", ""])
+def test_unsupported_encoding_is_named(rgb, encoding):
+    with pytest.raises(ValueError, match=f"'{encoding}'"):
+        color_to_rgb(rgb, encoding)
+
+
+@pytest.mark.parametrize(
+    "encoding, image",
+    [
+        ("rgb8", np.zeros((4, 4, 4), np.uint8)),
+        ("rgba8", np.zeros((4, 4, 3), np.uint8)),
+        ("mono8", np.zeros((4, 4, 3), np.uint8)),
+        ("bgr8", np.zeros((4, 4), np.uint8)),
+        ("rgb8", np.zeros((0, 4, 3), np.uint8)),
+        ("rgb8", np.zeros((4, 4, 3), np.uint16)),
+    ],
+)
+def test_shape_or_dtype_that_does_not_fit_raises(encoding, image):
+    with pytest.raises(ValueError, match=f"'{encoding}'"):
+        color_to_rgb(image, encoding)
+
+
+def test_normalize_rgb_matches_definition(rgb):
+    out = normalize_rgb(rgb)
+    expected = (rgb / 255.0 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
+    assert out.dtype == np.float32 and out.shape == (3, 5, 7) and out.flags["C_CONTIGUOUS"]
+    np.testing.assert_allclose(out, expected.transpose(2, 0, 1), rtol=0, atol=1e-6)
+
+
+def test_normalize_rgb_on_fixture_frame():
+    path = _shared_path("fixtures", "samdaq_parity", "rgb_0.png")
+    frame = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    expected = ((frame / 255.0 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)).astype(np.float32)
+    np.testing.assert_allclose(normalize_rgb(frame), expected.transpose(2, 0, 1), rtol=0, atol=1e-6)
+
+
+def test_normalize_rgb_rejects_other_input():
+    with pytest.raises(ValueError):
+        normalize_rgb(np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(ValueError):
+        normalize_rgb(np.zeros((4, 4, 4), np.uint8))
+
+
+def test_resize_square_is_bilinear_and_keeps_dtype(rgb):
+    out = resize_square(rgb, 16)
+    assert out.shape == (16, 16, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, cv2.resize(rgb, (16, 16), interpolation=cv2.INTER_LINEAR))
+
+
+def test_resize_square_returns_same_array_when_already_sized():
+    image = np.zeros((8, 8, 3), np.uint8)
+    assert resize_square(image, 8) is image
+
+
+def test_resize_probability_back_to_frame_size():
+    prob = np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4)
+    out = resize_probability(prob, (6, 10))
+    assert out.shape == (6, 10) and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    np.testing.assert_array_equal(out, cv2.resize(prob, (10, 6), interpolation=cv2.INTER_LINEAR))
+    assert resize_probability(prob, (4, 4)) is prob
