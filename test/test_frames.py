@@ -3,8 +3,6 @@
     .venv/bin/python -m pytest -q test/test_frames.py
 """
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -18,13 +16,6 @@ from rgbd_saliency_ros.runtime.frames import (
     resize_square,
 )
 
-
-def _shared_path(*parts: str) -> Path:
-    """A path under <repo>/../shared, or skip: a fresh user checkout has no ../shared."""
-    path = Path(__file__).resolve().parents[1].parent / "shared" / Path(*parts)
-    if not path.exists():
-        pytest.skip(f"shared test data not found at {path} (only present next to the project checkout)")
-    return path
 
 
 @pytest.fixture
@@ -92,8 +83,8 @@ def test_normalize_rgb_matches_definition(rgb):
     np.testing.assert_allclose(out, expected.transpose(2, 0, 1), rtol=0, atol=1e-6)
 
 
-def test_normalize_rgb_on_fixture_frame():
-    path = _shared_path("fixtures", "samdaq_parity", "rgb_0.png")
+def test_normalize_rgb_on_fixture_frame(shared_path):
+    path = shared_path("fixtures", "samdaq_parity", "rgb_0.png")
     frame = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     expected = ((frame / 255.0 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)).astype(np.float32)
     np.testing.assert_allclose(normalize_rgb(frame), expected.transpose(2, 0, 1), rtol=0, atol=1e-6)
