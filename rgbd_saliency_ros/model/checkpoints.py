@@ -79,8 +79,11 @@ def _load_into(model: SamDaq, path: Path, weights: dict[str, torch.Tensor], requ
 
 
 def _first(keys: list[str], n: int = 8) -> str:
-    more = f" (and {len(keys) - n} more)" if len(keys) > n else ""
-    return ", ".join(keys[:n]) + more
+    """A readable list: all keys if few, else the modules they belong to and the first few."""
+    if len(keys) <= n:
+        return ", ".join(keys)
+    groups = sorted({k.split(".")[0] for k in keys})
+    return f"{len(keys)} keys under {', '.join(groups)}; first: {', '.join(keys[:n])}"
 
 
 # ------------------------------------------------------------------------------------ SAM2.1
@@ -130,7 +133,10 @@ def load_sam2_checkpoint(model: SamDaq, path: str | os.PathLike) -> None:
     if unknown:
         raise CheckpointError(f"{path}: keys that SAM2.1 ({model.config.backbone}) does not have: {_first(unknown)}")
     required = {k for k in model.state_dict() if _map_prefixes(k, {v: v for v in _SAM2_PREFIXES.values()})}
-    _load_into(model, path, weights, required)
+    try:
+        _load_into(model, path, weights, required)
+    except CheckpointError as e:
+        raise CheckpointError(f"{e} (the model is {model.config.backbone}: is the file for another SAM2.1 size?)") from None
 
 
 # ---------------------------------------------------------------------------- reference format

@@ -1,0 +1,1 @@
+"""Benchmarks: measurements run by a command (``rgbd-saliency bench-*``), never by the tests."""

@@ -1,0 +1,82 @@
+"""An RGB-D sequence from two image folders through the model, state carried frame to frame.
+
+    rgbd-saliency predict --sam2-checkpoint sam2.1_hiera_tiny.pt --weights samdaq.pt \
+        --rgb-dir seq/rgb --depth-dir seq/depth --out-dir out/seq [--probabilities]
+
+Depth files follow the data sets' convention: 8-bit relative depth read as value / 255
+(16-bit files as value / 65535). Frames are matched by sorted file name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..model import SamDaq
+from .depth import read_relative_depth_png
+from .frames import normalize_rgb, resize_probability, resize_square
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff"}
+MASK_THRESHOLD = 0.5
+
+
+def list_frames(rgb_dir: str | os.PathLike, depth_dir: str | os.PathLike) -> list[tuple[Path, Path]]:
+    """Pairs the images of two folders by sorted name; the counts must agree."""
+    rgb = sorted(p for p in Path(rgb_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    depth = sorted(p for p in Path(depth_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not rgb:
+        raise ValueError(f"{rgb_dir}: no images")
+    if len(rgb) != len(depth):
+        raise ValueError(f"{rgb_dir} has {len(rgb)} images but {depth_dir} has {len(depth)}")
+    return list(zip(rgb, depth))
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from an image file."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{path}: not a readable image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def prepare_inputs(rgb: np.ndarray, depth01: np.ndarray, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(H, W, 3) uint8 RGB and (h, w) float32 depth in [0, 1] -> model inputs (1, 3, S, S), (1, 1, S, S)."""
+    rgb_t = torch.from_numpy(normalize_rgb(resize_square(rgb, size)))[None]
+    depth_t = torch.from_numpy(np.ascontiguousarray(resize_square(depth01, size), dtype=np.float32))[None, None]
+    return rgb_t, depth_t
+
+
+def predict_folders(
+    model: SamDaq,
+    rgb_dir: str | os.PathLike,
+    depth_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    probabilities: bool = False,
+    progress: bool = True,
+) -> list[Path]:
+    """Writes one 0/255 mask PNG per frame at the frame's size (and, with ``probabilities``, one
+    ``.npy`` float32 probability map at the model's input size). Returns the mask paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = next(model.parameters()).device
+    size = model.config.input_size
+    state = model.initial_state(1).to(device)
+    written = []
+    with torch.inference_mode():
+        for rgb_path, depth_path in tqdm(list_frames(rgb_dir, depth_dir), desc="predict", unit="frame", disable=not progress):
+            rgb = read_rgb(rgb_path)
+            rgb_t, depth_t = prepare_inputs(rgb, read_relative_depth_png(depth_path), size)
+            prob, state = model.step(rgb_t.to(device), depth_t.to(device), state)
+            prob_np = prob[0, 0].float().cpu().numpy()
+            if probabilities:
+                np.save(out / f"{rgb_path.stem}.npy", prob_np)
+            mask = np.where(resize_probability(prob_np, rgb.shape[:2]) >= MASK_THRESHOLD, 255, 0).astype(np.uint8)
+            path = out / f"{rgb_path.stem}.png"
+            cv2.imwrite(str(path), mask)
+            written.append(path)
+    return written
