@@ -42,7 +42,8 @@ def _bench_step(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = SamDaqConfig(backbone=args.model, input_size=args.input_size)
-    print(bench_step(config, batch=args.batch, repeats=args.repeats, warmup=args.warmup, device=args.device).report())
+    timings = bench_step(config, args.batch, args.repeats, args.warmup, args.device, compile=args.compile)
+    print(timings.report())
     return 0
 
 
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--compile", action="store_true", help="torch.compile the encoder (slow first step)")
     p.set_defaults(run=_bench_step)
     return parser
 

@@ -28,6 +28,7 @@ class StepTimings:
     config: SamDaqConfig
     batch: int
     threads: int
+    compiled: bool = False
     totals_s: list[float] = field(default_factory=list)
     parts_s: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
@@ -41,7 +42,7 @@ class StepTimings:
     def report(self) -> str:
         lines = [
             f"SAM-DAQ step, {self.config.backbone}, input {self.config.input_size}, batch {self.batch}, "
-            f"{self.threads} threads, {len(self.totals_s)} repeats",
+            f"{self.threads} threads, {len(self.totals_s)} repeats{', torch.compile' if self.compiled else ''}",
             f"  median step      {self.median_s:8.3f} s",
         ]
         named = 0.0
@@ -57,15 +58,18 @@ class StepTimings:
 class _PartClock:
     """Adds the wall time spent inside wrapped callables to the current repeat's totals."""
 
-    def __init__(self) -> None:
+    def __init__(self, device: str) -> None:
+        self.device = device
         self.current: dict[str, float] = defaultdict(float)
 
     @contextmanager
     def measure(self, part: str):
+        _sync(self.device)
         start = time.perf_counter()
         try:
             yield
         finally:
+            _sync(self.device)
             self.current[part] += time.perf_counter() - start
 
     def wrap(self, part: str, fn):
@@ -91,18 +95,28 @@ def _instrument(model: SamDaq, clock: _PartClock) -> None:
 
 
 def bench_step(
-    config: SamDaqConfig, batch: int = 1, repeats: int = 5, warmup: int = 1, device: str = "cpu"
+    config: SamDaqConfig, batch: int = 1, repeats: int = 5, warmup: int = 1, device: str = "cpu", compile: bool = False
 ) -> StepTimings:
-    """Times ``repeats`` steps (after ``warmup``) of a random-weight model on random frames."""
+    """Times ``repeats`` steps (after ``warmup``) of a random-weight model on random frames.
+
+    ``compile``: run the encoder through ``torch.compile`` (inductor, frozen weights); the parts of
+    the encoder are then fused and reported together under "trunk".
+    """
     model = SamDaq(config).to(device).eval()
-    clock = _PartClock()
-    _instrument(model, clock)
+    clock = _PartClock(device)
+    if compile:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.freezing = True  # weights are constants at inference: lets inductor prepack them
+        model.encode = clock.wrap("trunk", torch.compile(model.encode))
+    else:
+        _instrument(model, clock)
     s = config.input_size
     gen = torch.Generator().manual_seed(0)
     rgb = torch.randn(batch, 3, s, s, generator=gen).to(device)
     depth = torch.rand(batch, 1, s, s, generator=gen).to(device)
     state = model.initial_state(batch).to(device)
-    result = StepTimings(config, batch, torch.get_num_threads())
+    result = StepTimings(config, batch, torch.get_num_threads(), compiled=compile)
     with torch.inference_mode():
         for i in range(warmup + repeats):
             clock.current.clear()
@@ -119,6 +133,6 @@ def bench_step(
 
 
 def _sync(device: str) -> None:
-    # Part times on CUDA are launch times unless synchronised; the total is always synchronised.
+    # CUDA runs asynchronously: without a sync, times would be launch times.
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()

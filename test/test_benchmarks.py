@@ -1,0 +1,21 @@
+"""Benchmarks measure real work: every part of the step is timed and the parts fit in the total."""
+
+from rgbd_saliency_ros.benchmarks.step import PARTS, bench_step
+from rgbd_saliency_ros.cli import main as cli_main
+from rgbd_saliency_ros.model import SamDaqConfig
+
+
+def test_bench_step_times_every_part():
+    timings = bench_step(SamDaqConfig(input_size=64), batch=2, repeats=2, warmup=1)
+    assert len(timings.totals_s) == 2 and timings.median_s > 0
+    for part in PARTS:
+        assert timings.part_median_s(part) > 0, part
+    assert sum(timings.part_median_s(p) for p in PARTS) <= timings.median_s * 1.05
+    report = timings.report()
+    assert "batch 2" in report and all(p in report for p in PARTS)
+
+
+def test_bench_step_command_prints_breakdown(capsys):
+    assert cli_main(["bench-step", "--input-size", "64", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "median step" in out and "trunk" in out and "memory_encoder" in out
