@@ -1,0 +1,46 @@
+"""Inference backends behind one interface (``StepBackend``); heavy imports stay inside each one."""
+
+from __future__ import annotations
+
+from .base import BackendInfo, StepBackend
+
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+
+
+def create_backend(
+    kind: str,
+    *,
+    sam2_checkpoint: str | None = None,
+    weights: str | None = None,
+    model: str | None = None,
+    input_size: int | None = None,
+    device: str = "cpu",
+    precision: str = "float32",
+    engine: str | None = None,
+) -> StepBackend:
+    """Builds the backend ``kind`` from file paths.
+
+    torch: ``sam2_checkpoint`` + ``weights`` (either SAM-DAQ format). onnxruntime: ``engine``, an
+    ONNX file written by ``rgbd-saliency export``. tensorrt: ``engine``, that ONNX file, from which
+    an engine is built (or reused from the cache).
+    """
+    if kind == "torch":
+        from ..model_loading import load_model
+        from .torch_backend import TorchBackend
+
+        loaded = load_model(sam2_checkpoint, weights, model, input_size, device)
+        return TorchBackend(loaded.model, loaded.metadata, precision)
+    if kind in ("onnxruntime", "tensorrt") and not engine:
+        raise ValueError(f"backend {kind} needs an exported ONNX file (rgbd-saliency export)")
+    if kind == "onnxruntime":
+        from .onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(engine, device)
+    if kind == "tensorrt":
+        from .tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend(engine, device, precision)
+    raise ValueError(f"unknown backend {kind!r}; expected one of {BACKENDS}")
+
+
+__all__ = ["BACKENDS", "BackendInfo", "StepBackend", "create_backend"]

@@ -1,0 +1,99 @@
+"""Per-stream query memory: each camera stream's SAM-DAQ state, and when to forget it.
+
+The model's only temporal state is a small array per stream (num_video_queries x query_dim).
+This store holds it with the stream's last stamp, and resets it when time runs backward (a rosbag
+loop, a clock jump), when frames stop for longer than ``reset_timeout_s``, or on request. Streams
+idle for ``evict_after_s`` are forgotten, and at most ``max_streams`` are kept.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+
+class ResetCause(str, Enum):
+    """Why a stream started again from the initial state."""
+
+    NEW_STREAM = "new_stream"
+    BACKWARD_JUMP = "backward_jump"
+    TIMEOUT = "timeout"
+    REQUEST = "request"
+
+
+@dataclass
+class _Entry:
+    state: np.ndarray | None  # None until the first step; the caller supplies the initial state
+    last_stamp_s: float | None
+    pending_reset: ResetCause | None = None
+
+
+class StreamMemory:
+    """States of many streams, keyed by stream id (a camera namespace, say)."""
+
+    def __init__(self, reset_timeout_s: float = 1.0, evict_after_s: float = 60.0, max_streams: int = 16) -> None:
+        if reset_timeout_s <= 0 or evict_after_s <= 0 or max_streams < 1:
+            raise ValueError("reset_timeout_s and evict_after_s must be positive, max_streams at least 1")
+        self.reset_timeout_s = reset_timeout_s
+        self.evict_after_s = evict_after_s
+        self.max_streams = max_streams
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self.resets: Counter[str] = Counter()  # by ResetCause value
+        self.evictions = 0
+
+    def begin(self, stream_id: str, stamp_s: float) -> tuple[np.ndarray | None, ResetCause | None]:
+        """The state to step ``stream_id``'s frame at ``stamp_s`` from.
+
+        Returns (state, cause): state None means "start from the initial state", with the cause
+        (counted in ``resets``). A stamp equal to the last one is not a reset (same frame again).
+        """
+        self._evict_idle(stamp_s)
+        entry = self._entries.get(stream_id)
+        cause = None
+        if entry is None:
+            cause = ResetCause.NEW_STREAM
+        elif entry.pending_reset is not None:
+            cause = entry.pending_reset
+        elif entry.last_stamp_s is not None and stamp_s < entry.last_stamp_s:
+            cause = ResetCause.BACKWARD_JUMP
+        elif entry.last_stamp_s is not None and stamp_s - entry.last_stamp_s > self.reset_timeout_s:
+            cause = ResetCause.TIMEOUT
+        if cause is not None:
+            self.resets[cause.value] += 1
+            return None, cause
+        return entry.state, None
+
+    def commit(self, stream_id: str, stamp_s: float, state: np.ndarray) -> None:
+        """Stores the state after ``stream_id``'s frame at ``stamp_s``."""
+        self._entries[stream_id] = _Entry(np.array(state, dtype=np.float32, copy=True), stamp_s)
+        self._entries.move_to_end(stream_id)
+        while len(self._entries) > self.max_streams:
+            self._entries.popitem(last=False)
+            self.evictions += 1
+
+    def request_reset(self, stream_id: str | None = None) -> list[str]:
+        """Makes the next frame of ``stream_id`` (of every stream when None) start afresh.
+
+        Returns the ids affected; an unknown id affects nothing.
+        """
+        ids = list(self._entries) if stream_id is None else [s for s in (stream_id,) if s in self._entries]
+        for sid in ids:
+            self._entries[sid].pending_reset = ResetCause.REQUEST
+        return ids
+
+    def streams(self) -> list[str]:
+        """Ids of the streams held, least recently updated first."""
+        return list(self._entries)
+
+    def last_stamp_s(self, stream_id: str) -> float | None:
+        entry = self._entries.get(stream_id)
+        return None if entry is None else entry.last_stamp_s
+
+    def _evict_idle(self, now_s: float) -> None:
+        # Stamps are the only clock here: a stream is idle when others have moved on without it.
+        for sid in [s for s, e in self._entries.items() if e.last_stamp_s is not None and now_s - e.last_stamp_s > self.evict_after_s]:
+            del self._entries[sid]
+            self.evictions += 1
