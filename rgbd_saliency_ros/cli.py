@@ -12,24 +12,54 @@ import argparse
 import sys
 
 from .model.config import BACKBONE_CHANNELS
+from .runtime.backends import BACKENDS, PRECISIONS
 
 
-def _add_model_flags(p: argparse.ArgumentParser, weights_required: bool = True) -> None:
-    p.add_argument("--sam2-checkpoint", required=weights_required, help="Meta's SAM2.1 checkpoint (.pt)")
-    p.add_argument("--weights", required=weights_required, help="SAM-DAQ weights: the reference's .pt or this project's .safetensors")
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sam2-checkpoint", help="Meta's SAM2.1 checkpoint (.pt)")
+    p.add_argument("--weights", help="SAM-DAQ weights: the reference's .pt or this project's .safetensors")
     p.add_argument("--model", choices=sorted(BACKBONE_CHANNELS), default=None,
                    help="SAM2.1 size (default: from the weights file, else sam2.1_hiera_t)")
     p.add_argument("--input-size", type=int, default=None, help="square model input side (default: from the weights file, else 1024)")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ...")
 
 
+def _backend_from_args(args: argparse.Namespace):
+    from .runtime.backends import create_backend
+
+    if args.backend == "torch" and not (args.sam2_checkpoint and args.weights):
+        raise ValueError("the torch backend needs --sam2-checkpoint and --weights")
+    return create_backend(
+        args.backend, sam2_checkpoint=args.sam2_checkpoint, weights=args.weights, model=args.model,
+        input_size=args.input_size, device=args.device, precision=args.precision, engine=args.engine,
+    )
+
+
 def _predict(args: argparse.Namespace) -> int:
-    from .runtime.model_loading import load_model
     from .runtime.sequence import predict_folders
 
-    loaded = load_model(args.sam2_checkpoint, args.weights, args.model, args.input_size, args.device)
-    masks = predict_folders(loaded.model, args.rgb_dir, args.depth_dir, args.out_dir, args.probabilities)
+    masks = predict_folders(_backend_from_args(args), args.rgb_dir, args.depth_dir, args.out_dir, args.probabilities)
     print(f"wrote {len(masks)} masks to {args.out_dir}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .runtime.export import export_onnx
+    from .runtime.model_loading import load_model
+
+    if not (args.sam2_checkpoint and args.weights):
+        raise ValueError("export needs --sam2-checkpoint and --weights")
+    loaded = load_model(args.sam2_checkpoint, args.weights, args.model, args.input_size, "cpu")
+    onnx_path = export_onnx(loaded.model, args.output, loaded.metadata, max_batch=args.max_batch)
+    print(f"wrote {onnx_path}")
+    if args.format == "tensorrt":
+        from .runtime.backends.tensorrt_backend import build_engine, calibration_batches
+
+        calibration = None
+        if args.calibration_dir:
+            calibration = calibration_batches(f"{args.calibration_dir}/rgb", f"{args.calibration_dir}/depth", onnx_path)
+        engine = build_engine(onnx_path, args.device, args.precision, args.opt_batch, args.cache_dir, calibration)
+        print(f"TensorRT engine: {engine}")
     return 0
 
 
@@ -53,11 +83,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="masks for an RGB-D sequence in two image folders")
     _add_model_flags(p)
+    p.add_argument("--backend", choices=BACKENDS, default="torch")
+    p.add_argument("--engine", help="for onnxruntime and tensorrt: the file written by `rgbd-saliency export`")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32", help="float16/bfloat16: torch on CUDA; tensorrt")
     p.add_argument("--rgb-dir", required=True, help="color frames (matched to depth by sorted name)")
     p.add_argument("--depth-dir", required=True, help="aligned depth frames, 8-bit relative depth (value / 255)")
     p.add_argument("--out-dir", required=True, help="where the 0/255 mask PNGs go")
     p.add_argument("--probabilities", action="store_true", help="also write float32 .npy probability maps at the input size")
     p.set_defaults(run=_predict)
+
+    p = sub.add_parser("export", help="the step as ONNX (state in and out, dynamic batch), or a TensorRT engine")
+    _add_model_flags(p)
+    p.add_argument("--format", choices=("onnx", "tensorrt"), default="onnx")
+    p.add_argument("--output", required=True, help="the ONNX file to write (tensorrt: built from it)")
+    p.add_argument("--max-batch", type=int, default=16, help="largest batch of streams the export accepts")
+    p.add_argument("--opt-batch", type=int, default=1, help="tensorrt: the batch size to tune for")
+    p.add_argument("--precision", choices=PRECISIONS, default="float16", help="tensorrt precision")
+    p.add_argument("--calibration-dir", help="tensorrt int8: folder with rgb/ and depth/ frames")
+    p.add_argument("--cache-dir", help="tensorrt: engine cache (default ~/.cache/rgbd_saliency_ros/engines)")
+    p.set_defaults(run=_export)
 
     p = sub.add_parser("bench-step", help="median step time and its breakdown (random weights)")
     p.add_argument("--model", choices=sorted(BACKBONE_CHANNELS), default="sam2.1_hiera_t")

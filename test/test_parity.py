@@ -13,6 +13,10 @@ from rgbd_saliency_ros.runtime.depth import read_relative_depth_png
 from rgbd_saliency_ros.runtime.model_loading import load_model
 from rgbd_saliency_ros.runtime.sequence import prepare_inputs, read_rgb
 
+
+def as_tensors(arrays):
+    return tuple(torch.from_numpy(a) for a in arrays)
+
 TOL = 1e-4
 FRAMES = 3
 
@@ -49,10 +53,10 @@ def api_outputs(reference_model, fixture_dir):
     state = reference_model.initial_state(1)
     with torch.inference_mode():
         for i in range(FRAMES):
-            prob, state = reference_model.step(*fixture_inputs(fixture_dir, i), state)
+            prob, state = reference_model.step(*as_tensors(fixture_inputs(fixture_dir, i)), state)
             probs.append(prob[0, 0].numpy())
             states.append(state[0].numpy())
-        reset_prob, reset_state = reference_model.step(*fixture_inputs(fixture_dir, 0), reference_model.initial_state(1))
+        reset_prob, reset_state = reference_model.step(*as_tensors(fixture_inputs(fixture_dir, 0)), reference_model.initial_state(1))
     return probs, states, (reset_prob[0, 0].numpy(), reset_state[0].numpy())
 
 

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from ..model import SamDaq
+from .backends.base import StepBackend
 from .depth import read_relative_depth_png
 from .frames import normalize_rgb, resize_probability, resize_square
 
@@ -44,15 +43,15 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def prepare_inputs(rgb: np.ndarray, depth01: np.ndarray, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(H, W, 3) uint8 RGB and (h, w) float32 depth in [0, 1] -> model inputs (1, 3, S, S), (1, 1, S, S)."""
-    rgb_t = torch.from_numpy(normalize_rgb(resize_square(rgb, size)))[None]
-    depth_t = torch.from_numpy(np.ascontiguousarray(resize_square(depth01, size), dtype=np.float32))[None, None]
-    return rgb_t, depth_t
+def prepare_inputs(rgb: np.ndarray, depth01: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) uint8 RGB and (h, w) float32 depth in [0, 1] -> model inputs (1, 3, S, S), (1, 1, S, S) float32."""
+    rgb_in = normalize_rgb(resize_square(rgb, size))[None]
+    depth_in = np.ascontiguousarray(resize_square(depth01, size), dtype=np.float32)[None, None]
+    return rgb_in, depth_in
 
 
 def predict_folders(
-    model: SamDaq,
+    backend: StepBackend,
     rgb_dir: str | os.PathLike,
     depth_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -63,20 +62,16 @@ def predict_folders(
     ``.npy`` float32 probability map at the model's input size). Returns the mask paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    device = next(model.parameters()).device
-    size = model.config.input_size
-    state = model.initial_state(1).to(device)
+    size = backend.config.input_size
+    state = backend.initial_state(1)
     written = []
-    with torch.inference_mode():
-        for rgb_path, depth_path in tqdm(list_frames(rgb_dir, depth_dir), desc="predict", unit="frame", disable=not progress):
-            rgb = read_rgb(rgb_path)
-            rgb_t, depth_t = prepare_inputs(rgb, read_relative_depth_png(depth_path), size)
-            prob, state = model.step(rgb_t.to(device), depth_t.to(device), state)
-            prob_np = prob[0, 0].float().cpu().numpy()
-            if probabilities:
-                np.save(out / f"{rgb_path.stem}.npy", prob_np)
-            mask = np.where(resize_probability(prob_np, rgb.shape[:2]) >= MASK_THRESHOLD, 255, 0).astype(np.uint8)
-            path = out / f"{rgb_path.stem}.png"
-            cv2.imwrite(str(path), mask)
-            written.append(path)
+    for rgb_path, depth_path in tqdm(list_frames(rgb_dir, depth_dir), desc="predict", unit="frame", disable=not progress):
+        rgb = read_rgb(rgb_path)
+        prob, state = backend.step(*prepare_inputs(rgb, read_relative_depth_png(depth_path), size), state)
+        if probabilities:
+            np.save(out / f"{rgb_path.stem}.npy", prob[0, 0])
+        mask = np.where(resize_probability(prob[0, 0], rgb.shape[:2]) >= MASK_THRESHOLD, 255, 0).astype(np.uint8)
+        path = out / f"{rgb_path.stem}.png"
+        cv2.imwrite(str(path), mask)
+        written.append(path)
     return written

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .base import BackendInfo, StepBackend
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
+PRECISIONS = ("float32", "float16", "bfloat16", "int8")  # int8: tensorrt only
 
 
 def create_backend(
@@ -43,4 +44,4 @@ def create_backend(
     raise ValueError(f"unknown backend {kind!r}; expected one of {BACKENDS}")
 
 
-__all__ = ["BACKENDS", "BackendInfo", "StepBackend", "create_backend"]
+__all__ = ["BACKENDS", "PRECISIONS", "BackendInfo", "StepBackend", "create_backend"]

@@ -1,0 +1,52 @@
+"""The ONNX Runtime backend: runs a step exported by ``rgbd-saliency export --format onnx``."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..export import read_onnx_metadata
+from .base import BackendInfo, StepBackend
+
+
+class OnnxRuntimeBackend(StepBackend):
+    """CPU or CUDA execution provider; the model config and initial state come from the file."""
+
+    def __init__(self, path: str | os.PathLike, device: str = "cpu") -> None:
+        import onnxruntime as ort
+
+        meta = read_onnx_metadata(path)
+        self.config = meta["config"]
+        self._initial = meta["initial_state"]
+        self.metadata = {k: v for k, v in meta.items() if k in ("depth_conversion", "weights_sha256")}
+        self.max_batch = int(meta.get("max_batch", 1))
+        if device == "cpu":
+            providers = ["CPUExecutionProvider"]
+        elif device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise ValueError(f"device {device}: this onnxruntime has no CUDA provider (install onnxruntime-gpu)")
+            index = int(device.split(":")[1]) if ":" in device else 0
+            providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+        else:
+            raise ValueError(f"unknown device {device!r} for onnxruntime; expected cpu or cuda[:N]")
+        self.session = ort.InferenceSession(os.fspath(path), providers=providers)
+        self.device = device
+
+    @property
+    def info(self) -> BackendInfo:
+        return BackendInfo("onnxruntime", self.device, "float32")
+
+    def initial_state(self, batch: int) -> np.ndarray:
+        return np.repeat(self._initial[None], batch, axis=0)
+
+    def step(self, rgb: np.ndarray, depth: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.check_inputs(rgb, depth, state)
+        if rgb.shape[0] > self.max_batch:
+            raise ValueError(f"batch {rgb.shape[0]} exceeds the exported maximum {self.max_batch}")
+        prob, new_state = self.session.run(
+            ["prob", "new_state"],
+            {"rgb": np.ascontiguousarray(rgb, np.float32), "depth": np.ascontiguousarray(depth, np.float32),
+             "state": np.ascontiguousarray(state, np.float32)},
+        )
+        return prob, new_state
