@@ -64,7 +64,7 @@ class StreamMemory:
         if cause is not None:
             self.resets[cause.value] += 1
             return None, cause
-        return entry.state, None
+        return entry.state.copy(), None  # a copy: the caller cannot alter the stored state
 
     def commit(self, stream_id: str, stamp_s: float, state: np.ndarray) -> None:
         """Stores the state after ``stream_id``'s frame at ``stamp_s``."""

@@ -1,0 +1,119 @@
+"""The runtime layer without ROS: per-stream memory, and frames in / masks out on real frames."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from rgbd_saliency_ros.model import SamDaq, SamDaqConfig
+from rgbd_saliency_ros.runtime.backends.torch_backend import TorchBackend
+from rgbd_saliency_ros.runtime.depth import InvalidDepthError, read_tum_depth
+from rgbd_saliency_ros.runtime.saliency import FramePair, SaliencyConfig, SaliencyRuntime
+from rgbd_saliency_ros.runtime.stream_memory import ResetCause, StreamMemory
+
+STATE = np.ones((8, 64), np.float32)
+
+
+def test_memory_continues_within_timeout():
+    mem = StreamMemory(reset_timeout_s=1.0)
+    assert mem.begin("a", 0.0) == (None, ResetCause.NEW_STREAM)
+    mem.commit("a", 0.0, STATE)
+    state, cause = mem.begin("a", 0.5)
+    assert cause is None and np.array_equal(state, STATE)
+    state[:] = 7  # the store hands out a copy
+    assert np.array_equal(mem.begin("a", 0.5)[0], STATE)
+    mem.commit("a", 0.5, STATE * 2)
+    assert np.array_equal(mem.begin("a", 0.6)[0], STATE * 2)
+
+
+@pytest.mark.parametrize("stamp, cause", [(0.9, ResetCause.BACKWARD_JUMP), (2.6, ResetCause.TIMEOUT)])
+def test_memory_resets_on_backward_jump_and_gap(stamp, cause):
+    mem = StreamMemory(reset_timeout_s=1.5)
+    mem.commit("a", 1.0, STATE)
+    assert mem.begin("a", stamp) == (None, cause)
+    assert mem.resets[cause.value] == 1
+
+
+def test_memory_same_stamp_is_not_a_reset():
+    mem = StreamMemory()
+    mem.commit("a", 1.0, STATE)
+    assert mem.begin("a", 1.0)[1] is None
+
+
+def test_memory_reset_on_request_for_one_or_all():
+    mem = StreamMemory()
+    for sid in ("a", "b"):
+        mem.commit(sid, 1.0, STATE)
+    assert mem.request_reset("a") == ["a"]
+    assert mem.begin("a", 1.1) == (None, ResetCause.REQUEST)
+    assert mem.begin("b", 1.1)[1] is None
+    assert mem.request_reset("unknown") == []
+    assert sorted(mem.request_reset()) == ["a", "b"]
+    assert mem.begin("b", 1.2) == (None, ResetCause.REQUEST)
+    mem.commit("b", 1.2, STATE)
+    assert mem.begin("b", 1.3)[1] is None, "a request resets once"
+
+
+def test_memory_evicts_idle_and_bounds_streams():
+    mem = StreamMemory(evict_after_s=10.0, max_streams=2)
+    mem.commit("a", 0.0, STATE)
+    mem.commit("b", 5.0, STATE)
+    mem.commit("c", 6.0, STATE)  # over max_streams: the least recently updated ("a") goes
+    assert mem.streams() == ["b", "c"] and mem.evictions == 1
+    mem.begin("c", 16.0)  # "b" has been idle 11 s of stamp time
+    assert mem.streams() == ["c"] and mem.evictions == 2
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    torch.manual_seed(0)
+    return SaliencyRuntime(TorchBackend(SamDaq(SamDaqConfig(input_size=64))), SaliencyConfig(reset_timeout_s=0.5))
+
+
+def tum_pair(shared_path, stream="cam", stamp=0.0):
+    folder = shared_path("data", "rgbd_encodings")
+    rgb = cv2.cvtColor(cv2.imread(str(folder / "TUM_color.png")), cv2.COLOR_BGR2RGB)
+    return FramePair(stream, stamp, rgb, read_tum_depth(folder / "TUM_depth.png"))
+
+
+def test_real_frame_in_mask_out_at_frame_size(runtime, shared_path):
+    pair = tum_pair(shared_path)
+    [result] = runtime.run([runtime.prepare(pair)])
+    assert result.mask.shape == (480, 640) and result.mask.dtype == np.uint8
+    assert set(np.unique(result.mask)) <= {0, 255}
+    assert result.probability.shape == (480, 640) and result.probability.dtype == np.float32
+    np.testing.assert_array_equal(result.mask == 255, result.probability >= 0.5)
+    assert result.reset == ResetCause.NEW_STREAM and result.model_time_s > 0
+
+
+def test_batched_streams_equal_separate_runtimes(shared_path):
+    torch.manual_seed(0)
+    backend = TorchBackend(SamDaq(SamDaqConfig(input_size=64)))
+    together = SaliencyRuntime(backend)
+    alone = SaliencyRuntime(backend)
+    base = tum_pair(shared_path)
+    flipped = FramePair("other", 0.0, base.rgb[:, ::-1].copy(), base.depth[:, ::-1].copy())
+    for t in range(3):
+        a = FramePair("cam", t * 0.1, base.rgb, base.depth)
+        b = FramePair("other", t * 0.1, flipped.rgb, flipped.depth)
+        ra, rb = together.run([together.prepare(a), together.prepare(b)])
+        [sa] = alone.run([alone.prepare(a)])
+        np.testing.assert_allclose(ra.probability, sa.probability, rtol=0, atol=1e-5)
+        assert not np.allclose(rb.probability, sa.probability, atol=1e-3)
+
+
+def test_bad_frames_are_refused_with_reasons(runtime, shared_path):
+    pair = tum_pair(shared_path)
+    with pytest.raises(InvalidDepthError):
+        runtime.prepare(FramePair("cam", 0.0, pair.rgb, np.full((480, 640), np.nan, np.float32)))
+    with pytest.raises(ValueError, match="differ in size"):
+        runtime.prepare(FramePair("cam", 0.0, pair.rgb, pair.depth[:240]))
+    with pytest.raises(ValueError, match="at most one frame per stream"):
+        p = runtime.prepare(pair)
+        runtime.run([p, p])
+
+
+def test_weights_depth_convention_wins_over_the_configured_one():
+    backend = TorchBackend(SamDaq(SamDaqConfig(input_size=64)), metadata={"depth_conversion": {"max_depth_m": 3.0}})
+    rt = SaliencyRuntime(backend, SaliencyConfig())
+    assert rt.depth_conversion.max_depth_m == 3.0
