@@ -77,6 +77,28 @@ def _bench_step(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_streams(args: argparse.Namespace) -> int:
+    import torch
+
+    from .benchmarks.streams import bench_streams, report
+    from .model import SamDaq, SamDaqConfig
+    from .runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from .runtime.backends.torch_backend import TorchBackend
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.engine:
+        backend = OnnxRuntimeBackend(args.engine, args.device)
+    else:
+        model = SamDaq(SamDaqConfig(backbone=args.model, input_size=args.input_size)).to(args.device)
+        backend = TorchBackend(model)
+    cfg = backend.config
+    results = bench_streams(backend, args.streams, args.repeats)
+    print(report(results, f"{backend.info.name} on {backend.info.device}, {cfg.backbone}, input {cfg.input_size}, "
+                          f"{torch.get_num_threads()} threads, median of {args.repeats}"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rgbd-saliency", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -113,6 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--compile", action="store_true", help="torch.compile the encoder (slow first step)")
     p.set_defaults(run=_bench_step)
+
+    p = sub.add_parser("bench-streams", help="throughput of streams batched into one step versus one at a time")
+    p.add_argument("--model", choices=sorted(BACKBONE_CHANNELS), default="sam2.1_hiera_t")
+    p.add_argument("--input-size", type=int, default=512)
+    p.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--engine", help="time this exported ONNX file with onnxruntime instead of torch")
+    p.set_defaults(run=_bench_streams)
     return parser
 
 

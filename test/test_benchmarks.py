@@ -19,3 +19,12 @@ def test_bench_step_command_prints_breakdown(capsys):
     assert cli_main(["bench-step", "--input-size", "64", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert "median step" in out and "trunk" in out and "memory_encoder" in out
+
+
+def test_bench_streams_measures_batched_and_sequential(capsys):
+    assert cli_main(["bench-streams", "--input-size", "64", "--streams", "1", "2", "--repeats", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "input 64" in lines[0]
+    rows = [line.split() for line in lines[2:]]
+    assert [r[0] for r in rows] == ["1", "2"]
+    assert all(float(r[1]) > 0 and float(r[2]) > 0 for r in rows)
