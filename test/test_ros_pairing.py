@@ -1,0 +1,105 @@
+"""Color/depth pairing by stamp, driven with stamped messages directly (no spinning).
+
+    .venv/bin/python -m pytest -q test/test_ros_pairing.py
+"""
+
+import pytest
+
+from rgbd_saliency_ros.ros.pairing import (
+    CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, PAIRS, UNPAIRED_COLOR, UNPAIRED_DEPTH, StampPairer,
+)
+
+PERIOD = 1 / 30
+
+
+def play(pairer, events):
+    """events: ("c" | "d", stamp_s); returns the (color stamp, depth stamp) of the pairs made."""
+    pairs = []
+    for kind, stamp in events:
+        add = pairer.add_color if kind == "c" else pairer.add_depth
+        pair = add(stamp, f"{kind}{stamp:.4f}")
+        if pair is not None:
+            assert pair.color == f"c{pair.stamp_s:.4f}" and pair.depth == f"d{pair.depth_stamp_s:.4f}"
+            pairs.append((round(pair.stamp_s, 4), round(pair.depth_stamp_s, 4)))
+    return pairs
+
+
+def camera(start_s, frames, depth_offset_s=0.0, depth_first=False):
+    """A 30 Hz camera's messages in arrival order."""
+    events = []
+    for i in range(frames):
+        t = start_s + i * PERIOD
+        both = [("c", t), ("d", t + depth_offset_s)]
+        events += both[::-1] if depth_first else both
+    return events
+
+
+def test_pairs_equal_and_nearby_stamps_in_either_arrival_order():
+    pairer = StampPairer(slop_s=0.01)
+    assert len(play(pairer, camera(100.0, 10))) == 10
+    assert len(play(pairer, camera(101.0, 10, depth_offset_s=0.004, depth_first=True))) == 10
+    assert pairer.counters[PAIRS] == 20
+    assert pairer.counters[UNPAIRED_COLOR] == pairer.counters[UNPAIRED_DEPTH] == 0
+
+
+def test_nearest_partner_is_chosen_and_skipped_frames_are_counted():
+    pairer = StampPairer(slop_s=0.02)
+    pairs = play(pairer, [("d", 1.000), ("d", 1.010), ("d", 1.018), ("c", 1.015)])
+    assert pairs == [(1.015, 1.018)]
+    assert pairer.counters[UNPAIRED_DEPTH] == 2 and pairer.queued("depth") == 0
+
+
+def test_frames_without_partner_are_counted_and_queues_stay_bounded():
+    pairer = StampPairer(slop_s=0.005, queue_size=3)
+    play(pairer, [("c", 1.0 + i * PERIOD) for i in range(10)])  # depth never comes
+    assert pairer.queued("color") == 3 and pairer.counters[UNPAIRED_COLOR] == 7
+    # depth arriving later than the queued color frames can still pair with the newest
+    assert play(pairer, [("d", 1.0 + 9 * PERIOD)]) == [(round(1.0 + 9 * PERIOD, 4), round(1.0 + 9 * PERIOD, 4))]
+    assert pairer.counters[UNPAIRED_COLOR] == 9 and pairer.queued("color") == 0
+    # every other depth frame lost (best-effort QoS): the lone color frames are dropped as depth moves on
+    events = [e for i, e in enumerate(camera(2.0, 20)) if not (e[0] == "d" and i % 4 == 1)]
+    assert len(play(pairer, events)) == 10
+    assert pairer.counters[UNPAIRED_COLOR] == 19 and pairer.queued("color") <= 1
+
+
+def test_duplicate_and_out_of_order_stamps_are_dropped_and_counted():
+    pairer = StampPairer(slop_s=0.01)
+    events = camera(5.0, 3) + [("c", 5.0 + 2 * PERIOD), ("d", 5.0 + 2 * PERIOD)]  # the last pair again
+    events += [("c", 5.0 + PERIOD), ("d", 5.0 + PERIOD)]  # a step back of one frame
+    events += camera(5.0 + 3 * PERIOD, 3)
+    assert len(play(pairer, events)) == 6
+    assert pairer.counters[DUPLICATE_STAMP] == 2 and pairer.counters[OUT_OF_ORDER] == 2
+    assert pairer.counters[CLOCK_JUMPS] == 0
+
+
+def test_rosbag_loops_restart_pairing_every_time():
+    pairer = StampPairer(slop_s=0.01, jump_back_s=0.5)
+    for loop in range(5):
+        pairs = play(pairer, camera(1000.0, 90, depth_offset_s=0.003))
+        assert len(pairs) == 90, f"loop {loop}"
+    assert pairer.counters[CLOCK_JUMPS] == 4
+    assert pairer.counters[OUT_OF_ORDER] == 0 and pairer.counters[UNPAIRED_COLOR] == 0
+
+
+def test_loop_seen_first_on_depth_and_a_late_pre_loop_frame():
+    pairer = StampPairer(slop_s=0.01)
+    play(pairer, camera(50.0, 30))
+    # after the loop, depth arrives first; one pre-loop color frame was still in flight
+    events = [("d", 10.0), ("c", 50.0 + 30 * PERIOD), ("c", 10.0)] + camera(10.0 + PERIOD, 30)
+    assert len(play(pairer, events)) >= 30
+    assert pairer.counters[CLOCK_JUMPS] >= 1
+
+
+def test_short_loop_below_the_jump_threshold_restarts_after_a_few_steps_back():
+    # a 0.2 s bag looping: each step back is shorter than jump_back_s, but they keep coming
+    pairer = StampPairer(slop_s=0.01, jump_back_s=0.5, max_out_of_order=3)
+    made = sum(len(play(pairer, camera(7.0, 6))) for _ in range(10))
+    assert pairer.counters[CLOCK_JUMPS] == 9
+    assert made >= 10 * 6 - 9 * 3  # at most the steps back before each jump are lost
+
+
+def test_invalid_arguments():
+    with pytest.raises(ValueError):
+        StampPairer(slop_s=-0.1)
+    with pytest.raises(ValueError):
+        StampPairer(slop_s=0.01, queue_size=0)
