@@ -1,0 +1,173 @@
+"""Per-stream health: rates, latency percentiles and counters, and their diagnostic_msgs form.
+
+``StreamStats`` is updated from the executor thread (inputs) and the worker thread (outputs), so it
+locks; ``snapshot`` gives plain numbers (what tests and the benchmark read) and
+``diagnostic_array`` turns snapshots into the DiagnosticArray the node publishes about once a second.
+
+    stats = StreamStats()
+    stats.count(BAD_INPUT_PREFIX + "truncated_data")
+    stats.tick("color_in", now_s)
+    stats.record_frame(latency_ms=31.0, model_ms=24.0, input_ms=4.0, wait_ms=2.0, now_s=now_s)
+    msg = diagnostic_array(stamp, "saliency_node", {"backend": "torch"}, {"camera": stats.snapshot(now_s)})
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+from ..runtime.stream_memory import ResetCause
+from .conversions import IMAGE_ERROR_KINDS
+from .pairing import CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, UNPAIRED_COLOR, UNPAIRED_DEPTH
+
+BAD_INPUT_PREFIX = "bad_input."
+RESET_PREFIX = "reset."
+
+# Bad input kinds beyond the message checks of conversions.py.
+INVALID_DEPTH = "invalid_depth"  # no valid depth pixel
+MALFORMED = "malformed"  # any other frame the runtime refuses
+BAD_INPUT_KINDS = (*IMAGE_ERROR_KINDS, INVALID_DEPTH, DUPLICATE_STAMP, OUT_OF_ORDER, MALFORMED)
+
+# Every counter a stream reports (zeros included, so that readers can rely on the keys).
+COUNTERS = (
+    "color_frames",  # color messages received
+    "depth_frames",
+    "pairs",  # color + depth pairs made
+    "published",  # masks published
+    "dropped",  # pairs replaced by a newer one before the worker took them
+    UNPAIRED_COLOR,  # frames that never found a partner
+    UNPAIRED_DEPTH,
+    CLOCK_JUMPS,  # pairing restarts after a stamp jumped back (rosbag loop)
+    "step_errors",  # batched steps that raised (the frames get no output)
+    *(BAD_INPUT_PREFIX + kind for kind in BAD_INPUT_KINDS),
+    *(RESET_PREFIX + cause.value for cause in ResetCause),
+)
+
+RATES = ("color_in", "depth_in", "output")
+LATENCIES = ("latency_ms", "model_ms", "overhead_ms", "input_ms", "wait_ms")
+
+
+class RateMeter:
+    """Events per second over the last ``window_s`` seconds (0 when fewer than two)."""
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self.window_s = window_s
+        self._times: deque[float] = deque()
+
+    def tick(self, now_s: float) -> None:
+        self._times.append(now_s)
+        self._forget(now_s)
+
+    def rate_hz(self, now_s: float) -> float:
+        self._forget(now_s)
+        if len(self._times) < 2 or self._times[-1] <= self._times[0]:
+            return 0.0
+        return (len(self._times) - 1) / (self._times[-1] - self._times[0])
+
+    def _forget(self, now_s: float) -> None:
+        while self._times and self._times[0] < now_s - self.window_s:
+            self._times.popleft()
+
+
+class StreamStats:
+    """Counters, rates and latency windows of one stream; thread-safe.
+
+    Latencies (milliseconds) per published frame: ``latency_ms`` color stamp to mask publish,
+    ``model_ms`` the batched step, ``overhead_ms`` = latency - model (everything the node and the
+    transport add), ``input_ms`` color stamp to the pair's completion in the node (transport and
+    executor), ``wait_ms`` how long the pair then waited for the worker to finish the batch before.
+    """
+
+    def __init__(self, window: int = 300, rate_window_s: float = 5.0) -> None:
+        self._lock = threading.Lock()
+        self.counters: Counter[str] = Counter({name: 0 for name in COUNTERS})
+        self._rates = {name: RateMeter(rate_window_s) for name in RATES}
+        self._latencies: dict[str, deque[float]] = {name: deque(maxlen=window) for name in LATENCIES}
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self.counters[name] += n
+
+    def set_count(self, name: str, value: int) -> None:
+        """For counters kept elsewhere (the pairer's) and copied in."""
+        with self._lock:
+            self.counters[name] = value
+
+    def tick(self, rate: str, now_s: float) -> None:
+        """An event of ``rate`` (one of ``RATES``) at ``now_s`` (monotonic seconds)."""
+        with self._lock:
+            self._rates[rate].tick(now_s)
+
+    def record_frame(self, latency_ms: float, model_ms: float, input_ms: float, wait_ms: float, now_s: float) -> None:
+        """A mask was published at ``now_s`` (monotonic seconds) with these latencies."""
+        with self._lock:
+            self.counters["published"] += 1
+            self._rates["output"].tick(now_s)
+            for name, value in (("latency_ms", latency_ms), ("model_ms", model_ms), ("overhead_ms", latency_ms - model_ms),
+                                ("input_ms", input_ms), ("wait_ms", wait_ms)):
+                self._latencies[name].append(value)
+
+    def snapshot(self, now_s: float) -> dict[str, float]:
+        """Plain numbers: every counter, ``<rate>_hz``, and ``<latency>_p50`` / ``_p95`` (NaN before
+        the first frame)."""
+        with self._lock:
+            out: dict[str, float] = dict(self.counters)
+            for name, meter in self._rates.items():
+                out[f"{name}_hz"] = meter.rate_hz(now_s)
+            for name, values in self._latencies.items():
+                p50, p95 = np.percentile(values, (50, 95)) if values else (float("nan"), float("nan"))
+                out[f"{name}_p50"], out[f"{name}_p95"] = float(p50), float(p95)
+        return out
+
+
+def stream_status(node_name: str, stream: str, snapshot: dict[str, float], hardware_id: str) -> DiagnosticStatus:
+    """One stream's DiagnosticStatus: OK while masks come out, WARN with no input or no output."""
+    if snapshot["color_in_hz"] == 0 and snapshot["depth_in_hz"] == 0:
+        level, message = DiagnosticStatus.WARN, "no input"
+    elif snapshot["output_hz"] == 0:
+        level, message = DiagnosticStatus.WARN, "input but no output"
+    else:
+        level = DiagnosticStatus.OK
+        message = f"{snapshot['output_hz']:.1f} Hz out, latency p50 {snapshot['latency_ms_p50']:.0f} ms"
+    values = [KeyValue(key=k, value=_format(v)) for k, v in snapshot.items()]
+    return DiagnosticStatus(level=level, name=f"{node_name}: {stream}", message=message, hardware_id=hardware_id, values=values)
+
+
+def diagnostic_array(stamp, node_name: str, node_values: dict[str, str], snapshots: dict[str, dict[str, float]]) -> DiagnosticArray:
+    """The node's status (``node_values``: backend, device, ...) and one status per stream.
+
+    Args:
+        stamp: builtin_interfaces/Time of the message.
+        node_name: prefix of every status name.
+        node_values: shown as key/values of the node's own status.
+        snapshots: stream -> ``StreamStats.snapshot()``.
+    """
+    hardware_id = node_values.get("device", "")
+    node_status = DiagnosticStatus(
+        level=DiagnosticStatus.OK, name=node_name, message=node_values.get("state", ""), hardware_id=hardware_id,
+        values=[KeyValue(key=k, value=str(v)) for k, v in node_values.items()],
+    )
+    msg = DiagnosticArray()
+    msg.header.stamp = stamp
+    msg.status = [node_status] + [stream_status(node_name, s, snap, hardware_id) for s, snap in snapshots.items()]
+    return msg
+
+
+def status_values(status: DiagnosticStatus) -> dict[str, float | str]:
+    """A DiagnosticStatus's key/values back to numbers where they are numbers (for readers, tests)."""
+    out: dict[str, float | str] = {}
+    for kv in status.values:
+        try:
+            out[kv.key] = float(kv.value)
+        except ValueError:
+            out[kv.key] = kv.value
+    return out
+
+
+def _format(value: float) -> str:
+    if isinstance(value, int) or float(value).is_integer():
+        return str(int(value))
+    return f"{value:.3f}"

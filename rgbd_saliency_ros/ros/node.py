@@ -1,0 +1,328 @@
+"""The saliency node: color + aligned depth in, per-stream saliency masks out.
+
+    .venv/bin/saliency_node --ros-args -p sam2_checkpoint:=S.pt -p weights:=W.pt
+    ros2 run rgbd_saliency_ros saliency_node --ros-args --params-file config/saliency.yaml -p weights:=W.pt
+    ros2 launch rgbd_saliency_ros saliency.launch.py weights:=W.pt sam2_checkpoint:=S.pt
+
+ROS in, runtime call, ROS out. Executor callbacks only pair messages and put the newest pair of
+each stream in a slot; one worker thread takes every filled slot, converts the messages
+(``conversions``), runs them as one batched ``SaliencyRuntime.run`` and publishes. A pair replaced
+in its slot before the worker took it is dropped and counted; nothing queues without bound.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from functools import partial
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import NameValidationException, ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.publisher import Publisher
+from sensor_msgs.msg import CameraInfo, Image
+from std_srvs.srv import Trigger
+
+from ..model import CheckpointError
+from ..runtime.backends import StepBackend, create_backend
+from ..runtime.depth import InvalidDepthError
+from ..runtime.saliency import FramePair, SaliencyResult, SaliencyRuntime
+from .conversions import ImageError, frame_arrays, image_message, overlay_rgb, stamp_to_s
+from .diagnostics import BAD_INPUT_PREFIX, INVALID_DEPTH, MALFORMED, RESET_PREFIX, StreamStats, diagnostic_array
+from .pairing import CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, UNPAIRED_COLOR, UNPAIRED_DEPTH, Pair, StampPairer
+from .params import NodeParams, declare_parameters, read_parameters, stream_topics
+
+NODE_NAME = "saliency_node"
+WARN_PERIOD_S = 5.0  # at most one warning per stream and kind of trouble in this time
+_PAIRER_COUNTERS = {
+    UNPAIRED_COLOR: UNPAIRED_COLOR,
+    UNPAIRED_DEPTH: UNPAIRED_DEPTH,
+    CLOCK_JUMPS: CLOCK_JUMPS,
+    DUPLICATE_STAMP: BAD_INPUT_PREFIX + DUPLICATE_STAMP,
+    OUT_OF_ORDER: BAD_INPUT_PREFIX + OUT_OF_ORDER,
+}
+# Errors that mean "this node cannot start as configured": reported in one line, exit status 1.
+STARTUP_ERRORS = (CheckpointError, FileNotFoundError, ImportError, ValueError, ParameterException, NameValidationException)
+
+
+@dataclass
+class _Ready:
+    """A pair waiting in its stream's slot."""
+
+    pair: Pair[Image]
+    ready_s: float  # monotonic time the pair was completed
+    input_ms: float  # color stamp to completion, node clock
+
+
+@dataclass
+class _Outputs:
+    mask: Publisher
+    probability: Publisher
+    overlay: Publisher
+    camera_info: Publisher
+
+
+class SaliencyNode(Node):
+    """Declares its parameters and publishers on construction; ``start()`` loads the model.
+
+    Args:
+        context: rclpy context (tests give each node its own); None: the global one.
+        parameter_overrides: parameters set before declaration (tests); the command line and
+            parameter files work as for any node.
+        cli_args: node-specific ROS arguments, e.g. ``["--ros-args", "-r", "__node:=other"]``.
+    """
+
+    def __init__(self, *, context=None, parameter_overrides=None, cli_args: list[str] | None = None) -> None:
+        super().__init__(NODE_NAME, context=context, parameter_overrides=parameter_overrides, cli_args=cli_args)
+        self.params: NodeParams = read_parameters(declare_parameters(self))
+        self.runtime: SaliencyRuntime | None = None
+        self.stats = {s: StreamStats() for s in self.params.streams}
+        self._pairers: dict[str, StampPairer[Image]] = {
+            s: StampPairer(self.params.sync_slop_s, self.params.queue_size, self.params.backward_jump_s)
+            for s in self.params.streams
+        }
+        self._camera_info: dict[str, CameraInfo] = {}  # the latest of each stream
+        self._cond = threading.Condition()  # guards the slots, pending resets and stopping
+        self._slots: dict[str, _Ready] = {}
+        self._pending_resets: set[str | None] = set()  # None: every stream
+        self._stopping = False
+        self._worker: threading.Thread | None = None
+        self._last_warning: dict[tuple[str, str], float] = {}
+        self._state = "loading"
+        self._outputs: dict[str, _Outputs] = {}
+        for stream in self.params.streams:
+            topics, qos = stream_topics(self.params, stream), self.params.output_qos
+            self._outputs[stream] = _Outputs(
+                self.create_publisher(Image, topics.mask, qos),
+                self.create_publisher(Image, topics.probability, qos),
+                self.create_publisher(Image, topics.overlay, qos),
+                self.create_publisher(CameraInfo, topics.camera_info_out, qos),
+            )
+            self.create_service(Trigger, topics.reset_service, partial(self._on_reset, stream))
+        self.create_service(Trigger, "~/reset", partial(self._on_reset, None))
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(self.params.diagnostics_period_s, self.publish_diagnostics)
+        self.add_on_set_parameters_callback(self._check_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
+
+    def start(self, backend: StepBackend | None = None) -> None:
+        """Loads the model (``backend``, or one built from the parameters), runs a warm-up step,
+        then subscribes and starts the worker. Blocks for the loading time.
+
+        Raises CheckpointError (naming the file), FileNotFoundError, ValueError on bad weights.
+        """
+        backend = backend or create_backend(self.params.backend, **self.params.backend_kwargs())
+        self.runtime = SaliencyRuntime(backend, self.params.saliency)
+        backend.warmup(1)  # the first step is slow (lazy initialisation): timed apart below
+        started = time.perf_counter()
+        backend.warmup(len(self.params.streams))
+        step_s = time.perf_counter() - started
+        if step_s > self.params.saliency.reset_timeout_s:
+            self.get_logger().warning(
+                f"a step takes {step_s:.2f} s, longer than reset_timeout_s ({self.params.saliency.reset_timeout_s} s): "
+                "each frame will start from a fresh memory"
+            )
+        qos = self.params.input_qos
+        for stream in self.params.streams:
+            topics = stream_topics(self.params, stream)
+            self.create_subscription(Image, topics.color, partial(self._on_color, stream), qos)
+            self.create_subscription(Image, topics.depth, partial(self._on_depth, stream), qos)
+            if topics.camera_info:
+                self.create_subscription(CameraInfo, topics.camera_info, partial(self._on_camera_info, stream), qos)
+        self._worker = threading.Thread(target=self._work, name="saliency_worker", daemon=True)
+        self._worker.start()
+        self._state = "ready"
+        info = backend.info
+        self.get_logger().info(
+            f"ready: {info.name} on {info.device} ({info.precision}), input {self.runtime.input_size}, "
+            f"step {step_s * 1e3:.0f} ms, streams {', '.join(self.params.streams)}"
+        )
+
+    def counters(self, stream: str) -> dict[str, float]:
+        """Counters, rates and latency percentiles of ``stream`` (what /diagnostics reports)."""
+        return self.stats[stream].snapshot(time.monotonic())
+
+    def publish_diagnostics(self) -> None:
+        node_values = {"state": self._state, "streams": ",".join(self.params.streams)}
+        if self.runtime is not None:
+            info = self.runtime.backend.info
+            node_values.update(backend=info.name, device=info.device, precision=info.precision,
+                               input_size=str(self.runtime.input_size))
+        now = time.monotonic()
+        snapshots = {s: stats.snapshot(now) for s, stats in self.stats.items()}
+        self._diagnostics.publish(diagnostic_array(self.get_clock().now().to_msg(), self.get_name(), node_values, snapshots))
+
+    def destroy_node(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=30.0)
+        super().destroy_node()
+
+    # Executor thread: pairing.
+
+    def _on_color(self, stream: str, msg: Image) -> None:
+        self.stats[stream].count("color_frames")
+        self.stats[stream].tick("color_in", time.monotonic())
+        self._offer(stream, self._pairers[stream].add_color, msg)
+
+    def _on_depth(self, stream: str, msg: Image) -> None:
+        self.stats[stream].count("depth_frames")
+        self.stats[stream].tick("depth_in", time.monotonic())
+        self._offer(stream, self._pairers[stream].add_depth, msg)
+
+    def _on_camera_info(self, stream: str, msg: CameraInfo) -> None:
+        self._camera_info[stream] = msg
+
+    def _offer(self, stream: str, add, msg: Image) -> None:
+        pairer = self._pairers[stream]
+        before = pairer.counters.copy()
+        pair = add(stamp_to_s(msg.header.stamp), msg)
+        for name, counter in _PAIRER_COUNTERS.items():
+            if pairer.counters[name] != before[name]:
+                self.stats[stream].set_count(counter, pairer.counters[name])
+        for kind in (DUPLICATE_STAMP, OUT_OF_ORDER):
+            if pairer.counters[kind] != before[kind]:
+                self._warn(stream, kind, f"{kind.replace('_', ' ')}: {stamp_to_s(msg.header.stamp):.3f} s, frame dropped")
+        if pairer.counters[CLOCK_JUMPS] != before[CLOCK_JUMPS]:
+            self.get_logger().info(f"{stream}: stamps jumped back (rosbag loop?): pairing restarted")
+        if pair is None:
+            return
+        self.stats[stream].count("pairs")
+        with self._cond:
+            if stream in self._slots:
+                self.stats[stream].count("dropped")
+            input_ms = (self.get_clock().now().nanoseconds * 1e-9 - pair.stamp_s) * 1e3
+            self._slots[stream] = _Ready(pair, time.monotonic(), input_ms)
+            self._cond.notify()
+
+    def _on_reset(self, stream: str | None, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        with self._cond:
+            self._pending_resets.add(stream)
+        response.success = True
+        response.message = f"memory of {stream or 'every stream'} restarts at the next frame"
+        return response
+
+    def _check_parameters(self, parameters) -> SetParametersResult:
+        for p in parameters:
+            if p.name == "threshold" and not 0.0 < p.value < 1.0:
+                return SetParametersResult(successful=False, reason="threshold must be in (0, 1)")
+        return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, parameters) -> None:
+        for p in parameters:
+            if p.name == "threshold" and self.runtime is not None:
+                self.runtime.config = dataclasses.replace(self.runtime.config, threshold=p.value)
+
+    # Worker thread: convert, run, publish.
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._slots or self._stopping)
+                if self._stopping:
+                    return
+                batch, self._slots = self._slots, {}
+                resets, self._pending_resets = self._pending_resets, set()
+            for stream in resets:
+                self.runtime.reset(stream)
+            self._process(batch, time.monotonic())
+
+    def _process(self, batch: dict[str, _Ready], taken_s: float) -> None:
+        prepared = []
+        for stream, ready in batch.items():
+            pair = ready.pair
+            try:
+                rgb, depth_m = frame_arrays(pair.color, pair.depth, self.params.max_image_pixels)
+                prepared.append(self.runtime.prepare(FramePair(stream, pair.stamp_s, rgb, depth_m)))
+            except ImageError as e:
+                self._bad_input(stream, e.kind, e)
+            except InvalidDepthError as e:
+                self._bad_input(stream, INVALID_DEPTH, e)
+            except ValueError as e:
+                self._bad_input(stream, MALFORMED, e)
+        if not prepared:
+            return
+        try:
+            results = self.runtime.run(prepared)
+        except Exception as e:  # a failing step must not end the worker: the next frames may work
+            for p in prepared:
+                self.stats[p.pair.stream_id].count("step_errors")
+                self._warn(p.pair.stream_id, "step_error", f"step failed: {type(e).__name__}: {e}")
+            return
+        for p, result in zip(prepared, results):
+            self._publish(result, batch[result.stream_id], p.pair.rgb, taken_s)
+
+    def _publish(self, result: SaliencyResult, ready: _Ready, rgb, taken_s: float) -> None:
+        stream, out = result.stream_id, self._outputs[result.stream_id]
+        header = ready.pair.color.header
+        out.mask.publish(image_message(result.mask, "mono8", header))
+        latency_ms = (self.get_clock().now().nanoseconds * 1e-9 - result.stamp_s) * 1e3
+        if out.probability.get_subscription_count():
+            out.probability.publish(image_message(result.probability, "32FC1", header))
+        if out.overlay.get_subscription_count():
+            out.overlay.publish(image_message(overlay_rgb(rgb, result.mask), "rgb8", header))
+        info = self._camera_info.get(stream)
+        if info is not None and out.camera_info.get_subscription_count():
+            restamped = copy.copy(info)  # shallow: only the header is replaced
+            restamped.header = header
+            out.camera_info.publish(restamped)
+        stats = self.stats[stream]
+        stats.record_frame(latency_ms, result.model_time_s * 1e3, ready.input_ms, (taken_s - ready.ready_s) * 1e3, time.monotonic())
+        if result.reset is not None:
+            stats.count(RESET_PREFIX + result.reset.value)
+
+    def _bad_input(self, stream: str, kind: str, error: Exception) -> None:
+        self.stats[stream].count(BAD_INPUT_PREFIX + kind)
+        self._warn(stream, kind, f"frame dropped: {error}")
+
+    def _warn(self, stream: str, kind: str, text: str) -> None:
+        # Throttled per stream and kind (rclpy's own throttle is per call site: one kind would
+        # hide the others).
+        now = time.monotonic()
+        if now - self._last_warning.get((stream, kind), -WARN_PERIOD_S) >= WARN_PERIOD_S:
+            self._last_warning[(stream, kind)] = now
+            self.get_logger().warning(f"{stream}: {text}")
+
+
+def serve() -> int:
+    """Builds and starts the node, spins until shutdown; 1 when it cannot start (reason logged)."""
+    try:
+        node = SaliencyNode()
+    except STARTUP_ERRORS as e:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"bad parameters: {e}")
+        return 1
+    try:
+        node.start()
+    except STARTUP_ERRORS as e:
+        node.get_logger().fatal(f"cannot load the model: {e}")
+        node.destroy_node()
+        return 1
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+    return 0
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console script ``saliency_node``: exit status 0 after a clean shutdown, 1 when it cannot start."""
+    rclpy.init(args=args)
+    try:
+        sys.exit(serve())
+    finally:
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""The node's parameters: one table of names, defaults and descriptions; declared, read, validated.
+
+``config/saliency.yaml`` sets the same names (a test checks that every key there is declared here,
+with the same type). Names follow the runtime's dataclass fields (``reset_timeout_s``,
+``depth.max_depth_m``): a config field and its parameter share a name.
+
+    params = read_parameters(declare_parameters(node))   # NodeParams, or ValueError naming the parameter
+    params.saliency                           # SaliencyConfig for SaliencyRuntime
+    stream_topics(params, "camera").mask      # "/saliency/mask"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from ..runtime.backends import BACKENDS
+from ..runtime.depth import DepthConversion
+from ..runtime.saliency import SaliencyConfig
+
+_RELIABILITY = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: its name, default (which gives its type) and what it means."""
+
+    name: str
+    default: Any
+    description: str
+    read_only: bool = True  # only the threshold can change while the node runs
+    type: int | None = None  # ParameterType; None: from the default
+
+
+PARAMS: tuple[ParamSpec, ...] = (
+    # The model: files and where it runs.
+    ParamSpec("weights", "", "SAM-DAQ weights file (the reference's .pt or this project's .safetensors); torch backend"),
+    ParamSpec("sam2_checkpoint", "", "Meta's SAM2.1 checkpoint (.pt) the weights build on; torch backend"),
+    ParamSpec("model", "", "SAM2.1 size, e.g. sam2.1_hiera_t; empty: from the weights file, else sam2.1_hiera_t"),
+    ParamSpec("input_size", 0, "square model input side, pixels; 0: from the weights file, else 1024"),
+    ParamSpec("backend", "torch", f"inference backend: {', '.join(BACKENDS)}"),
+    ParamSpec("device", "cpu", "cpu, cuda, cuda:1, ..."),
+    ParamSpec("precision", "float32", "float32, float16 or bfloat16 (float16/bfloat16 on GPU only)"),
+    ParamSpec("engine", "", "ONNX file from `rgbd-saliency export`; onnxruntime and tensorrt backends"),
+    # Topics: per stream (camera namespace), inputs under it and outputs under output_namespace.
+    ParamSpec("streams", ["camera"], "camera namespaces, one query memory each", type=ParameterType.PARAMETER_STRING_ARRAY),
+    ParamSpec("color_topic", "color/image_raw", "color image topic, relative to each camera namespace"),
+    ParamSpec("depth_topic", "aligned_depth_to_color/image_raw", "depth image aligned to color, relative to each camera namespace"),
+    ParamSpec("camera_info_topic", "color/camera_info", "color CameraInfo, relative to each camera namespace; empty: none"),
+    ParamSpec("output_namespace", "/saliency", "outputs: <ns>/mask for one stream, <ns>/<camera>/mask for several"),
+    # Processing.
+    ParamSpec("threshold", 0.5, "probability at or above which a pixel is in the mask, in (0, 1)", read_only=False),
+    ParamSpec("sync_slop_s", 0.02, "largest color/depth stamp difference of a pair, seconds"),
+    ParamSpec("queue_size", 5, "frames of each kind kept per stream while waiting for a partner"),
+    ParamSpec("backward_jump_s", 0.5, "a stamp this much older than the previous one is a clock jump (rosbag loop), seconds"),
+    ParamSpec("reset_timeout_s", 1.0, "a stream's memory restarts after a gap longer than this between processed frames, seconds"),
+    ParamSpec("max_image_pixels", 3840 * 2160, "frames with more pixels (width x height) are refused"),
+    ParamSpec("diagnostics_period_s", 1.0, "period of /diagnostics, seconds"),
+    # Depth conversion (DepthConversion); weights that carry their own convention override these.
+    ParamSpec("depth.min_depth_m", 0.1, "valid depth is clipped to [min_depth_m, max_depth_m], metres"),
+    ParamSpec("depth.max_depth_m", 10.0, "see depth.min_depth_m, metres"),
+    ParamSpec("depth.normalization", "per_frame", "per_frame (each frame's valid min..max -> 0..1) or fixed (min..max_depth_m -> 0..1)"),
+    ParamSpec("depth.near_is_bright", False, "true: near is 1, far is 0; false: the reverse (the training data's)"),
+    ParamSpec("depth.invalid_value", 1.0, "model depth value of invalid pixels, in [0, 1]"),
+    # QoS (REP 2003: drivers publish reliable, consumers subscribe best effort, which accepts both).
+    ParamSpec("input_qos.reliability", "best_effort", "reliable or best_effort, for color, depth and CameraInfo"),
+    ParamSpec("input_qos.history_depth", 5, "history depth of the input subscriptions"),
+    ParamSpec("output_qos.reliability", "reliable", "reliable or best_effort, for every output"),
+    ParamSpec("output_qos.history_depth", 5, "history depth of the output publishers"),
+)
+
+
+@dataclass(frozen=True)
+class NodeParams:
+    """The node's parameters, validated; see ``PARAMS`` for each one's meaning."""
+
+    weights: str
+    sam2_checkpoint: str
+    model: str
+    input_size: int
+    backend: str
+    device: str
+    precision: str
+    engine: str
+    streams: tuple[str, ...]
+    color_topic: str
+    depth_topic: str
+    camera_info_topic: str
+    output_namespace: str
+    sync_slop_s: float
+    queue_size: int
+    backward_jump_s: float
+    max_image_pixels: int
+    diagnostics_period_s: float
+    saliency: SaliencyConfig  # threshold, reset_timeout_s, depth conversion, one memory per stream
+    input_qos: QoSProfile
+    output_qos: QoSProfile
+
+    def backend_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``create_backend`` (empty strings and 0 become None: "not given")."""
+        return {
+            "sam2_checkpoint": self.sam2_checkpoint or None,
+            "weights": self.weights or None,
+            "model": self.model or None,
+            "input_size": self.input_size or None,
+            "device": self.device,
+            "precision": self.precision,
+            "engine": self.engine or None,
+        }
+
+
+@dataclass(frozen=True)
+class StreamTopics:
+    """Fully qualified topic and service names of one stream."""
+
+    color: str
+    depth: str
+    camera_info: str | None
+    mask: str
+    probability: str
+    overlay: str
+    camera_info_out: str
+    reset_service: str  # relative to the node (~/<stream>/reset)
+
+
+def declare_parameters(node: Node) -> dict[str, Any]:
+    """Declares every parameter of ``PARAMS`` on ``node``; returns their values by name (as set by
+    overrides or a parameters file, else the defaults), not yet validated."""
+    for spec in PARAMS:
+        descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+        if spec.type is not None:
+            descriptor.type = spec.type
+        node.declare_parameter(spec.name, spec.default, descriptor)
+    return {spec.name: node.get_parameter(spec.name).value for spec in PARAMS}
+
+
+def read_parameters(values: dict[str, Any]) -> NodeParams:
+    """Parameter values by name -> NodeParams; raises ValueError naming a wrong parameter."""
+    v = values
+    backend = v["backend"]
+    if backend not in BACKENDS:
+        raise ValueError(f"parameter backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+    if backend == "torch":
+        for name in ("sam2_checkpoint", "weights"):
+            if not v[name]:
+                raise ValueError(f"parameter {name} is empty: the torch backend needs the file")
+    elif not v["engine"]:
+        raise ValueError(f"parameter engine is empty: the {backend} backend needs an exported ONNX file")
+    streams = tuple(s.strip("/") for s in v["streams"])
+    if not streams or any(not s for s in streams) or len(set(streams)) != len(streams):
+        raise ValueError(f"parameter streams: need distinct, non-empty camera namespaces, got {list(v['streams'])}")
+    _require(v, "input_size", v["input_size"] == 0 or v["input_size"] >= 64, "0 (from the weights) or at least 64")
+    _require(v, "sync_slop_s", v["sync_slop_s"] >= 0, "at least 0")
+    _require(v, "queue_size", v["queue_size"] >= 1, "at least 1")
+    _require(v, "backward_jump_s", v["backward_jump_s"] > 0, "positive")
+    _require(v, "reset_timeout_s", v["reset_timeout_s"] > 0, "positive")
+    _require(v, "max_image_pixels", v["max_image_pixels"] >= 1, "at least 1")
+    _require(v, "diagnostics_period_s", v["diagnostics_period_s"] > 0, "positive")
+    _require(v, "threshold", 0 < v["threshold"] < 1, "in (0, 1)")
+    for name in ("color_topic", "depth_topic"):
+        _require(v, name, bool(v[name].strip("/")), "a topic name")
+    try:
+        depth = DepthConversion(
+            min_depth_m=v["depth.min_depth_m"],
+            max_depth_m=v["depth.max_depth_m"],
+            normalization=v["depth.normalization"],
+            near_is_bright=v["depth.near_is_bright"],
+            invalid_value=v["depth.invalid_value"],
+        )
+    except ValueError as e:
+        raise ValueError(f"parameters depth.*: {e}") from None
+    return NodeParams(
+        weights=v["weights"],
+        sam2_checkpoint=v["sam2_checkpoint"],
+        model=v["model"],
+        input_size=v["input_size"],
+        backend=backend,
+        device=v["device"],
+        precision=v["precision"],
+        engine=v["engine"],
+        streams=streams,
+        color_topic=v["color_topic"].strip("/"),
+        depth_topic=v["depth_topic"].strip("/"),
+        camera_info_topic=v["camera_info_topic"].strip("/"),
+        output_namespace="/" + v["output_namespace"].strip("/"),
+        sync_slop_s=v["sync_slop_s"],
+        queue_size=v["queue_size"],
+        backward_jump_s=v["backward_jump_s"],
+        max_image_pixels=v["max_image_pixels"],
+        diagnostics_period_s=v["diagnostics_period_s"],
+        saliency=SaliencyConfig(
+            threshold=v["threshold"], reset_timeout_s=v["reset_timeout_s"], max_streams=len(streams), depth_conversion=depth
+        ),
+        input_qos=qos_profile(v, "input_qos"),
+        output_qos=qos_profile(v, "output_qos"),
+    )
+
+
+def qos_profile(values: dict[str, Any], prefix: str) -> QoSProfile:
+    """``<prefix>.reliability`` and ``<prefix>.history_depth`` -> a keep-last, volatile QoSProfile."""
+    reliability = values[f"{prefix}.reliability"]
+    if reliability not in _RELIABILITY:
+        raise ValueError(f"parameter {prefix}.reliability: {reliability!r} is not reliable or best_effort")
+    depth = values[f"{prefix}.history_depth"]
+    _require(values, f"{prefix}.history_depth", depth >= 1, "at least 1")
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=_RELIABILITY[reliability],
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
+def stream_topics(params: NodeParams, stream: str) -> StreamTopics:
+    """Topic names of ``stream`` (a camera namespace): inputs under it, outputs under the output
+    namespace (directly for a single stream, under a folder named after the camera for several)."""
+    out = params.output_namespace.rstrip("/") + ("" if len(params.streams) == 1 else "/" + stream)
+    return StreamTopics(
+        color=f"/{stream}/{params.color_topic}",
+        depth=f"/{stream}/{params.depth_topic}",
+        camera_info=f"/{stream}/{params.camera_info_topic}" if params.camera_info_topic else None,
+        mask=f"{out}/mask",
+        probability=f"{out}/probability",
+        overlay=f"{out}/overlay",
+        camera_info_out=f"{out}/camera_info",
+        reset_service=f"~/{stream}/reset",
+    )
+
+
+def _require(values: dict[str, Any], name: str, ok: bool, what: str) -> None:
+    if not ok:
+        raise ValueError(f"parameter {name}: must be {what}, got {values[name]!r}")

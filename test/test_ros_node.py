@@ -1,0 +1,434 @@
+"""The node live, with real rclpy and DDS: real frames from another process, masks back.
+
+    .venv/bin/python -m pytest -q test/test_ros_node.py
+
+Two nodes run in this process (each test run on its own ROS domain), on a random SAM-DAQ at input
+64: ``saliency_node`` with the default single camera, and ``saliency_pair`` with two cameras.
+A publisher in a separate process (this file run as a script) sends TUM RGB-D's 640x480 frame as
+rgb8 color and 16UC1 depth, stamp by stamp, as the tests ask it. Stamps are chosen by the tests (a
+time line of their own), so memory resets by timeout and backward jumps are exact.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DEADLINE_S = 60.0  # generous: the CPU is shared
+TUM = Path(__file__).resolve().parents[2] / "shared" / "data" / "rgbd_encodings"
+
+
+# The publisher process ---------------------------------------------------------------------------
+
+
+def publisher_main() -> None:
+    """Reads JSON commands from stdin, publishes, answers "ok" (or "error ...") on stdout.
+
+    {"topic": T, "frame": "color" | "depth" | "depth_small" | "depth_zero" | "info", "stamp": s,
+     "edit": {field: value, "truncate": bytes}}
+    """
+    import array
+
+    import cv2
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo, Image
+    from std_msgs.msg import Header
+
+    from rgbd_saliency_ros.ros.conversions import image_message
+    from rgbd_saliency_ros.runtime.depth import read_tum_depth
+
+    rgb = cv2.cvtColor(cv2.imread(str(TUM / "TUM_color.png")), cv2.COLOR_BGR2RGB)
+    mm = np.nan_to_num(read_tum_depth(TUM / "TUM_depth.png") * 1000, nan=0).round().astype(np.uint16)
+    frames = {
+        "color": (rgb, "rgb8"),
+        "depth": (mm, "16UC1"),
+        "depth_small": (cv2.resize(mm, (320, 240), interpolation=cv2.INTER_NEAREST), "16UC1"),
+        "depth_zero": (np.zeros_like(mm), "16UC1"),
+    }
+    rclpy.init()
+    node = rclpy.create_node("test_camera")
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)  # as RealSense publishes
+    publishers = {}
+    for line in sys.stdin:
+        command = json.loads(line)
+        topic, frame = command["topic"], command["frame"]
+        if topic not in publishers:
+            publishers[topic] = node.create_publisher(CameraInfo if frame == "info" else Image, topic, qos)
+            deadline = time.monotonic() + DEADLINE_S
+            while publishers[topic].get_subscription_count() == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)  # the subscriber's side of the match may lag ours
+        sec, nanosec = divmod(round(command["stamp"] * 1e9), 10**9)
+        header = Header(frame_id="tum_camera")
+        header.stamp.sec, header.stamp.nanosec = sec, nanosec
+        if frame == "info":
+            msg = CameraInfo(header=header, width=640, height=480, distortion_model="plumb_bob")
+            msg.k = [525.0, 0.0, 319.5, 0.0, 525.0, 239.5, 0.0, 0.0, 1.0]
+        else:
+            msg = image_message(*frames[frame], header)
+            for field, value in command.get("edit", {}).items():
+                if field == "truncate":
+                    msg.data = array.array("B", bytes(msg.data)[:value])
+                else:
+                    setattr(msg, field, value)
+        publishers[topic].publish(msg)
+        print("ok", flush=True)
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+class Camera:
+    """Test-side handle of the publisher process."""
+
+    def __init__(self, env: dict) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--publisher"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def send(self, topic: str, frame: str, stamp: float, **edit) -> None:
+        self.process.stdin.write(json.dumps({"topic": topic, "frame": frame, "stamp": stamp, "edit": edit}) + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline().strip()
+        assert answer == "ok", f"publisher: {answer!r} (exit status {self.process.poll()})"
+
+    def pair(self, ns: str, stamp: float, color: str = "color", depth: str = "depth", color_edit=None, depth_edit=None) -> None:
+        self.send(f"/{ns}/color/image_raw", color, stamp, **(color_edit or {}))
+        self.send(f"/{ns}/aligned_depth_to_color/image_raw", depth, stamp, **(depth_edit or {}))
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+# The test process ------------------------------------------------------------------------------
+
+
+class Outputs:
+    """Collects one stream's outputs (reliable subscriptions, so that nothing is missed)."""
+
+    def __init__(self, probe, prefix: str) -> None:
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import CameraInfo, Image
+
+        self.lock = threading.Lock()
+        self.masks, self.probabilities, self.infos = {}, {}, {}
+        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        for topic, store, kind in ((f"{prefix}/mask", self.masks, Image), (f"{prefix}/probability", self.probabilities, Image),
+                                   (f"{prefix}/camera_info", self.infos, CameraInfo)):
+            probe.create_subscription(kind, topic, lambda msg, store=store: self._keep(store, msg), qos)
+
+    def _keep(self, store: dict, msg) -> None:
+        from rgbd_saliency_ros.ros.conversions import stamp_to_s
+
+        with self.lock:
+            store[round(stamp_to_s(msg.header.stamp), 6)] = msg
+
+    def probability(self, stamp: float) -> np.ndarray:
+        msg = wait_for(lambda: self.probabilities.get(round(stamp, 6)), f"probability at {stamp}")
+        return np.frombuffer(msg.data, np.float32).reshape(msg.height, msg.width)
+
+
+def wait_for(get, what: str, timeout_s: float = DEADLINE_S):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = get()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Timeline:
+    """Stamps for the tests: 30 Hz frames, with jumps forward (> reset_timeout_s) on request."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def next(self) -> float:
+        self.now = round(self.now + 1 / 30, 6)
+        return self.now
+
+    def gap(self) -> float:
+        """A stamp after a gap longer than reset_timeout_s: the stream restarts (timeout)."""
+        self.now = round(self.now + 2.0, 6)
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory):
+    """Both nodes ready, a probe node listening, and the publisher process."""
+    from conftest import find_shared
+
+    find_shared("data", "rgbd_encodings")
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from rgbd_saliency_ros.benchmarks.node import write_random_weights
+    from rgbd_saliency_ros.ros.node import SaliencyNode
+
+    sam2_ckpt, weights = write_random_weights(tmp_path_factory.mktemp("weights"), input_size=64)
+    domain = 1 + (os.getpid() + 100) % 200
+    saved = os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE")
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # read by rclpy.init below
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    common = [
+        Parameter("sam2_checkpoint", value=str(sam2_ckpt)), Parameter("weights", value=str(weights)),
+        Parameter("input_qos.reliability", value="reliable"), Parameter("max_image_pixels", value=640 * 480),
+        Parameter("reset_timeout_s", value=1.0), Parameter("diagnostics_period_s", value=0.5),
+    ]
+    single = SaliencyNode(context=context, parameter_overrides=common)
+    pair = SaliencyNode(context=context, parameter_overrides=common + [Parameter("streams", value=["left", "right"])],
+                        cli_args=["--ros-args", "-r", "__node:=saliency_pair"])
+    single.start()
+    pair.start()
+    probe = rclpy.create_node("probe", context=context)
+    outputs = {"camera": Outputs(probe, "/saliency"), "left": Outputs(probe, "/saliency/left"),
+               "right": Outputs(probe, "/saliency/right")}
+    diagnostics = []
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    probe.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    executor = MultiThreadedExecutor(num_threads=3, context=context)
+    for node in (single, pair, probe):
+        executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    camera = Camera(env)
+    rig = dict(single=single, pair=pair, probe=probe, outputs=outputs, camera=camera, diagnostics=diagnostics,
+               time=Timeline(), context=context)
+    try:
+        for ns in outputs:
+            handshake(rig, ns)
+        yield rig
+    finally:
+        camera.close()
+        executor.shutdown(timeout_sec=5)
+        for node in (single, pair, probe):
+            node.destroy_node()
+        rclpy.shutdown(context=context)
+        if saved is None:
+            os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)
+        else:
+            os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = saved
+
+
+def handshake(rig, ns: str) -> None:
+    """Sends pairs until one mask comes back: DDS matching may lose the very first messages."""
+    outputs = rig["outputs"][ns]
+    for _ in range(10):
+        stamp = rig["time"].next()
+        rig["camera"].pair(ns, stamp)
+        try:
+            wait_for(lambda: outputs.masks.get(round(stamp, 6)), "a first mask", timeout_s=DEADLINE_S / 4)
+            return
+        except AssertionError:
+            continue
+    raise AssertionError(f"no mask from stream {ns}")
+
+
+def send_and_wait(rig, ns: str, stamp: float, **pair_kwargs):
+    """Sends one good pair and returns its mask message."""
+    outputs = rig["outputs"][ns]
+    rig["camera"].pair(ns, stamp, **pair_kwargs)
+    return wait_for(lambda: outputs.masks.get(round(stamp, 6)), f"the mask of {ns} at {stamp}")
+
+
+def counter_after(node, stream: str, name: str, target: float) -> float:
+    """Waits until ``name`` of ``stream`` reaches ``target``; returns the counters."""
+    return wait_for(lambda: node.counters(stream)[name] >= target and node.counters(stream), f"{stream} {name} >= {target}")
+
+
+def test_masks_come_back_with_input_stamps_size_and_encoding(rig):
+    camera, t = rig["camera"], rig["time"]
+    camera.send("/camera/color/camera_info", "info", t.now)
+    stamps = [t.gap()] + [t.next() for _ in range(2)]
+    for stamp in stamps:
+        mask = send_and_wait(rig, "camera", stamp)
+        assert (mask.height, mask.width, mask.encoding, mask.step) == (480, 640, "mono8", 640)
+        assert mask.header.frame_id == "tum_camera"
+        pixels = np.frombuffer(mask.data, np.uint8)
+        assert set(np.unique(pixels)) <= {0, 255}
+        prob = rig["outputs"]["camera"].probability(stamp)
+        assert prob.shape == (480, 640) and 0.0 <= prob.min() and prob.max() <= 1.0
+        assert np.array_equal(pixels.reshape(480, 640), np.where(prob >= 0.5, 255, 0).astype(np.uint8))
+    info = wait_for(lambda: rig["outputs"]["camera"].infos.get(round(stamps[-1], 6)), "restamped camera_info")
+    assert info.header.frame_id == "tum_camera" and info.k[0] == 525.0
+    counts = rig["single"].counters("camera")
+    assert counts["published"] >= 3 and counts["reset.timeout"] + counts["reset.new_stream"] >= 1
+
+
+def test_bag_loop_keeps_masks_coming_and_resets_memory(rig):
+    node, t = rig["single"], rig["time"]
+    outputs = rig["outputs"]["camera"]
+    start = t.gap()
+    loop = [round(start + 0.25 * i, 6) for i in range(6)]  # a 1.25 s bag: steps back more than backward_jump_s
+    for stamp in loop:
+        send_and_wait(rig, "camera", stamp)
+    fresh, continued = outputs.probability(loop[0]), outputs.probability(loop[-1])
+    before = node.counters("camera")
+    for stamp in loop[:3]:  # the bag starts again
+        outputs.masks.pop(round(stamp, 6))
+        outputs.probabilities.pop(round(stamp, 6))
+        send_and_wait(rig, "camera", stamp)
+    after = node.counters("camera")
+    assert after["reset.backward_jump"] == before["reset.backward_jump"] + 1
+    assert after["clock_jumps"] == before["clock_jumps"] + 1
+    # the frame after the loop started from a fresh memory, as the first one did; later ones carry it
+    assert np.abs(outputs.probability(loop[0]) - fresh).max() < 1e-6
+    assert np.abs(continued - fresh).max() > 1e-5
+    assert np.abs(outputs.probability(loop[2]) - fresh).max() > 1e-5
+    t.now = loop[-1]
+
+
+BAD_INPUTS = [
+    ("unsupported_encoding", dict(color_edit={"encoding": "bgr16"})),
+    ("size_mismatch", dict(depth="depth_small")),
+    ("truncated_data", dict(color_edit={"truncate": 1000})),
+    ("empty_image", dict(depth_edit={"width": 0, "step": 0})),
+    ("step_too_small", dict(color_edit={"step": 100})),
+    ("invalid_depth", dict(depth="depth_zero")),
+    ("too_large", dict(color_edit={"height": 481})),  # above max_image_pixels
+]
+
+
+def test_every_bad_input_is_survived_counted_and_gives_no_output(rig):
+    node, camera, t = rig["single"], rig["camera"], rig["time"]
+    outputs = rig["outputs"]["camera"]
+    send_and_wait(rig, "camera", t.next())
+    bad_stamps = []
+    for kind, edits in BAD_INPUTS:
+        before = node.counters("camera")[f"bad_input.{kind}"]
+        stamp = t.next()
+        bad_stamps.append(stamp)
+        camera.pair("camera", stamp, **edits)
+        counter_after(node, "camera", f"bad_input.{kind}", before + 1)
+        send_and_wait(rig, "camera", t.next())  # and it goes on
+    # duplicate and out-of-order stamps: dropped at pairing
+    last = t.now
+    before = node.counters("camera")
+    camera.pair("camera", last)
+    camera.pair("camera", round(last - 0.1, 6))
+    send_and_wait(rig, "camera", t.next())
+    after = node.counters("camera")
+    assert after["bad_input.duplicate_stamp"] == before["bad_input.duplicate_stamp"] + 2
+    assert after["bad_input.out_of_order"] == before["bad_input.out_of_order"] + 2
+    assert after["published"] == before["published"] + 1
+    assert not any(round(s, 6) in outputs.masks for s in bad_stamps + [round(last - 0.1, 6)])
+    # the same numbers reach /diagnostics
+    expected = {f"bad_input.{kind}": after[f"bad_input.{kind}"] for kind, _ in BAD_INPUTS}
+    for name in ("bad_input.duplicate_stamp", "bad_input.out_of_order", "published"):
+        expected[name] = after[name]
+    reported = wait_for(lambda: matching_diagnostics(rig["diagnostics"], "saliency_node: camera", expected), "/diagnostics")
+    assert all(k in reported for k in ("color_in_hz", "output_hz", "model_ms_p50", "model_ms_p95", "latency_ms_p95",
+                                       "dropped", "unpaired_color", "reset.request", "reset.backward_jump"))
+
+
+def matching_diagnostics(received: list, name: str, expected: dict):
+    from rgbd_saliency_ros.ros.diagnostics import status_values
+
+    for msg in reversed(list(received)):
+        for status in msg.status:
+            if status.name == name:
+                values = status_values(status)
+                if all(values.get(k) == v for k, v in expected.items()):
+                    return values
+    return None
+
+
+def call_trigger(probe, service: str):
+    from std_srvs.srv import Trigger
+
+    client = probe.create_client(Trigger, service)
+    try:
+        assert client.wait_for_service(timeout_sec=DEADLINE_S), f"{service} not available"
+        future = client.call_async(Trigger.Request())
+        return wait_for(lambda: future.done() and future.result(), f"{service} response")
+    finally:
+        probe.destroy_client(client)
+
+
+def test_reset_service_restarts_the_memory(rig):
+    node, t = rig["single"], rig["time"]
+    outputs = rig["outputs"]["camera"]
+    first = t.gap()
+    send_and_wait(rig, "camera", first)
+    send_and_wait(rig, "camera", t.next())
+    before = node.counters("camera")
+    response = call_trigger(rig["probe"], "/saliency_node/reset")
+    assert response.success
+    after_reset = t.next()
+    send_and_wait(rig, "camera", after_reset)
+    assert node.counters("camera")["reset.request"] == before["reset.request"] + 1
+    assert np.abs(outputs.probability(after_reset) - outputs.probability(first)).max() < 1e-6
+
+
+def test_two_streams_keep_separate_memories_and_run_batched(rig):
+    node, camera, t = rig["pair"], rig["camera"], rig["time"]
+    left, right = rig["outputs"]["left"], rig["outputs"]["right"]
+    stamps = [t.gap()] + [t.next() for _ in range(3)]
+    for stamp in stamps:
+        send_and_wait(rig, "left", stamp)
+    # right's first frame after a gap starts fresh although left has history
+    send_and_wait(rig, "right", stamps[-1])
+    fresh = left.probability(stamps[0])
+    assert np.abs(right.probability(stamps[-1]) - fresh).max() < 1e-6
+    assert np.abs(left.probability(stamps[-1]) - fresh).max() > 1e-5
+
+    # a per-stream reset touches only that stream
+    before = {s: node.counters(s)["reset.request"] for s in ("left", "right")}
+    assert call_trigger(rig["probe"], "/saliency_pair/left/reset").success
+    # hold the worker inside a step so that both streams' next pairs are ready together
+    batches, release, step = [], threading.Event(), node.runtime.backend.step
+
+    def held_step(rgb, depth, state):
+        batches.append(rgb.shape[0])
+        release.wait(DEADLINE_S)
+        return step(rgb, depth, state)
+
+    node.runtime.backend.step = held_step
+    try:
+        held, together = t.next(), t.next()
+        camera.pair("left", held)
+        wait_for(lambda: batches, "the worker to take the first pair")
+        pairs = {s: node.counters(s)["pairs"] for s in ("left", "right")}
+        camera.pair("left", together)
+        camera.pair("right", together)
+        wait_for(lambda: all(node.counters(s)["pairs"] > pairs[s] for s in ("left", "right")), "both pairs")
+        release.set()
+        wait_for(lambda: round(together, 6) in left.masks and round(together, 6) in right.masks, "both masks")
+    finally:
+        release.set()
+        node.runtime.backend.step = step
+    assert batches == [1, 2]
+    assert node.counters("left")["reset.request"] == before["left"] + 1
+    assert node.counters("right")["reset.request"] == before["right"]
+    assert np.abs(left.probability(held) - fresh).max() < 1e-6
+    assert np.abs(right.probability(together) - fresh).max() > 1e-5
+
+
+def test_threshold_is_the_only_parameter_that_changes_at_run_time(rig):
+    from rclpy.parameter import Parameter
+
+    node = rig["single"]
+    assert node.set_parameters([Parameter("threshold", value=1.5)])[0].successful is False
+    assert node.set_parameters([Parameter("sync_slop_s", value=0.1)])[0].successful is False
+    assert node.set_parameters([Parameter("threshold", value=0.6)])[0].successful
+    assert node.runtime.config.threshold == 0.6
+    assert node.set_parameters([Parameter("threshold", value=0.5)])[0].successful
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--publisher"]:
+    publisher_main()
