@@ -1,0 +1,158 @@
+"""The node's parameters, config/saliency.yaml, the launch file, and start-up failures.
+
+    .venv/bin/python -m pytest -q test/test_ros_params.py
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import rclpy
+import yaml
+from rclpy.parameter import Parameter
+
+from rgbd_saliency_ros.ros.params import PARAMS, read_parameters, stream_topics
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "config" / "saliency.yaml"
+DEFAULTS = {spec.name: spec.default for spec in PARAMS}
+FILES = {"weights": "w.pt", "sam2_checkpoint": "s.pt"}
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """Nested YAML keys -> ROS parameter names (``depth: {max_depth_m: 10}`` -> ``depth.max_depth_m``)."""
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        out.update(flatten(value, name + ".") if isinstance(value, dict) else {name: value})
+    return out
+
+
+def yaml_type(value) -> Parameter.Type:
+    if isinstance(value, list):
+        assert all(isinstance(v, str) for v in value)
+        return Parameter.Type.STRING_ARRAY
+    return {bool: Parameter.Type.BOOL, int: Parameter.Type.INTEGER, float: Parameter.Type.DOUBLE,
+            str: Parameter.Type.STRING}[type(value)]
+
+
+@pytest.fixture
+def context():
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=1 + (os.getpid() + 50) % 200)
+    yield ctx
+    rclpy.shutdown(context=ctx)
+
+
+def test_every_config_key_is_a_declared_parameter_of_the_right_type(context):
+    from rgbd_saliency_ros.ros.node import SaliencyNode
+
+    values = flatten(yaml.safe_load(CONFIG.read_text())["/**"]["ros__parameters"])
+    node = SaliencyNode(context=context, cli_args=["--ros-args", "--params-file", str(CONFIG),
+                                                   "-p", "weights:=w.pt", "-p", "sam2_checkpoint:=s.pt"])
+    try:
+        for name, value in values.items():
+            assert node.has_parameter(name), f"config key {name} is not a parameter of the node"
+            parameter = node.get_parameter(name)
+            assert parameter.type_ == yaml_type(value), name
+            if name not in FILES:
+                assert parameter.value == value, f"{name}: the file's value was not applied"
+        # and the file shows every parameter, with the declared defaults
+        assert set(values) == set(DEFAULTS)
+        assert {k: v for k, v in values.items() if k not in FILES} == {k: v for k, v in DEFAULTS.items() if k not in FILES}
+    finally:
+        node.destroy_node()
+
+
+def test_parameters_fill_the_runtime_configs():
+    params = read_parameters({**DEFAULTS, **FILES, "threshold": 0.7, "depth.max_depth_m": 4.0,
+                              "streams": ["/left/", "right"], "input_qos.reliability": "reliable"})
+    assert params.saliency.threshold == 0.7 and params.saliency.max_streams == 2
+    assert params.saliency.depth_conversion.max_depth_m == 4.0
+    assert params.streams == ("left", "right")
+    assert params.input_qos.reliability.name == "RELIABLE" and params.output_qos.depth == 5
+    assert params.backend_kwargs() == {"sam2_checkpoint": "s.pt", "weights": "w.pt", "model": None, "input_size": None,
+                                       "device": "cpu", "precision": "float32", "engine": None}
+
+
+def test_default_qos_accepts_reliable_and_best_effort_publishers():
+    params = read_parameters({**DEFAULTS, **FILES})
+    assert params.input_qos.reliability.name == "BEST_EFFORT"  # matches either kind of publisher
+    assert params.output_qos.reliability.name == "RELIABLE"  # matches either kind of subscriber
+
+
+def test_topic_names_for_one_and_several_streams():
+    one = stream_topics(read_parameters({**DEFAULTS, **FILES}), "camera")
+    assert (one.color, one.depth, one.camera_info) == (
+        "/camera/color/image_raw", "/camera/aligned_depth_to_color/image_raw", "/camera/color/camera_info")
+    assert (one.mask, one.probability, one.overlay, one.camera_info_out) == (
+        "/saliency/mask", "/saliency/probability", "/saliency/overlay", "/saliency/camera_info")
+    two = read_parameters({**DEFAULTS, **FILES, "streams": ["front", "rear"], "camera_info_topic": ""})
+    rear = stream_topics(two, "rear")
+    assert (rear.color, rear.mask, rear.camera_info, rear.reset_service) == (
+        "/rear/color/image_raw", "/saliency/rear/mask", None, "~/rear/reset")
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"weights": ""}, "weights"),
+    ({"backend": "onnxruntime"}, "engine"),
+    ({"backend": "caffe"}, "backend"),
+    ({"streams": ["a", "a"]}, "streams"),
+    ({"streams": []}, "streams"),
+    ({"threshold": 1.0}, "threshold"),
+    ({"sync_slop_s": -0.01}, "sync_slop_s"),
+    ({"input_size": 32}, "input_size"),
+    ({"max_image_pixels": 0}, "max_image_pixels"),
+    ({"depth.min_depth_m": 5.0, "depth.max_depth_m": 1.0}, "depth"),
+    ({"depth.normalization": "log"}, "depth"),
+    ({"input_qos.reliability": "sometimes"}, "input_qos.reliability"),
+    ({"output_qos.history_depth": 0}, "output_qos.history_depth"),
+])
+def test_bad_parameters_are_refused_naming_the_parameter(change, named):
+    with pytest.raises(ValueError, match=named.replace(".", r"\.")):
+        read_parameters({**DEFAULTS, **FILES, **change})
+
+
+def run_node(*args: str) -> subprocess.CompletedProcess:
+    script = Path(sys.executable).parent / "saliency_node"
+    env = dict(os.environ, ROS_DOMAIN_ID=str(1 + (os.getpid() + 75) % 200), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    return subprocess.run([str(script), "--ros-args", *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_bad_weights_stop_the_node_naming_the_file(tmp_path):
+    for name in ("broken_sam2.pt", "weights.pt"):
+        (tmp_path / name).write_bytes(b"not a checkpoint")
+    done = run_node("-p", f"sam2_checkpoint:={tmp_path / 'broken_sam2.pt'}", "-p", f"weights:={tmp_path / 'weights.pt'}")
+    assert done.returncode == 1
+    assert "cannot load the model: " + str(tmp_path / "broken_sam2.pt") + ":" in done.stderr
+    done = run_node("-p", "sam2_checkpoint:=s.pt", "-p", f"weights:={tmp_path / 'absent.pt'}")
+    assert done.returncode == 1 and "absent.pt: no such file" in done.stderr
+
+
+def test_missing_weights_parameter_stops_the_node():
+    done = run_node("-p", "weights:=w.pt")
+    assert done.returncode == 1 and "sam2_checkpoint" in done.stderr
+
+
+def test_launch_file_arguments():
+    if importlib.util.find_spec("launch_ros") is None:
+        pytest.skip("launch_ros is not installed (it comes with a ROS install, not with the PyPI wheels)")
+    from launch import LaunchContext
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+
+    spec = importlib.util.spec_from_file_location("saliency_launch", REPO / "launch" / "saliency.launch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    declared = {e.name for e in description.entities if isinstance(e, DeclareLaunchArgument)}
+    assert {"weights", "sam2_checkpoint", "model", "backend", "device", "camera", "color_topic", "depth_topic",
+            "mask_topic"} <= declared
+    assert any(isinstance(e, OpaqueFunction) for e in description.entities)
+    context = LaunchContext()
+    context.launch_configurations.update({name: default for name, (default, _) in module.ARGUMENTS.items()})
+    context.launch_configurations.update(camera="front", params_file=str(CONFIG), color_topic="/front/rgb")
+    [node] = module._node(context)
+    assert node.node_package == "rgbd_saliency_ros" and node.node_executable == "saliency_node"
