@@ -1,0 +1,245 @@
+"""Node overhead: color stamp to mask publish, minus the model step, with real DDS between processes.
+
+    rgbd-saliency bench-node                                  # random weights, input 64, 150 frames at 10 Hz
+    rgbd-saliency bench-node --rate 30 --input-qos best_effort --frames 300
+    rgbd-saliency bench-node --sam2-checkpoint S.pt --weights W.pt --rate 1
+
+Three processes: a publisher sending 640x480 rgb8 color and 16UC1 depth (TUM RGB-D frames from
+../shared/data when present, random ones otherwise) stamped at send time, as a camera driver does;
+the node (``python -m rgbd_saliency_ros.ros.node``); and this one, which reads the node's own
+per-frame figures from /diagnostics and times the masks it receives. The node's overhead includes
+the transport of the inputs, pairing, message conversion, resizing, thresholding and publishing,
+and the time a pair waits while the previous step finishes (reported apart: zero when the model
+keeps up with the rate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TUM_DIR = REPO_ROOT.parent / "shared" / "data" / "rgbd_encodings"
+COLOR_TOPIC = "/camera/color/image_raw"
+DEPTH_TOPIC = "/camera/aligned_depth_to_color/image_raw"
+MASK_TOPIC = "/saliency/mask"
+
+
+def write_random_weights(folder: str | os.PathLike, input_size: int = 64, model: str = "sam2.1_hiera_t") -> tuple[Path, Path]:
+    """Writes a Meta-format SAM2.1 checkpoint and project-format SAM-DAQ weights with random values
+    (for tests and benchmarks: no weights can be downloaded here). Returns (sam2 .pt, SAM-DAQ .safetensors)."""
+    import torch
+    from sam2.build_sam import build_sam2
+
+    from ..model import SamDaq, SamDaqConfig, save_weights
+    from ..model.sam2_parts import build_sam2_parts
+
+    folder = Path(folder)
+    config = SamDaqConfig(backbone=model, input_size=input_size)
+    torch.manual_seed(0)
+    sam2 = build_sam2(config.sam2_config_file, device="cpu", hydra_overrides_extra=[f"++model.image_size={input_size}"])
+    torch.save({"model": sam2.state_dict()}, folder / "sam2.pt")
+    save_weights(SamDaq(config, build_sam2_parts(config)), folder / "samdaq.safetensors")
+    return folder / "sam2.pt", folder / "samdaq.safetensors"
+
+
+def tum_frames() -> tuple[np.ndarray, np.ndarray]:
+    """(480, 640, 3) uint8 RGB and (480, 640) uint16 millimetres (0 invalid): TUM RGB-D's pair
+    from ../shared, or random frames of that size when it is absent."""
+    if (TUM_DIR / "TUM_color.png").exists():
+        import cv2
+
+        from ..runtime.depth import read_tum_depth
+
+        rgb = cv2.cvtColor(cv2.imread(str(TUM_DIR / "TUM_color.png")), cv2.COLOR_BGR2RGB)
+        depth_m = read_tum_depth(TUM_DIR / "TUM_depth.png")
+        return rgb, np.nan_to_num(depth_m * 1000.0, nan=0.0).round().astype(np.uint16)
+    gen = np.random.default_rng(0)
+    return gen.integers(0, 256, (480, 640, 3), np.uint8), gen.integers(300, 5000, (480, 640)).astype(np.uint16)
+
+
+def publish(frames: int, rate_hz: float, reliability: str, discovery_timeout_s: float = 60.0) -> dict:
+    """The publisher process: ``frames`` color + depth pairs at ``rate_hz``, stamped at send time.
+
+    Waits for a subscriber on both topics first. Returns {"sent": n, "seconds": duration}.
+    """
+    import rclpy
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+
+    from ..ros.conversions import image_message
+
+    rclpy.init()
+    node = rclpy.create_node("bench_camera")
+    policy = ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=policy)
+    pubs = [node.create_publisher(Image, topic, qos) for topic in (COLOR_TOPIC, DEPTH_TOPIC)]
+    deadline = time.monotonic() + discovery_timeout_s
+    while any(p.get_subscription_count() == 0 for p in pubs):
+        if time.monotonic() > deadline:
+            raise TimeoutError("no subscriber on the camera topics: is the node running?")
+        time.sleep(0.05)
+    time.sleep(1.0)  # the node's side of the match may lag the publisher's
+    rgb, depth_mm = tum_frames()
+    header = Header(frame_id="camera_color_optical_frame")
+    color, depth = image_message(rgb, "rgb8", header), image_message(depth_mm, "16UC1", header)
+    period, start = 1.0 / rate_hz, time.monotonic()
+    for i in range(frames):
+        time.sleep(max(0.0, start + i * period - time.monotonic()))
+        header.stamp = node.get_clock().now().to_msg()  # both messages share this header
+        pubs[0].publish(color)
+        pubs[1].publish(depth)
+    seconds = time.monotonic() - start
+    time.sleep(1.0)  # let reliable retransmissions finish before the writers go
+    node.destroy_node()
+    rclpy.shutdown()
+    return {"sent": frames, "seconds": seconds}
+
+
+@dataclass
+class NodeBench:
+    """What one run measured; milliseconds unless named otherwise."""
+
+    frames: int
+    rate_hz: float
+    input_qos: str
+    input_size: int
+    node: dict[str, float] = field(default_factory=dict)  # the node's last /diagnostics of the stream
+    received_latency_ms: list[float] = field(default_factory=list)  # stamp -> mask received here
+
+    def report(self) -> str:
+        n = self.node
+        received = np.percentile(self.received_latency_ms, (50, 95)) if self.received_latency_ms else (np.nan, np.nan)
+        lost_color = 1.0 - n.get("color_frames", 0) / self.frames
+        lost_depth = 1.0 - n.get("depth_frames", 0) / self.frames
+        return "\n".join([
+            f"node overhead, 640x480 rgb8 + 16UC1, {self.frames} pairs at {self.rate_hz:g} Hz, input QoS {self.input_qos}, "
+            f"model input {self.input_size}, publisher / node / receiver in three processes",
+            f"  overhead (stamp -> mask publish - model)  p50 {n['overhead_ms_p50']:7.1f} ms   p95 {n['overhead_ms_p95']:7.1f} ms",
+            f"    of which stamp -> pair complete in node  p50 {n['input_ms_p50']:7.1f} ms   p95 {n['input_ms_p95']:7.1f} ms",
+            f"    of which waiting for the previous step   p50 {n['wait_ms_p50']:7.1f} ms   p95 {n['wait_ms_p95']:7.1f} ms",
+            f"  model step                                p50 {n['model_ms_p50']:7.1f} ms   p95 {n['model_ms_p95']:7.1f} ms",
+            f"  stamp -> mask publish                     p50 {n['latency_ms_p50']:7.1f} ms   p95 {n['latency_ms_p95']:7.1f} ms",
+            f"  stamp -> mask received by another process p50 {received[0]:7.1f} ms   p95 {received[1]:7.1f} ms",
+            f"  node received {int(n.get('color_frames', 0))} color ({100 * lost_color:.0f} % lost), "
+            f"{int(n.get('depth_frames', 0))} depth ({100 * lost_depth:.0f} % lost); {int(n.get('pairs', 0))} pairs, "
+            f"{int(n.get('published', 0))} masks published, {int(n.get('dropped', 0))} pairs dropped for newer ones, "
+            f"{int(n.get('unpaired_color', 0))} color / {int(n.get('unpaired_depth', 0))} depth unpaired",
+        ])
+
+
+def bench_node(
+    frames: int = 150,
+    rate_hz: float = 10.0,
+    input_qos: str = "reliable",
+    sam2_checkpoint: str | None = None,
+    weights: str | None = None,
+    input_size: int = 64,
+    device: str = "cpu",
+    timeout_s: float = 300.0,
+) -> NodeBench:
+    """Runs node and publisher as subprocesses on a private ROS domain and measures the node.
+
+    Without ``weights``, random weights for ``input_size`` are written to a temporary folder.
+    """
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from ..ros.conversions import stamp_to_s
+    from ..ros.diagnostics import status_values
+
+    domain = 1 + os.getpid() % 200  # private domain: parallel runs do not see each other
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    result = NodeBench(frames, rate_hz, input_qos, input_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        if weights is None:
+            sam2_checkpoint, weights = map(str, write_random_weights(tmp, input_size))
+        node = subprocess.Popen(
+            [sys.executable, "-m", "rgbd_saliency_ros.ros.node", "--ros-args",
+             "-p", f"sam2_checkpoint:={sam2_checkpoint}", "-p", f"weights:={weights}", "-p", f"device:={device}",
+             "-p", f"input_qos.reliability:={input_qos}", "-p", "diagnostics_period_s:=0.5",
+             "-p", "camera_info_topic:=''", "--log-level", "warn"],
+            env=env,
+        )
+        publisher = None
+        rclpy.init(domain_id=domain)
+        try:
+            probe = rclpy.create_node("bench_receiver")
+            status: dict = {}
+
+            def on_mask(msg: Image) -> None:
+                result.received_latency_ms.append((probe.get_clock().now().nanoseconds * 1e-9 - stamp_to_s(msg.header.stamp)) * 1e3)
+
+            def on_diagnostics(msg: DiagnosticArray) -> None:
+                for s in msg.status:
+                    status[s.name] = status_values(s)
+
+            probe.create_subscription(Image, MASK_TOPIC, on_mask, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+            probe.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
+            deadline = time.monotonic() + timeout_s
+            while status.get("saliency_node", {}).get("state") != "ready":
+                _spin_a_while(probe, node, deadline)
+            publisher = subprocess.Popen(
+                [sys.executable, "-m", "rgbd_saliency_ros.benchmarks.node", "publish", "--frames", str(frames),
+                 "--rate", str(rate_hz), "--reliability", "reliable"],
+                env=env,
+            )
+            while publisher.poll() is None:
+                _spin_a_while(probe, node, deadline)
+            if publisher.returncode != 0:
+                raise RuntimeError(f"the publisher failed (exit status {publisher.returncode})")
+            settle = time.monotonic() + 3.0  # the last masks and one more diagnostics message
+            while time.monotonic() < settle:
+                _spin_a_while(probe, node, deadline)
+            result.node = status.get("saliency_node: camera", {})
+        finally:
+            rclpy.shutdown()
+            for process in (publisher, node):
+                if process is not None and process.poll() is None:
+                    process.send_signal(signal.SIGINT)
+                    try:
+                        process.wait(timeout=20)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+    if not result.node:
+        raise RuntimeError("no diagnostics from the node")
+    return result
+
+
+def _spin_a_while(probe, node_process: subprocess.Popen, deadline: float) -> None:
+    import rclpy
+
+    if node_process.poll() is not None:
+        raise RuntimeError(f"the node exited (status {node_process.returncode})")
+    if time.monotonic() > deadline:
+        raise TimeoutError("bench-node ran out of time")
+    rclpy.spin_once(probe, timeout_sec=0.1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rgbd_saliency_ros.benchmarks.node publish ...``: the publisher process."""
+    parser = argparse.ArgumentParser(description="bench-node's camera: publishes 640x480 color + depth pairs")
+    parser.add_argument("role", choices=["publish"])
+    parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--rate", type=float, default=10.0)
+    parser.add_argument("--reliability", choices=["reliable", "best_effort"], default="reliable")
+    args = parser.parse_args(argv)
+    print(json.dumps(publish(args.frames, args.rate, args.reliability)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
