@@ -60,3 +60,31 @@ class SelfInferenceHead(nn.Sequential):
             nn.Conv2d(32, 1, 1),
             nn.Sigmoid(),
         )
+
+
+class LoRALinear(nn.Linear):
+    """A frozen ``nn.Linear`` plus a trainable low-rank update: W x + b + (alpha / r) B A x.
+
+    Subclassing keeps the base weight's state_dict keys, so SAM2 checkpoints load unchanged.
+    B starts at zero: a new LoRA layer leaves the output exactly as before.
+    """
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float | None = None) -> None:
+        super().__init__(base.in_features, base.out_features, bias=base.bias is not None)
+        self.load_state_dict(base.state_dict())
+        self.weight.requires_grad_(False)
+        if self.bias is not None:
+            self.bias.requires_grad_(False)
+        self.lora_a = nn.Parameter(torch.randn(rank, base.in_features) / rank)
+        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank))
+        self.scale = (alpha or rank) / rank
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + F.linear(F.linear(x, self.lora_a), self.lora_b) * self.scale
+
+
+def add_lora(trunk: nn.Module, rank: int) -> None:
+    """Replaces the attention projections (qkv, proj) of every Hiera block with LoRA layers."""
+    for block in trunk.blocks:
+        block.attn.qkv = LoRALinear(block.attn.qkv, rank)
+        block.attn.proj = LoRALinear(block.attn.proj, rank)

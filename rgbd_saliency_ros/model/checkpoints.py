@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from .config import SamDaqConfig
-from .samdaq import FROZEN_PREFIXES, SamDaq
+from .samdaq import SamDaq, is_trained_key
 
 FORMAT_NAME = "rgbd_saliency_ros.samdaq"
 FORMAT_VERSION = "1"
@@ -98,9 +98,9 @@ _SAM2_PREFIXES = {
     "memory_encoder.": "memory_encoder.",
     "no_mem_embed": "no_mem_embed",
 }
+# Loaded only into the memory-bank baseline, which keeps SAM2's own video memory.
+_SAM2_MEMORY_BANK = {"memory_attention.": "memory_attention.", "maskmem_tpos_enc": "maskmem_tpos_enc"}
 _SAM2_UNUSED = (
-    "memory_attention.",
-    "maskmem_tpos_enc",
     "no_mem_pos_enc",
     "no_obj_ptr",
     "no_obj_embed_spatial",
@@ -123,16 +123,23 @@ def load_sam2_checkpoint(model: SamDaq, path: str | os.PathLike) -> None:
     ckpt = _torch_load(path)
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise CheckpointError(f"{path}: not a SAM2 checkpoint (expected a dict with a 'model' state_dict)")
+    table = dict(_SAM2_PREFIXES)
+    skipped = _SAM2_UNUSED
+    if model.config.temporal == "memory_bank":
+        table.update(_SAM2_MEMORY_BANK)
+    else:
+        skipped = skipped + tuple(_SAM2_MEMORY_BANK)
     weights, unknown = {}, []
     for k, v in ckpt["model"].items():
-        mapped = _map_prefixes(k, _SAM2_PREFIXES)
+        mapped = _map_prefixes(k, table)
         if mapped is not None:
             weights[mapped] = v
-        elif not k.startswith(_SAM2_UNUSED):
+        elif not k.startswith(skipped):
             unknown.append(k)
     if unknown:
         raise CheckpointError(f"{path}: keys that SAM2.1 ({model.config.backbone}) does not have: {_first(unknown)}")
-    required = {k for k in model.state_dict() if _map_prefixes(k, {v: v for v in _SAM2_PREFIXES.values()})}
+    own_prefixes = {v: v for v in table.values()}
+    required = {k for k in model.state_dict() if _map_prefixes(k, own_prefixes) and ".lora_" not in k}
     try:
         _load_into(model, path, weights, required)
     except CheckpointError as e:
@@ -172,7 +179,8 @@ _REFERENCE_PREFIXES.update({"sam2." + k: v for k, v in _SAM2_PREFIXES.items()})
 
 # Defined by the reference but never used in its forward pass.
 REFERENCE_UNUSED = ("mixer0.", "mixer1.", "encoder_adapter1.skip.", "encoder_adapter2.skip.",
-                    "encoder_adapter3.skip.", "encoder_adapter4.skip.") + tuple("sam2." + p for p in _SAM2_UNUSED)
+                    "encoder_adapter3.skip.", "encoder_adapter4.skip.") + tuple(
+                        "sam2." + p for p in _SAM2_UNUSED + tuple(_SAM2_MEMORY_BANK))
 
 
 def map_reference_state_dict(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
@@ -266,11 +274,14 @@ def load_samdaq_weights(model: SamDaq, path: str | os.PathLike) -> dict:
                 + ", ".join(f"{k}: file {a!r}, model {b!r}" for k, (a, b) in diff.items())
             )
         weights = load_file(str(path))
-        if any(k.startswith(FROZEN_PREFIXES) for k in weights):
+        if not all(is_trained_key(k) for k in weights):
             raise CheckpointError(f"{path}: holds frozen SAM2 weights; the project format holds only trained ones")
         _load_into(model, path, weights, required)
         return metadata
 
+    if model.config.adapter != "parallel" or model.config.temporal != "qtm":
+        raise CheckpointError(f"{path}: the reference's checkpoints hold SAM-DAQ itself (parallel adapters, QTM), "
+                              f"not the {model.config.adapter}/{model.config.temporal} ablation")
     sd = _torch_load(path)
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise CheckpointError(f"{path}: not a SAM-DAQ state_dict (expected a flat dict of tensors)")

@@ -13,6 +13,9 @@ BACKBONE_CHANNELS = {
     "sam2.1_hiera_l": (144, 288, 576, 1152),
 }
 
+ADAPTERS = ("parallel", "serial", "lora")
+TEMPORALS = ("qtm", "static", "memory_bank")
+
 # Hiera's windowed position embedding tiles an 8x8 window over the stride-4 grid and three
 # stride-2 poolings follow, so the input side must be a multiple of 32.
 INPUT_SIZE_MULTIPLE = 32
@@ -29,6 +32,15 @@ class SamDaqConfig:
     query_dim: int = 64  # width of the learned query embeddings and of the state
     adapter_width: int = 64  # hidden channels of every bi-modal adapter
     state_keep: float = 0.1  # new_state = state_keep * state + update (released code and weights)
+    # Ablations (issue: the paper's efficiency claims). "parallel" is SAM-DAQ's depth-guided
+    # parallel adapters beside the frozen trunk; "serial" puts the same adapters between trunk stages
+    # and "lora" adapts the trunk's attention projections: both make gradients pass through the trunk.
+    adapter: str = "parallel"
+    lora_rank: int = 8
+    # "qtm": query-driven temporal memory; "static": video queries never updated; "memory_bank":
+    # SAM2's memory attention over the last memory_frames frames (the baseline SAM-DAQ replaced).
+    temporal: str = "qtm"
+    memory_frames: int = 6  # SAM2.1 attends to 6 previous frames (num_maskmem 7 minus the prompt frame)
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONE_CHANNELS:
@@ -39,6 +51,12 @@ class SamDaqConfig:
             raise ValueError(
                 f"input_size {self.input_size} must be a multiple of {INPUT_SIZE_MULTIPLE} and at least 64"
             )
+        if self.adapter not in ADAPTERS:
+            raise ValueError(f"unknown adapter {self.adapter!r}; expected one of {ADAPTERS}")
+        if self.temporal not in TEMPORALS:
+            raise ValueError(f"unknown temporal {self.temporal!r}; expected one of {TEMPORALS}")
+        if not 1 <= self.memory_frames <= 6:
+            raise ValueError(f"memory_frames {self.memory_frames} must be in 1..6 (SAM2.1's temporal encodings)")
         if self.num_frame_queries < 1 or self.num_video_queries < 1 or self.query_dim < 1:
             raise ValueError("query counts and query_dim must be positive")
 

@@ -1,8 +1,8 @@
 """The pieces of SAM2.1 that SAM-DAQ uses, built by the ``sam2`` package from its own configs.
 
 SAM-DAQ keeps SAM2's Hiera trunk, FPN neck and prompt encoder frozen and fine-tunes its mask
-decoder and memory encoder; SAM2's memory attention and object pointers are never used, so they
-are dropped right after building.
+decoder and memory encoder; SAM2's memory attention (kept only for the memory-bank baseline) and
+object pointers are never used by SAM-DAQ itself.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ class Sam2Parts:
     mask_decoder: nn.Module
     memory_encoder: nn.Module
     no_mem_embed: torch.Tensor  # (1, 1, 256), added to the top level E
+    # SAM2's own video memory: used only by the "memory_bank" baseline.
+    memory_attention: nn.Module
+    maskmem_tpos_enc: torch.Tensor  # (7, 1, 1, 64) temporal encodings of memory slots
 
 
 def build_sam2_parts(config: SamDaqConfig) -> Sam2Parts:
@@ -36,7 +39,13 @@ def build_sam2_parts(config: SamDaqConfig) -> Sam2Parts:
     """
     from sam2.build_sam import build_sam2  # importing sam2 sets up its Hydra config search path
 
-    overrides = [f"++model.image_size={config.input_size}"]
+    side = config.embed_size
+    overrides = [
+        f"++model.image_size={config.input_size}",
+        # RoPE tables of SAM2's memory attention follow the feature size (64 at input 1024).
+        f"++model.memory_attention.layer.self_attention.feat_sizes=[{side},{side}]",
+        f"++model.memory_attention.layer.cross_attention.feat_sizes=[{side},{side}]",
+    ]
     sam2 = build_sam2(
         config.sam2_config_file,
         ckpt_path=None,
@@ -59,4 +68,6 @@ def build_sam2_parts(config: SamDaqConfig) -> Sam2Parts:
         mask_decoder=sam2.sam_mask_decoder,
         memory_encoder=sam2.memory_encoder,
         no_mem_embed=sam2.no_mem_embed,
+        memory_attention=sam2.memory_attention,
+        maskmem_tpos_enc=sam2.maskmem_tpos_enc,
     )

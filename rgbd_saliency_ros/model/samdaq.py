@@ -17,13 +17,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adapters import BiModalAdapter, DepthProjector, DepthStemSkip, SelfInferenceHead
+from .adapters import BiModalAdapter, DepthProjector, DepthStemSkip, SelfInferenceHead, add_lora
 from .config import SamDaqConfig
 from .query_memory import QueryTemporalMemory
 from .sam2_parts import Sam2Parts, build_sam2_parts
 
-# Prefixes of the SAM2 parts that stay frozen (pretrained by Meta, never fine-tuned).
-FROZEN_PREFIXES = ("trunk.", "neck.", "prompt_encoder.")
+# Prefixes of the SAM2 parts that stay frozen (pretrained by Meta, never fine-tuned); the LoRA
+# ablation adds trainable low-rank factors inside the trunk.
+FROZEN_PREFIXES = ("trunk.", "neck.", "prompt_encoder.", "memory_attention.", "maskmem_tpos_enc")
+
+
+def is_trained_key(key: str) -> bool:
+    """True for the parameters SAM-DAQ trains (and a weights file of this project holds)."""
+    return not key.startswith(FROZEN_PREFIXES) or ".lora_" in key
 
 
 class Features(NamedTuple):
@@ -31,6 +37,8 @@ class Features(NamedTuple):
 
     embed: torch.Tensor  # E, (B, 256, S/16, S/16), no_mem_embed added
     high_res: tuple[torch.Tensor, torch.Tensor]  # (B, 32, S/4, S/4), (B, 64, S/8, S/8)
+    raw_embed: torch.Tensor  # the top level before no_mem_embed (memory-bank baseline only)
+    embed_pos: torch.Tensor  # (1 or B, 256, S/16, S/16) its sine position encoding (same)
 
 
 class SamDaq(nn.Module):
@@ -47,29 +55,41 @@ class SamDaq(nn.Module):
         self.mask_decoder = sam2.mask_decoder
         self.memory_encoder = sam2.memory_encoder
         self.no_mem_embed = sam2.no_mem_embed
+        if config.temporal == "memory_bank":
+            self.memory_attention = sam2.memory_attention
+            self.maskmem_tpos_enc = sam2.maskmem_tpos_enc
 
         c0, c1, c2, c3 = config.channels
         w = config.adapter_width
         self.depth_projector = DepthProjector()
         self.depth_stem_skip = DepthStemSkip(c0, w)
-        self.adapters = nn.ModuleList(
-            [BiModalAdapter(c0, c1, w), BiModalAdapter(c1, c2, w), BiModalAdapter(c2, c3, w), BiModalAdapter(c3, c3, w)]
-        )
+        if config.adapter == "parallel":  # stage s's inputs -> residuals at stage s's output size
+            pairs = [(c0, c1), (c1, c2), (c2, c3), (c3, c3)]
+        elif config.adapter == "serial":  # stage s's outputs -> residuals added before stage s+1
+            pairs = [(c0, c0), (c1, c1), (c2, c2), (c3, c3)]
+        else:  # lora: the trunk adapts itself; only the final RGB-depth fusion stays
+            pairs = [(c3, c3)]
+            add_lora(self.trunk, config.lora_rank)
+        self.adapters = nn.ModuleList([BiModalAdapter(a, b, w) for a, b in pairs])
         self.qtm = QueryTemporalMemory(config)
         self.self_inference_head = SelfInferenceHead()
 
         for name, p in self.named_parameters():
-            if name.startswith(FROZEN_PREFIXES):
+            if not is_trained_key(name):
                 p.requires_grad_(False)
         self.eval()
 
     # ----------------------------------------------------------------------------------- encoder
 
     def _trunk_stage(self, x: torch.Tensor, stage: int) -> torch.Tensor:
-        """Runs one Hiera stage under no_grad. Stage 0 takes images (N, 3, S, S); the others take
-        the previous stage's (N, C, h, w). Returns (N, C_stage, h', w')."""
+        """Runs one Hiera stage. Stage 0 takes images (N, 3, S, S); the others take the previous
+        stage's (N, C, h, w). Returns (N, C_stage, h', w').
+
+        With parallel adapters nothing trained sits inside the trunk, so it runs under no_grad and
+        stores no activations; the serial and LoRA ablations need gradients through it.
+        """
         trunk = self.trunk
-        with torch.no_grad():
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.config.adapter != "parallel"):
             if stage == 0:
                 x = trunk.patch_embed(x)  # (N, h, w, C0)
                 x = x + trunk._get_pos_embed(x.shape[1:3])
@@ -92,20 +112,27 @@ class SamDaq(nn.Module):
         f_depth = f_depth + self.depth_stem_skip(stem)
         levels = [f_rgb]
         for stage in (1, 2, 3):
+            if self.config.adapter == "serial":
+                a_rgb, a_depth = self.adapters[stage - 1](f_rgb, f_depth, f_rgb.shape[-2:])
+                f_rgb, f_depth = f_rgb + a_rgb, f_depth + a_depth
+                levels[-1] = f_rgb
             x = self._trunk_stage(torch.cat([f_rgb, f_depth], dim=0), stage)
-            a_rgb, a_depth = self.adapters[stage - 1](f_rgb, f_depth, x.shape[-2:])
-            f_rgb, f_depth = x[:b] + a_rgb, x[b:] + a_depth
+            if self.config.adapter == "parallel":
+                a_rgb, a_depth = self.adapters[stage - 1](f_rgb, f_depth, x.shape[-2:])
+                f_rgb, f_depth = x[:b] + a_rgb, x[b:] + a_depth
+            else:
+                f_rgb, f_depth = x[:b], x[b:]
             levels.append(f_rgb)
-        a_rgb, _ = self.adapters[3](f_rgb, f_depth, f_rgb.shape[-2:])
+        a_rgb, _ = self.adapters[-1](f_rgb, f_depth, f_rgb.shape[-2:])
         levels[3] = f_rgb + a_rgb
 
         # Only the RGB stream goes through the neck; the depth neck output would be unused.
-        fpn, _ = self.neck(levels)
+        fpn, pos = self.neck(levels)
         if self.scalp > 0:
-            fpn = fpn[: -self.scalp]
+            fpn, pos = fpn[: -self.scalp], pos[: -self.scalp]
         high_res = (self.mask_decoder.conv_s0(fpn[0]), self.mask_decoder.conv_s1(fpn[1]))
         embed = fpn[-1] + self.no_mem_embed.view(1, -1, 1, 1)
-        return Features(embed, high_res)
+        return Features(embed, high_res, fpn[-1], pos[-1])
 
     # ----------------------------------------------------------------------------------- decoder
 
@@ -127,18 +154,48 @@ class SamDaq(nn.Module):
     # ------------------------------------------------------------------------------------- steps
 
     def initial_state(self, batch: int = 1) -> torch.Tensor:
-        """(batch, num_video_queries, query_dim) float32: the state at a stream's first frame."""
+        """The state at a stream's first frame: (batch, num_video_queries, query_dim) float32, or
+        for the memory-bank baseline an empty bank (batch, 0, 64, S/16, S/16)."""
+        if self.config.temporal == "memory_bank":
+            s = self.config.embed_size
+            return self.no_mem_embed.new_zeros(batch, 0, self.memory_encoder.out_proj.out_channels, s, s)
         return self.qtm.initial_state(batch)
 
     def step_features(
         self, features: Features, state: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One frame from encoded features: returns probability (B, 1, S, S) and the new state."""
-        logits = self.decode(features, self.qtm.prompt(state, features.embed))
+        temporal = self.config.temporal
+        if temporal == "memory_bank":
+            embed = self._attend_to_memory(features, state)
+            queries = self.qtm.initial_state(embed.shape[0]).to(embed)
+        else:
+            embed, queries = features.embed, state
+        logits = self.decode(features._replace(embed=embed), self.qtm.prompt(queries, embed))
         size = self.config.input_size
         prob = torch.sigmoid(F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False))
+        if temporal == "static":
+            return prob, state
+        if temporal == "memory_bank":
+            memory = self.memory_encoder(features.raw_embed, prob, skip_mask_sigmoid=True)["vision_features"]
+            return prob, torch.cat([state, memory[:, None]], dim=1)[:, -self.config.memory_frames :]
         memory = self.memory_encoder(features.embed, prob, skip_mask_sigmoid=True)["vision_features"]
         return prob, self.qtm.update(state, memory)
+
+    def _attend_to_memory(self, features: Features, bank: torch.Tensor) -> torch.Tensor:
+        """SAM2's memory attention of the top level over a bank (B, T, 64, s, s), newest last."""
+        if bank.shape[1] == 0:
+            return features.embed
+        b, t, c, h, w = bank.shape
+        pos = self.memory_encoder.position_encoding(bank[:, 0]).to(bank.dtype)  # (B, 64, s, s)
+        # Slot encodings as SAM2 orders them: the previous frame first.
+        tpos = self.maskmem_tpos_enc[: t].flip(0).view(1, t, c, 1, 1)
+        memory = bank.permute(1, 3, 4, 0, 2).reshape(t * h * w, b, c)
+        memory_pos = (pos[:, None] + tpos).permute(1, 3, 4, 0, 2).reshape(t * h * w, b, c)
+        curr = features.raw_embed.flatten(2).permute(2, 0, 1)  # (s*s, B, 256)
+        curr_pos = features.embed_pos.expand(b, -1, -1, -1).flatten(2).permute(2, 0, 1)
+        out = self.memory_attention(curr=curr, curr_pos=curr_pos, memory=memory, memory_pos=memory_pos)
+        return out.permute(1, 2, 0).reshape(b, -1, h, w)
 
     def step(
         self, rgb: torch.Tensor, depth: torch.Tensor, state: torch.Tensor
@@ -174,7 +231,8 @@ class SamDaq(nn.Module):
         state = self.initial_state(b).to(rgb.device)
         probs = []
         for i in range(t):
-            f = Features(frame(feats.embed, i), (frame(feats.high_res[0], i), frame(feats.high_res[1], i)))
+            f = Features(frame(feats.embed, i), (frame(feats.high_res[0], i), frame(feats.high_res[1], i)),
+                         frame(feats.raw_embed, i), feats.embed_pos)
             prob, state = self.step_features(f, state)
             probs.append(prob[:, 0])
         return torch.stack(probs, dim=1), intermediate
@@ -187,6 +245,8 @@ class SamDaq(nn.Module):
             "depth": (depth, (b, 1, s, s)),
             "state": (state, (b, self.config.num_video_queries, self.config.query_dim)),
         }
+        if self.config.temporal == "memory_bank":
+            del expected["state"]
         for name, (tensor, shape) in expected.items():
             if tuple(tensor.shape) != shape:
                 raise ValueError(f"{name} has shape {tuple(tensor.shape)}, expected {shape}")
@@ -194,4 +254,4 @@ class SamDaq(nn.Module):
     def trained_state_dict(self) -> dict[str, torch.Tensor]:
         """The parameters SAM-DAQ trains (everything but the frozen SAM2 trunk, neck and prompt
         encoder): what the project's weights files hold."""
-        return {k: v for k, v in self.state_dict().items() if not k.startswith(FROZEN_PREFIXES)}
+        return {k: v for k, v in self.state_dict().items() if is_trained_key(k)}
