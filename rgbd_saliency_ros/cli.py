@@ -2,6 +2,7 @@
 
     rgbd-saliency predict --sam2-checkpoint S.pt --weights W --rgb-dir R --depth-dir D --out-dir O
     rgbd-saliency bench-step --model sam2.1_hiera_t --input-size 1024
+    rgbd-saliency bench-node --frames 150 --rate 10
 
 Each subcommand parses its flags here and calls one function of the layer that does the work.
 """
@@ -99,6 +100,27 @@ def _bench_streams(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_node(args: argparse.Namespace) -> int:
+    from .benchmarks.node import bench_node
+
+    if bool(args.sam2_checkpoint) != bool(args.weights):
+        raise ValueError("--sam2-checkpoint and --weights go together (neither: random weights)")
+    result = bench_node(args.frames, args.rate, args.input_qos, args.sam2_checkpoint, args.weights, args.input_size,
+                        args.device, args.fastdds_profile)
+    print(result.report())
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .benchmarks.suite import FULL, QUICK, run_suite, write_reports
+
+    results = run_suite(QUICK if args.quick else FULL, args.device)
+    json_path, md_path = write_reports(results, args.out)
+    print(md_path.read_text())
+    print(f"wrote {json_path} and {md_path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rgbd-saliency", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--engine", help="time this exported ONNX file with onnxruntime instead of torch")
     p.set_defaults(run=_bench_streams)
+
+    p = sub.add_parser("bench-node", help="node overhead (color stamp to mask publish, minus the step) over real DDS")
+    p.add_argument("--sam2-checkpoint", help="with --weights: run these weights (default: random ones)")
+    p.add_argument("--weights", help="SAM-DAQ weights file")
+    p.add_argument("--input-size", type=int, default=64, help="input size of the random weights")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--frames", type=int, default=150, help="640x480 color + depth pairs to send")
+    p.add_argument("--rate", type=float, default=10.0, help="pairs per second")
+    p.add_argument("--input-qos", choices=("reliable", "best_effort"), default="reliable", help="the node's input QoS")
+    p.add_argument("--fastdds-profile", help="Fast DDS XML profile for all processes, e.g. config/fastdds_large_images.xml")
+    p.set_defaults(run=_bench_node)
     return parser
 
 

@@ -28,3 +28,23 @@ def test_bench_streams_measures_batched_and_sequential(capsys):
     rows = [line.split() for line in lines[2:]]
     assert [r[0] for r in rows] == ["1", "2"]
     assert all(float(r[1]) > 0 and float(r[2]) > 0 for r in rows)
+
+
+def test_bench_suite_writes_json_and_markdown(tmp_path):
+    import json
+
+    from rgbd_saliency_ros.benchmarks.suite import SuiteSettings, run_suite, write_reports
+
+    tiny = SuiteSettings("sam2.1_hiera_t", 64, 64, "sam2.1_hiera_t", 64, 2, 64, 12)
+    results = run_suite(tiny, "cpu", node=False, progress=lambda _: None)
+    json_path, md_path = write_reports(results, tmp_path)
+    loaded = json.loads(json_path.read_text())
+    assert {r["adapter"] for r in loaded["training"]["rows"]} == {"parallel", "serial", "lora"}
+    assert all(r["peak_bytes"] > 0 and r["step_s"] > 0 for r in loaded["training"]["rows"])
+    serial = next(r for r in loaded["training"]["rows"] if r["adapter"] == "serial")
+    assert serial["peak_vs_serial"] == 1.0
+    assert [r["temporal"] for r in loaded["temporal"]["rows"]] == ["qtm", "memory_bank"]
+    assert set(loaded["temporal"]["rows"][0]["step_at_frame_s"]) == {"1", "10", "12"}
+    assert loaded["temporal"]["rows"][0]["state_floats"] == 8 * 64
+    text = md_path.read_text()
+    assert "| serial |" in text and "| memory_bank |" in text and "Node overhead" in text

@@ -1,7 +1,7 @@
 """Node overhead: color stamp to mask publish, minus the model step, with real DDS between processes.
 
     rgbd-saliency bench-node                                  # random weights, input 64, 150 frames at 10 Hz
-    rgbd-saliency bench-node --rate 30 --input-qos best_effort --frames 300
+    rgbd-saliency bench-node --rate 30 --input-qos best_effort --frames 300 --fastdds-profile config/fastdds_large_images.xml
     rgbd-saliency bench-node --sam2-checkpoint S.pt --weights W.pt --rate 1
 
 Three processes: a publisher sending 640x480 rgb8 color and 16UC1 depth (TUM RGB-D frames from
@@ -115,6 +115,7 @@ class NodeBench:
     rate_hz: float
     input_qos: str
     input_size: int
+    fastdds_profile: str | None = None
     node: dict[str, float] = field(default_factory=dict)  # the node's last /diagnostics of the stream
     received_latency_ms: list[float] = field(default_factory=list)  # stamp -> mask received here
 
@@ -125,7 +126,8 @@ class NodeBench:
         lost_depth = 1.0 - n.get("depth_frames", 0) / self.frames
         return "\n".join([
             f"node overhead, 640x480 rgb8 + 16UC1, {self.frames} pairs at {self.rate_hz:g} Hz, input QoS {self.input_qos}, "
-            f"model input {self.input_size}, publisher / node / receiver in three processes",
+            f"model input {self.input_size}, publisher / node / receiver in three processes, "
+            f"Fast DDS profile {Path(self.fastdds_profile).name if self.fastdds_profile else 'none'}",
             f"  overhead (stamp -> mask publish - model)  p50 {n['overhead_ms_p50']:7.1f} ms   p95 {n['overhead_ms_p95']:7.1f} ms",
             f"    of which stamp -> pair complete in node  p50 {n['input_ms_p50']:7.1f} ms   p95 {n['input_ms_p95']:7.1f} ms",
             f"    of which waiting for the previous step   p50 {n['wait_ms_p50']:7.1f} ms   p95 {n['wait_ms_p95']:7.1f} ms",
@@ -147,11 +149,14 @@ def bench_node(
     weights: str | None = None,
     input_size: int = 64,
     device: str = "cpu",
+    fastdds_profile: str | None = None,
     timeout_s: float = 300.0,
 ) -> NodeBench:
     """Runs node and publisher as subprocesses on a private ROS domain and measures the node.
 
     Without ``weights``, random weights for ``input_size`` are written to a temporary folder.
+    ``fastdds_profile``: a Fast DDS XML profile for all three processes (e.g.
+    config/fastdds_large_images.xml).
     """
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
@@ -163,7 +168,9 @@ def bench_node(
 
     domain = 1 + os.getpid() % 200  # private domain: parallel runs do not see each other
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    result = NodeBench(frames, rate_hz, input_qos, input_size)
+    if fastdds_profile:
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(fastdds_profile).resolve())
+    result = NodeBench(frames, rate_hz, input_qos, input_size, fastdds_profile)
     with tempfile.TemporaryDirectory() as tmp:
         if weights is None:
             sam2_checkpoint, weights = map(str, write_random_weights(tmp, input_size))
@@ -175,7 +182,11 @@ def bench_node(
             env=env,
         )
         publisher = None
+        saved_environment = dict(os.environ)
+        os.environ.update(env)  # this process's participant reads the same settings at init
         rclpy.init(domain_id=domain)
+        os.environ.clear()
+        os.environ.update(saved_environment)
         try:
             probe = rclpy.create_node("bench_receiver")
             status: dict = {}
