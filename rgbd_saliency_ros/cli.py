@@ -2,7 +2,7 @@
 
     rgbd-saliency predict --sam2-checkpoint S.pt --weights W --rgb-dir R --depth-dir D --out-dir O
     rgbd-saliency bench-step --model sam2.1_hiera_t --input-size 1024
-    rgbd-saliency bench-node --frames 150 --rate 10
+    rgbd-saliency bench-node --frames 120 --rate 4
 
 Each subcommand parses its flags here and calls one function of the layer that does the work.
 """
@@ -173,8 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="SAM-DAQ weights file")
     p.add_argument("--input-size", type=int, default=64, help="input size of the random weights")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--frames", type=int, default=150, help="640x480 color + depth pairs to send")
-    p.add_argument("--rate", type=float, default=10.0, help="pairs per second")
+    p.add_argument("--frames", type=int, default=120, help="640x480 color + depth pairs to send")
+    p.add_argument("--rate", type=float, default=4.0, help="pairs per second; below the model's rate, nothing waits")
     p.add_argument("--input-qos", choices=("reliable", "best_effort"), default="reliable", help="the node's input QoS")
     p.add_argument("--fastdds-profile", help="Fast DDS XML profile for all processes, e.g. config/fastdds_large_images.xml")
     p.set_defaults(run=_bench_node)
