@@ -121,10 +121,10 @@ class Outputs:
         from sensor_msgs.msg import CameraInfo, Image
 
         self.lock = threading.Lock()
-        self.masks, self.probabilities, self.infos = {}, {}, {}
+        self.masks, self.probabilities, self.overlays, self.infos = {}, {}, {}, {}
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         for topic, store, kind in ((f"{prefix}/mask", self.masks, Image), (f"{prefix}/probability", self.probabilities, Image),
-                                   (f"{prefix}/camera_info", self.infos, CameraInfo)):
+                                   (f"{prefix}/overlay", self.overlays, Image), (f"{prefix}/camera_info", self.infos, CameraInfo)):
             probe.create_subscription(kind, topic, lambda msg, store=store: self._keep(store, msg), qos)
 
     def _keep(self, store: dict, msg) -> None:
@@ -240,10 +240,13 @@ def handshake(rig, ns: str) -> None:
 
 
 def send_and_wait(rig, ns: str, stamp: float, **pair_kwargs):
-    """Sends one good pair and returns its mask message."""
-    outputs = rig["outputs"][ns]
+    """Sends one good pair; returns its mask message once the node has counted it as published."""
+    outputs, node = rig["outputs"][ns], rig["pair" if ns in ("left", "right") else "single"]
+    published = node.counters(ns)["published"]
     rig["camera"].pair(ns, stamp, **pair_kwargs)
-    return wait_for(lambda: outputs.masks.get(round(stamp, 6)), f"the mask of {ns} at {stamp}")
+    mask = wait_for(lambda: outputs.masks.get(round(stamp, 6)), f"the mask of {ns} at {stamp}")
+    counter_after(node, ns, "published", published + 1)  # the mask can arrive before the count
+    return mask
 
 
 def counter_after(node, stream: str, name: str, target: float) -> float:
@@ -264,6 +267,8 @@ def test_masks_come_back_with_input_stamps_size_and_encoding(rig):
         prob = rig["outputs"]["camera"].probability(stamp)
         assert prob.shape == (480, 640) and 0.0 <= prob.min() and prob.max() <= 1.0
         assert np.array_equal(pixels.reshape(480, 640), np.where(prob >= 0.5, 255, 0).astype(np.uint8))
+    overlay = wait_for(lambda: rig["outputs"]["camera"].overlays.get(round(stamps[-1], 6)), "overlay")
+    assert (overlay.height, overlay.width, overlay.encoding) == (480, 640, "rgb8")
     info = wait_for(lambda: rig["outputs"]["camera"].infos.get(round(stamps[-1], 6)), "restamped camera_info")
     assert info.header.frame_id == "tum_camera" and info.k[0] == 525.0
     counts = rig["single"].counters("camera")
@@ -407,8 +412,11 @@ def test_two_streams_keep_separate_memories_and_run_batched(rig):
         camera.pair("left", together)
         camera.pair("right", together)
         wait_for(lambda: all(node.counters(s)["pairs"] > pairs[s] for s in ("left", "right")), "both pairs")
+        published = {s: node.counters(s)["published"] for s in ("left", "right")}
         release.set()
         wait_for(lambda: round(together, 6) in left.masks and round(together, 6) in right.masks, "both masks")
+        counter_after(node, "left", "published", published["left"] + 2)
+        counter_after(node, "right", "published", published["right"] + 1)
     finally:
         release.set()
         node.runtime.backend.step = step

@@ -30,7 +30,6 @@ from rclpy.publisher import Publisher
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
-from ..model import CheckpointError
 from ..runtime.backends import StepBackend, create_backend
 from ..runtime.depth import InvalidDepthError
 from ..runtime.saliency import FramePair, SaliencyResult, SaliencyRuntime
@@ -49,7 +48,11 @@ _PAIRER_COUNTERS = {
     OUT_OF_ORDER: BAD_INPUT_PREFIX + OUT_OF_ORDER,
 }
 # Errors that mean "this node cannot start as configured": reported in one line, exit status 1.
-STARTUP_ERRORS = (CheckpointError, FileNotFoundError, ImportError, ValueError, ParameterException, NameValidationException)
+# RuntimeError covers CheckpointError; torch reports a CUDA device on a CPU-only build with an
+# AssertionError.
+STARTUP_ERRORS = (
+    RuntimeError, AssertionError, FileNotFoundError, ImportError, ValueError, ParameterException, NameValidationException
+)
 
 
 @dataclass
@@ -120,6 +123,8 @@ class SaliencyNode(Node):
         """
         backend = backend or create_backend(self.params.backend, **self.params.backend_kwargs())
         self.runtime = SaliencyRuntime(backend, self.params.saliency)
+        if self.runtime.depth_conversion != self.params.saliency.depth_conversion:
+            self.get_logger().info(f"the weights carry their own depth convention, used instead of depth.*: {self.runtime.depth_conversion}")
         backend.warmup(1)  # the first step is slow (lazy initialisation): timed apart below
         started = time.perf_counter()
         backend.warmup(len(self.params.streams))
@@ -276,9 +281,9 @@ class SaliencyNode(Node):
             restamped.header = header
             out.camera_info.publish(restamped)
         stats = self.stats[stream]
-        stats.record_frame(latency_ms, result.model_time_s * 1e3, ready.input_ms, (taken_s - ready.ready_s) * 1e3, time.monotonic())
-        if result.reset is not None:
+        if result.reset is not None:  # before "published": a reader seeing that frame counted sees its reset too
             stats.count(RESET_PREFIX + result.reset.value)
+        stats.record_frame(latency_ms, result.model_time_s * 1e3, ready.input_ms, (taken_s - ready.ready_s) * 1e3, time.monotonic())
 
     def _bad_input(self, stream: str, kind: str, error: Exception) -> None:
         self.stats[stream].count(BAD_INPUT_PREFIX + kind)
