@@ -1,0 +1,466 @@
+"""rosbag2 files without a ROS install, through ``rosbags``: images and CameraInfo in, arrays out.
+
+Writing and reading both go through rosbags' own message classes (its ROS 2 Humble or Jazzy
+typestore; sensor_msgs/Image and CameraInfo are the same in both), so nothing here needs rclpy.
+
+    with BagWriter("out/seq.bag", storage="mcap") as bag:
+        bag.write_image("/camera/color/image_raw", stamp_ns, rgb, "rgb8", "camera_color_optical_frame")
+    for message in read_bag("out/seq.bag", ["/camera/color/image_raw"]):
+        array = image_array(message.msg)          # (H, W, 3) uint8 for rgb8
+
+Reading is strict about damage: a bag that ends early or holds a corrupt record raises
+``BagError`` after yielding every message before the damage, so callers keep what they did. An
+MCAP file cut short (a recorder killed before it wrote its summary) is read record by record from
+the start, as far as it goes.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STORAGES = ("sqlite3", "mcap")
+DISTROS = ("humble", "jazzy")
+BAG_VERSION = 8  # rosbag2 metadata version written (Jazzy's); rosbags reads 1 to 9
+
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+
+# encoding -> (numpy dtype of one channel, channels per pixel)
+IMAGE_ENCODINGS = {
+    "rgb8": (np.uint8, 3),
+    "bgr8": (np.uint8, 3),
+    "rgba8": (np.uint8, 4),
+    "bgra8": (np.uint8, 4),
+    "mono8": (np.uint8, 1),
+    "8UC1": (np.uint8, 1),
+    "16UC1": (np.uint16, 1),
+    "mono16": (np.uint16, 1),
+    "32FC1": (np.float32, 1),
+}
+
+_MCAP_MAGIC = b"\x89MCAP0\r\n"
+
+
+class BagError(ValueError):
+    """A bag that cannot be read (to its end): missing, not a bag, truncated or corrupt.
+
+    ``messages_read`` counts the messages yielded before the damage was found.
+    """
+
+    def __init__(self, message: str, messages_read: int = 0) -> None:
+        super().__init__(message)
+        self.messages_read = messages_read
+
+
+def typestore(distro: str = "humble"):
+    """rosbags' typestore of a ROS 2 distribution ("humble" or "jazzy")."""
+    from rosbags.typesys import Stores, get_typestore
+
+    stores = {"humble": Stores.ROS2_HUMBLE, "jazzy": Stores.ROS2_JAZZY}
+    if distro not in stores:
+        raise ValueError(f"unknown ROS distribution {distro!r}; expected one of {', '.join(DISTROS)}")
+    return get_typestore(stores[distro])
+
+
+def split_ns(stamp_ns: int) -> tuple[int, int]:
+    """Nanoseconds -> (sec, nanosec) of a builtin_interfaces/Time."""
+    return stamp_ns // 1_000_000_000, stamp_ns % 1_000_000_000
+
+
+def stamp_ns(stamp: Any) -> int:
+    """builtin_interfaces/Time (rosbags' or rclpy's) -> integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def image_fields(array: np.ndarray, encoding: str) -> dict[str, Any]:
+    """The pixel fields of a sensor_msgs/Image for ``array``.
+
+    Args:
+        array: (H, W) or (H, W, C) of the encoding's dtype (uint8 for rgb8/mono8, uint16 for
+            16UC1, float32 for 32FC1), any byte order.
+        encoding: a key of ``IMAGE_ENCODINGS``.
+
+    Returns:
+        height, width, encoding, is_bigendian (0: little-endian data), step (bytes per row, no
+        padding) and data ((H * step,) uint8, a new contiguous array).
+    """
+    if encoding not in IMAGE_ENCODINGS:
+        raise ValueError(f"unsupported encoding {encoding!r}; expected one of {', '.join(IMAGE_ENCODINGS)}")
+    dtype, channels = IMAGE_ENCODINGS[encoding]
+    shape_ok = array.ndim == 2 and channels == 1 or array.ndim == 3 and array.shape[2] == channels
+    if not shape_ok or array.dtype.kind != np.dtype(dtype).kind or array.dtype.itemsize != np.dtype(dtype).itemsize:
+        raise ValueError(f"encoding {encoding} needs (H, W{'' if channels == 1 else f', {channels}'}) {np.dtype(dtype)}, "
+                         f"got {array.shape} {array.dtype}")
+    little = np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("<"))
+    height, width = array.shape[:2]
+    return {
+        "height": height, "width": width, "encoding": encoding, "is_bigendian": 0,
+        "step": width * channels * little.dtype.itemsize, "data": little.reshape(-1).view(np.uint8),
+    }
+
+
+def image_array(msg: Any) -> np.ndarray:
+    """The pixels of a sensor_msgs/Image (rosbags' or rclpy's: only its fields are read).
+
+    Returns:
+        (H, W) for one channel, else (H, W, C); the encoding's dtype in native byte order; a new
+        array (row padding in ``step`` removed).
+
+    Raises:
+        ValueError: unsupported encoding, empty image, ``step`` shorter than a row, or fewer data
+            bytes than ``step * height``.
+    """
+    encoding = msg.encoding
+    if encoding not in IMAGE_ENCODINGS:
+        raise ValueError(f"unsupported encoding {encoding!r}; expected one of {', '.join(IMAGE_ENCODINGS)}")
+    dtype, channels = IMAGE_ENCODINGS[encoding]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height == 0 or width == 0:
+        raise ValueError(f"empty image: {width}x{height}")
+    row_bytes = width * channels * np.dtype(dtype).itemsize
+    if step < row_bytes:
+        raise ValueError(f"step {step} is shorter than a row of {width} {encoding} pixels ({row_bytes} bytes)")
+    data = np.frombuffer(memoryview(msg.data), dtype=np.uint8)
+    if data.size < step * height:
+        raise ValueError(f"truncated image: {data.size} bytes, {step * height} expected ({width}x{height} {encoding})")
+    rows = data[: step * height].reshape(height, step)[:, :row_bytes]
+    stored = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
+    pixels = np.ascontiguousarray(rows).view(stored).astype(dtype)  # native order, a copy
+    return pixels.reshape(height, width) if channels == 1 else pixels.reshape(height, width, channels)
+
+
+@dataclass(frozen=True)
+class CameraIntrinsics:
+    """A pinhole camera (plumb_bob, no distortion unless given) for CameraInfo messages."""
+
+    width: int
+    height: int
+    fx: float  # pixels
+    fy: float
+    cx: float
+    cy: float
+    distortion_model: str = "plumb_bob"
+    d: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0)
+
+    @classmethod
+    def from_hfov(cls, width: int, height: int, hfov_deg: float) -> CameraIntrinsics:
+        """Square pixels, principal point at the centre, horizontal field of view ``hfov_deg``."""
+        if not 0.0 < hfov_deg < 180.0:
+            raise ValueError(f"horizontal field of view must be in (0, 180) degrees, got {hfov_deg}")
+        f = width / 2.0 / np.tan(np.radians(hfov_deg) / 2.0)
+        return cls(width, height, float(f), float(f), (width - 1) / 2.0, (height - 1) / 2.0)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> CameraIntrinsics:
+        """A camera_calibration / camera_info_manager YAML file (image_width, camera_matrix, ...)."""
+        import yaml
+
+        with open(path) as f:
+            calib = yaml.safe_load(f)
+        try:
+            k = calib["camera_matrix"]["data"]
+            d = calib.get("distortion_coefficients", {}).get("data", [0.0] * 5)
+            return cls(int(calib["image_width"]), int(calib["image_height"]), float(k[0]), float(k[4]), float(k[2]),
+                       float(k[5]), calib.get("distortion_model", "plumb_bob"), tuple(float(x) for x in d))
+        except (KeyError, IndexError, TypeError) as e:
+            raise ValueError(f"{path}: not a camera calibration file (need image_width, image_height, "
+                             f"camera_matrix.data): {e!r}") from e
+
+
+class BagWriter:
+    """Writes Image and CameraInfo messages into a new rosbag2 (a folder with metadata.yaml).
+
+    The log time of each message is its header stamp, as if recorded without delay.
+
+    Args:
+        path: the bag folder to create; ValueError if it exists.
+        storage: "sqlite3" (.db3) or "mcap".
+        distro: message definitions stored in the bag: "humble" or "jazzy".
+    """
+
+    def __init__(self, path: str | os.PathLike, storage: str = "sqlite3", distro: str = "humble") -> None:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        plugins = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
+        if storage not in plugins:
+            raise ValueError(f"unknown storage {storage!r}; expected one of {', '.join(STORAGES)}")
+        self.path = Path(path)
+        if self.path.exists():
+            raise ValueError(f"{self.path} exists: a bag is written into a new folder (remove it or choose another)")
+        self.typestore = typestore(distro)
+        self._writer = Writer(self.path, version=BAG_VERSION, storage_plugin=plugins[storage])
+        self._connections: dict[str, Any] = {}
+        self._custom: dict[str, str] = {}
+        self.counts: dict[str, int] = {}
+
+    def __enter__(self) -> BagWriter:
+        self._writer.open()
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            for key, text in self._custom.items():
+                self._writer.set_custom_data(key, text)
+        self._writer.close()
+
+    def set_custom_data(self, key: str, value: str) -> None:
+        """A key/value stored in metadata.yaml's custom_data (e.g. the depth convention)."""
+        self._custom[key] = value
+
+    def _connection(self, topic: str, msgtype: str):
+        if topic not in self._connections:
+            self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=self.typestore)
+            self.counts[topic] = 0
+        return self._connections[topic]
+
+    def _header(self, stamp: int, frame_id: str):
+        types = self.typestore.types
+        sec, nanosec = split_ns(stamp)
+        return types["std_msgs/msg/Header"](stamp=types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec),
+                                            frame_id=frame_id)
+
+    def _write(self, topic: str, msgtype: str, stamp: int, msg: Any) -> None:
+        self._writer.write(self._connection(topic, msgtype), stamp, self.typestore.serialize_cdr(msg, msgtype))
+        self.counts[topic] += 1
+
+    def write_image(self, topic: str, stamp: int, array: np.ndarray, encoding: str, frame_id: str) -> None:
+        """One sensor_msgs/Image stamped ``stamp`` (integer nanoseconds); see ``image_fields``."""
+        msg = self.typestore.types[IMAGE_TYPE](header=self._header(stamp, frame_id), **image_fields(array, encoding))
+        self._write(topic, IMAGE_TYPE, stamp, msg)
+
+    def write_camera_info(self, topic: str, stamp: int, camera: CameraIntrinsics, frame_id: str) -> None:
+        """One sensor_msgs/CameraInfo of a camera without rectification (R identity, P = [K | 0])."""
+        types = self.typestore.types
+        k = np.array([camera.fx, 0.0, camera.cx, 0.0, camera.fy, camera.cy, 0.0, 0.0, 1.0])
+        p = np.array([camera.fx, 0.0, camera.cx, 0.0, 0.0, camera.fy, camera.cy, 0.0, 0.0, 0.0, 1.0, 0.0])
+        roi = types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+        msg = types[CAMERA_INFO_TYPE](
+            header=self._header(stamp, frame_id), height=camera.height, width=camera.width,
+            distortion_model=camera.distortion_model, d=np.array(camera.d, dtype=np.float64), k=k,
+            r=np.eye(3).reshape(-1), p=p, binning_x=0, binning_y=0, roi=roi,
+        )
+        self._write(topic, CAMERA_INFO_TYPE, stamp, msg)
+
+
+@dataclass
+class BagMessage:
+    """One message read from a bag."""
+
+    topic: str
+    msgtype: str  # e.g. "sensor_msgs/msg/Image"
+    log_time_ns: int  # when it was recorded (the bag's own timestamp)
+    raw: bytes  # CDR-serialised, as stored
+    msg: Any  # rosbags' deserialised message
+
+
+@dataclass(frozen=True)
+class BagInfo:
+    """What a bag holds: topic -> (message type, message count); counts may be unknown (-1) for
+    a damaged MCAP file read without its summary."""
+
+    path: Path
+    storage: str
+    topics: dict[str, tuple[str, int]]
+    duration_ns: int  # from the first message's log time to the last's (0 when unknown)
+    salvaged: bool  # True: the normal reader refused the file and it is read record by record
+
+
+def bag_info(path: str | os.PathLike) -> BagInfo:
+    """Topics, types and counts of a bag, without reading its messages. Raises BagError."""
+    with _open(Path(path)) as (info, _):
+        return info
+
+
+def read_bag(path: str | os.PathLike, topics: Sequence[str] | None = None, distro: str = "humble") -> Iterator[BagMessage]:
+    """Messages of ``topics`` (all when None) in log-time order, deserialised with rosbags.
+
+    Raises:
+        BagError: the bag is missing or unreadable (before the first message), or damaged part
+            way (after yielding every message before the damage; ``messages_read`` says how many).
+    """
+    store = typestore(distro)
+    read = 0
+    with _open(Path(path)) as (info, source):
+        wanted = set(info.topics) if topics is None else set(topics)
+        try:
+            for topic, msgtype, log_time, raw in source(wanted):
+                msg = store.deserialize_cdr(raw, msgtype)
+                yield BagMessage(topic, msgtype, log_time, raw, msg)
+                read += 1
+        except BagError as e:
+            raise BagError(f"{path}: damaged after {read} messages: {e}", read) from e
+        except Exception as e:  # rosbags, sqlite3 and CDR decoding each raise their own kinds
+            raise BagError(f"{path}: damaged after {read} messages ({type(e).__name__}: {e}): "
+                           "the bag is truncated or corrupt", read) from e
+
+
+class _open:
+    """Context manager: (BagInfo, source(topics) -> iterator of (topic, type, log time, raw))."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._reader = None
+        self._file = None
+
+    def __enter__(self):
+        from rosbags.rosbag2 import Reader
+
+        path = self.path
+        if not path.exists():
+            raise BagError(f"{path}: no such bag")
+        if not path.is_dir():
+            raise BagError(f"{path}: a rosbag2 is a folder (with metadata.yaml and a .db3 or .mcap file)")
+        try:
+            self._reader = Reader(path)
+            self._reader.open()
+        except Exception as e:
+            self._reader = None
+            mcaps = sorted(path.glob("*.mcap"))
+            if len(mcaps) == 1:
+                return self._salvage_mcap(mcaps[0], e)
+            raise BagError(f"{path}: cannot open the bag ({type(e).__name__}: {e}); if it is a recording that was "
+                           "cut short, `ros2 bag reindex` may recover its metadata") from e
+        reader = self._reader
+        storage = "mcap" if any(path.glob("*.mcap")) else "sqlite3"
+        topics = {c.topic: (c.msgtype, c.msgcount) for c in reader.connections}
+
+        def source(wanted):
+            connections = [c for c in reader.connections if c.topic in wanted]
+            for connection, log_time, raw in reader.messages(connections=connections):
+                yield connection.topic, connection.msgtype, log_time, raw
+
+        return BagInfo(path, storage, topics, int(reader.duration or 0), False), source
+
+    def _salvage_mcap(self, file: Path, cause: Exception):
+        try:
+            self._file = file.open("rb")
+            scanner = _McapScanner(self._file)
+            channels = scanner.channels_ahead()
+        except (OSError, BagError, struct.error) as e:
+            raise BagError(f"{self.path}: cannot open the bag ({type(cause).__name__}: {cause}), "
+                           f"and reading it record by record failed too ({e})") from e
+        if not channels:
+            raise BagError(f"{self.path}: cannot open the bag ({type(cause).__name__}: {cause}); no topic found in it")
+        topics = {topic: (msgtype, -1) for topic, msgtype in channels.values()}
+
+        def source(wanted):
+            scanner.rewind()
+            yield from scanner.messages(wanted)
+
+        return BagInfo(self.path, "mcap", topics, 0, True), source
+
+    def __exit__(self, *exc) -> None:
+        if self._reader is not None:
+            self._reader.close()
+        if self._file is not None:
+            self._file.close()
+
+
+class _McapScanner:
+    """Reads an MCAP file's records in file order, without its summary or footer.
+
+    Only what a rosbag2 needs: Schema (0x03), Channel (0x04), Message (0x05) and Chunk (0x06,
+    uncompressed, zstd or lz4) records; every other record is skipped by its length.
+    """
+
+    def __init__(self, file) -> None:
+        self.file = file
+        if file.read(8) != _MCAP_MAGIC:
+            raise BagError("not an MCAP file (bad magic)")
+        self.start = file.tell()
+        self.channels: dict[int, tuple[str, str]] = {}  # channel id -> (topic, message type)
+        self._schemas: dict[int, str] = {}
+        self._ended_cleanly = False  # a footer record was read
+
+    def rewind(self) -> None:
+        self.file.seek(self.start)
+
+    def channels_ahead(self, max_records: int = 10_000) -> dict[int, tuple[str, str]]:
+        """Channels declared in the file, scanning (at most ``max_records``) until damage."""
+        self.rewind()
+        try:
+            for _, _ in zip(range(max_records), self._records(self.file, top=True)):
+                pass
+        except BagError:
+            pass  # what was found before the damage is what there is
+        return dict(self.channels)
+
+    def messages(self, wanted: set[str]) -> Iterator[tuple[str, str, int, bytes]]:
+        """(topic, message type, log time ns, raw) of the wanted topics, in file order; BagError at
+        the first damaged or missing byte, or at the end of a file without its footer."""
+        self._ended_cleanly = False
+        for channel_id, log_time, raw in self._records(self.file, top=True):
+            topic, msgtype = self.channels.get(channel_id, (None, None))
+            if topic in wanted:
+                yield topic, msgtype, log_time, raw
+        if not self._ended_cleanly:
+            raise BagError("the MCAP file ends without its footer (truncated: the recording was not closed)")
+
+    def _records(self, stream, top: bool):
+        """Yields (channel id, log time, data) of message records; records schemas and channels.
+        ``top``: the file itself (where a footer ends it), else the inside of a chunk."""
+        while True:
+            opcode = stream.read(1)
+            if not opcode:
+                return
+            header = stream.read(8)
+            if len(header) < 8:
+                raise BagError("the file ends inside a record header (truncated)")
+            (length,) = struct.unpack("<Q", header)
+            body = stream.read(length)
+            if len(body) < length:
+                raise BagError(f"the file ends inside a record of {length} bytes (truncated)")
+            op = opcode[0]
+            if op == 0x03:
+                (schema_id,) = struct.unpack_from("<H", body)
+                name, _ = _mcap_string(body, 2)
+                self._schemas[schema_id] = name
+            elif op == 0x04:
+                channel_id, schema_id = struct.unpack_from("<HH", body)
+                topic, _ = _mcap_string(body, 4)
+                self.channels[channel_id] = (topic, self._schemas.get(schema_id, ""))
+            elif op == 0x05:
+                channel_id, _, log_time, _ = struct.unpack_from("<HIQQ", body)
+                yield channel_id, log_time, body[22:]
+            elif op == 0x06 and top:
+                yield from self._records(BytesIO(_mcap_chunk(body)), top=False)
+            elif op == 0x02 and top:  # footer: the file is complete
+                self._ended_cleanly = True
+                return
+
+
+def _mcap_string(body: bytes, offset: int) -> tuple[str, int]:
+    (size,) = struct.unpack_from("<I", body, offset)
+    return body[offset + 4: offset + 4 + size].decode(), offset + 4 + size
+
+
+def _mcap_chunk(body: bytes) -> bytes:
+    """The records inside a Chunk record's body, decompressed and checked against its CRC."""
+    _, _, size, crc = struct.unpack_from("<QQQI", body)
+    compression, offset = _mcap_string(body, 28)
+    (compressed_size,) = struct.unpack_from("<Q", body, offset)
+    data = body[offset + 8: offset + 8 + compressed_size]
+    if compression == "zstd":
+        try:
+            from compression import zstd  # Python 3.14
+        except ImportError:
+            from backports import zstd
+        data = zstd.decompress(data)
+    elif compression == "lz4":
+        import lz4.frame
+
+        data = lz4.frame.decompress(data)
+    elif compression:
+        raise BagError(f"chunk compression {compression!r} is not supported")
+    if len(data) != size or (crc and zlib.crc32(data) != crc):
+        raise BagError("a chunk fails its size or CRC check (corrupt)")
+    return data
