@@ -1,0 +1,328 @@
+"""A bag played to a running saliency node over real DDS, and what the node sends back, measured.
+
+    .venv/bin/saliency_node --ros-args -p sam2_checkpoint:=S.pt -p weights:=W.safetensors &
+    rgbd-saliency replay --live --bag seq_bag --out out/live [--rate-factor 0.5]
+
+The bag's color, depth (and CameraInfo) messages are published on their own topics at the
+recorded pace (times ``rate_factor``), restamped to the present with their spacing kept (divided
+by ``rate_factor``), as a camera would stamp them. The node's masks and probability maps are
+recorded as they arrive: latency is from the color stamp to the mask's arrival here, and frames
+without a mask are the drops a robot would see (lost in transport, left unpaired, or replaced
+by a newer pair while the model was busy). The node's own counters come from /diagnostics.
+Quality metrics and the report are then made as for the offline replay, from 8-bit probability
+maps (as toolboxes score saved maps).
+
+Uses rclpy and the message packages directly (no code of the node's).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..runtime.frames import color_to_rgb
+from .bags import CAMERA_INFO_TYPE, BagError, image_array, read_bag, stamp_ns, split_ns
+from .replay import ReplayOptions, bag_rate_hz, check_topics, load_ground_truth
+from .report import FrameRecord, ReplayRecorder
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """How to play the bag and where the node answers."""
+
+    rate_factor: float = 1.0  # 2: twice the recorded pace
+    mask_topic: str = "/saliency/mask"
+    probability_topic: str = "/saliency/probability"
+    publish_reliability: str = "reliable"  # reliable or best_effort, for what this publishes
+    output_reliability: str = "reliable"  # must be compatible with the node's output_qos
+    discovery_timeout_s: float = 120.0  # for the node to subscribe (it loads its model first)
+    drain_timeout_s: float = 10.0  # after the last frame, how long to wait for late masks at most
+    domain_id: int | None = None  # None: ROS_DOMAIN_ID or 0
+
+    def __post_init__(self) -> None:
+        if not self.rate_factor > 0:
+            raise ValueError(f"rate factor must be positive, got {self.rate_factor}")
+        for name in ("publish_reliability", "output_reliability"):
+            if getattr(self, name) not in ("reliable", "best_effort"):
+                raise ValueError(f"{name} must be reliable or best_effort, got {getattr(self, name)!r}")
+
+
+@dataclass
+class _Received:
+    arrival_ns: int = 0  # system time the mask arrived
+    mask_png: bytes | None = None
+    prob_png: bytes | None = None
+
+
+@dataclass
+class _Listener:
+    """What the executor thread fills in."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    outputs: dict[int, _Received] = field(default_factory=dict)  # restamped color stamp ns -> outputs
+    masks: int = 0
+    node_status: dict[str, float] | None = None  # the latest per-stream /diagnostics values
+    statuses: int = 0  # per-stream statuses received so far
+    bad_outputs: int = 0  # masks or probabilities that did not decode
+
+
+def _qos(reliability: str, depth: int):
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    policy = ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policy)
+
+
+def _status_values(status) -> dict[str, float]:
+    values = {}
+    for kv in status.values:
+        try:
+            values[kv.key] = float(kv.value)
+        except ValueError:
+            pass
+    return values
+
+
+def live_replay(
+    bag: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    options: ReplayOptions | None = None,
+    live: LiveOptions | None = None,
+) -> dict[str, Any]:
+    """Plays ``bag`` to a running node and writes the report into ``out_dir``.
+
+    Returns:
+        The metrics.json content (see ``report.ReplayRecorder.finish``), mode "live".
+
+    Raises:
+        TimeoutError: no node subscribed to the color and depth topics in time.
+        BagError: the bag cannot be read (a damaged one after reporting what was played).
+    """
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import CameraInfo, Image
+
+    options = options or ReplayOptions()
+    live = live or LiveOptions()
+    contents = check_topics(bag, options)
+    gt = load_ground_truth(bag, options, contents.topics)
+    info_topic = next((t for t, (kind, _) in contents.topics.items() if kind == CAMERA_INFO_TYPE), None)
+    played = [options.color_topic, options.depth_topic] + ([info_topic] if info_topic else [])
+    kinds = {options.color_topic: Image, options.depth_topic: Image, info_topic: CameraInfo}
+
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=live.domain_id)
+    listener = _Listener()
+    executor = SingleThreadedExecutor(context=context)
+    spinner = threading.Thread(target=executor.spin, name="replay_listener", daemon=True)
+    node = None
+    try:
+        node = rclpy.create_node("saliency_replay", context=context)
+        clock = node.get_clock()
+
+        def on_output(kind: str, msg: Image) -> None:
+            arrival = clock.now().nanoseconds
+            try:
+                array = image_array(msg)
+                if kind == "prob":  # 8-bit, as saved maps are scored
+                    array = np.rint(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
+                png = cv2.imencode(".png", array)[1].tobytes()
+            except (ValueError, cv2.error):
+                with listener.lock:
+                    listener.bad_outputs += 1
+                return
+            with listener.lock:
+                entry = listener.outputs.setdefault(stamp_ns(msg.header.stamp), _Received())
+                if kind == "mask":
+                    entry.arrival_ns, entry.mask_png = arrival, png
+                    listener.masks += 1
+                else:
+                    entry.prob_png = png
+
+        def on_diagnostics(msg: DiagnosticArray) -> None:
+            for status in msg.status:
+                values = _status_values(status)
+                if "pairs" in values and "published" in values:  # a stream's status, not the node's
+                    with listener.lock:
+                        listener.node_status = values
+                        listener.statuses += 1
+
+        out_qos = _qos(live.output_reliability, 50)
+        node.create_subscription(Image, live.mask_topic, lambda m: on_output("mask", m), out_qos)
+        node.create_subscription(Image, live.probability_topic, lambda m: on_output("prob", m), out_qos)
+        node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
+        publishers = {t: node.create_publisher(kinds[t], t, _qos(live.publish_reliability, 5)) for t in played}
+        executor.add_node(node)
+        spinner.start()
+        _wait_for_node(publishers, options, live)
+        with listener.lock:
+            before = dict(listener.node_status or {})
+
+        sent, stamps, error = _publish(bag, options, live, publishers, kinds, clock, deserialize_message)
+        _drain(listener, sent["color"], live)
+        _next_status(listener)
+        with listener.lock:
+            after = dict(listener.node_status or {})
+            outputs = dict(listener.outputs)
+            bad_outputs = listener.bad_outputs
+    finally:
+        executor.shutdown(timeout_sec=5.0)
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown(context=context)
+        if spinner.is_alive():
+            spinner.join(timeout=5.0)
+
+    recorder = ReplayRecorder(out_dir, "live", sent["color"], options.probabilities, options.video,
+                              bag_rate_hz(contents, options.color_topic))
+    by_original = {original: new for new, (_, original) in stamps.items()}
+    counts = _score(bag, options, recorder, gt, outputs, by_original, error)
+    counts.update({
+        "sent_color": sent["color"], "sent_depth": sent["depth"], "sent_camera_info": sent["camera_info"],
+        "masks_received": sum(1 for o in outputs.values() if o.mask_png is not None),
+        "frames_without_mask": sent["color"] - sum(1 for o in outputs.values() if o.mask_png is not None),
+        "bad_outputs": bad_outputs,
+        "rate_factor": live.rate_factor,
+    })
+    counts.update(_node_counts(before, after))
+    info = {"bag": os.fspath(bag), "node": live.mask_topic, "publish_qos": live.publish_reliability}
+    if after:
+        info["node_latency_ms_p50"] = after.get("latency_ms_p50")
+        info["node_model_ms_p50"] = after.get("model_ms_p50")
+    summary = recorder.finish(counts, info, complete=error is None, error=str(error) if error else None)
+    if error is not None:
+        raise BagError(f"{error}\nwhat was played before it is reported in {out_dir} (metrics.json: \"complete\": false)",
+                       error.messages_read) from error
+    return summary
+
+
+def _wait_for_node(publishers: dict, options: ReplayOptions, live: LiveOptions) -> None:
+    """Until the color and depth topics have a subscriber (the node subscribes once its model is loaded)."""
+    deadline = time.monotonic() + live.discovery_timeout_s
+    inputs = [publishers[options.color_topic], publishers[options.depth_topic]]
+    while any(p.get_subscription_count() == 0 for p in inputs):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no subscriber on {options.color_topic} and {options.depth_topic} after "
+                               f"{live.discovery_timeout_s:.0f} s: is saliency_node running, on the same ROS_DOMAIN_ID?")
+        time.sleep(0.05)
+    time.sleep(1.0)  # the node's side of the match can lag this side's
+
+
+def _publish(bag, options: ReplayOptions, live: LiveOptions, publishers: dict, kinds: dict, clock, deserialize):
+    """Publishes the bag at its pace; returns (sent counts, {new color stamp ns: (index, original
+    stamp ns)}, the BagError that stopped it or None)."""
+    sent = {"color": 0, "depth": 0, "camera_info": 0}
+    stamps: dict[int, tuple[int, int]] = {}
+    start_mono = time.monotonic()
+    start_ros = clock.now().nanoseconds
+    first_log = first_stamp = None
+    error = None
+    try:
+        for message in read_bag(bag, list(publishers), options.distro):
+            msg = deserialize(message.raw, kinds[message.topic])
+            original = stamp_ns(msg.header.stamp)
+            if first_log is None:
+                first_log, first_stamp = message.log_time_ns, original
+            due = start_mono + (message.log_time_ns - first_log) * 1e-9 / live.rate_factor
+            time.sleep(max(0.0, due - time.monotonic()))
+            new = start_ros + int(round((original - first_stamp) / live.rate_factor))
+            msg.header.stamp.sec, msg.header.stamp.nanosec = split_ns(new)
+            publishers[message.topic].publish(msg)
+            if message.topic == options.color_topic:
+                stamps[new] = (sent["color"], original)
+                sent["color"] += 1
+            elif message.topic == options.depth_topic:
+                sent["depth"] += 1
+            else:
+                sent["camera_info"] += 1
+    except BagError as e:
+        error = e
+    return sent, stamps, error
+
+
+def _drain(listener: _Listener, expected: int, live: LiveOptions) -> None:
+    """Waits for late masks: until every frame has one, or none came for a while (bounded)."""
+    deadline = time.monotonic() + live.drain_timeout_s
+    last_count, last_change = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        with listener.lock:
+            count = listener.masks
+        if count >= expected:
+            return
+        if count != last_count:
+            last_count, last_change = count, time.monotonic()
+        elif time.monotonic() - last_change > min(3.0, live.drain_timeout_s):
+            return
+        time.sleep(0.05)
+
+
+def _next_status(listener: _Listener, timeout_s: float = 3.0) -> None:
+    """Waits for a /diagnostics message sent after now (the node's counters include every frame)."""
+    with listener.lock:
+        seen = listener.statuses
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with listener.lock:
+            if listener.statuses > seen:
+                return
+        time.sleep(0.05)
+
+
+def _score(bag, options: ReplayOptions, recorder: ReplayRecorder, gt, outputs: dict[int, _Received],
+           by_original: dict[int, int], error: BagError | None) -> dict[str, Any]:
+    """Second pass over the bag's color frames: each one that got a mask goes to the recorder."""
+    counts = {"frames_without_gt": 0, "masks_without_probability": 0}
+    index = 0
+    try:
+        for message in read_bag(bag, [options.color_topic], options.distro):
+            original = stamp_ns(message.msg.header.stamp)
+            received = outputs.get(by_original.get(original, -1))
+            this, index = index, index + 1
+            if received is None or received.mask_png is None:
+                continue
+            try:
+                rgb = color_to_rgb(image_array(message.msg), message.msg.encoding)
+            except ValueError:  # the node could not have used it either; counted by the node
+                continue
+            mask = cv2.imdecode(np.frombuffer(received.mask_png, np.uint8), cv2.IMREAD_GRAYSCALE)
+            if received.prob_png is not None:
+                prob = cv2.imdecode(np.frombuffer(received.prob_png, np.uint8), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
+            else:  # the probability was lost: score the mask itself
+                counts["masks_without_probability"] += 1
+                prob = mask.astype(np.float32) / 255.0
+            truth = gt.lookup(this, original) if gt is not None else None
+            if gt is not None and truth is None:
+                counts["frames_without_gt"] += 1
+            latency_ms = (received.arrival_ns - by_original[original]) * 1e-6
+            recorder.add(FrameRecord(this, original, latency_ms), rgb, prob, mask, truth)
+    except BagError:
+        if error is None:
+            raise
+    return counts
+
+
+def _node_counts(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    """The node's counters over this replay (its /diagnostics after minus before), None if unknown."""
+    if not after:
+        return {"node_counters": None}
+    names = ("color_frames", "depth_frames", "pairs", "published", "dropped", "unpaired_color", "unpaired_depth",
+             "clock_jumps", "step_errors")
+    delta = {name: int(after.get(name, 0) - before.get(name, 0)) for name in names}
+    resets = {k.split(".", 1)[1]: int(after[k] - before.get(k, 0)) for k in after if k.startswith("reset.")}
+    bad = {k.split(".", 1)[1]: int(after[k] - before.get(k, 0)) for k in after if k.startswith("bad_input.")}
+    return {
+        "pairs": delta["pairs"],
+        "unpaired_color": delta["unpaired_color"],
+        "unpaired_depth": delta["unpaired_depth"],
+        "resets": sum(resets.values()),
+        "resets_by_cause": {k: v for k, v in resets.items() if v},
+        "node_counters": {**delta, "bad_input": {k: v for k, v in bad.items() if v}},
+    }

@@ -1,0 +1,287 @@
+"""A rosbag through the model, every color + depth pair in order: masks, metrics and a report.
+
+    rgbd-saliency replay --bag seq_bag --out out/replay --sam2-checkpoint S.pt --weights W.safetensors
+    rgbd-saliency replay --bag robot.mcap_folder --out out/r --engine step.onnx --backend onnxruntime \
+        --color-topic /cam/color/image_raw --depth-topic /cam/depth/image_rect_raw --gt-dir labels/ --gt-match stamp
+
+Deterministic: the bag is read in log-time order, color and depth are paired by header stamp as
+the node pairs them (same slop, same handling of loops and gaps), and every pair is run, none
+dropped, through one ``SaliencyRuntime`` stream whose query memory carries over from frame to frame
+and resets where the node's would (a backward jump or a gap in the stamps). Depth is decoded per
+REP 118 (16UC1 mm, 32FC1 m) and converted with the weights' own depth convention.
+
+Ground truth, when there is any: a mono8 / 8UC1 mask topic in the bag (``--gt-topic``, matched to
+the color frame with the same stamp, within the slop), or a folder of masks matched by color frame
+index (sorted names) or by stamp (file names are stamps in seconds, e.g. ``1700000000.033333.png``).
+
+A damaged bag (truncated, corrupt) stops the replay with ``BagError``; everything processed before
+the damage is written first, with ``"complete": false`` in metrics.json.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ..ros.pairing import CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, UNPAIRED_COLOR, UNPAIRED_DEPTH, StampPairer
+from ..runtime.backends import StepBackend
+from ..runtime.depth import InvalidDepthError, decode_ros_depth
+from ..runtime.frames import color_to_rgb
+from ..runtime.saliency import FramePair, SaliencyConfig, SaliencyRuntime
+from ..runtime.sequence import IMAGE_SUFFIXES
+from .bags import IMAGE_TYPE, BagError, BagInfo, BagMessage, bag_info, image_array, read_bag, stamp_ns
+from .make_bag import BagTopics
+from .report import FrameRecord, ReplayRecorder
+
+STREAM = "camera"  # the runtime's stream id for the bag's one camera
+GT_MATCHES = ("index", "stamp")
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """Topics, pairing and outputs; pairing defaults are the node's (config/saliency.yaml)."""
+
+    color_topic: str = BagTopics.color
+    depth_topic: str = BagTopics.depth
+    gt_topic: str | None = BagTopics.gt  # used when the bag has it
+    gt_dir: str | None = None  # a folder of masks instead of the topic
+    gt_match: str = "index"  # folder masks by color frame "index" or by "stamp" (file name, seconds)
+    sync_slop_s: float = 0.02  # largest color/depth stamp difference of a pair, seconds
+    queue_size: int = 5
+    backward_jump_s: float = 0.5
+    saliency: SaliencyConfig = field(default_factory=SaliencyConfig)  # threshold, reset_timeout_s, ...
+    probabilities: bool = False  # also write probability maps
+    video: bool = True
+    distro: str = "humble"  # message definitions to decode with
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.gt_match not in GT_MATCHES:
+            raise ValueError(f"gt_match must be one of {', '.join(GT_MATCHES)}, got {self.gt_match!r}")
+
+
+class GroundTruth:
+    """Ground-truth masks by color frame: (H, W) uint8 0/255, or None where a frame has none.
+
+    Masks are kept PNG-encoded in memory (a few kB each), so long bags fit.
+    """
+
+    def __init__(self, slop_s: float) -> None:
+        self.slop_ns = int(round(slop_s * 1e9))
+        self._by_stamp: dict[int, Any] = {}  # stamp ns -> encoded PNG or a file path
+        self._stamps: list[int] = []
+        self._by_index: list[Path] | None = None
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike, match: str, slop_s: float) -> GroundTruth:
+        """Masks in ``folder`` matched by sorted position ("index") or by file name in seconds ("stamp")."""
+        files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ValueError(f"{folder}: no ground-truth images")
+        gt = cls(slop_s)
+        if match == "index":
+            gt._by_index = files
+            return gt
+        for path in files:
+            try:
+                stamp = int(round(float(path.stem) * 1e9))
+            except ValueError as e:
+                raise ValueError(f"{path.name}: --gt-match stamp needs file names that are stamps in seconds "
+                                 "(e.g. 1700000000.033333.png)") from e
+            gt._by_stamp[stamp] = path
+        gt._stamps = sorted(gt._by_stamp)
+        return gt
+
+    def add_message(self, stamp: int, mask: np.ndarray) -> None:
+        """A mask message's pixels (H, W) uint8 at ``stamp`` ns."""
+        self._by_stamp[stamp] = cv2.imencode(".png", np.where(mask > 127, np.uint8(255), np.uint8(0)))[1]
+        bisect.insort(self._stamps, stamp)
+
+    def __len__(self) -> int:
+        return len(self._by_index) if self._by_index is not None else len(self._stamps)
+
+    def lookup(self, index: int, stamp: int) -> np.ndarray | None:
+        """The mask of color frame ``index`` stamped ``stamp`` ns, or None."""
+        if self._by_index is not None:
+            return _read_mask(self._by_index[index]) if index < len(self._by_index) else None
+        i = bisect.bisect_left(self._stamps, stamp)
+        near = [s for s in self._stamps[max(0, i - 1): i + 1] if abs(s - stamp) <= self.slop_ns]
+        if not near:
+            return None
+        found = self._by_stamp[min(near, key=lambda s: abs(s - stamp))]
+        if isinstance(found, Path):
+            return _read_mask(found)
+        return cv2.imdecode(found, cv2.IMREAD_GRAYSCALE)
+
+
+def _read_mask(path: Path) -> np.ndarray:
+    grey = cv2.imread(os.fspath(path), cv2.IMREAD_GRAYSCALE)
+    if grey is None:
+        raise ValueError(f"{path}: not a readable image")
+    return np.where(grey > 128, np.uint8(255), np.uint8(0))
+
+
+def check_topics(path: str | os.PathLike, options: ReplayOptions) -> BagInfo:
+    """The bag's contents; raises BagError when color or depth is missing or not an Image topic."""
+    info = bag_info(path)
+    topics = info.topics
+    for what, topic in (("color", options.color_topic), ("depth", options.depth_topic)):
+        if topic not in topics:
+            listed = "\n  ".join(f"{t} ({kind})" for t, (kind, _) in sorted(topics.items())) or "(none)"
+            raise BagError(f"{path}: no {what} topic {topic!r}; the bag has:\n  {listed}\n"
+                           f"(choose with --{what}-topic)")
+        if topics[topic][0] != IMAGE_TYPE:
+            raise BagError(f"{path}: {what} topic {topic} carries {topics[topic][0]}, not {IMAGE_TYPE}")
+    return info
+
+
+def load_ground_truth(path: str | os.PathLike, options: ReplayOptions, topics: dict[str, tuple[str, int]]) -> GroundTruth | None:
+    """The replay's ground truth: the folder if given, else the bag's mask topic if present, else None.
+
+    Reading the mask topic stops quietly at damage: the main pass reports it.
+    """
+    if options.gt_dir:
+        return GroundTruth.from_folder(options.gt_dir, options.gt_match, options.sync_slop_s)
+    if not options.gt_topic or options.gt_topic not in topics:
+        return None
+    gt = GroundTruth(options.sync_slop_s)
+    try:
+        for message in read_bag(path, [options.gt_topic], options.distro):
+            mask = image_array(message.msg)
+            gt.add_message(stamp_ns(message.msg.header.stamp), mask if mask.ndim == 2 else mask[:, :, 0])
+    except BagError:
+        pass
+    return gt
+
+
+def bag_rate_hz(info: BagInfo, color_topic: str) -> float:
+    """Color frames per second over the bag's duration (30 when it cannot tell)."""
+    count, duration_s = info.topics[color_topic][1], info.duration_ns * 1e-9
+    return (count - 1) / duration_s if count > 1 and duration_s > 0 else 30.0
+
+
+def model_info(backend: StepBackend, weights: str | None = None) -> dict[str, Any]:
+    """What ran, for the report."""
+    info = backend.info
+    return {"backend": info.name, "device": info.device, "precision": info.precision,
+            "model": backend.config.backbone, "input_size": backend.config.input_size, "weights": weights}
+
+
+def replay_bag(
+    bag: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    backend: StepBackend,
+    options: ReplayOptions | None = None,
+    weights_name: str | None = None,
+) -> dict[str, Any]:
+    """Replays ``bag`` offline through ``backend``; writes into ``out_dir`` (see ``report``).
+
+    Returns:
+        The metrics.json content (metric names, latency p50/p95, counts, ...).
+
+    Raises:
+        BagError: the bag cannot be opened, lacks the topics, or is damaged part way (then after
+            writing the outputs of everything processed before the damage).
+        ValueError: ground-truth folder problems.
+    """
+    options = options or ReplayOptions()
+    contents = check_topics(bag, options)
+    gt = load_ground_truth(bag, options, contents.topics)
+    color_count = contents.topics[options.color_topic][1]
+    runtime = SaliencyRuntime(backend, options.saliency)
+    recorder = ReplayRecorder(out_dir, "offline", max(color_count, 0), options.probabilities, options.video,
+                              bag_rate_hz(contents, options.color_topic))
+    pairer: StampPairer[tuple[int, BagMessage]] = StampPairer(options.sync_slop_s, options.queue_size,
+                                                              options.backward_jump_s)
+    counts = {"color_frames": 0, "depth_frames": 0, "processed": 0, "frames_without_gt": 0}
+    bad_input: dict[str, int] = {}
+    error: BagError | None = None
+    wanted = [options.color_topic, options.depth_topic]
+    progress = tqdm(total=color_count if color_count > 0 else None, desc="replay", unit="frame",
+                    disable=not options.progress)
+    try:
+        for message in read_bag(bag, wanted, options.distro):
+            stamp = stamp_ns(message.msg.header.stamp)
+            if message.topic == options.color_topic:
+                pair = pairer.add_color(stamp * 1e-9, (counts["color_frames"], message))
+                counts["color_frames"] += 1
+                progress.update(1)
+            else:
+                pair = pairer.add_depth(stamp * 1e-9, (counts["depth_frames"], message))
+                counts["depth_frames"] += 1
+            if pair is None:
+                continue
+            (index, color), (_, depth) = pair.color, pair.depth
+            outcome = _process(runtime, index, color, depth)
+            if isinstance(outcome, str):
+                bad_input[outcome] = bad_input.get(outcome, 0) + 1
+                continue
+            record, rgb, result = outcome
+            truth = gt.lookup(index, record.stamp_ns) if gt is not None else None
+            if gt is not None and truth is None:
+                counts["frames_without_gt"] += 1
+            recorder.add(record, rgb, result.probability, result.mask, truth)
+            counts["processed"] += 1
+    except BagError as e:
+        error = e
+    finally:
+        progress.close()
+    counts.update({
+        "pairs": pairer.counters["pairs"],
+        # Frames still waiting for a partner at the end never got one.
+        "unpaired_color": pairer.counters[UNPAIRED_COLOR] + pairer.queued("color"),
+        "unpaired_depth": pairer.counters[UNPAIRED_DEPTH] + pairer.queued("depth"),
+        "clock_jumps": pairer.counters[CLOCK_JUMPS],
+        "dropped_out_of_order": pairer.counters[OUT_OF_ORDER] + pairer.counters[DUPLICATE_STAMP],
+        "resets": sum(runtime.memory.resets.values()),
+        "resets_by_cause": dict(runtime.memory.resets),
+        "bad_input": bad_input,
+        "gt_source": _gt_source(options, gt),
+    })
+    info = {"bag": os.fspath(bag), **model_info(backend, weights_name)}
+    summary = recorder.finish(counts, info, complete=error is None, error=str(error) if error else None)
+    if error is not None:
+        raise BagError(f"{error}\nthe {counts['processed']} pairs processed before it are written to {out_dir} "
+                       "(metrics.json: \"complete\": false)", error.messages_read) from error
+    return summary
+
+
+def _gt_source(options: ReplayOptions, gt: GroundTruth | None) -> str | None:
+    if gt is None:
+        return None
+    if options.gt_dir:
+        return f"folder {options.gt_dir} by {options.gt_match} ({len(gt)} masks)"
+    return f"topic {options.gt_topic} ({len(gt)} masks)"
+
+
+def _process(runtime: SaliencyRuntime, index: int, color: BagMessage, depth: BagMessage):
+    """Runs one pair; returns (FrameRecord, rgb, SaliencyResult), or the kind of bad input (str)."""
+    stamp = stamp_ns(color.msg.header.stamp)
+    started = time.perf_counter()
+    try:
+        rgb = color_to_rgb(image_array(color.msg), color.msg.encoding)
+    except ValueError:
+        return "bad_color"
+    try:
+        depth_m = decode_ros_depth(image_array(depth.msg), depth.msg.encoding)
+    except ValueError:
+        return "bad_depth"
+    try:
+        prepared = runtime.prepare(FramePair(STREAM, stamp * 1e-9, rgb, depth_m))
+    except InvalidDepthError:
+        return "invalid_depth"
+    except ValueError:
+        return "mismatch"  # e.g. color and depth of different sizes
+    [result] = runtime.run([prepared])
+    latency_ms = (time.perf_counter() - started) * 1e3
+    record = FrameRecord(index, stamp, latency_ms, result.model_time_s * 1e3,
+                         result.reset.value if result.reset is not None else "")
+    return record, rgb, result
