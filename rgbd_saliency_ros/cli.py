@@ -3,6 +3,8 @@
     rgbd-saliency predict --sam2-checkpoint S.pt --weights W --rgb-dir R --depth-dir D --out-dir O
     rgbd-saliency bench-step --model sam2.1_hiera_t --input-size 1024
     rgbd-saliency bench-node --frames 120 --rate 4
+    rgbd-saliency make-bag --rgb-dir R --depth-dir D --gt-dir G --out seq_bag [--storage mcap]
+    rgbd-saliency replay --bag seq_bag --out out/replay --sam2-checkpoint S.pt --weights W [--live]
 
 Each subcommand parses its flags here and calls one function of the layer that does the work.
 """
@@ -121,6 +123,52 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _make_bag(args: argparse.Namespace) -> int:
+    from .evaluation.bags import CameraIntrinsics
+    from .evaluation.make_bag import BagTopics, MakeBagOptions, make_bag
+
+    options = MakeBagOptions(
+        depth_format=args.depth_format, depth_encoding=args.depth_encoding, relative_range_m=tuple(args.relative_range_m),
+        relative_near_is_bright=args.relative_near_is_bright, rate_hz=args.rate, start_s=args.start_time,
+        frame_id=args.frame_id, storage=args.storage, distro=args.distro,
+        topics=BagTopics(args.color_topic, args.depth_topic, args.camera_info_topic, args.gt_topic),
+    )
+    camera = CameraIntrinsics.from_yaml(args.camera_info) if args.camera_info else None
+    made = make_bag(args.rgb_dir, args.depth_dir, args.out, args.gt_dir, options, camera, args.hfov_deg)
+    print(f"wrote {made.frames} frames to {made.path} ({options.storage}): "
+          + ", ".join(f"{topic} {n}" for topic, n in made.counts.items()))
+    print(f"depth: {made.depth_note}")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from .evaluation.replay import ReplayOptions, replay_bag
+    from .evaluation.report import summary_text
+    from .runtime.saliency import SaliencyConfig
+
+    options = ReplayOptions(
+        color_topic=args.color_topic, depth_topic=args.depth_topic, gt_topic=args.gt_topic or None, gt_dir=args.gt_dir,
+        gt_match=args.gt_match, sync_slop_s=args.sync_slop_s, probabilities=args.probabilities, video=not args.no_video,
+        saliency=SaliencyConfig(threshold=args.threshold, reset_timeout_s=args.reset_timeout_s), distro=args.distro,
+    )
+    if args.live:
+        from .evaluation.live import LiveOptions, live_replay
+
+        if args.sam2_checkpoint or args.weights or args.engine:
+            raise ValueError("--live plays the bag to the running node, which has its own model: drop the model flags")
+        live = LiveOptions(rate_factor=args.rate_factor, publish_reliability=args.publish_qos,
+                           mask_topic=args.mask_topic, probability_topic=args.probability_topic)
+        try:
+            summary = live_replay(args.bag, args.out, options, live)
+        except TimeoutError as e:
+            print(f"rgbd-saliency replay: error: {e}", file=sys.stderr)
+            return 2
+    else:
+        summary = replay_bag(args.bag, args.out, _backend_from_args(args), options, args.weights or args.engine)
+    print(summary_text(summary, args.out))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rgbd-saliency", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -178,6 +226,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-qos", choices=("reliable", "best_effort"), default="reliable", help="the node's input QoS")
     p.add_argument("--fastdds-profile", help="Fast DDS XML profile for all processes, e.g. config/fastdds_large_images.xml")
     p.set_defaults(run=_bench_node)
+
+    p = sub.add_parser("make-bag", help="a rosbag2 (sqlite3 or MCAP) from RGB-D image folders and ground truth")
+    p.add_argument("--rgb-dir", required=True, help="color frames (matched to depth and ground truth by sorted name)")
+    p.add_argument("--depth-dir", required=True, help="depth frames aligned to color")
+    p.add_argument("--gt-dir", help="ground-truth masks, written as mono8 0/255 on --gt-topic")
+    p.add_argument("--out", required=True, help="the bag folder to create")
+    p.add_argument("--depth-format", choices=("relative8", "mm16", "tum", "sun", "nyu"), default="relative8",
+                   help="relative8: data sets' 8-bit relative depth, near dark (written as PSEUDO-metres, see "
+                        "--relative-range-m); mm16: 16-bit millimetres, 0 invalid; tum, sun, nyu: those data sets' files")
+    p.add_argument("--depth-encoding", choices=("16UC1", "32FC1"), default="16UC1", help="REP 118: 16UC1 mm or 32FC1 m")
+    p.add_argument("--relative-range-m", type=float, nargs=2, default=(0.1, 10.0), metavar=("MIN", "MAX"),
+                   help="relative8: value v/255 becomes MIN + v/255 (MAX - MIN) metres (default: the runtime's clip range)")
+    p.add_argument("--relative-near-is-bright", action="store_true", help="relative8 files with near = bright")
+    p.add_argument("--rate", type=float, default=30.0, help="frames per second: frame i is stamped start + i / rate")
+    p.add_argument("--start-time", type=float, default=1_700_000_000.0, help="stamp of the first frame, seconds since the epoch")
+    p.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3")
+    p.add_argument("--distro", choices=("humble", "jazzy"), default="humble", help="message definitions stored in the bag")
+    p.add_argument("--frame-id", default="camera_color_optical_frame", help="header frame id of every message")
+    p.add_argument("--camera-info", help="camera calibration YAML (camera_info_manager format) for CameraInfo messages")
+    p.add_argument("--hfov-deg", type=float, help="or: CameraInfo of a pinhole camera with this horizontal field of view")
+    p.add_argument("--color-topic", default="/camera/color/image_raw")
+    p.add_argument("--depth-topic", default="/camera/aligned_depth_to_color/image_raw")
+    p.add_argument("--camera-info-topic", default="/camera/color/camera_info")
+    p.add_argument("--gt-topic", default="/ground_truth/mask")
+    p.set_defaults(run=_make_bag)
+
+    p = sub.add_parser("replay", help="masks, metrics and a report for a rosbag, offline or through a running node (--live)")
+    _add_model_flags(p)
+    p.add_argument("--backend", choices=BACKENDS, default="torch")
+    p.add_argument("--engine", help="for onnxruntime and tensorrt: the file written by `rgbd-saliency export`")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32", help="float16/bfloat16: torch on CUDA; tensorrt")
+    p.add_argument("--bag", required=True, help="rosbag2 folder (sqlite3 or MCAP)")
+    p.add_argument("--out", required=True, help="where masks, metrics.json, report.md and the overlay video go")
+    p.add_argument("--color-topic", default="/camera/color/image_raw")
+    p.add_argument("--depth-topic", default="/camera/aligned_depth_to_color/image_raw")
+    p.add_argument("--gt-topic", default="/ground_truth/mask", help="mono8 masks in the bag, matched by stamp (used if present)")
+    p.add_argument("--gt-dir", help="ground-truth masks in a folder instead (see --gt-match)")
+    p.add_argument("--gt-match", choices=("index", "stamp"), default="index",
+                   help="--gt-dir masks by color frame index (sorted names) or by stamp (file names in seconds)")
+    p.add_argument("--sync-slop-s", type=float, default=0.02, help="largest color/depth stamp difference of a pair")
+    p.add_argument("--threshold", type=float, default=0.5, help="mask threshold on the probability")
+    p.add_argument("--reset-timeout-s", type=float, default=1.0, help="query memory restarts after a gap this long in the stamps")
+    p.add_argument("--probabilities", action="store_true", help="also write probability maps (8-bit PNG)")
+    p.add_argument("--no-video", action="store_true", help="no overlay video")
+    p.add_argument("--distro", choices=("humble", "jazzy"), default="humble", help="message definitions to decode with")
+    p.add_argument("--live", action="store_true", help="play the bag to a running saliency_node and record its answers")
+    p.add_argument("--rate-factor", type=float, default=1.0, help="--live: play at this multiple of the recorded pace")
+    p.add_argument("--publish-qos", choices=("reliable", "best_effort"), default="reliable", help="--live: QoS of what is played")
+    p.add_argument("--mask-topic", default="/saliency/mask", help="--live: the node's mask topic")
+    p.add_argument("--probability-topic", default="/saliency/probability", help="--live: the node's probability topic")
+    p.set_defaults(run=_replay)
     return parser
 
 
