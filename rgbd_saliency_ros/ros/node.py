@@ -155,6 +155,7 @@ class SaliencyNode(Node):
         return self.stats[stream].snapshot(time.monotonic())
 
     def publish_diagnostics(self) -> None:
+        """One DiagnosticArray on /diagnostics: the node's state and backend, then each stream's figures."""
         node_values = {"state": self._state, "streams": ",".join(self.params.streams)}
         if self.runtime is not None:
             info = self.runtime.backend.info
