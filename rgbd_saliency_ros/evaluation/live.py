@@ -181,8 +181,9 @@ def live_replay(
         if spinner.is_alive():
             spinner.join(timeout=5.0)
 
+    answered = sorted(index for new, (index, _) in stamps.items() if new in outputs and outputs[new].mask_png)
     recorder = ReplayRecorder(out_dir, "live", sent["color"], options.probabilities, options.video,
-                              bag_rate_hz(contents, options.color_topic))
+                              bag_rate_hz(contents, options.color_topic), example_indices=answered)
     by_original = {original: new for new, (_, original) in stamps.items()}
     counts = _score(bag, options, recorder, gt, outputs, by_original, error)
     counts.update({

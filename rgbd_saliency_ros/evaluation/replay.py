@@ -197,6 +197,7 @@ def replay_bag(
     gt = load_ground_truth(bag, options, contents.topics)
     color_count = contents.topics[options.color_topic][1]
     runtime = SaliencyRuntime(backend, options.saliency)
+    backend.warmup(1)  # the first step initialises lazily: it would count as the first frame's latency
     recorder = ReplayRecorder(out_dir, "offline", max(color_count, 0), options.probabilities, options.video,
                               bag_rate_hz(contents, options.color_topic))
     pairer: StampPairer[tuple[int, BagMessage]] = StampPairer(options.sync_slop_s, options.queue_size,

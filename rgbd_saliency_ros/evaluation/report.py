@@ -93,14 +93,15 @@ class ReplayRecorder:
 
     Args:
         mode: "offline" or "live" (what latency means differs; stated in the report).
-        expected_frames: frames the replay expects (for choosing the report's example frames);
-            0 when unknown.
+        expected_frames: frames the replay expects (for choosing the report's example frames,
+            evenly spaced); 0 when unknown.
+        example_indices: the frames to show instead (e.g. those the live node answered).
         probabilities: also write probability maps.
         video: write the overlay video; ``fps`` is its frame rate (the bag's).
     """
 
     def __init__(self, out_dir: str | os.PathLike, mode: str, expected_frames: int = 0, probabilities: bool = False,
-                 video: bool = True, fps: float = 30.0) -> None:
+                 video: bool = True, fps: float = 30.0, example_indices: list[int] | None = None) -> None:
         self.out = Path(out_dir)
         self.mode = mode
         self.masks_dir = self.out / "masks"
@@ -114,8 +115,9 @@ class ReplayRecorder:
         self.metrics = SaliencyMetrics()
         self.frames: list[FrameRecord] = []
         self._scored: list[FrameRecord] = []  # frames with ground truth, in the metrics' order
-        wanted = expected_frames if expected_frames > 0 else EXAMPLE_FRAMES
-        self._example_at = set(np.linspace(0, wanted - 1, min(EXAMPLE_FRAMES, wanted)).round().astype(int).tolist())
+        candidates = example_indices if example_indices else list(range(max(expected_frames, EXAMPLE_FRAMES)))
+        picks = np.linspace(0, len(candidates) - 1, min(EXAMPLE_FRAMES, len(candidates))).round().astype(int)
+        self._example_at = {candidates[i] for i in picks}
         self._examples: list[_Example] = []
 
     def add(self, record: FrameRecord, rgb: np.ndarray, probability: np.ndarray, mask: np.ndarray,
@@ -226,29 +228,28 @@ class ReplayRecorder:
         t0 = self.frames[0].stamp_ns if self.frames else 0
 
         def save(fig, name: str, what: str) -> None:
-            fig.tight_layout()
             fig.savefig(self.out / name, dpi=90)
             plt.close(fig)
             written[what] = name
 
         if curves is not None:
-            fig, ax = plt.subplots(figsize=(4.5, 4))
+            fig, ax = plt.subplots(figsize=(4.5, 4), layout="constrained")
             _plot_pr(ax, curves)
             save(fig, "pr_curve.png", "pr")
-            fig, ax = plt.subplots(figsize=(5.5, 4))
+            fig, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
             _plot_thresholds(ax, curves)
             save(fig, "thresholds.png", "thresholds")
-            fig, ax = plt.subplots(figsize=(7, 3.5))
+            fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
             _plot_smeasure(ax, self._scored, t0)
             save(fig, "smeasure_over_time.png", "smeasure")
         if self.frames:
-            fig, ax = plt.subplots(figsize=(5.5, 3.5))
+            fig, ax = plt.subplots(figsize=(5.5, 3.5), layout="constrained")
             _plot_latency(ax, self.frames, self.mode)
             save(fig, "latency.png", "latency")
         if self._examples:
             examples = sorted(self._examples, key=lambda e: e.index)
             columns = max(len(examples), 4)
-            fig = plt.figure(figsize=(3.0 * columns, 7.2))
+            fig = plt.figure(figsize=(3.0 * columns, 7.2), layout="constrained")
             grid = fig.add_gridspec(3, columns, height_ratios=(1.0, 1.0, 1.25))
             for i, example in enumerate(examples):
                 ax = fig.add_subplot(grid[0, i])
@@ -296,7 +297,7 @@ def _plot_thresholds(ax, curves: dict[str, np.ndarray]) -> None:
     ax.set_xlabel("threshold on the normalised prediction")
     ax.set_ylim(0, 1.02)
     ax.set_title("F and E against threshold", fontsize=9)
-    ax.legend(fontsize=7, loc="lower center")
+    ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
 
 
