@@ -1,0 +1,196 @@
+"""The whole package in one command: data, training, a bag, the node, a live replay, a report.
+
+    make demo                                           # sets up .venv/ first, then runs this
+    .venv/bin/python -m rgbd_saliency_ros.evaluation.demo [--out out/demo] [--retrain] [--iterations 60]
+
+Steps, each printed as it starts (run from the repository root, which holds ``training/``):
+
+1. synthetic RGB-D videos (``python -m training.synthetic``): small training videos (8-bit relative
+   depth, the data sets' convention) and one held-out video with metric depth in millimetres, as a
+   real camera gives;
+2. small weights (``python -m training.train`` with training/configs/tiny_cpu.yaml, a random SAM2.1
+   backbone, input 64), or the ones already in ``OUT/weights`` (``--retrain`` to redo them);
+3. the held-out video as a rosbag2 (``make-bag``: rgb8, 16UC1 mm, ground truth, CameraInfo);
+4. the node (``python -m rgbd_saliency_ros.ros.node``) with those weights, on a private ROS domain;
+5. the bag played to the node at its recorded rate, its masks recorded (``replay --live``);
+6. the report: ``OUT/report/report.md``, with metrics.json, plots and an overlay video.
+
+Two CPU cores: about 3 to 6 minutes, most of it training (timings vary with the machine's load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .bags import BagError
+from .live import LiveOptions, live_replay
+from .make_bag import MakeBagOptions, make_bag
+from .replay import ReplayOptions
+from .report import summary_text
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TRAIN_CONFIG = "training/configs/tiny_cpu.yaml"
+WEIGHTS_FILE = "weights.safetensors"  # what training.train writes into its out_dir
+BACKBONE_FILE = "sam2_random_backbone.pt"
+STEPS = 6
+
+
+class DemoError(RuntimeError):
+    """A step failed; the message says which and where its log is."""
+
+
+class _Steps:
+    """Prints "[i/6] what" with the time since the start."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.done = 0
+
+    def __call__(self, text: str) -> None:
+        self.done += 1
+        print(f"[{self.done}/{STEPS}] {time.monotonic() - self.start:5.0f} s  {text}", flush=True)
+
+    def note(self, text: str) -> None:
+        print(f"            {text}", flush=True)
+
+
+def _run(command: list[str], log: Path, what: str) -> None:
+    """Runs a step's command from the repository root, its output into ``log``; DemoError on failure."""
+    with open(log, "w") as f:
+        done = subprocess.run(command, cwd=REPO_ROOT, stdout=f, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
+        raise DemoError(f"{what} failed (exit status {done.returncode}); last lines of {log}:\n{tail}")
+
+
+def make_videos(out: Path, videos: int, frames: int, size: int, bag_frames: int, log_dir: Path) -> tuple[Path, Path]:
+    """Training videos (relative8 depth) and one held-out video (mm16 depth). Returns (train root, held-out video)."""
+    train, heldout = out / "data" / "train", out / "data" / "heldout"
+    if not (train / "synthetic.json").exists():
+        _run([sys.executable, "-m", "training.synthetic", "--out", str(train), "--videos", str(videos),
+              "--frames", str(frames), "--size", str(size), "--seed", "0"], log_dir / "synthetic_train.log", "synthetic data")
+    if not (heldout / "synthetic.json").exists():
+        # Another seed: a scene the weights never saw. Metric depth: what a robot's camera sends.
+        _run([sys.executable, "-m", "training.synthetic", "--out", str(heldout), "--videos", "1", "--frames",
+              str(bag_frames), "--size", str(size), "--seed", "1", "--depth-format", "mm16"],
+             log_dir / "synthetic_heldout.log", "synthetic held-out video")
+    return train, heldout / "video_000"
+
+
+def train_weights(train_root: Path, weights_dir: Path, iterations: int | None, log: Path) -> tuple[Path, Path]:
+    """Runs training.train into ``weights_dir``; returns (SAM2.1 backbone .pt, SAM-DAQ .safetensors)."""
+    overrides = [f"data.root={train_root}", "eval_data=null", f"out_dir={weights_dir}"]
+    if iterations:
+        overrides.append(f"iterations={iterations}")
+    command = [sys.executable, "-m", "training.train", "--config", TRAIN_CONFIG, "--no-progress"]
+    for item in overrides:
+        command += ["--set", item]
+    _run(command, log, "training")
+    return weights_dir / BACKBONE_FILE, weights_dir / WEIGHTS_FILE
+
+
+def start_node(sam2: Path, weights: Path, log: Path, domain: int, timeout_s: float = 300.0) -> subprocess.Popen:
+    """Starts the node on ``domain`` and waits for its "ready" line (model loaded, subscribed)."""
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    with open(log, "w") as f:
+        node = subprocess.Popen(
+            [sys.executable, "-m", "rgbd_saliency_ros.ros.node", "--ros-args", "-p", f"sam2_checkpoint:={sam2}",
+             "-p", f"weights:={weights}", "-p", "diagnostics_period_s:=0.5"],
+            cwd=REPO_ROOT, env=env, stdout=f, stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + timeout_s
+    while "ready:" not in log.read_text():
+        if node.poll() is not None:
+            raise DemoError(f"the node exited (status {node.returncode}); its log {log}:\n{log.read_text()[-2000:]}")
+        if time.monotonic() > deadline:
+            stop_node(node)
+            raise DemoError(f"the node was not ready after {timeout_s:.0f} s; its log: {log}")
+        time.sleep(0.2)
+    return node
+
+
+def stop_node(node: subprocess.Popen) -> None:
+    if node.poll() is None:
+        node.send_signal(signal.SIGINT)
+        try:
+            node.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            node.kill()
+
+
+def run_demo(out: Path, retrain: bool = False, iterations: int | None = None, videos: int = 8, frames: int = 12,
+             size: int = 96, bag_frames: int = 40, rate_hz: float = 10.0) -> dict:
+    """The six steps (see the module docstring); returns the report's metrics.json content."""
+    step = _Steps()
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    if not (REPO_ROOT / "training" / "train.py").exists():
+        raise DemoError(f"{REPO_ROOT / 'training'} not found: the demo runs from a clone of the repository")
+
+    step(f"synthetic RGB-D videos: {videos} x {frames} frames for training, {bag_frames} held out ({size}x{size} px)")
+    train_root, video = make_videos(out, videos, frames, size, bag_frames, logs)
+
+    weights_dir = out / "weights"
+    sam2, weights = weights_dir / BACKBONE_FILE, weights_dir / WEIGHTS_FILE
+    if sam2.exists() and weights.exists() and not retrain:
+        step(f"weights: reusing {weights} (--retrain to train again)")
+    else:
+        step(f"weights: training ({TRAIN_CONFIG}{f', {iterations} iterations' if iterations else ''}), "
+             f"log {logs / 'train.log'}")
+        sam2, weights = train_weights(train_root, weights_dir, iterations, logs / "train.log")
+        step.note(f"wrote {weights}")
+
+    bag = out / "demo_bag"
+    step(f"bag: {video} -> {bag} (sqlite3; rgb8, 16UC1 mm, ground truth, CameraInfo; {rate_hz:g} Hz)")
+    if bag.exists():
+        import shutil
+
+        shutil.rmtree(bag)  # made from the held-out video each time: cheap, and always consistent with it
+    made = make_bag(video / "rgb", video / "depth", bag, video / "gt",
+                    MakeBagOptions(depth_format="mm16", rate_hz=rate_hz), hfov_deg=69.0, progress=False)
+    step.note(f"{made.frames} frames; depth: {made.depth_note}")
+
+    domain = 1 + (os.getpid() * 13) % 200
+    step(f"node: starting saliency_node on ROS_DOMAIN_ID {domain}, log {logs / 'node.log'}")
+    # This process joins the same private domain, on this machine only.
+    os.environ.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    node = start_node(sam2, weights, logs / "node.log", domain)
+    report = out / "report"
+    try:
+        step(f"live replay: {made.frames} frames at {rate_hz:g} Hz through the node, its masks recorded")
+        summary = live_replay(bag, report, ReplayOptions(), LiveOptions(domain_id=domain))
+    finally:
+        stop_node(node)
+    step(f"report: {report / 'report.md'}")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rgbd_saliency_ros.evaluation.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="out/demo", help="where everything goes (relative to the repository root)")
+    parser.add_argument("--retrain", action="store_true", help="train again even if OUT/weights holds weights")
+    parser.add_argument("--iterations", type=int, help=f"training iterations (default: {TRAIN_CONFIG}'s)")
+    parser.add_argument("--bag-frames", type=int, default=40, help="frames of the held-out video in the bag")
+    parser.add_argument("--rate", type=float, default=10.0, help="frames per second of the bag")
+    args = parser.parse_args(argv)
+    out = Path(args.out) if Path(args.out).is_absolute() else REPO_ROOT / args.out
+    started = time.monotonic()
+    try:
+        summary = run_demo(out, args.retrain, args.iterations, bag_frames=args.bag_frames, rate_hz=args.rate)
+    except (DemoError, BagError, TimeoutError, ValueError) as e:
+        print(f"demo: error: {e}", file=sys.stderr)
+        return 1
+    print()
+    print(summary_text(summary, out / "report"))
+    print(f"demo finished in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""The demo's steps, small: synthetic videos, a bag, the node, the live replay and the report.
+
+    .venv/bin/python -m pytest -q test/test_demo.py
+
+Training is the one step left out (minutes on two cores): weights already in the demo's weights
+folder are reused, as ``make demo`` does on its second run; here they are random (input 64).
+"""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from rgbd_saliency_ros.evaluation import demo
+from rgbd_saliency_ros.evaluation.metrics import RESULT_KEYS
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_with_weights_present(tmp_path, monkeypatch, capsys):
+    from rgbd_saliency_ros.benchmarks.node import write_random_weights
+
+    if not (demo.REPO_ROOT / "training" / "synthetic.py").exists():
+        pytest.skip("training/synthetic.py is not in this checkout: the demo makes its data with it")
+    # The demo sets both in os.environ; monkeypatch puts back what was there before.
+    monkeypatch.setenv("ROS_DOMAIN_ID", os.environ.get("ROS_DOMAIN_ID", "0"))
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    weights_dir = tmp_path / "weights"
+    weights_dir.mkdir()
+    sam2, weights = write_random_weights(weights_dir, 64)
+    shutil.move(sam2, weights_dir / demo.BACKBONE_FILE)
+    shutil.move(weights, weights_dir / demo.WEIGHTS_FILE)
+
+    summary = demo.run_demo(tmp_path, videos=1, frames=4, size=64, bag_frames=6, rate_hz=5.0)
+
+    printed = capsys.readouterr().out
+    for step in range(1, demo.STEPS + 1):
+        assert f"[{step}/{demo.STEPS}]" in printed
+    assert "reusing" in printed
+    assert summary == json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert summary["mode"] == "live" and summary["sent_color"] == 6
+    assert summary["masks_received"] >= 1 and all(summary[k] is not None for k in RESULT_KEYS)
+    assert (tmp_path / "report" / "report.md").exists()
+    assert "ready:" in (tmp_path / "logs" / "node.log").read_text()
+    text = demo.summary_text(summary, tmp_path / "report")
+    assert "Smeasure" in text and "report.md" in text
