@@ -4,6 +4,8 @@
 """
 
 import os
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import cv2
@@ -176,3 +178,12 @@ def test_unreadable_bags_give_clear_errors(tmp_path):
     os.truncate(db, db.stat().st_size // 2)
     with pytest.raises(BagError, match="cannot open the bag"):
         list(read_bag(path))
+
+
+def test_offline_tools_import_no_rclpy(repo_root):
+    """make-bag and the offline replay run without ROS: only --live needs rclpy."""
+    code = ("import sys, rgbd_saliency_ros.evaluation.replay, rgbd_saliency_ros.evaluation.make_bag; "
+            "print([m for m in ('rclpy', 'sensor_msgs') if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
