@@ -227,9 +227,14 @@ class ReplayRecorder:
         curves = self.metrics.curves() if len(self.metrics) else None
         t0 = self.frames[0].stamp_ns if self.frames else 0
 
-        def save(fig, name: str, what: str) -> None:
+        def save(fig, name: str, what: str, palette: bool = False) -> None:
             fig.savefig(self.out / name, dpi=90)
             plt.close(fig)
+            if palette:  # 256 colours: a third of the size, for a picture people pass around
+                from PIL import Image
+
+                with Image.open(self.out / name) as image:
+                    image.convert("RGB").quantize(256).save(self.out / name, optimize=True)
             written[what] = name
 
         if curves is not None:
@@ -257,8 +262,11 @@ class ReplayRecorder:
                 ax.set_title(f"frame {example.index}: mask (red), GT (green)", fontsize=8)
                 ax.axis("off")
                 ax = fig.add_subplot(grid[1, i])
-                ax.imshow(example.probability, cmap="gray", vmin=0, vmax=255)
-                ax.set_title("probability", fontsize=8)
+                # Stretched to its own min..max, as the metrics score it: a weak model's map is
+                # faint but still shows where it looks. The range is in the title.
+                low, high = int(example.probability.min()), int(example.probability.max())
+                ax.imshow(example.probability, cmap="magma", vmin=low, vmax=max(high, low + 1))
+                ax.set_title(f"probability {low / 255:.2f}..{high / 255:.2f} (stretched)", fontsize=8)
                 ax.axis("off")
             panels = [(_plot_pr, curves), (_plot_thresholds, curves)] if curves is not None else []
             bottom = grid[2, :].subgridspec(1, 3 if curves is not None else 1, width_ratios=(1, 1.2, 1.8)[: 3 if curves is not None else 1])
@@ -269,7 +277,7 @@ class ReplayRecorder:
                 _plot_smeasure(ax, self._scored, t0)
             else:
                 _plot_latency(ax, self.frames, self.mode)
-            save(fig, "overview.png", "overview")
+            save(fig, "overview.png", "overview", palette=True)
         return written
 
 
