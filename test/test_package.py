@@ -65,7 +65,7 @@ def test_setup_py_installs_ament_files_and_scripts(repo_root):
     assert sorted(data_files["share/" + NAME + "/launch"]) == sorted(
         str(p.relative_to(repo_root)) for p in repo_root.glob("launch/*.py"))
     assert sorted(data_files["share/" + NAME + "/config"]) == sorted(
-        str(p.relative_to(repo_root)) for p in repo_root.glob("config/*.yaml"))
+        str(p.relative_to(repo_root)) for p in [*repo_root.glob("config/*.yaml"), *repo_root.glob("config/*.xml")])
     assert NAME in kwargs["packages"]
     assert not any(p.split(".")[0] in ("test", "training") for p in kwargs["packages"])
     assert set(kwargs["entry_points"]["console_scripts"]) == {

@@ -117,3 +117,19 @@ def test_weights_depth_convention_wins_over_the_configured_one():
     backend = TorchBackend(SamDaq(SamDaqConfig(input_size=64)), metadata={"depth_conversion": {"max_depth_m": 3.0}})
     rt = SaliencyRuntime(backend, SaliencyConfig())
     assert rt.depth_conversion.max_depth_m == 3.0
+
+
+def test_memory_timeout_allows_for_slow_steps():
+    mem = StreamMemory(reset_timeout_s=1.0)
+    mem.commit("a", 0.0, STATE)
+    assert mem.begin("a", 5.0, slack_s=6.0)[1] is None
+    assert mem.begin("a", 8.0, slack_s=6.0) == (None, ResetCause.TIMEOUT)
+
+
+def test_memory_reset_requested_during_a_step_is_kept():
+    mem = StreamMemory()
+    mem.commit("a", 0.0, STATE)
+    assert mem.begin("a", 0.1)[1] is None
+    mem.request_reset("a")  # e.g. a service call while the worker runs the step
+    mem.commit("a", 0.1, STATE)
+    assert mem.begin("a", 0.2) == (None, ResetCause.REQUEST)

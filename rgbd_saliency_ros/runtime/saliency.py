@@ -27,7 +27,8 @@ class SaliencyConfig:
     """Runtime settings; the node's parameters of the same names fill it."""
 
     threshold: float = 0.5  # probability at or above which a pixel is in the mask
-    reset_timeout_s: float = 1.0  # a stream's memory restarts after a gap longer than this
+    # A stream's memory restarts after a stamp gap longer than this plus twice the last step's time.
+    reset_timeout_s: float = 1.0
     evict_after_s: float = 60.0  # streams idle this long (in stamp time) are forgotten
     max_streams: int = 16
     # Used when the weights carry no depth convention of their own (the reference's checkpoints).
@@ -80,6 +81,7 @@ class SaliencyRuntime:
         # Weights trained with a known depth convention use it: a mismatch would silently hurt.
         self.depth_conversion = DepthConversion.from_dict(stored) if stored else self.config.depth_conversion
         self.memory = StreamMemory(self.config.reset_timeout_s, self.config.evict_after_s, self.config.max_streams)
+        self._last_step_s = 0.0
 
     @property
     def input_size(self) -> int:
@@ -113,8 +115,10 @@ class SaliencyRuntime:
         if len(set(ids)) != len(ids):
             raise ValueError(f"one step takes at most one frame per stream, got {ids}")
         states, causes = [], []
+        # Frames skipped while the previous step ran are not a stalled stream: allow for them.
+        slack_s = 2.0 * self._last_step_s
         for p in prepared:
-            state, cause = self.memory.begin(p.pair.stream_id, p.pair.stamp_s)
+            state, cause = self.memory.begin(p.pair.stream_id, p.pair.stamp_s, slack_s)
             states.append(self.backend.initial_state(1)[0] if state is None else state)
             causes.append(cause)
         start = time.perf_counter()
@@ -122,6 +126,7 @@ class SaliencyRuntime:
             np.stack([p.rgb for p in prepared]), np.stack([p.depth for p in prepared]), np.stack(states)
         )
         elapsed = time.perf_counter() - start
+        self._last_step_s = elapsed
         results = []
         for i, p in enumerate(prepared):
             self.memory.commit(p.pair.stream_id, p.pair.stamp_s, new_states[i])

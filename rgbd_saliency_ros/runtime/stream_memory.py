@@ -8,6 +8,7 @@ idle for ``evict_after_s`` are forgotten, and at most ``max_streams`` are kept.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from enum import Enum
@@ -32,7 +33,8 @@ class _Entry:
 
 
 class StreamMemory:
-    """States of many streams, keyed by stream id (a camera namespace, say)."""
+    """States of many streams, keyed by stream id (a camera namespace, say). Thread-safe: a reset
+    may be requested from a service thread while a worker steps the stream."""
 
     def __init__(self, reset_timeout_s: float = 1.0, evict_after_s: float = 60.0, max_streams: int = 16) -> None:
         if reset_timeout_s <= 0 or evict_after_s <= 0 or max_streams < 1:
@@ -43,13 +45,20 @@ class StreamMemory:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self.resets: Counter[str] = Counter()  # by ResetCause value
         self.evictions = 0
+        self._lock = threading.Lock()
 
-    def begin(self, stream_id: str, stamp_s: float) -> tuple[np.ndarray | None, ResetCause | None]:
+    def begin(self, stream_id: str, stamp_s: float, slack_s: float = 0.0) -> tuple[np.ndarray | None, ResetCause | None]:
         """The state to step ``stream_id``'s frame at ``stamp_s`` from.
 
+        ``slack_s`` widens the gap allowed before a timeout: a consumer that takes the latest frame
+        while the model is busy sees stamp gaps of a step's duration without the stream stalling.
         Returns (state, cause): state None means "start from the initial state", with the cause
         (counted in ``resets``). A stamp equal to the last one is not a reset (same frame again).
         """
+        with self._lock:
+            return self._begin(stream_id, stamp_s, slack_s)
+
+    def _begin(self, stream_id: str, stamp_s: float, slack_s: float) -> tuple[np.ndarray | None, ResetCause | None]:
         self._evict_idle(stamp_s)
         entry = self._entries.get(stream_id)
         cause = None
@@ -59,38 +68,47 @@ class StreamMemory:
             cause = entry.pending_reset
         elif entry.last_stamp_s is not None and stamp_s < entry.last_stamp_s:
             cause = ResetCause.BACKWARD_JUMP
-        elif entry.last_stamp_s is not None and stamp_s - entry.last_stamp_s > self.reset_timeout_s:
+        elif entry.last_stamp_s is not None and stamp_s - entry.last_stamp_s > self.reset_timeout_s + slack_s:
             cause = ResetCause.TIMEOUT
         if cause is not None:
             self.resets[cause.value] += 1
+            if entry is not None:
+                entry.pending_reset = None
             return None, cause
         return entry.state.copy(), None  # a copy: the caller cannot alter the stored state
 
     def commit(self, stream_id: str, stamp_s: float, state: np.ndarray) -> None:
-        """Stores the state after ``stream_id``'s frame at ``stamp_s``."""
-        self._entries[stream_id] = _Entry(np.array(state, dtype=np.float32, copy=True), stamp_s)
-        self._entries.move_to_end(stream_id)
-        while len(self._entries) > self.max_streams:
-            self._entries.popitem(last=False)
-            self.evictions += 1
+        """Stores the state after ``stream_id``'s frame at ``stamp_s``. A reset requested since
+        ``begin`` stays pending for the next frame."""
+        with self._lock:
+            old = self._entries.get(stream_id)
+            pending = old.pending_reset if old is not None else None
+            self._entries[stream_id] = _Entry(np.array(state, dtype=np.float32, copy=True), stamp_s, pending)
+            self._entries.move_to_end(stream_id)
+            while len(self._entries) > self.max_streams:
+                self._entries.popitem(last=False)
+                self.evictions += 1
 
     def request_reset(self, stream_id: str | None = None) -> list[str]:
         """Makes the next frame of ``stream_id`` (of every stream when None) start afresh.
 
         Returns the ids affected; an unknown id affects nothing.
         """
-        ids = list(self._entries) if stream_id is None else [s for s in (stream_id,) if s in self._entries]
-        for sid in ids:
-            self._entries[sid].pending_reset = ResetCause.REQUEST
-        return ids
+        with self._lock:
+            ids = list(self._entries) if stream_id is None else [s for s in (stream_id,) if s in self._entries]
+            for sid in ids:
+                self._entries[sid].pending_reset = ResetCause.REQUEST
+            return ids
 
     def streams(self) -> list[str]:
         """Ids of the streams held, least recently updated first."""
-        return list(self._entries)
+        with self._lock:
+            return list(self._entries)
 
     def last_stamp_s(self, stream_id: str) -> float | None:
-        entry = self._entries.get(stream_id)
-        return None if entry is None else entry.last_stamp_s
+        with self._lock:
+            entry = self._entries.get(stream_id)
+            return None if entry is None else entry.last_stamp_s
 
     def _evict_idle(self, now_s: float) -> None:
         # Stamps are the only clock here: a stream is idle when others have moved on without it.
