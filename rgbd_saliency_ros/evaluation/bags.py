@@ -346,9 +346,12 @@ class _open:
             scanner = _McapScanner(self._file)
             channels = scanner.channels_ahead()
         except (OSError, BagError, struct.error) as e:
+            if self._file is not None:
+                self._file.close()  # __exit__ does not run when __enter__ raises
             raise BagError(f"{self.path}: cannot open the bag ({type(cause).__name__}: {cause}), "
                            f"and reading it record by record failed too ({e})") from e
         if not channels:
+            self._file.close()
             raise BagError(f"{self.path}: cannot open the bag ({type(cause).__name__}: {cause}); no topic found in it")
         topics = {topic: (msgtype, -1) for topic, msgtype in channels.values()}
 

@@ -25,10 +25,11 @@ from typing import Any
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from ..runtime.frames import color_to_rgb
-from .bags import CAMERA_INFO_TYPE, BagError, image_array, read_bag, stamp_ns, split_ns
-from .replay import ReplayOptions, bag_rate_hz, check_topics, load_ground_truth
+from .bags import CAMERA_INFO_TYPE, BagError, bag_info, image_array, read_bag, stamp_ns, split_ns
+from .replay import ReplayOptions, bag_rate_hz, check_topics, fit_mask, load_ground_truth
 from .report import FrameRecord, ReplayRecorder
 
 
@@ -114,9 +115,9 @@ def live_replay(
     live = live or LiveOptions()
     contents = check_topics(bag, options)
     gt = load_ground_truth(bag, options, contents.topics)
-    info_topic = next((t for t, (kind, _) in contents.topics.items() if kind == CAMERA_INFO_TYPE), None)
-    played = [options.color_topic, options.depth_topic] + ([info_topic] if info_topic else [])
-    kinds = {options.color_topic: Image, options.depth_topic: Image, info_topic: CameraInfo}
+    info_topics = [t for t, (kind, _) in contents.topics.items() if kind == CAMERA_INFO_TYPE]
+    played = [options.color_topic, options.depth_topic, *info_topics]
+    kinds = {options.color_topic: Image, options.depth_topic: Image, **dict.fromkeys(info_topics, CameraInfo)}
 
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=live.domain_id)
@@ -222,6 +223,8 @@ def _publish(bag, options: ReplayOptions, live: LiveOptions, publishers: dict, k
     stamp ns)}, the BagError that stopped it or None)."""
     sent = {"color": 0, "depth": 0, "camera_info": 0}
     stamps: dict[int, tuple[int, int]] = {}
+    total = bag_info(bag).topics[options.color_topic][1]
+    progress = tqdm(total=total if total > 0 else None, desc="live", unit="frame", disable=not options.progress)
     start_mono = time.monotonic()
     start_ros = clock.now().nanoseconds
     first_log = first_stamp = None
@@ -240,12 +243,15 @@ def _publish(bag, options: ReplayOptions, live: LiveOptions, publishers: dict, k
             if message.topic == options.color_topic:
                 stamps[new] = (sent["color"], original)
                 sent["color"] += 1
+                progress.update(1)
             elif message.topic == options.depth_topic:
                 sent["depth"] += 1
             else:
                 sent["camera_info"] += 1
     except BagError as e:
         error = e
+    finally:
+        progress.close()
     return sent, stamps, error
 
 
@@ -299,7 +305,7 @@ def _score(bag, options: ReplayOptions, recorder: ReplayRecorder, gt, outputs: d
             else:  # the probability was lost: score the mask itself
                 counts["masks_without_probability"] += 1
                 prob = mask.astype(np.float32) / 255.0
-            truth = gt.lookup(this, original) if gt is not None else None
+            truth = fit_mask(gt.lookup(this, original), rgb.shape[:2]) if gt is not None else None
             if gt is not None and truth is None:
                 counts["frames_without_gt"] += 1
             latency_ms = (received.arrival_ns - by_original[original]) * 1e-6

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+# The node's own pairing: a pure module (no rclpy), so the replay pairs exactly as the node does.
 from ..ros.pairing import CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, UNPAIRED_COLOR, UNPAIRED_DEPTH, StampPairer
 from ..runtime.backends import StepBackend
 from ..runtime.depth import InvalidDepthError, decode_ros_depth
@@ -120,6 +121,14 @@ class GroundTruth:
         if isinstance(found, Path):
             return _read_mask(found)
         return cv2.imdecode(found, cv2.IMREAD_GRAYSCALE)
+
+
+def fit_mask(mask: np.ndarray | None, frame_hw: tuple[int, int]) -> np.ndarray | None:
+    """A ground-truth mask (h, w) uint8 at the color frame's size (H, W), nearest-neighbour: labels
+    made at another resolution still score against the frame."""
+    if mask is None or mask.shape == frame_hw:
+        return mask
+    return cv2.resize(mask, (frame_hw[1], frame_hw[0]), interpolation=cv2.INTER_NEAREST)
 
 
 def _read_mask(path: Path) -> np.ndarray:
@@ -226,7 +235,7 @@ def replay_bag(
                 bad_input[outcome] = bad_input.get(outcome, 0) + 1
                 continue
             record, rgb, result = outcome
-            truth = gt.lookup(index, record.stamp_ns) if gt is not None else None
+            truth = fit_mask(gt.lookup(index, record.stamp_ns), rgb.shape[:2]) if gt is not None else None
             if gt is not None and truth is None:
                 counts["frames_without_gt"] += 1
             recorder.add(record, rgb, result.probability, result.mask, truth)
