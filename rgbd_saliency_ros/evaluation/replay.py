@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 # The node's own pairing: a pure module (no rclpy), so the replay pairs exactly as the node does.
-from ..ros.pairing import CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, UNPAIRED_COLOR, UNPAIRED_DEPTH, StampPairer
+from ..runtime.pairing import CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, UNPAIRED_COLOR, UNPAIRED_DEPTH, StampPairer
 from ..runtime.backends import StepBackend
 from ..runtime.depth import InvalidDepthError, decode_ros_depth
 from ..runtime.frames import color_to_rgb

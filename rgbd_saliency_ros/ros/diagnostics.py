@@ -21,7 +21,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from ..runtime.stream_memory import ResetCause
 from .conversions import IMAGE_ERROR_KINDS
-from .pairing import CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, UNPAIRED_COLOR, UNPAIRED_DEPTH
+from ..runtime.pairing import CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, UNPAIRED_COLOR, UNPAIRED_DEPTH
 
 BAD_INPUT_PREFIX = "bad_input."
 RESET_PREFIX = "reset."

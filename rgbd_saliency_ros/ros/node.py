@@ -35,7 +35,7 @@ from ..runtime.depth import InvalidDepthError
 from ..runtime.saliency import FramePair, SaliencyResult, SaliencyRuntime
 from .conversions import ImageError, frame_arrays, image_message, overlay_rgb, stamp_to_s
 from .diagnostics import BAD_INPUT_PREFIX, INVALID_DEPTH, MALFORMED, RESET_PREFIX, StreamStats, diagnostic_array
-from .pairing import CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, UNPAIRED_COLOR, UNPAIRED_DEPTH, Pair, StampPairer
+from ..runtime.pairing import CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, UNPAIRED_COLOR, UNPAIRED_DEPTH, Pair, StampPairer
 from .params import NodeParams, declare_parameters, read_parameters, stream_topics
 
 NODE_NAME = "saliency_node"

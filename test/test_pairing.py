@@ -5,7 +5,7 @@
 
 import pytest
 
-from rgbd_saliency_ros.ros.pairing import (
+from rgbd_saliency_ros.runtime.pairing import (
     CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, PAIRS, UNPAIRED_COLOR, UNPAIRED_DEPTH, StampPairer,
 )
 
