@@ -277,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask-topic", default="/saliency/mask", help="--live: the node's mask topic")
     p.add_argument("--probability-topic", default="/saliency/probability", help="--live: the node's probability topic")
     p.set_defaults(run=_replay)
+
+    p = sub.add_parser("bench", help="every benchmark: bench.json and bench.md")
+    p.add_argument("--quick", action="store_true", help="small settings: minutes on a CPU")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default="out/bench", help="folder for bench.json and bench.md")
+    p.set_defaults(run=_bench)
     return parser
 
 

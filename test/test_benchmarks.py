@@ -48,3 +48,10 @@ def test_bench_suite_writes_json_and_markdown(tmp_path):
     assert loaded["temporal"]["rows"][0]["state_floats"] == 8 * 64
     text = md_path.read_text()
     assert "| serial |" in text and "| memory_bank |" in text and "Node overhead" in text
+
+
+def test_every_command_is_wired():
+    from rgbd_saliency_ros.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert {"predict", "export", "bench-step", "bench-streams", "bench-node", "bench", "make-bag", "replay"} <= set(commands)
