@@ -116,7 +116,11 @@ def _bench_node(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from .benchmarks.suite import FULL, QUICK, run_suite, write_reports
 
-    results = run_suite(QUICK if args.quick else FULL, args.device)
+    import time
+
+    start = time.monotonic()
+    results = run_suite(QUICK if args.quick else FULL, args.device,
+                        progress=lambda what: print(f"[{time.monotonic() - start:6.0f} s] {what}", flush=True))
     json_path, md_path = write_reports(results, args.out)
     print(md_path.read_text())
     print(f"wrote {json_path} and {md_path}")

@@ -40,7 +40,7 @@ class SuiteSettings:
     temporal_frames: int
 
 
-QUICK = SuiteSettings("sam2.1_hiera_t", 512, 256, "sam2.1_hiera_t", 256, 3, 256, 1000)
+QUICK = SuiteSettings("sam2.1_hiera_t", 512, 256, "sam2.1_hiera_t", 256, 2, 128, 1000)
 FULL = SuiteSettings("sam2.1_hiera_t", 1024, 1024, "sam2.1_hiera_l", 1024, 10, 1024, 1000)
 
 
