@@ -133,3 +133,7 @@ def test_memory_reset_requested_during_a_step_is_kept():
     mem.request_reset("a")  # e.g. a service call while the worker runs the step
     mem.commit("a", 0.1, STATE)
     assert mem.begin("a", 0.2) == (None, ResetCause.REQUEST)
+
+
+def test_step_time_slack_only_when_asked():
+    assert SaliencyConfig().timeout_allows_step_time is False

@@ -129,11 +129,6 @@ class SaliencyNode(Node):
         started = time.perf_counter()
         backend.warmup(len(self.params.streams))
         step_s = time.perf_counter() - started
-        if step_s > self.params.saliency.reset_timeout_s:
-            self.get_logger().warning(
-                f"a step takes {step_s:.2f} s, longer than reset_timeout_s ({self.params.saliency.reset_timeout_s} s): "
-                "each frame will start from a fresh memory"
-            )
         qos = self.params.input_qos
         for stream in self.params.streams:
             topics = stream_topics(self.params, stream)

@@ -193,7 +193,8 @@ def read_parameters(values: dict[str, Any]) -> NodeParams:
         max_image_pixels=v["max_image_pixels"],
         diagnostics_period_s=v["diagnostics_period_s"],
         saliency=SaliencyConfig(
-            threshold=v["threshold"], reset_timeout_s=v["reset_timeout_s"], max_streams=len(streams), depth_conversion=depth
+            threshold=v["threshold"], reset_timeout_s=v["reset_timeout_s"], max_streams=len(streams), depth_conversion=depth,
+            timeout_allows_step_time=True,  # the node steps the latest pair only, skipping frames while busy
         ),
         input_qos=qos_profile(v, "input_qos"),
         output_qos=qos_profile(v, "output_qos"),

@@ -27,8 +27,10 @@ class SaliencyConfig:
     """Runtime settings; the node's parameters of the same names fill it."""
 
     threshold: float = 0.5  # probability at or above which a pixel is in the mask
-    # A stream's memory restarts after a stamp gap longer than this plus twice the last step's time.
-    reset_timeout_s: float = 1.0
+    reset_timeout_s: float = 1.0  # a stream's memory restarts after a stamp gap longer than this
+    # A live consumer that takes the latest frame skips frames while the model runs: then allow
+    # twice the last step's time on top of the timeout. Offline replay steps every frame: False.
+    timeout_allows_step_time: bool = False
     evict_after_s: float = 60.0  # streams idle this long (in stamp time) are forgotten
     max_streams: int = 16
     # Used when the weights carry no depth convention of their own (the reference's checkpoints).
@@ -116,7 +118,7 @@ class SaliencyRuntime:
             raise ValueError(f"one step takes at most one frame per stream, got {ids}")
         states, causes = [], []
         # Frames skipped while the previous step ran are not a stalled stream: allow for them.
-        slack_s = 2.0 * self._last_step_s
+        slack_s = 2.0 * self._last_step_s if self.config.timeout_allows_step_time else 0.0
         for p in prepared:
             state, cause = self.memory.begin(p.pair.stream_id, p.pair.stamp_s, slack_s)
             states.append(self.backend.initial_state(1)[0] if state is None else state)
