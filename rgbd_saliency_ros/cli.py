@@ -5,6 +5,7 @@
     rgbd-saliency bench-node --frames 120 --rate 4
     rgbd-saliency make-bag --rgb-dir R --depth-dir D --gt-dir G --out seq_bag [--storage mcap]
     rgbd-saliency replay --bag seq_bag --out out/replay --sam2-checkpoint S.pt --weights W [--live]
+    rgbd-saliency eval --pred out/masks --gt data/gt --json out/metrics.json
 
 Each subcommand parses its flags here and calls one function of the layer that does the work.
 """
@@ -173,6 +174,21 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from .evaluation.metrics import accumulate_folders
+
+    metrics = accumulate_folders(args.pred, args.gt)
+    results = metrics.results()
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"{len(metrics)} frames: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rgbd-saliency", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -281,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask-topic", default="/saliency/mask", help="--live: the node's mask topic")
     p.add_argument("--probability-topic", default="/saliency/probability", help="--live: the node's probability topic")
     p.set_defaults(run=_replay)
+
+    p = sub.add_parser("eval", help="frame-averaged saliency metrics of prediction images against ground truth")
+    p.add_argument("--pred", required=True, help="prediction images (8-bit grey), matched to --gt by name without suffix")
+    p.add_argument("--gt", required=True, help="ground-truth masks (foreground > 128)")
+    p.add_argument("--json", help="write the metrics here (keys Smeasure, adpEm, meanEm, maxEm, adpFm, meanFm, maxFm, wFmeasure, MAE)")
+    p.set_defaults(run=_eval)
 
     p = sub.add_parser("bench", help="every benchmark: bench.json and bench.md")
     p.add_argument("--quick", action="store_true", help="small settings: minutes on a CPU")
