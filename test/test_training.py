@@ -40,6 +40,16 @@ from training.train import main as train_main  # noqa: E402
 CONFIGS = REPO_ROOT / "training" / "configs"
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread for each test: on a shared 2-core machine, two threads that wait for each
+    other ran ten times slower than one while other processes took the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
     """Synthetic training and held-out videos at 64 x 64, as the tiny CPU config expects."""
@@ -166,18 +176,8 @@ def test_ddp_two_gloo_processes_match_one_process_with_both_clips(videos, tmp_pa
 # ------------------------------------------------------------------------------- smoke training
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread for the test: on a shared 2-core machine, two threads that wait for each
-    other can run ten times slower than one when other processes take the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
-def test_smoke_training_learns_and_its_weights_load_into_predict(videos, tmp_path, one_thread):
+def test_smoke_training_learns_and_its_weights_load_into_predict(videos, tmp_path):
     cfg = tiny(videos, tmp_path / "run")
     result = train(cfg, progress=False)
     losses = np.array(result.losses)
