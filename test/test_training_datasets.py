@@ -190,3 +190,35 @@ def test_synthetic_metric_depth_and_cli(tmp_path):
     frame = find_videos(DatasetSpec(root=str(tmp_path), depth=reading))[0].frames[1]
     _, model_depth, _ = load_frame(frame, 40, reading)
     assert 0.0 <= model_depth.min() and model_depth.max() <= 1.0
+
+
+def test_synthetic_long_video_keeps_the_salient_object_nearest(tmp_path):
+    # Seed 77 once drove an object through the camera near frame 172 (no valid depth pixel) and,
+    # before that, a distractor in front of the salient object (empty ground truth).
+    assert synthetic.main(["--out", str(tmp_path), "--videos", "1", "--frames", "300", "--size", "32",
+                           "--seed", "77", "--depth-format", "mm16"]) == 0
+    video = tmp_path / "video_000"
+    assert [len(list((video / sub).glob("*.png"))) for sub in ("rgb", "depth", "gt")] == [300] * 3
+    for name in ("00000.png", "00171.png", "00172.png", "00250.png", "00299.png"):
+        depth = cv2.imread(str(video / "depth" / name), cv2.IMREAD_UNCHANGED)
+        gt = cv2.imread(str(video / "gt" / name), cv2.IMREAD_UNCHANGED) > 0
+        near, rest = depth[gt & (depth > 0)], depth[~gt & (depth > 0)]
+        assert near.size and 600 < np.median(near) < 1600 and np.percentile(near, 90) < np.min(rest)
+
+
+def test_synthetic_failure_leaves_no_half_written_frame(tmp_path, monkeypatch):
+    encode = synthetic._encode_depth
+    calls = []
+
+    def fail_on_third(depth_m, depth_format):
+        calls.append(1)
+        if len(calls) == 3:
+            raise ValueError("simulated failure")
+        return encode(depth_m, depth_format)
+
+    monkeypatch.setattr(synthetic, "_encode_depth", fail_on_third)
+    with pytest.raises(ValueError, match="simulated"):
+        synthetic.generate(tmp_path, synthetic.SyntheticConfig(videos=1, frames=5, size=32))
+    video = tmp_path / "video_000"
+    assert [sorted(p.name for p in (video / sub).iterdir()) for sub in ("rgb", "depth", "gt")] == \
+        [["00000.png", "00001.png"]] * 3

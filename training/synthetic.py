@@ -8,7 +8,8 @@ machines, and a random backbone needs data where depth alone tells the answer.
 
 What one video shows: a textured, slanted background wall 3.5 to 6 m away, one to three textured
 distractor objects 1.9 to 3.2 m away and the salient object, always the nearest (0.7 to 1.4 m),
-all moving, drifting in depth and occluding each other by their depth order. The depth is what a
+all moving, drifting back and forth in depth within their bands (so the salient object stays the
+nearest however long the video) and occluding each other by their depth order. The depth is what a
 structured-light camera gives: noise growing with the square of the distance, a missing band
 beside the left edge of near objects (the projector's shadow), random holes and dropped pixels.
 
@@ -88,6 +89,7 @@ class _Object:
     spin: float  # radians per frame
     depth_m: float  # distance of the object's front at frame 0
     depth_velocity_m: float  # metres per frame
+    depth_range_m: tuple[float, float]  # its depth band: the front bounces between these ends
     bulge_m: float  # how much nearer the object's middle is than its rim
     blob_radii: np.ndarray  # (16,) relative radii around the outline, for "blob"
 
@@ -127,6 +129,7 @@ def _new_object(rng: np.random.Generator, size: int, depth_range_m: tuple[float,
         spin=rng.uniform(-0.05, 0.05),
         depth_m=rng.uniform(*depth_range_m),
         depth_velocity_m=rng.uniform(-0.02, 0.02),
+        depth_range_m=depth_range_m,
         bulge_m=rng.uniform(0.02, 0.15),
         blob_radii=rng.uniform(0.7, 1.2, 16),
     )
@@ -135,17 +138,24 @@ def _new_object(rng: np.random.Generator, size: int, depth_range_m: tuple[float,
 def _center_at(obj: _Object, t: int, size: int) -> np.ndarray:
     """(2,) x, y in pixels at frame ``t``, bouncing between 5% and 95% of the frame: objects stay
     mostly in view but may be cut by the frame edge."""
-    center = obj.center + obj.velocity * t
-    span = 0.9 * size
-    phase = np.mod(center - 0.05 * size, 2.0 * span)
-    return 0.05 * size + np.where(phase <= span, phase, 2.0 * span - phase)
+    return _bounce(obj.center + obj.velocity * t, 0.05 * size, 0.95 * size)
+
+
+def _bounce(value, low: float, high: float):
+    """``value`` (a float or an array) folded back into [low, high] as if reflected at both ends:
+    a linear motion becomes a back-and-forth one that never leaves the interval."""
+    span = high - low
+    phase = np.mod(np.asarray(value, dtype=np.float64) - low, 2.0 * span)
+    return low + np.where(phase <= span, phase, 2.0 * span - phase)
 
 
 def _object_at(obj: _Object, t: int, size: int) -> tuple[np.ndarray, np.ndarray, float]:
     """Where ``obj`` is at frame ``t``: (mask (S, S) bool, normalised radius (S, S) float32 in [0, 1]
     inside the mask, depth of its front in metres)."""
     center = _center_at(obj, t, size)
-    depth_m = obj.depth_m + obj.depth_velocity_m * t
+    # The drift bounces inside the object's band: a long video never takes an object through the
+    # camera (negative depth, no valid pixel) nor a distractor in front of the salient object.
+    depth_m = float(_bounce(obj.depth_m + obj.depth_velocity_m * t, *obj.depth_range_m))
     radius = obj.radius * obj.depth_m / depth_m  # nearer looks bigger
     angle = obj.angle + obj.spin * t
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
@@ -229,6 +239,29 @@ def _encode_depth(depth_m: np.ndarray, depth_format: str) -> np.ndarray:
     return np.rint(relative * 255.0).astype(np.uint8)
 
 
+def _write_frame(folder: Path, name: str, images: dict[str, np.ndarray]) -> None:
+    """Writes one frame's images (sub-folder -> image) as ``folder/<sub>/<name>``, all or none.
+
+    Everything is encoded before anything is written, then written under temporary names that are
+    renamed only once all are on disk: a failure leaves no color image without its depth and mask.
+    """
+    encoded = {}
+    for sub, image in images.items():
+        ok, data = cv2.imencode(".png", image)
+        if not ok:
+            raise ValueError(f"{folder / sub / name}: PNG encoding failed for {image.dtype} {image.shape}")
+        encoded[sub] = data
+    temporary = {sub: folder / sub / f".{name}.tmp" for sub in encoded}
+    try:
+        for sub, data in encoded.items():
+            temporary[sub].write_bytes(data.tobytes())
+        for sub, path in temporary.items():
+            os.replace(path, folder / sub / name)
+    finally:
+        for path in temporary.values():
+            path.unlink(missing_ok=True)
+
+
 def generate(out_dir: str | os.PathLike, config: SyntheticConfig) -> list[Path]:
     """Writes ``config.videos`` videos under ``out_dir`` (see the module docstring).
 
@@ -244,10 +277,9 @@ def generate(out_dir: str | os.PathLike, config: SyntheticConfig) -> list[Path]:
         for sub in ("rgb", "depth", "gt"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         for t, (rgb, depth_m, gt) in enumerate(_render_video(rng, config)):
-            name = f"{t:05d}.png"
-            cv2.imwrite(str(folder / "rgb" / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-            cv2.imwrite(str(folder / "depth" / name), _encode_depth(depth_m, config.depth_format))
-            cv2.imwrite(str(folder / "gt" / name), gt)
+            images = {"rgb": cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                      "depth": _encode_depth(depth_m, config.depth_format), "gt": gt}
+            _write_frame(folder, f"{t:05d}.png", images)
         folders.append(folder)
     info = {
         "generator": "training.synthetic",
