@@ -153,7 +153,8 @@ def _replay(args: argparse.Namespace) -> int:
 
     options = ReplayOptions(
         color_topic=args.color_topic, depth_topic=args.depth_topic, gt_topic=args.gt_topic or None, gt_dir=args.gt_dir,
-        gt_match=args.gt_match, sync_slop_s=args.sync_slop_s, probabilities=args.probabilities, video=not args.no_video,
+        gt_match=args.gt_match, camera_info_topic=args.camera_info_topic or None,
+        sync_slop_s=args.sync_slop_s, probabilities=args.probabilities, video=not args.no_video,
         saliency=SaliencyConfig(threshold=args.threshold, reset_timeout_s=args.reset_timeout_s), distro=args.distro,
     )
     if args.live:
@@ -285,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gt-dir", help="ground-truth masks in a folder instead (see --gt-match)")
     p.add_argument("--gt-match", choices=("index", "stamp"), default="index",
                    help="--gt-dir masks by color frame index (sorted names) or by stamp (file names in seconds)")
+    p.add_argument("--camera-info-topic", default="/camera/color/camera_info",
+                   help="the color CameraInfo, for the 3D centroids (empty: none)")
     p.add_argument("--sync-slop-s", type=float, default=0.02, help="largest color/depth stamp difference of a pair")
     p.add_argument("--threshold", type=float, default=0.5, help="mask threshold on the probability")
     p.add_argument("--reset-timeout-s", type=float, default=1.0, help="query memory restarts after a gap this long in the stamps")

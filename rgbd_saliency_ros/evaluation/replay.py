@@ -14,6 +14,11 @@ Ground truth, when there is any: a mono8 / 8UC1 mask topic in the bag (``--gt-to
 the color frame with the same stamp, within the slop), or a folder of masks matched by color frame
 index (sorted names) or by stamp (file names are stamps in seconds, e.g. ``1700000000.033333.png``).
 
+3D: with the color CameraInfo in the bag (``--camera-info-topic``, the first one is used), each
+frame's object is placed in 3D from its mask and the depth (``runtime.geometry``), and so is the
+ground truth's: frames.csv gets both centroids and their distance, metrics.json its median and
+95th percentile. Without a CameraInfo the columns stay empty and the report says why.
+
 A damaged bag (truncated, corrupt) stops the replay with ``BagError``; everything processed before
 the damage is written first, with ``"complete": false`` in metrics.json.
 """
@@ -36,9 +41,11 @@ from ..runtime.pairing import CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, UNPAIR
 from ..runtime.backends import StepBackend
 from ..runtime.depth import InvalidDepthError, decode_ros_depth
 from ..runtime.frames import color_to_rgb
+from ..runtime.geometry import CameraModel, GeometryConfig, object_geometry
 from ..runtime.saliency import FramePair, SaliencyConfig, SaliencyRuntime
 from ..runtime.sequence import IMAGE_SUFFIXES
-from .bags import IMAGE_TYPE, BagError, BagInfo, BagMessage, bag_info, image_array, read_bag, stamp_ns
+from .bags import (CAMERA_INFO_TYPE, IMAGE_TYPE, BagError, BagInfo, BagMessage, bag_info,
+                   image_array, read_bag, stamp_ns)
 from .make_bag import BagTopics
 from .report import FrameRecord, ReplayRecorder
 
@@ -55,6 +62,8 @@ class ReplayOptions:
     gt_topic: str | None = BagTopics.gt  # used when the bag has it
     gt_dir: str | None = None  # a folder of masks instead of the topic
     gt_match: str = "index"  # folder masks by color frame "index" or by "stamp" (file name, seconds)
+    camera_info_topic: str | None = BagTopics.camera_info  # color camera's; None: no 3D centroids
+    geometry: GeometryConfig = field(default_factory=GeometryConfig)  # the object's points
     sync_slop_s: float = 0.02  # largest color/depth stamp difference of a pair, seconds
     queue_size: int = 5
     backward_jump_s: float = 0.5
@@ -171,6 +180,43 @@ def load_ground_truth(path: str | os.PathLike, options: ReplayOptions, topics: d
     return gt
 
 
+def load_camera(path: str | os.PathLike, options: ReplayOptions,
+                topics: dict[str, tuple[str, int]]) -> tuple[CameraModel | None, str]:
+    """The color camera from the bag's first CameraInfo, and a line saying where it came from or
+    why there is none (then the replay has no 3D centroids). Damage stops the search quietly."""
+    topic = options.camera_info_topic
+    if not topic:
+        return None, "no CameraInfo topic given"
+    if topic not in topics or topics[topic][0] != CAMERA_INFO_TYPE:
+        return None, f"no CameraInfo on {topic} in the bag (choose it with --camera-info-topic)"
+    try:
+        for message in read_bag(path, [topic], options.distro):
+            info = message.msg
+            try:
+                camera = CameraModel.from_camera_info(info.width, info.height, info.k, info.d,
+                                                      info.distortion_model)
+            except ValueError as e:
+                return None, f"the CameraInfo on {topic} is unusable: {e}"
+            undone = f"{camera.distortion_model} undone" if camera.distorted else "no distortion"
+            return camera, f"the CameraInfo on {topic} ({camera.width}x{camera.height}, {undone})"
+    except BagError:
+        pass
+    return None, f"no readable CameraInfo on {topic}"
+
+
+def frame_centroids(mask: np.ndarray, truth: np.ndarray | None, depth_m: np.ndarray,
+                    camera: CameraModel | None,
+                    config: GeometryConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Centroids (x, y, z) in metres of the object under the mask and under the ground truth
+    (NaN where a mask has no valid depth, there is no camera, or its size is not the frame's)."""
+    missing = (np.nan, np.nan, np.nan)
+    if camera is None or (camera.width, camera.height) != (mask.shape[1], mask.shape[0]):
+        return missing, missing
+    found = [object_geometry(m, depth_m, camera, config) if m is not None else None
+             for m in (mask, truth)]
+    return tuple(tuple(map(float, g.centroid_m)) if g is not None else missing for g in found)
+
+
 def bag_rate_hz(info: BagInfo, color_topic: str) -> float:
     """Color frames per second over the bag's duration (30 when it cannot tell)."""
     count, duration_s = info.topics[color_topic][1], info.duration_ns * 1e-9
@@ -204,6 +250,7 @@ def replay_bag(
     options = options or ReplayOptions()
     contents = check_topics(bag, options)
     gt = load_ground_truth(bag, options, contents.topics)
+    camera, camera_source = load_camera(bag, options, contents.topics)
     color_count = contents.topics[options.color_topic][1]
     runtime = SaliencyRuntime(backend, options.saliency)
     backend.warmup(1)  # the first step initialises lazily: it would count as the first frame's latency
@@ -234,8 +281,10 @@ def replay_bag(
             if isinstance(outcome, str):
                 bad_input[outcome] = bad_input.get(outcome, 0) + 1
                 continue
-            record, rgb, result = outcome
+            record, rgb, depth_m, result = outcome
             truth = fit_mask(gt.lookup(index, record.stamp_ns), rgb.shape[:2]) if gt is not None else None
+            record.centroid_m, record.gt_centroid_m = frame_centroids(
+                result.mask, truth, depth_m, camera, options.geometry)
             if gt is not None and truth is None:
                 counts["frames_without_gt"] += 1
             recorder.add(record, rgb, result.probability, result.mask, truth)
@@ -255,6 +304,8 @@ def replay_bag(
         "resets_by_cause": dict(runtime.memory.resets),
         "bad_input": bad_input,
         "gt_source": _gt_source(options, gt),
+        "centroid_source": camera_source,
+        "centroid_camera": camera is not None,
     })
     info = {"bag": os.fspath(bag), **model_info(backend, weights_name)}
     summary = recorder.finish(counts, info, complete=error is None, error=str(error) if error else None)
@@ -273,7 +324,8 @@ def _gt_source(options: ReplayOptions, gt: GroundTruth | None) -> str | None:
 
 
 def _process(runtime: SaliencyRuntime, index: int, color: BagMessage, depth: BagMessage):
-    """Runs one pair; returns (FrameRecord, rgb, SaliencyResult), or the kind of bad input (str)."""
+    """Runs one pair; returns (FrameRecord, rgb, depth in metres, SaliencyResult), or the kind of
+    bad input (str)."""
     stamp = stamp_ns(color.msg.header.stamp)
     started = time.perf_counter()
     try:
@@ -294,4 +346,4 @@ def _process(runtime: SaliencyRuntime, index: int, color: BagMessage, depth: Bag
     latency_ms = (time.perf_counter() - started) * 1e3
     record = FrameRecord(index, stamp, latency_ms, result.model_time_s * 1e3,
                          result.reset.value if result.reset is not None else "")
-    return record, rgb, result
+    return record, rgb, depth_m, result

@@ -8,8 +8,11 @@ the summary files. The folder it fills:
     probabilities/000012.png   (optional) probability as 8-bit grey, value / 255
     overlay.mp4                color with the mask in red and the ground truth outlined in green
                                (overlay.avi, Motion JPEG, where OpenCV has no MP4 writer)
-    frames.csv                 per frame: index, stamp, latencies, reset cause, S-measure, MAE
-    metrics.json               metric values, latency percentiles, counts (see ``finish``)
+    frames.csv                 per frame: index, stamp, latencies, reset cause, S-measure, MAE, and
+                               the object's 3D centroid from the mask and from the ground truth
+                               (metres, color optical frame) with their distance
+    metrics.json               metric values, latency and centroid error percentiles, counts
+                               (see ``finish``)
     report.md + *.png          the same for people, with plots
 
     recorder = ReplayRecorder("out/replay", mode="offline", expected_frames=300)
@@ -49,6 +52,15 @@ class FrameRecord:
     reset: str = ""  # why the query memory restarted at this frame, if it did
     smeasure: float = math.nan  # filled when the frame has ground truth
     mae: float = math.nan
+    # The object's centroid (x, y, z), metres in the color optical frame, from the predicted mask
+    # and from the ground truth; NaN where there is none (no CameraInfo, no valid depth under it).
+    centroid_m: tuple[float, float, float] = (math.nan, math.nan, math.nan)
+    gt_centroid_m: tuple[float, float, float] = (math.nan, math.nan, math.nan)
+
+    @property
+    def centroid_error_m(self) -> float:
+        """Distance between the two centroids, metres (NaN when either is missing)."""
+        return math.dist(self.centroid_m, self.gt_centroid_m)
 
 
 @dataclass
@@ -186,6 +198,7 @@ class ReplayRecorder:
         scores = self.metrics.results() if len(self.metrics) else dict.fromkeys(RESULT_KEYS)
         latency = percentiles([f.latency_ms for f in self.frames])
         model = percentiles([f.model_ms for f in self.frames])
+        centroid = percentiles([f.centroid_error_m for f in self.frames])
         summary: dict[str, Any] = dict(scores)
         summary.update({
             "latency_ms_p50": latency["p50"], "latency_ms_p95": latency["p95"],
@@ -193,6 +206,11 @@ class ReplayRecorder:
         })
         if model["p50"] is not None:
             summary.update({"model_ms_p50": model["p50"], "model_ms_p95": model["p95"]})
+        summary.update({
+            "centroid_error_m_p50": centroid["p50"], "centroid_error_m_p95": centroid["p95"],
+            "frames_with_centroid_error": sum(math.isfinite(f.centroid_error_m)
+                                              for f in self.frames),
+        })
         summary.update({"frames": len(self.frames), "frames_scored": len(self._scored)})
         summary.update(counts)
         summary.update({
@@ -211,10 +229,14 @@ class ReplayRecorder:
     def _write_csv(self) -> None:
         with open(self.out / "frames.csv", "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(["index", "stamp_s", "latency_ms", "model_ms", "reset", "Smeasure", "MAE"])
+            centroids = [f"{kind}centroid_{axis}_m" for kind in ("", "gt_") for axis in "xyz"]
+            writer.writerow(["index", "stamp_s", "latency_ms", "model_ms", "reset", "Smeasure",
+                             "MAE", *centroids, "centroid_error_m"])
             for r in self.frames:
                 writer.writerow([r.index, f"{r.stamp_ns * 1e-9:.9f}", _num(r.latency_ms), _num(r.model_ms), r.reset,
-                                 _num(r.smeasure, 6), _num(r.mae, 6)])
+                                 _num(r.smeasure, 6), _num(r.mae, 6)]
+                                + [_num(v, 4) for v in (*r.centroid_m, *r.gt_centroid_m,
+                                                        r.centroid_error_m)])
 
     def _plots(self) -> dict[str, str]:
         """Writes the report's PNG plots; returns {what: file name} of those written."""
@@ -251,6 +273,10 @@ class ReplayRecorder:
             fig, ax = plt.subplots(figsize=(5.5, 3.5), layout="constrained")
             _plot_latency(ax, self.frames, self.mode)
             save(fig, "latency.png", "latency")
+        if any(math.isfinite(f.centroid_error_m) for f in self.frames):
+            fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
+            _plot_centroid_error(ax, self.frames, t0)
+            save(fig, "centroid_error_over_time.png", "centroid")
         if self._examples:
             examples = sorted(self._examples, key=lambda e: e.index)
             columns = max(len(examples), 4)
@@ -325,6 +351,21 @@ def _plot_smeasure(ax, scored: list[FrameRecord], t0_ns: int) -> None:
     ax.grid(alpha=0.3)
 
 
+def _plot_centroid_error(ax, frames: list[FrameRecord], t0_ns: int) -> None:
+    shown = [f for f in frames if math.isfinite(f.centroid_error_m)]
+    times = [(f.stamp_ns - t0_ns) * 1e-9 for f in shown]
+    errors_cm = [100 * f.centroid_error_m for f in shown]
+    ax.plot(times, errors_cm, marker=".", color="C0", lw=1)
+    for q, style in ((50, "-"), (95, "--")):
+        ax.axhline(float(np.percentile(errors_cm, q)), color="k", lw=0.8, ls=style, label=f"p{q}")
+    ax.set_xlabel("time in the bag (s)")
+    ax.set_ylabel("centroid error (cm)")
+    ax.set_ylim(bottom=0)
+    ax.set_title("3D centroid of the mask against the ground truth's", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+
+
 def _plot_latency(ax, frames: list[FrameRecord], mode: str) -> None:
     latency = [f.latency_ms for f in frames if math.isfinite(f.latency_ms)]
     ax.hist(latency, bins=min(40, max(5, len(latency) // 3)), color="C0", alpha=0.8,
@@ -376,6 +417,7 @@ def _report_markdown(summary: dict[str, Any], plots: dict[str, str]) -> str:
                   "| " + " | ".join(_fmt(summary[k]) for k in RESULT_KEYS) + " |", ""]
     else:
         lines += ["No ground truth in this replay: no quality metrics.", ""]
+    lines += _centroid_markdown(summary)
     lines += ["## Latency", "", f"{summary['latency_means']}.", "",
               "| | p50 | p95 | mean | max |", "|---|---|---|---|---|",
               f"| latency (ms) | {_fmt(summary['latency_ms_p50'])} | {_fmt(summary['latency_ms_p95'])} | "
@@ -383,19 +425,21 @@ def _report_markdown(summary: dict[str, Any], plots: dict[str, str]) -> str:
     if "model_ms_p50" in summary:
         lines.append(f"| model step (ms) | {_fmt(summary['model_ms_p50'])} | {_fmt(summary['model_ms_p95'])} | | |")
     lines += ["", "## Counts", "", "| | |", "|---|---|"]
-    skip = set(RESULT_KEYS) | {"complete", "error", "mode", "latency_means", "outputs", "info"}
+    skip = set(RESULT_KEYS) | {"complete", "error", "mode", "latency_means", "outputs", "info",
+                               "centroid_source", "centroid_camera", "frames_with_centroid_error"}
     for key, value in summary.items():
-        if key in skip or key.startswith(("latency_ms", "model_ms")):
+        if key in skip or key.startswith(("latency_ms", "model_ms", "centroid_error_m")):
             continue
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items()) or "none"
         lines.append(f"| {key.replace('_', ' ')} | {value} |")
     lines.append("")
     titles = {"overview": "Overview", "pr": "Precision-recall", "thresholds": "F- and E-measure against threshold",
-              "smeasure": "S-measure over time", "latency": "Latency"}
+              "smeasure": "S-measure over time", "latency": "Latency",
+              "centroid": "Centroid error over time"}
     if plots:
         lines += ["## Plots", ""]
-        for what in ("overview", "pr", "thresholds", "smeasure", "latency"):
+        for what in ("overview", "pr", "thresholds", "smeasure", "centroid", "latency"):
             if what in plots:
                 lines += [f"### {titles[what]}", "", f"![{titles[what]}]({plots[what]})", ""]
     outputs = summary["outputs"]
@@ -409,6 +453,27 @@ def _report_markdown(summary: dict[str, Any], plots: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+def _centroid_markdown(summary: dict[str, Any]) -> list[str]:
+    if "centroid_source" not in summary:  # a replay that does not place objects in 3D (live)
+        return []
+    lines = ["## 3D centroid", ""]
+    source = summary["centroid_source"]
+    if summary.get("frames_with_centroid_error"):
+        lines += [f"The object's centroid in the color optical frame, from the mask and from the "
+                  f"ground truth, each from the aligned depth through {source} (`frames.csv` has "
+                  f"both per frame). Distance between them over "
+                  f"{summary['frames_with_centroid_error']} frames:", "",
+                  "| | p50 | p95 |", "|---|---|---|",
+                  f"| centroid error (m) | {_fmt(summary['centroid_error_m_p50'])} | "
+                  f"{_fmt(summary['centroid_error_m_p95'])} |", ""]
+    elif not summary.get("centroid_camera"):
+        lines += [f"No 3D centroids: {source or 'no CameraInfo'}.", ""]
+    else:
+        lines += ["No centroid error: no frame had both a centroid and a ground-truth centroid (no "
+                  "ground truth, or no valid depth under the masks).", ""]
+    return lines
+
+
 def summary_text(summary: dict[str, Any], out_dir: str | os.PathLike) -> str:
     """A few lines for the terminal: the metrics, latency, counts and where the report is."""
     lines = []
@@ -417,6 +482,9 @@ def summary_text(summary: dict[str, Any], out_dir: str | os.PathLike) -> str:
         lines.append("  " + "  ".join(f"{k} {summary[k]:.4f}" for k in RESULT_KEYS))
     else:
         lines.append("no ground truth: no quality metrics")
+    if summary.get("centroid_error_m_p50") is not None:
+        lines.append(f"3D centroid error p50 {100 * summary['centroid_error_m_p50']:.1f} cm, "
+                     f"p95 {100 * summary['centroid_error_m_p95']:.1f} cm")
     if summary.get("latency_ms_p50") is not None:
         lines.append(f"latency ({summary['mode']}) p50 {summary['latency_ms_p50']:.1f} ms, p95 {summary['latency_ms_p95']:.1f} ms")
     counts = [f"{summary.get('frames', 0)} masks", f"{summary.get('pairs')} pairs",
