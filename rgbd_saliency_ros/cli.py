@@ -3,6 +3,7 @@
     rgbd-saliency predict --sam2-checkpoint S.pt --weights W --rgb-dir R --depth-dir D --out-dir O
     rgbd-saliency bench-step --model sam2.1_hiera_t --input-size 1024
     rgbd-saliency bench-node --frames 120 --rate 4
+    rgbd-saliency bench-geometry
     rgbd-saliency make-bag --rgb-dir R --depth-dir D --gt-dir G --out seq_bag [--storage mcap]
     rgbd-saliency replay --bag seq_bag --out out/replay --sam2-checkpoint S.pt --weights W [--live]
     rgbd-saliency eval --pred out/masks --gt data/gt --json out/metrics.json
@@ -111,6 +112,13 @@ def _bench_node(args: argparse.Namespace) -> int:
     result = bench_node(args.frames, args.rate, args.input_qos, args.sam2_checkpoint, args.weights, args.input_size,
                         args.device, args.fastdds_profile)
     print(result.report())
+    return 0
+
+
+def _bench_geometry(args: argparse.Namespace) -> int:
+    from .benchmarks.geometry import bench_geometry, report
+
+    print(report(bench_geometry(args.repeats), args.repeats))
     return 0
 
 
@@ -247,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-qos", choices=("reliable", "best_effort"), default="reliable", help="the node's input QoS")
     p.add_argument("--fastdds-profile", help="Fast DDS XML profile for all processes, e.g. config/fastdds_large_images.xml")
     p.set_defaults(run=_bench_node)
+
+    p = sub.add_parser("bench-geometry", help="per-frame cost of the 3D outputs (object geometry, messages, "
+                       "registration) at 640x480")
+    p.add_argument("--repeats", type=int, default=50, help="timed runs of each part")
+    p.set_defaults(run=_bench_geometry)
 
     p = sub.add_parser("make-bag", help="a rosbag2 (sqlite3 or MCAP) from RGB-D image folders and ground truth")
     p.add_argument("--rgb-dir", required=True, help="color frames (matched to depth and ground truth by sorted name)")

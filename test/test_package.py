@@ -42,8 +42,8 @@ def test_package_xml_declares_ros_dependencies(repo_root):
     assert root.findtext("export/build_type") == "ament_python"
     exec_depends = {e.text for e in root.findall("exec_depend")}
     assert {
-        "rclpy", "sensor_msgs", "std_msgs", "std_srvs", "diagnostic_msgs",
-        "python3-numpy", "python3-opencv", "python3-yaml",
+        "rclpy", "sensor_msgs", "std_msgs", "std_srvs", "diagnostic_msgs", "geometry_msgs",
+        "visualization_msgs", "python3-numpy", "python3-opencv", "python3-yaml",
     } <= exec_depends
     assert "python3-pytest" in {e.text for e in root.findall("test_depend")}
 

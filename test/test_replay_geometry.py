@@ -58,7 +58,9 @@ def write_bag(path, camera_info: bool = True) -> None:
             stamp = START_NS + i * PERIOD_NS
             frame = "camera_color_optical_frame"
             bag.write_image(BagTopics.color, stamp, rgb, "rgb8", frame)
-            bag.write_image(BagTopics.depth, stamp, encode_depth(scene.depth_m, "16UC1"), "16UC1", frame)
+            bag.write_image(
+                BagTopics.depth, stamp, encode_depth(scene.depth_m, "16UC1"), "16UC1", frame
+            )
             bag.write_image(BagTopics.gt, stamp, scene.mask(1), "mono8", frame)
             if camera_info:
                 intrinsics = CameraIntrinsics(320, 240, CAMERA.fx, CAMERA.fy, CAMERA.cx, CAMERA.cy)
@@ -72,8 +74,12 @@ def read_frames(out) -> list[dict]:
 
 def test_ground_truth_centroids_are_the_cards_and_the_mask_centroids_close(tmp_path):
     write_bag(tmp_path / "bag")
-    summary = replay_bag(tmp_path / "bag", tmp_path / "out", NearestIsSalient(),
-                         ReplayOptions(progress=False, video=False))
+    summary = replay_bag(
+        tmp_path / "bag",
+        tmp_path / "out",
+        NearestIsSalient(),
+        ReplayOptions(progress=False, video=False),
+    )
     rows = read_frames(tmp_path / "out")
     assert len(rows) == len(POSES)
     for row, (x, y, z) in zip(rows, POSES):
@@ -101,8 +107,12 @@ def test_ground_truth_centroids_are_the_cards_and_the_mask_centroids_close(tmp_p
 
 def test_without_camera_info_the_centroid_columns_stay_empty_and_the_report_says_why(tmp_path):
     write_bag(tmp_path / "bag", camera_info=False)
-    summary = replay_bag(tmp_path / "bag", tmp_path / "out", NearestIsSalient(),
-                         ReplayOptions(progress=False, video=False))
+    summary = replay_bag(
+        tmp_path / "bag",
+        tmp_path / "out",
+        NearestIsSalient(),
+        ReplayOptions(progress=False, video=False),
+    )
     rows = read_frames(tmp_path / "out")
     assert len(rows) == len(POSES) and all(row["centroid_error_m"] == "" for row in rows)
     assert all(row["gt_centroid_z_m"] == "" and row["centroid_z_m"] == "" for row in rows)

@@ -467,9 +467,17 @@ def voxel_downsample(points_m: np.ndarray, voxel_m: float, max_points: int) -> n
     """
     index = np.arange(len(points_m))
     if voxel_m > 0 and len(points_m):
-        keys = np.floor(points_m / voxel_m).astype(np.int64)
-        _, first = np.unique(keys, axis=0, return_index=True)
-        index = np.sort(first)
+        # One integer per cube (21 bits a coordinate: +-1e6 cubes): sorting integers is far faster
+        # than numpy's unique over rows.
+        cells = np.floor(points_m / np.float32(voxel_m)).astype(np.int64) + (1 << 20)
+        keys = (cells[:, 0] << 42) | (cells[:, 1] << 21) | cells[:, 2]
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        first = np.ones(len(keys), bool)
+        first[1:] = ordered[1:] != ordered[:-1]
+        chosen = np.zeros(len(keys), bool)
+        chosen[order[first]] = True
+        index = np.flatnonzero(chosen)  # in input order, without sorting again
     if max_points > 0 and len(index) > max_points:
         index = index[:: -(-len(index) // max_points)]
     return index
@@ -506,39 +514,28 @@ def register_depth(
             f"{depth_camera.width}x{depth_camera.height}"
         )
     with np.errstate(invalid="ignore"):
-        v, u = np.nonzero(np.isfinite(depth_m) & (depth_m > 0))
-    z = depth_m[v, u].astype(np.float64)
-    rays = pixel_rays(depth_camera)[v, u].astype(np.float64)
-    transform = np.asarray(color_from_depth, np.float64)
-    moved = (np.stack([rays[:, 0] * z, rays[:, 1] * z, z], 1)) @ transform[:3, :3].T + transform[
-        :3, 3
-    ]
+        flat = np.flatnonzero(np.isfinite(depth_m) & (depth_m > 0))
+    z = depth_m.reshape(-1)[flat].astype(np.float64)[:, None]
+    rotation = np.asarray(color_from_depth, np.float64)[:3, :3]
+    shift = np.asarray(color_from_depth, np.float64)[:3, 3]
+    # R (x z, y z, z) + t = z (R (x, y, 1)) + t: one product per pixel, not per coordinate.
+    sight = pixel_rays(depth_camera).reshape(-1, 2)[flat] @ rotation[:, :2].T + rotation[:, 2]
+    moved = sight * z + shift
     ahead = moved[:, 2] > 0
-    moved, rays, z = moved[ahead], rays[ahead], z[ahead]
+    moved, z = moved[ahead], z[ahead]
     centre = project_points(moved, color_camera)
     if fill_upsampling_holes:
-        # The footprint's corners, at the same depth (as depth_image_proc does); the rays at the
-        # corners are taken locally linear, which holds within a pixel even with distortion.
-        half = 0.5 / np.array([depth_camera.fx, depth_camera.fy])
-        corners = [
-            project_points(
-                np.column_stack([(rays + s * half) * z[:, None], z]) @ transform[:3, :3].T
-                + transform[:3, 3],
-                color_camera,
-            )
-            for s in (-1.0, 1.0)
-        ]
+        # The footprint's corners, at the same depth (as depth_image_proc does), half a pixel
+        # along the depth camera's rays (taken locally linear, which holds within a pixel).
+        half = rotation[:, :2] @ (0.5 / np.array([depth_camera.fx, depth_camera.fy]))
+        corners = [project_points(moved + sign * z * half, color_camera) for sign in (-1.0, 1.0)]
         # Neighbours at different depths project their shared corner a little apart: a quarter
         # pixel of margin closes those seams, through which what is behind would show.
-        low = np.minimum(np.ceil(np.minimum(corners[0], corners[1]) - SEAM_PX), np.rint(centre))
-        high = np.maximum(
-            np.ceil(np.maximum(corners[0], corners[1]) + SEAM_PX) - 1, np.rint(centre)
-        )
+        low = np.minimum(np.ceil(np.minimum(*corners) - SEAM_PX), np.rint(centre))
+        high = np.maximum(np.ceil(np.maximum(*corners) + SEAM_PX) - 1, np.rint(centre))
     else:
         low = high = np.rint(centre)
     return _splat_nearest(low, high, moved[:, 2], color_camera.width, color_camera.height)
-
-
 
 
 def _splat_nearest(
@@ -552,10 +549,12 @@ def _splat_nearest(
     high = np.minimum(high, low + MAX_SPLAT_PX - 1)
     z = z[inside]
     buffer = np.full(width * height, np.inf)
-    span = high - low
-    for dv in range(int(span[:, 1].max(initial=0)) + 1):
-        for du in range(int(span[:, 0].max(initial=0)) + 1):
-            hit = (span[:, 0] >= du) & (span[:, 1] >= dv)
-            np.minimum.at(buffer, (low[hit, 1] + dv) * width + low[hit, 0] + du, z[hit])
+    span_u, span_v = (high - low).T
+    base = low[:, 1] * width + low[:, 0]
+    for dv in range(int(span_v.max(initial=0)) + 1):
+        rows = span_v >= dv
+        for du in range(int(span_u.max(initial=0)) + 1):
+            hit = rows & (span_u >= du)
+            np.minimum.at(buffer, base[hit] + (dv * width + du), z[hit])
     buffer[np.isinf(buffer)] = np.nan
     return buffer.reshape(height, width).astype(np.float32)

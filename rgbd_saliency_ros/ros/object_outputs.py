@@ -1,0 +1,320 @@
+"""The node's 3D outputs of one stream, and the registration of depth that is not aligned to color.
+
+The node builds one ``ObjectOutputs`` per stream beside its mask and, after publishing the mask,
+calls ``publish``: the object's points, centroid, box and markers (``object_messages``) go out on
+
+    <mask's namespace>/object/points       sensor_msgs/PointCloud2 (xyz + rgb, voxel-thinned)
+    <mask's namespace>/object/centroid     geometry_msgs/PointStamped
+    <mask's namespace>/object/box          geometry_msgs/PoseStamped (centre and axes)
+    <mask's namespace>/object/box_size     geometry_msgs/Vector3Stamped (metres along the axes)
+    <mask's namespace>/object/markers      visualization_msgs/MarkerArray
+    <mask's namespace>/object/detections   vision_msgs/Detection3DArray (when importable)
+
+all with the color frame's header, in its optical frame. Nothing is computed for a frame when
+nobody subscribes to any of them; each has an ``object.<name>`` parameter to switch it off.
+
+``DepthRegistration`` re-renders depth from its own camera into the color camera
+(``runtime.geometry.register_depth``) when ``depth_camera_info_topic`` is set: from the depth and
+color CameraInfos and the depth-to-color transform, taken from tf when tf2_ros is importable and
+has it (on a robot), else from the ``depth_to_color.*`` parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from geometry_msgs.msg import PointStamped, PoseStamped, Vector3Stamped
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, PointCloud2
+from visualization_msgs.msg import MarkerArray
+
+from ..runtime.geometry import (
+    CameraModel,
+    GeometryConfig,
+    object_geometry,
+    register_depth,
+    rigid_transform,
+)
+from .object_messages import ObjectMessageOptions, object_messages, vision_msgs_available
+from .params import ParamSpec
+
+OUTPUTS = (
+    "cloud",
+    "centroid",
+    "box",
+    "markers",
+    "detections",
+)  # the switches, ObjectMessageOptions' fields
+
+OBJECT_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("object.cloud", True, "publish the object's points (object/points)"),
+    ParamSpec("object.centroid", True, "publish the object's centroid (object/centroid)"),
+    ParamSpec(
+        "object.box", True, "publish the object's oriented box (object/box and object/box_size)"
+    ),
+    ParamSpec(
+        "object.markers", True, "publish RViz markers of the box and centroid (object/markers)"
+    ),
+    ParamSpec(
+        "object.detections",
+        True,
+        "publish vision_msgs/Detection3DArray when vision_msgs is importable",
+    ),
+    ParamSpec(
+        "object.components",
+        "largest",
+        "largest: the largest depth-continuous part; all: every part",
+    ),
+    ParamSpec(
+        "object.depth_step_ratio",
+        0.05,
+        "neighbours whose depths differ by more than this fraction: an edge",
+    ),
+    ParamSpec(
+        "object.min_component_px",
+        20,
+        "components=all: parts smaller than this (pixels) are dropped",
+    ),
+    ParamSpec("object.min_points", 10, "fewer valid points than this: no object"),
+    ParamSpec(
+        "object.box_stride_px", 4, "the box is fitted to the rim and every n-th pixel inside"
+    ),
+    ParamSpec(
+        "object.cloud_voxel_m",
+        0.005,
+        "one cloud point per cube of this side, metres; 0: every point",
+    ),
+    ParamSpec(
+        "object.cloud_max_points", 20000, "at most this many cloud points (then every k-th)"
+    ),
+    ParamSpec(
+        "depth_camera_info_topic",
+        "",
+        "depth CameraInfo, relative to each camera namespace; set it when depth is not "
+        "registered to color (it is then registered here); empty: depth is aligned",
+    ),
+    ParamSpec(
+        "depth_to_color.from_tf",
+        True,
+        "look the depth-to-color transform up in tf when tf2_ros is there",
+    ),
+    ParamSpec(
+        "depth_to_color.translation_m",
+        [0.0, 0.0, 0.0],
+        "depth optical frame's origin in the color optical frame, metres (without tf)",
+    ),
+    ParamSpec(
+        "depth_to_color.rotation_xyzw",
+        [0.0, 0.0, 0.0, 1.0],
+        "depth optical frame's orientation in the "
+        "color optical frame, quaternion x, y, z, w (without tf)",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ObjectParams:
+    """The ``object.*``, ``depth_camera_info_topic`` and ``depth_to_color.*`` parameters."""
+
+    geometry: GeometryConfig
+    messages: ObjectMessageOptions
+    depth_camera_info_topic: str
+    from_tf: bool
+    color_from_depth: np.ndarray  # (4, 4), from the parameters
+
+
+def read_object_parameters(values: dict) -> ObjectParams:
+    """Parameter values by name -> ObjectParams; ValueError naming the parameter that is wrong."""
+    try:
+        geometry = GeometryConfig(
+            **{
+                name: values[f"object.{name}"]
+                for name in (
+                    "components",
+                    "depth_step_ratio",
+                    "min_component_px",
+                    "min_points",
+                    "box_stride_px",
+                )
+            }
+        )
+    except ValueError as e:
+        raise ValueError(f"parameters object.*: {e}") from None
+    if values["object.cloud_voxel_m"] < 0 or values["object.cloud_max_points"] < 0:
+        raise ValueError(
+            "parameters object.cloud_voxel_m and object.cloud_max_points must be at least 0"
+        )
+    translation, rotation = (
+        values["depth_to_color.translation_m"],
+        values["depth_to_color.rotation_xyzw"],
+    )
+    if len(translation) != 3 or len(rotation) != 4 or not np.linalg.norm(rotation) > 0:
+        raise ValueError(
+            "parameters depth_to_color.*: need 3 translation values and a non-zero "
+            "quaternion x, y, z, w"
+        )
+    messages = ObjectMessageOptions(
+        **{name: values[f"object.{name}"] for name in OUTPUTS},
+        cloud_voxel_m=values["object.cloud_voxel_m"],
+        cloud_max_points=values["object.cloud_max_points"],
+    )
+    return ObjectParams(
+        geometry,
+        messages,
+        values["depth_camera_info_topic"].strip("/"),
+        values["depth_to_color.from_tf"],
+        rigid_transform(translation, rotation),
+    )
+
+
+def camera_model(info: CameraInfo) -> CameraModel:
+    """A CameraInfo message -> CameraModel (ValueError when it is unusable, e.g. K all zero)."""
+    return CameraModel.from_camera_info(
+        info.width, info.height, info.k, info.d, info.distortion_model
+    )
+
+
+class ObjectOutputs:
+    """One stream's 3D publishers, beside its mask topic (``mask_topic``: ``.../mask``)."""
+
+    def __init__(self, node: Node, mask_topic: str, qos, params: ObjectParams) -> None:
+        base = mask_topic.rsplit("/", 1)[0] + "/object" if "/" in mask_topic else "object"
+        self.params = params
+        self._camera: tuple[tuple, CameraModel] | None = (
+            None  # (the CameraInfo's fields, its model)
+        )
+        kinds = {
+            "cloud": ("points", PointCloud2),
+            "centroid": ("centroid", PointStamped),
+            "pose": ("box", PoseStamped),
+            "size": ("box_size", Vector3Stamped),
+            "markers": ("markers", MarkerArray),
+        }
+        if params.messages.detections and vision_msgs_available():
+            from vision_msgs.msg import Detection3DArray
+
+            kinds["detections"] = ("detections", Detection3DArray)
+        switch = {"pose": "box", "size": "box"}
+        self.publishers = {
+            field: node.create_publisher(kind, f"{base}/{name}", qos)
+            for field, (name, kind) in kinds.items()
+            if getattr(params.messages, switch.get(field, field))
+        }
+
+    def wanted(self) -> ObjectMessageOptions | None:
+        """What to build for this frame: only what someone subscribes to; None when nothing."""
+        listened = {
+            field
+            for field, publisher in self.publishers.items()
+            if publisher.get_subscription_count()
+        }
+        if not listened:
+            return None
+        box = bool({"pose", "size"} & listened)
+        return ObjectMessageOptions(
+            cloud="cloud" in listened,
+            centroid="centroid" in listened,
+            box=box,
+            markers="markers" in listened,
+            detections="detections" in listened,
+            cloud_voxel_m=self.params.messages.cloud_voxel_m,
+            cloud_max_points=self.params.messages.cloud_max_points,
+        )
+
+    def publish(
+        self,
+        header,
+        mask: np.ndarray,
+        depth_m: np.ndarray,
+        rgb: np.ndarray,
+        info: CameraInfo | None,
+    ) -> str | None:
+        """Builds and publishes what is wanted for one frame. Returns None, or why nothing could
+        be said about the object ("no_camera_info", "bad_camera_info", "camera_size"); a frame
+        whose mask has no valid depth publishes the "no object" messages."""
+        options = self.wanted()
+        if options is None:
+            return None
+        if info is None:
+            return "no_camera_info"
+        try:
+            camera = self._camera_for(info)
+        except ValueError:
+            return "bad_camera_info"
+        if (camera.width, camera.height) != (mask.shape[1], mask.shape[0]):
+            return "camera_size"
+        found = object_geometry(mask, depth_m, camera, self.params.geometry)
+        messages = object_messages(found, rgb, header, options)
+        for field, publisher in self.publishers.items():
+            msg = getattr(messages, field)
+            if msg is not None:
+                publisher.publish(msg)
+        return None
+
+    def _camera_for(self, info: CameraInfo) -> CameraModel:
+        key = (info.width, info.height, tuple(info.k), tuple(info.d), info.distortion_model)
+        if self._camera is None or self._camera[0] != key:
+            self._camera = (key, camera_model(info))
+        return self._camera[1]
+
+
+class DepthRegistration:
+    """Registers one stream's depth into its color camera; the node feeds it the depth CameraInfo.
+
+    ``transform_lookup(color_frame, depth_frame)``: a (4, 4) color-from-depth transform or None
+    (tf on a robot); None or a failed lookup falls back to the parameters' transform.
+    """
+
+    def __init__(self, params: ObjectParams, transform_lookup=None) -> None:
+        self.params = params
+        self.depth_info: CameraInfo | None = None
+        self._lookup = transform_lookup
+
+    def register(
+        self,
+        depth_m: np.ndarray,
+        depth_frame: str,
+        color_info: CameraInfo | None,
+        color_frame: str,
+    ) -> np.ndarray:
+        """(h, w) float32 metres in the depth camera -> (H, W) in the color camera. Raises
+        ValueError when a CameraInfo is missing or unusable."""
+        if self.depth_info is None or color_info is None:
+            missing = "depth" if self.depth_info is None else "color"
+            raise ValueError(
+                f"depth is not aligned to color and no {missing} CameraInfo has come yet"
+            )
+        transform = self._lookup(color_frame, depth_frame) if self._lookup is not None else None
+        if transform is None:
+            transform = self.params.color_from_depth
+        return register_depth(
+            depth_m, camera_model(self.depth_info), camera_model(color_info), transform
+        )
+
+
+def tf_lookup(node: Node):
+    """A ``transform_lookup`` from tf2_ros when it is importable (a robot's ROS install), else
+    None. Thin on purpose: the tests run without tf2."""
+    try:
+        import tf2_ros
+    except ImportError:
+        return None
+    buffer = tf2_ros.Buffer()
+    node._saliency_tf_listener = tf2_ros.TransformListener(
+        buffer, node
+    )  # kept alive with the node
+
+    def lookup(color_frame: str, depth_frame: str):
+        from rclpy.time import Time
+
+        try:
+            t = buffer.lookup_transform(color_frame, depth_frame, Time()).transform
+        except tf2_ros.TransformException:
+            return None
+        return rigid_transform(
+            [t.translation.x, t.translation.y, t.translation.z],
+            [t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w],
+        )
+
+    return lookup

@@ -1,0 +1,163 @@
+"""The object's 3D messages from arrays (no spinning): cloud layout, poses, markers, parameters.
+
+.venv/bin/python -m pytest -q test/test_object_messages.py
+"""
+
+import numpy as np
+import pytest
+from scenes import Box, Pinhole, Plane, render, rotation
+from sensor_msgs.msg import PointField
+from std_msgs.msg import Header
+from visualization_msgs.msg import Marker
+
+from rgbd_saliency_ros.ros.object_messages import (
+    ObjectMessageOptions,
+    detection_array,
+    object_messages,
+    point_cloud,
+    vision_msgs_available,
+)
+from rgbd_saliency_ros.ros.object_outputs import OBJECT_PARAMS, read_object_parameters
+from rgbd_saliency_ros.runtime.geometry import CameraModel, matrix_from_quaternion, object_geometry
+
+CAMERA = Pinhole(640, 480, 525.0, 525.0, 319.5, 239.5)
+
+
+@pytest.fixture(scope="module")
+def scene():
+    axes = rotation((0, 1, 0), 30)
+    box = Box((0.05, 0.02, 1.2), (0.15, 0.1, 0.05), axes)
+    rendered = render(CAMERA, [Plane((0, 0, 2.5), (0, 0, -1)), box])
+    rgb = np.zeros((480, 640, 3), np.uint8)
+    rgb[rendered.ids == 1] = (200, 100, 50)
+    model = CameraModel.pinhole(640, 480, CAMERA.fx, CAMERA.fy, CAMERA.cx, CAMERA.cy)
+    return object_geometry(rendered.mask(1), rendered.depth_m, model), rgb, axes
+
+
+def header(stamp_s: float = 12.5) -> Header:
+    h = Header(frame_id="camera_color_optical_frame")
+    h.stamp.sec, h.stamp.nanosec = int(stamp_s), int(round((stamp_s % 1) * 1e9))
+    return h
+
+
+def decode_cloud(msg) -> np.ndarray:
+    """The cloud's points as a structured array, read from its own field table."""
+    sizes = {PointField.FLOAT32: "f4", PointField.UINT32: "u4"}
+    dtype = np.dtype(
+        {
+            "names": [f.name for f in msg.fields],
+            "offsets": [f.offset for f in msg.fields],
+            "formats": [
+                ("<" if not msg.is_bigendian else ">") + sizes[f.datatype] for f in msg.fields
+            ],
+            "itemsize": msg.point_step,
+        }
+    )
+    return np.frombuffer(bytes(msg.data), dtype, count=msg.width * msg.height)
+
+
+def test_point_cloud_layout_points_and_colours():
+    points = np.array([[0.1, -0.2, 1.5], [0.0, 0.0, 0.5]], np.float32)
+    colours = np.array([[255, 0, 10], [1, 2, 3]], np.uint8)
+    msg = point_cloud(points, colours, header())
+    assert (msg.height, msg.width, msg.point_step, msg.row_step) == (1, 2, 16, 32)
+    assert [f.name for f in msg.fields] == ["x", "y", "z", "rgb"] and msg.is_dense
+    cloud = decode_cloud(msg)
+    np.testing.assert_array_equal(np.stack([cloud["x"], cloud["y"], cloud["z"]], 1), points)
+    packed = cloud["rgb"].view(np.uint32)  # PCL packs 0x00RRGGBB into the float32 field
+    assert list(packed) == [0xFF000A, 0x010203]
+    assert (
+        point_cloud(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), header()).width == 0
+    )
+
+
+def test_messages_of_an_object_share_the_header_and_describe_the_box(scene):
+    found, rgb, axes = scene
+    h = header()
+    out = object_messages(
+        found, rgb, h, ObjectMessageOptions(cloud_voxel_m=0.01, cloud_max_points=500)
+    )
+    for msg in (out.cloud, out.centroid, out.pose, out.size, *out.markers.markers):
+        assert msg.header.stamp == h.stamp and msg.header.frame_id == "camera_color_optical_frame"
+    assert 0 < out.cloud.width <= 500
+    cloud = decode_cloud(out.cloud)
+    assert set(cloud["rgb"].view(np.uint32)) == {(200 << 16) | (100 << 8) | 50}  # the box's colour
+    c = out.centroid.point
+    np.testing.assert_allclose([c.x, c.y, c.z], found.centroid_m)
+    q = out.pose.pose.orientation
+    rotation_m = matrix_from_quaternion([q.x, q.y, q.z, q.w])
+    assert abs(rotation_m[:, 0] @ axes[:, 0]) > 0.99  # the pose's x is the box's longest edge
+    s = out.size.vector
+    np.testing.assert_allclose([s.x, s.y, s.z], [0.3, 0.2, 0.1], atol=0.006)
+    cube, sphere = out.markers.markers
+    assert (cube.type, sphere.type) == (Marker.CUBE, Marker.SPHERE)
+    assert cube.pose == out.pose.pose and cube.scale.x == pytest.approx(s.x)
+
+
+def test_no_object_clears_instead_of_leaving_stale_output(scene):
+    _, rgb, _ = scene
+    out = object_messages(None, rgb, header(), ObjectMessageOptions())
+    assert out.centroid is None and out.pose is None and out.size is None
+    assert out.cloud.width == 0
+    assert [m.action for m in out.markers.markers] == [Marker.DELETEALL]
+    if vision_msgs_available():
+        assert out.detections.detections == []
+    else:
+        assert out.detections is None and detection_array(None, header()) is None
+
+
+def test_switched_off_outputs_are_not_built(scene):
+    found, rgb, _ = scene
+    out = object_messages(
+        found,
+        rgb,
+        header(),
+        ObjectMessageOptions(cloud=False, box=False, markers=False, detections=False),
+    )
+    assert out.centroid is not None
+    assert (out.cloud, out.pose, out.size, out.markers, out.detections) == (
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+def test_object_parameters_are_checked():
+    values = {spec.name: spec.default for spec in OBJECT_PARAMS}
+    params = read_object_parameters(values)
+    assert params.geometry.components == "largest" and params.messages.cloud_voxel_m == 0.005
+    np.testing.assert_array_equal(params.color_from_depth, np.eye(4))
+    for name, bad in (
+        ("object.components", "biggest"),
+        ("object.depth_step_ratio", 0.0),
+        ("object.cloud_voxel_m", -1.0),
+        ("depth_to_color.rotation_xyzw", [0.0, 0.0, 0.0, 0.0]),
+    ):
+        with pytest.raises(ValueError, match=name.split(".")[0]):
+            read_object_parameters({**values, name: bad})
+    turned = read_object_parameters(
+        {
+            **values,
+            "depth_to_color.translation_m": [0.015, 0.0, 0.0],
+            "depth_to_color.rotation_xyzw": [0.0, 0.0, np.sin(0.05), np.cos(0.05)],
+        }
+    )
+    np.testing.assert_allclose(turned.color_from_depth[:3, 3], [0.015, 0.0, 0.0])
+    np.testing.assert_allclose(
+        turned.color_from_depth[:3, :3], rotation((0, 0, 1), np.degrees(0.1)), atol=1e-12
+    )
+
+
+def test_bench_geometry_command_times_every_part(capsys):
+    from rgbd_saliency_ros.cli import main as cli_main
+
+    assert cli_main(["bench-geometry", "--repeats", "2"]) == 0
+    printed = capsys.readouterr().out
+    for part in (
+        "geometry, small object",
+        "messages, large object",
+        "registration, 320x240 depth",
+    ):
+        assert part in printed
