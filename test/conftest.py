@@ -40,3 +40,21 @@ def shared_dir() -> Path:
 def shared_path():
     """The function find_shared(*parts): a path under ../shared, or a skip when it is absent."""
     return find_shared
+
+
+@pytest.fixture(scope="module")
+def random_weights_64(tmp_path_factory) -> tuple[str, str]:
+    """(SAM2.1 checkpoint, SAM-DAQ weights) paths, random values at input 64, once per module."""
+    from rgbd_saliency_ros.benchmarks.node import write_random_weights
+
+    sam2, weights = write_random_weights(tmp_path_factory.mktemp("weights"), 64)
+    return str(sam2), str(weights)
+
+
+@pytest.fixture(scope="module")
+def random_backend_64(random_weights_64):
+    """A torch backend loaded from ``random_weights_64`` by the loader every command uses."""
+    from rgbd_saliency_ros.runtime.backends import create_backend
+
+    sam2, weights = random_weights_64
+    return create_backend("torch", sam2_checkpoint=sam2, weights=weights)

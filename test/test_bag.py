@@ -187,3 +187,50 @@ def test_offline_tools_import_no_rclpy(repo_root):
     done = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_bag_without_metadata_yaml_names_the_missing_file(tmp_path, storage):
+    path = tmp_path / "bag"
+    with BagWriter(path, storage) as bag:
+        bag.write_image("/color", START_NS, np.zeros((6, 8, 3), np.uint8), "rgb8", "cam")
+    (path / "metadata.yaml").unlink()
+    if storage == "mcap":  # the MCAP file describes itself: read record by record
+        assert [m.topic for m in read_bag(path)] == ["/color"]
+        return
+    with pytest.raises(BagError) as caught:
+        list(read_bag(path))
+    assert str(path / "metadata.yaml") in str(caught.value) and "missing" in str(caught.value)
+
+
+def test_mcap_chunks_carry_crcs_that_readers_check(tmp_path):
+    """make-bag's MCAP chunks carry the CRC32 of their records (rosbags writes 0: unchecked)."""
+    import zlib
+
+    from rgbd_saliency_ros.evaluation.bags import _mcap_chunk_parts, _mcap_chunk_records
+
+    path = tmp_path / "bag"
+    gen = np.random.default_rng(0)
+    with BagWriter(path, "mcap") as bag:
+        for i in range(6):  # about 0.5 MiB each: several chunks
+            pixels = gen.integers(0, 256, (256, 640, 3), np.uint8)
+            bag.write_image("/color", START_NS + i, pixels, "rgb8", "cam")
+    mcap = next(path.glob("*.mcap"))
+    with open(mcap, "rb") as f:
+        chunks = list(_mcap_chunk_records(f))
+    assert len(chunks) >= 2
+    for _, body in chunks:
+        size, crc, records = _mcap_chunk_parts(body)
+        assert crc != 0 and crc == zlib.crc32(records) and len(records) == size
+    # 64 bytes flipped inside the second chunk: rosbags' own reader refuses that chunk
+    offset, body = chunks[1]
+    data = bytearray(mcap.read_bytes())
+    middle = offset + 9 + len(body) // 2
+    data[middle: middle + 64] = bytes(b ^ 0xFF for b in data[middle: middle + 64])
+    mcap.write_bytes(bytes(data))
+    with pytest.raises(Exception, match="checksum"):
+        with Reader(path) as reader:
+            list(reader.messages())
+    with pytest.raises(BagError, match="1 of its .* MCAP chunks fail their CRC") as caught:
+        list(read_bag(path))
+    assert caught.value.damaged_chunks == 1 and 1 <= caught.value.messages_read < 6

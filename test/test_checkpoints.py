@@ -147,3 +147,28 @@ def test_reference_converted_to_project_format_keeps_every_weight(shared_path, t
     load_samdaq_weights(fresh, path)
     for k, v in model.trained_state_dict().items():
         assert torch.equal(fresh.state_dict()[k], v), k
+
+
+def test_weights_limits_are_checked_before_the_model_is_built(tiny, tmp_path, monkeypatch):
+    """Metadata asking for input 32768 (about 6 GB of model) is refused from the header alone."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from rgbd_saliency_ros.runtime import model_loading
+
+    good, path = tmp_path / "good.safetensors", tmp_path / "huge.safetensors"
+    save_weights(tiny, good)
+    with safe_open(str(good), framework="pt") as f:
+        metadata = dict(f.metadata())
+    metadata["config"] = json.dumps({**json.loads(metadata["config"]), "input_size": 32768})
+    save_file(load_file(str(good)), str(path), metadata=metadata)
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("a model was built from unchecked metadata")
+
+    monkeypatch.setattr(model_loading, "SamDaq", no_build)
+    with pytest.raises(CheckpointError, match=r"input_size = 32768 .*\(1 to 4096\)") as err:
+        model_loading.load_model(None, path)
+    assert str(path) in str(err.value)

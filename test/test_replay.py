@@ -26,17 +26,13 @@ PLOTS = ("overview.png", "pr_curve.png", "thresholds.png", "smeasure_over_time.p
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    from rgbd_saliency_ros.benchmarks.node import write_random_weights
-
-    return tuple(map(str, write_random_weights(tmp_path_factory.mktemp("weights"), 64)))
+def weights(random_weights_64):
+    return random_weights_64
 
 
 @pytest.fixture(scope="module")
-def backend(weights):
-    from rgbd_saliency_ros.runtime.backends import create_backend
-
-    return create_backend("torch", sam2_checkpoint=weights[0], weights=weights[1])
+def backend(random_backend_64):
+    return random_backend_64
 
 
 @pytest.fixture(scope="module")

@@ -56,9 +56,10 @@ class BagError(ValueError):
     ``messages_read`` counts the messages yielded before the damage was found.
     """
 
-    def __init__(self, message: str, messages_read: int = 0) -> None:
+    def __init__(self, message: str, messages_read: int = 0, damaged_chunks: int = 0) -> None:
         super().__init__(message)
         self.messages_read = messages_read
+        self.damaged_chunks = damaged_chunks  # MCAP chunks failing their CRC or size check
 
 
 def typestore(distro: str = "humble"):
@@ -211,6 +212,9 @@ class BagWriter:
             for key, text in self._custom.items():
                 self._writer.set_custom_data(key, text)
         self._writer.close()
+        if kind is None:
+            for mcap in self.path.glob("*.mcap"):
+                fill_mcap_chunk_crcs(mcap)
 
     def set_custom_data(self, key: str, value: str) -> None:
         """A key/value stored in metadata.yaml's custom_data (e.g. the depth convention)."""
@@ -296,11 +300,13 @@ def read_bag(path: str | os.PathLike, topics: Sequence[str] | None = None, distr
                 msg = store.deserialize_cdr(raw, msgtype)
                 yield BagMessage(topic, msgtype, log_time, raw, msg)
                 read += 1
-        except BagError as e:
-            raise BagError(f"{path}: damaged after {read} messages: {e}", read) from e
         except Exception as e:  # rosbags, sqlite3 and CDR decoding each raise their own kinds
-            raise BagError(f"{path}: damaged after {read} messages ({type(e).__name__}: {e}): "
-                           "the bag is truncated or corrupt", read) from e
+            damaged, total = damaged_mcap_chunks(path) if info.storage == "mcap" else (0, 0)
+            chunks = f"; {damaged} of its {total} MCAP chunks fail their CRC or size check"
+            chunks = chunks if damaged else ""
+            cause = str(e) if isinstance(e, BagError) else f"({type(e).__name__}: {e})"
+            raise BagError(f"{path}: damaged after {read} messages: {cause}: "
+                           f"the bag is truncated or corrupt{chunks}", read, damaged) from e
 
 
 class _open:
@@ -319,12 +325,17 @@ class _open:
             raise BagError(f"{path}: no such bag")
         if not path.is_dir():
             raise BagError(f"{path}: a rosbag2 is a folder (with metadata.yaml and a .db3 or .mcap file)")
+        mcaps = sorted(path.glob("*.mcap"))
+        metadata = path / "metadata.yaml"
+        if not metadata.is_file() and len(mcaps) != 1:
+            # rosbags names the folder here; the file is what is missing.
+            raise BagError(f"{metadata}: missing: a rosbag2 folder needs its metadata.yaml (a "
+                           f"recording cut short? `ros2 bag reindex {path}` may recreate it)")
         try:
             self._reader = Reader(path)
             self._reader.open()
         except Exception as e:
             self._reader = None
-            mcaps = sorted(path.glob("*.mcap"))
             if len(mcaps) == 1:
                 return self._salvage_mcap(mcaps[0], e)
             raise BagError(f"{path}: cannot open the bag ({type(e).__name__}: {e}); if it is a recording that was "
@@ -446,8 +457,65 @@ def _mcap_string(body: bytes, offset: int) -> tuple[str, int]:
     return body[offset + 4: offset + 4 + size].decode(), offset + 4 + size
 
 
-def _mcap_chunk(body: bytes) -> bytes:
-    """The records inside a Chunk record's body, decompressed and checked against its CRC."""
+def _mcap_chunk_records(file) -> Iterator[tuple[int, bytes]]:
+    """(file offset, body) of every top-level Chunk record of an open MCAP file, up to its footer;
+    BagError where the framing itself is broken."""
+    file.seek(0)
+    if file.read(8) != _MCAP_MAGIC:
+        raise BagError("not an MCAP file (bad magic)")
+    while True:
+        offset = file.tell()
+        head = file.read(9)
+        if len(head) < 9 or head[0] == 0x02:  # end of file, or the footer
+            return
+        (length,) = struct.unpack_from("<Q", head, 1)
+        if head[0] != 0x06:
+            file.seek(length, os.SEEK_CUR)
+            continue
+        body = file.read(length)
+        if len(body) < length:
+            raise BagError(f"the file ends inside a chunk of {length} bytes (truncated)")
+        yield offset, body
+
+
+# rosbags' MCAP writer leaves every chunk's CRC at 0 (no option for it), so corrupt bytes would
+# pass unseen; rosbags' reader checks the CRC where one is set, as other MCAP readers do.
+def fill_mcap_chunk_crcs(path: str | os.PathLike) -> int:
+    """Writes the CRC32 of each chunk's uncompressed records into its Chunk record (in place).
+
+    Returns the number of chunks. Raises BagError for a file that is not a complete MCAP file.
+    """
+    with open(path, "r+b") as file:
+        crcs = [(offset, zlib.crc32(_mcap_chunk_parts(body)[2]))
+                for offset, body in _mcap_chunk_records(file)]
+        for offset, crc in crcs:
+            file.seek(offset + 9 + 24)  # opcode, length; start time, end time, uncompressed size
+            file.write(struct.pack("<I", crc))
+    return len(crcs)
+
+
+def damaged_mcap_chunks(path: str | os.PathLike) -> tuple[int, int]:
+    """(chunks failing their CRC or size check, chunks) of the bag folder or MCAP file ``path``;
+    chunks without a CRC (0) count as sound when they decompress to their size."""
+    files = sorted(Path(path).glob("*.mcap")) if Path(path).is_dir() else [Path(path)]
+    damaged = total = 0
+    for mcap in files:
+        with open(mcap, "rb") as file:
+            try:
+                for _, body in _mcap_chunk_records(file):
+                    total += 1
+                    try:
+                        _mcap_chunk(body)
+                    except Exception:  # any failure to decode (zstd, lz4, struct) is damage
+                        damaged += 1
+            except BagError:
+                damaged += 1  # the framing after the last sound chunk is broken
+    return damaged, total
+
+
+def _mcap_chunk_parts(body: bytes) -> tuple[int, int, bytes]:
+    """(uncompressed size, stored CRC, uncompressed records) of a Chunk record's body,
+    unchecked."""
     _, _, size, crc = struct.unpack_from("<QQQI", body)
     compression, offset = _mcap_string(body, 28)
     (compressed_size,) = struct.unpack_from("<Q", body, offset)
@@ -464,6 +532,12 @@ def _mcap_chunk(body: bytes) -> bytes:
         data = lz4.frame.decompress(data)
     elif compression:
         raise BagError(f"chunk compression {compression!r} is not supported")
+    return size, crc, data
+
+
+def _mcap_chunk(body: bytes) -> bytes:
+    """The records inside a Chunk record's body, decompressed and checked against its CRC."""
+    size, crc, data = _mcap_chunk_parts(body)
     if len(data) != size or (crc and zlib.crc32(data) != crc):
         raise BagError("a chunk fails its size or CRC check (corrupt)")
     return data

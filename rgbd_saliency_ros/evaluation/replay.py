@@ -303,6 +303,8 @@ def replay_bag(
         "resets": sum(runtime.memory.resets.values()),
         "resets_by_cause": dict(runtime.memory.resets),
         "bad_input": bad_input,
+        # MCAP chunks failing their CRC
+        "damaged_chunks": error.damaged_chunks if error is not None else 0,
         "gt_source": _gt_source(options, gt),
         "centroid_source": camera_source,
         "centroid_camera": camera is not None,

@@ -26,8 +26,42 @@ FORMAT_NAME = "rgbd_saliency_ros.samdaq"
 FORMAT_VERSION = "1"
 
 
+# What a weights file may ask for. A file's metadata decides the model that is built, so anything
+# beyond these is refused before a tensor is allocated (input 32768 would ask for about 6 GB). The
+# published weights use input 1024, 30 frame and 8 video queries of width 64, adapters of width 64.
+CONFIG_LIMITS = {
+    "input_size": 4096,
+    "num_frame_queries": 1024,
+    "num_video_queries": 1024,
+    "query_dim": 1024,
+    "adapter_width": 1024,
+    "lora_rank": 1024,
+    "memory_frames": 6,
+}
+MAX_NAME_CHARS = 64  # any string in the stored config (model name, adapter, temporal)
+MAX_HEADER_BYTES = 16 * 2**20  # safetensors header (JSON); ours is about 100 KiB for Hiera-L
+MAX_TENSORS = 4096  # tensors in one file; the trained parameters of Hiera-L are about 400
+MAX_MESSAGE_CHARS = 600  # an error is one line of at most this many characters
+
+
 class CheckpointError(RuntimeError):
-    """A weights file that cannot be loaded; the message names the file and what is wrong."""
+    """A weights file that cannot be loaded; the message names the file and what is wrong.
+
+    The message is always one line (newlines of wrapped library errors are folded, long ones cut),
+    so that the node and the commands can report it as it is.
+    """
+
+    def __init__(self, message: str) -> None:
+        line = " ".join(str(message).split())
+        if len(line) > MAX_MESSAGE_CHARS:
+            line = line[: MAX_MESSAGE_CHARS - 3] + "..."
+        super().__init__(line)
+
+
+def _short(value, chars: int = 40) -> str:
+    """``repr(value)``, cut to ``chars`` characters: values from a file may be huge."""
+    text = repr(value)
+    return text if len(text) <= chars else text[: chars - 3] + "..."
 
 
 # --------------------------------------------------------------------------------- raw reading
@@ -43,18 +77,62 @@ def _torch_load(path: Path) -> dict:
             f"{path}: refused: the file holds pickled Python objects, not only tensors "
             f"(loading it could run arbitrary code). Details: {str(e).splitlines()[0]}"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({e})") from None
+    except Exception as e:  # torch.load raises many kinds (zipfile, struct, EOF, Runtime...)
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {first})") from None
+
+
+def _tensor_dict(path: Path, value, what: str) -> dict[str, torch.Tensor]:
+    """``value`` if it is a dict of at most MAX_TENSORS tensors under string keys; else
+    CheckpointError."""
+    if not isinstance(value, dict):
+        raise CheckpointError(
+            f"{path}: not {what} (expected a dict of tensors, found {type(value).__name__})")
+    if len(value) > MAX_TENSORS:
+        raise CheckpointError(
+            f"{path}: {len(value)} entries, more than the limit of {MAX_TENSORS}")
+    for k, v in value.items():
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
+            raise CheckpointError(
+                f"{path}: not {what}: entry {_short(k)} is a {type(v).__name__}, not a tensor")
+    return value
 
 
 def is_safetensors(path: Path) -> bool:
-    """True if ``path`` starts like a safetensors file (8-byte header length, then a JSON object)."""
+    """True if ``path`` is meant as a safetensors file: named ``*.safetensors``, or starting like
+    one (an 8-byte header length, then a JSON object). Such files never reach ``torch.load``."""
+    if Path(path).suffix.lower() == ".safetensors":
+        return True
     with open(path, "rb") as f:
         head = f.read(9)
-    if len(head) < 9:
-        return False
+    return len(head) == 9 and head[8:9] == b"{"
+
+
+def check_safetensors_header(path: Path) -> None:
+    """Raises CheckpointError unless ``path`` has a plausible safetensors header: a length
+    within the file and below MAX_HEADER_BYTES, then a JSON object (checked before safetensors
+    reads it)."""
+    size = os.path.getsize(path)
+    if size < 10:
+        raise CheckpointError(
+            f"{path}: not a safetensors file ({size} bytes: too short for a header)")
+    with open(path, "rb") as f:
+        head = f.read(9)
     n = int.from_bytes(head[:8], "little")
-    return head[8:9] == b"{" and 0 < n < os.path.getsize(path)
+    if n <= MAX_HEADER_BYTES and 2 <= n <= size - 8 and head[8:9] == b"{":
+        return
+    if head.startswith((b"PK\x03\x04", b"\x80\x02", b"\x80\x04")):  # zip (torch.save), pickle
+        raise CheckpointError(
+            f"{path}: not a safetensors file: it is a PyTorch/pickle file; only a reference "
+            "checkpoint may be one, named .pt (it then loads tensors only)")
+    if n > MAX_HEADER_BYTES:
+        raise CheckpointError(
+            f"{path}: not a usable safetensors file: header length {n} bytes is above the limit "
+            f"of {MAX_HEADER_BYTES} bytes")
+    raise CheckpointError(
+        f"{path}: not a safetensors file (header length {n}, file {size} bytes, first header "
+        f"byte {head[8:9]!r}: damaged?)")
 
 
 def _load_into(model: SamDaq, path: Path, weights: dict[str, torch.Tensor], required: set[str]) -> None:
@@ -68,6 +146,8 @@ def _load_into(model: SamDaq, path: Path, weights: dict[str, torch.Tensor], requ
     if missing:
         raise CheckpointError(f"{path}: missing keys: {_first(missing)}")
     for k, v in weights.items():
+        if not v.is_floating_point():
+            raise CheckpointError(f"{path}: {k} holds {v.dtype}, not floating-point values")
         if tuple(v.shape) != tuple(own[k].shape):
             raise CheckpointError(
                 f"{path}: shape mismatch for {k}: file has {tuple(v.shape)}, model ({model.config.backbone}, "
@@ -123,6 +203,7 @@ def load_sam2_checkpoint(model: SamDaq, path: str | os.PathLike) -> None:
     ckpt = _torch_load(path)
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise CheckpointError(f"{path}: not a SAM2 checkpoint (expected a dict with a 'model' state_dict)")
+    _tensor_dict(path, ckpt["model"], "a SAM2 checkpoint")
     table = dict(_SAM2_PREFIXES)
     skipped = _SAM2_UNUSED
     if model.config.temporal == "memory_bank":
@@ -219,17 +300,25 @@ def save_weights(model: SamDaq, path: str | os.PathLike, extra_metadata: dict | 
 
 
 def read_weights_metadata(path: str | os.PathLike) -> dict:
-    """The decoded metadata of a project weights file: ``config`` as a dict, other entries as stored."""
+    """The decoded metadata of a project weights file: ``config`` as a dict, other entries as
+    stored. Reads only the header (after ``check_safetensors_header``); raises CheckpointError.
+    """
     from safetensors import safe_open
 
     path = Path(path)
+    check_safetensors_header(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             raw = f.metadata() or {}
+            count = len(f.keys())
     except Exception as e:  # safetensors raises its own error types for damaged headers
-        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from None
+    if count > MAX_TENSORS:
+        raise CheckpointError(f"{path}: {count} tensors, more than the limit of {MAX_TENSORS}")
     if raw.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{path}: safetensors file without this project's metadata (format={raw.get('format')!r})")
+        raise CheckpointError(f"{path}: safetensors file without this project's metadata "
+                              f"(format={_short(raw.get('format'))})")
     out = {}
     for k, v in raw.items():
         try:
@@ -239,6 +328,34 @@ def read_weights_metadata(path: str | os.PathLike) -> dict:
     return out
 
 
+def stored_config(path: Path, metadata: dict) -> SamDaqConfig:
+    """The model config in a weights file's metadata, within ``CONFIG_LIMITS`` (checked before
+    anything is built from it); raises CheckpointError naming the file, the field and the limit."""
+    values = metadata.get("config")
+    if not isinstance(values, dict):
+        raise CheckpointError(
+            f"{path}: metadata has no model config (config={_short(values)})")
+    for name, value in values.items():
+        if isinstance(value, str) and len(value) > MAX_NAME_CHARS:
+            raise CheckpointError(
+                f"{path}: config field {_short(name)} is {len(value)} characters long, above "
+                f"the limit of {MAX_NAME_CHARS}")
+        limit = CONFIG_LIMITS.get(name)
+        if limit is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CheckpointError(
+                f"{path}: config field {name} must be an integer, got {_short(value)}")
+        if not 1 <= value <= limit:
+            raise CheckpointError(
+                f"{path}: config field {name} = {value} is outside what a weights file may ask "
+                f"for (1 to {limit})")
+    try:
+        return SamDaqConfig.from_dict(values)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{path}: invalid model config in metadata ({e})") from None
+
+
 def weights_config(path: str | os.PathLike) -> SamDaqConfig | None:
     """The model config stored in a project weights file, or None for a reference checkpoint."""
     path = Path(path)
@@ -246,45 +363,66 @@ def weights_config(path: str | os.PathLike) -> SamDaqConfig | None:
         raise CheckpointError(f"{path}: no such file")
     if not is_safetensors(path):
         return None
+    return stored_config(path, read_weights_metadata(path))
+
+
+def _load_safetensors(model: SamDaq, path: Path, required: set[str]) -> dict:
+    """Loads a project weights file into ``model``: metadata, config and every tensor's shape are
+    checked from the header before any tensor is read."""
+    from safetensors import safe_open
+
+    metadata = read_weights_metadata(path)
+    stored = stored_config(path, metadata)
+    if stored != model.config:
+        diff = {k: (v, getattr(model.config, k)) for k, v in stored.to_dict().items()
+                if getattr(model.config, k) != v}
+        raise CheckpointError(
+            f"{path}: weights were made for another model configuration: "
+            + ", ".join(f"{k}: file {a!r}, model {b!r}" for k, (a, b) in diff.items())
+        )
+    own = model.state_dict()
     try:
-        return SamDaqConfig.from_dict(read_weights_metadata(path)["config"])
-    except (KeyError, ValueError, TypeError) as e:
-        raise CheckpointError(f"{path}: invalid model config in metadata ({e})") from None
+        with safe_open(str(path), framework="pt") as f:
+            keys = list(f.keys())
+            if not all(is_trained_key(k) for k in keys):
+                raise CheckpointError(f"{path}: holds frozen SAM2 weights; the project format "
+                                      "holds only trained ones")
+            for k in keys:
+                shape = tuple(f.get_slice(k).get_shape())
+                if k in own and shape != tuple(own[k].shape):
+                    raise CheckpointError(f"{path}: shape mismatch for {k}: file has {shape}, "
+                                          f"model needs {tuple(own[k].shape)}")
+            weights = {k: f.get_tensor(k) for k in keys if k in own}
+            unknown = [k for k in keys if k not in own]
+    except CheckpointError:
+        raise
+    except Exception as e:  # safetensors' own errors for data that does not match its header
+        raise CheckpointError(
+            f"{path}: damaged safetensors data ({type(e).__name__}: {e})") from None
+    if unknown:
+        raise CheckpointError(f"{path}: unexpected keys for this model: {_first(sorted(unknown))}")
+    _load_into(model, path, weights, required)
+    return metadata
 
 
 def load_samdaq_weights(model: SamDaq, path: str | os.PathLike) -> dict:
     """Loads SAM-DAQ weights of either format (detected) into ``model``.
 
     Returns the file's metadata (empty for a reference checkpoint). Raises ``CheckpointError``
-    naming the file on pickled objects, unknown or missing keys, shape or config mismatches.
+    naming the file on pickled objects, unknown or missing keys, shape or config mismatches, and
+    files that are not what they say they are.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     required = {k for k in model.trained_state_dict()}
     if is_safetensors(path):
-        from safetensors.torch import load_file
-
-        metadata = read_weights_metadata(path)
-        stored = SamDaqConfig.from_dict(metadata["config"])
-        if stored != model.config:
-            diff = {k: (v, getattr(model.config, k)) for k, v in stored.to_dict().items() if getattr(model.config, k) != v}
-            raise CheckpointError(
-                f"{path}: weights were made for another model configuration: "
-                + ", ".join(f"{k}: file {a!r}, model {b!r}" for k, (a, b) in diff.items())
-            )
-        weights = load_file(str(path))
-        if not all(is_trained_key(k) for k in weights):
-            raise CheckpointError(f"{path}: holds frozen SAM2 weights; the project format holds only trained ones")
-        _load_into(model, path, weights, required)
-        return metadata
+        return _load_safetensors(model, path, required)
 
     if model.config.adapter != "parallel" or model.config.temporal != "qtm":
         raise CheckpointError(f"{path}: the reference's checkpoints hold SAM-DAQ itself (parallel adapters, QTM), "
                               f"not the {model.config.adapter}/{model.config.temporal} ablation")
-    sd = _torch_load(path)
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise CheckpointError(f"{path}: not a SAM-DAQ state_dict (expected a flat dict of tensors)")
+    sd = _tensor_dict(path, _torch_load(path), "a SAM-DAQ state_dict")
     mapped, _skipped, unknown = map_reference_state_dict(sd)
     if unknown:
         raise CheckpointError(f"{path}: keys the reference SAM-DAQ model does not have: {_first(unknown)}")

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..model import SamDaq, SamDaqConfig
+from ..model import SamDaq
+from ..model.checkpoints import stored_config
 
 INPUT_NAMES = ("rgb", "depth", "state")
 OUTPUT_NAMES = ("prob", "new_state")
@@ -109,7 +110,10 @@ def read_onnx_metadata(path: str | os.PathLike) -> dict:
     if raw.get("format") != FORMAT_NAME:
         raise ValueError(f"{path}: not a SAM-DAQ step exported by rgbd-saliency export (format={raw.get('format')!r})")
     out: dict = dict(raw)
-    out["config"] = SamDaqConfig.from_dict(json.loads(raw["config"]))
+    try:
+        out["config"] = stored_config(path, {"config": json.loads(raw.get("config", "null"))})
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: the model config in its metadata is not JSON ({e})") from None
     out["initial_state"] = np.asarray(json.loads(raw["initial_state"]), dtype=np.float32)
     if "depth_conversion" in raw:
         out["depth_conversion"] = json.loads(raw["depth_conversion"])
