@@ -110,7 +110,7 @@ def _bench_node(args: argparse.Namespace) -> int:
     if bool(args.sam2_checkpoint) != bool(args.weights):
         raise ValueError("--sam2-checkpoint and --weights go together (neither: random weights)")
     result = bench_node(args.frames, args.rate, args.input_qos, args.sam2_checkpoint, args.weights, args.input_size,
-                        args.device, args.fastdds_profile)
+                        args.device, args.fastdds_profile, publisher_qos=args.publisher_qos)
     print(result.report())
     return 0
 
@@ -252,7 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--frames", type=int, default=120, help="640x480 color + depth pairs to send")
     p.add_argument("--rate", type=float, default=4.0, help="pairs per second; below the model's rate, nothing waits")
-    p.add_argument("--input-qos", choices=("reliable", "best_effort"), default="reliable", help="the node's input QoS")
+    p.add_argument("--input-qos", choices=("auto", "reliable", "best_effort"), default="auto",
+                   help="the node's input QoS (auto, its default: follow the publisher)")
+    p.add_argument("--publisher-qos", choices=("reliable", "best_effort"), default="reliable",
+                   help="the camera publisher's reliability")
     p.add_argument("--fastdds-profile", help="Fast DDS XML profile for all processes, e.g. config/fastdds_large_images.xml")
     p.set_defaults(run=_bench_node)
 

@@ -30,8 +30,10 @@ TUM = Path(__file__).resolve().parents[2] / "shared" / "data" / "rgbd_encodings"
 def publisher_main() -> None:
     """Reads JSON commands from stdin, publishes, answers "ok" (or "error ...") on stdout.
 
-    {"topic": T, "frame": "color" | "depth" | "depth_small" | "depth_zero" | "info", "stamp": s,
-     "edit": {field: value, "truncate": bytes}}
+    {"topic": T, "frame": "color" | "depth" | "color_small" | "depth_small" | "depth_zero" | "info",
+     "stamp": s, "edit": {field: value, "truncate": bytes}, "reliability": "reliable" | "best_effort"}
+
+    One publisher per topic and reliability (reliable, as RealSense publishes, unless asked).
     """
     import array
 
@@ -49,20 +51,23 @@ def publisher_main() -> None:
     frames = {
         "color": (rgb, "rgb8"),
         "depth": (mm, "16UC1"),
+        "color_small": (cv2.resize(rgb, (320, 240), interpolation=cv2.INTER_AREA), "rgb8"),
         "depth_small": (cv2.resize(mm, (320, 240), interpolation=cv2.INTER_NEAREST), "16UC1"),
         "depth_zero": (np.zeros_like(mm), "16UC1"),
     }
     rclpy.init()
     node = rclpy.create_node("test_camera")
-    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)  # as RealSense publishes
+    policies = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
     publishers = {}
     for line in sys.stdin:
         command = json.loads(line)
         topic, frame = command["topic"], command["frame"]
-        if topic not in publishers:
-            publishers[topic] = node.create_publisher(CameraInfo if frame == "info" else Image, topic, qos)
+        key = (topic, command.get("reliability", "reliable"))
+        if key not in publishers:
+            qos = QoSProfile(depth=10, reliability=policies[key[1]])
+            publishers[key] = node.create_publisher(CameraInfo if frame == "info" else Image, topic, qos)
             deadline = time.monotonic() + DEADLINE_S
-            while publishers[topic].get_subscription_count() == 0 and time.monotonic() < deadline:
+            while publishers[key].get_subscription_count() == 0 and time.monotonic() < deadline:
                 time.sleep(0.05)
             time.sleep(0.5)  # the subscriber's side of the match may lag ours
         sec, nanosec = divmod(round(command["stamp"] * 1e9), 10**9)
@@ -78,7 +83,7 @@ def publisher_main() -> None:
                     msg.data = array.array("B", bytes(msg.data)[:value])
                 else:
                     setattr(msg, field, value)
-        publishers[topic].publish(msg)
+        publishers[key].publish(msg)
         print("ok", flush=True)
     node.destroy_node()
     rclpy.shutdown()
@@ -92,15 +97,17 @@ class Camera:
             [sys.executable, __file__, "--publisher"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
 
-    def send(self, topic: str, frame: str, stamp: float, **edit) -> None:
-        self.process.stdin.write(json.dumps({"topic": topic, "frame": frame, "stamp": stamp, "edit": edit}) + "\n")
+    def send(self, topic: str, frame: str, stamp: float, reliability: str = "reliable", **edit) -> None:
+        command = {"topic": topic, "frame": frame, "stamp": stamp, "edit": edit, "reliability": reliability}
+        self.process.stdin.write(json.dumps(command) + "\n")
         self.process.stdin.flush()
         answer = self.process.stdout.readline().strip()
         assert answer == "ok", f"publisher: {answer!r} (exit status {self.process.poll()})"
 
-    def pair(self, ns: str, stamp: float, color: str = "color", depth: str = "depth", color_edit=None, depth_edit=None) -> None:
-        self.send(f"/{ns}/color/image_raw", color, stamp, **(color_edit or {}))
-        self.send(f"/{ns}/aligned_depth_to_color/image_raw", depth, stamp, **(depth_edit or {}))
+    def pair(self, ns: str, stamp: float, color: str = "color", depth: str = "depth", color_edit=None, depth_edit=None,
+             reliability: str = "reliable") -> None:
+        self.send(f"/{ns}/color/image_raw", color, stamp, reliability, **(color_edit or {}))
+        self.send(f"/{ns}/aligned_depth_to_color/image_raw", depth, stamp, reliability, **(depth_edit or {}))
 
     def close(self) -> None:
         self.process.stdin.close()
@@ -192,23 +199,29 @@ def rig(tmp_path_factory):
     single = SaliencyNode(context=context, parameter_overrides=common)
     pair = SaliencyNode(context=context, parameter_overrides=common + [Parameter("streams", value=["left", "right"])],
                         cli_args=["--ros-args", "-r", "__node:=saliency_pair"])
-    single.start()
-    pair.start()
+    # the package's defaults (input QoS following the publishers), in a namespace
+    defaults = common[:2] + [Parameter("diagnostics_period_s", value=0.5)]
+    auto = SaliencyNode(context=context, parameter_overrides=defaults,
+                        cli_args=["--ros-args", "-r", "__node:=saliency_auto", "-r", "__ns:=/robot1"])
+    for node in (single, pair, auto):
+        node.start()
     probe = rclpy.create_node("probe", context=context)
     outputs = {"camera": Outputs(probe, "/saliency"), "left": Outputs(probe, "/saliency/left"),
-               "right": Outputs(probe, "/saliency/right")}
+               "right": Outputs(probe, "/saliency/right"), "robot1/camera": Outputs(probe, "/robot1/saliency")}
+    streams = {"camera": (single, "camera"), "left": (pair, "left"), "right": (pair, "right"),
+               "robot1/camera": (auto, "camera")}
     diagnostics = []
     from diagnostic_msgs.msg import DiagnosticArray
 
     probe.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
     executor = MultiThreadedExecutor(num_threads=3, context=context)
-    for node in (single, pair, probe):
+    for node in (single, pair, auto, probe):
         executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     camera = Camera(env)
-    rig = dict(single=single, pair=pair, probe=probe, outputs=outputs, camera=camera, diagnostics=diagnostics,
-               time=Timeline(), context=context)
+    rig = dict(single=single, pair=pair, auto=auto, probe=probe, outputs=outputs, streams=streams, camera=camera,
+               diagnostics=diagnostics, time=Timeline(), context=context)
     try:
         for ns in outputs:
             handshake(rig, ns)
@@ -216,7 +229,7 @@ def rig(tmp_path_factory):
     finally:
         camera.close()
         executor.shutdown(timeout_sec=5)
-        for node in (single, pair, probe):
+        for node in (single, pair, auto, probe):
             node.destroy_node()
         rclpy.shutdown(context=context)
         if saved is None:
@@ -225,15 +238,16 @@ def rig(tmp_path_factory):
             os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = saved
 
 
-def handshake(rig, ns: str) -> None:
-    """Sends pairs until one mask comes back: DDS matching may lose the very first messages."""
+def handshake(rig, ns: str, **pair_kwargs) -> float:
+    """Sends pairs until one mask comes back (DDS matching may lose the very first messages);
+    returns its stamp."""
     outputs = rig["outputs"][ns]
     for _ in range(10):
         stamp = rig["time"].next()
-        rig["camera"].pair(ns, stamp)
+        rig["camera"].pair(ns, stamp, **pair_kwargs)
         try:
             wait_for(lambda: outputs.masks.get(round(stamp, 6)), "a first mask", timeout_s=DEADLINE_S / 4)
-            return
+            return stamp
         except AssertionError:
             continue
     raise AssertionError(f"no mask from stream {ns}")
@@ -241,11 +255,11 @@ def handshake(rig, ns: str) -> None:
 
 def send_and_wait(rig, ns: str, stamp: float, **pair_kwargs):
     """Sends one good pair; returns its mask message once the node has counted it as published."""
-    outputs, node = rig["outputs"][ns], rig["pair" if ns in ("left", "right") else "single"]
-    published = node.counters(ns)["published"]
+    outputs, (node, stream) = rig["outputs"][ns], rig["streams"][ns]
+    published = node.counters(stream)["published"]
     rig["camera"].pair(ns, stamp, **pair_kwargs)
     mask = wait_for(lambda: outputs.masks.get(round(stamp, 6)), f"the mask of {ns} at {stamp}")
-    counter_after(node, ns, "published", published + 1)  # the mask can arrive before the count
+    counter_after(node, stream, "published", published + 1)  # the mask can arrive before the count
     return mask
 
 
@@ -425,6 +439,41 @@ def test_two_streams_keep_separate_memories_and_run_batched(rig):
     assert node.counters("right")["reset.request"] == before["right"]
     assert np.abs(left.probability(held) - fresh).max() < 1e-6
     assert np.abs(right.probability(together) - fresh).max() > 1e-5
+
+
+def test_defaults_follow_reliable_and_best_effort_publishers_in_the_node_namespace(rig):
+    node, t = rig["auto"], rig["time"]
+    color, depth = "/robot1/camera/color/image_raw", "/robot1/camera/aligned_depth_to_color/image_raw"
+    # the rig's reliable publishers: subscribed reliable (no frame lost to UDP fragments), masks
+    # published under the node's namespace
+    assert node.input_reliability()[color] == node.input_reliability()[depth] == "reliable"
+    send_and_wait(rig, "robot1/camera", t.next())
+    # a best-effort publisher appears on the same topics: the node follows it (a reliable
+    # subscription would not match it), and its frames come back as masks
+    stamp = handshake(rig, "robot1/camera", color="color_small", depth="depth_small", reliability="best_effort")
+    assert node.input_reliability()[color] == node.input_reliability()[depth] == "best_effort"
+    mask = rig["outputs"]["robot1/camera"].masks[round(stamp, 6)]
+    assert (mask.height, mask.width) == (240, 320)
+    send_and_wait(rig, "robot1/camera", t.next(), color="color_small", depth="depth_small")  # and the reliable one
+
+
+def test_an_error_in_the_worker_is_counted_and_the_worker_goes_on(rig):
+    node, t = rig["single"], rig["time"]
+    mask_publisher = node._outputs["camera"].mask
+
+    class Broken:
+        def publish(self, msg):
+            raise RuntimeError("injected publish failure")
+
+    before = node.counters("camera")
+    node._outputs["camera"].mask = Broken()
+    try:
+        rig["camera"].pair("camera", t.next())
+        counter_after(node, "camera", "worker_errors", before["worker_errors"] + 1)
+    finally:
+        node._outputs["camera"].mask = mask_publisher
+    send_and_wait(rig, "camera", t.next())
+    assert node.counters("camera")["published"] == before["published"] + 1
 
 
 def test_threshold_is_the_only_parameter_that_changes_at_run_time(rig):

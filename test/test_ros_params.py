@@ -78,22 +78,25 @@ def test_parameters_fill_the_runtime_configs():
                                        "device": "cpu", "precision": "float32", "engine": None}
 
 
-def test_default_qos_accepts_reliable_and_best_effort_publishers():
+def test_default_input_qos_follows_the_publishers():
     params = read_parameters({**DEFAULTS, **FILES})
-    assert params.input_qos.reliability.name == "BEST_EFFORT"  # matches either kind of publisher
+    assert params.input_reliability == "auto"
+    assert params.input_qos.reliability.name == "RELIABLE"  # until a publisher says otherwise
     assert params.output_qos.reliability.name == "RELIABLE"  # matches either kind of subscriber
 
 
-def test_topic_names_for_one_and_several_streams():
+def test_topic_names_are_relative_to_the_node_namespace():
     one = stream_topics(read_parameters({**DEFAULTS, **FILES}), "camera")
     assert (one.color, one.depth, one.camera_info) == (
-        "/camera/color/image_raw", "/camera/aligned_depth_to_color/image_raw", "/camera/color/camera_info")
+        "camera/color/image_raw", "camera/aligned_depth_to_color/image_raw", "camera/color/camera_info")
     assert (one.mask, one.probability, one.overlay, one.camera_info_out) == (
-        "/saliency/mask", "/saliency/probability", "/saliency/overlay", "/saliency/camera_info")
-    two = read_parameters({**DEFAULTS, **FILES, "streams": ["front", "rear"], "camera_info_topic": ""})
-    rear = stream_topics(two, "rear")
+        "saliency/mask", "saliency/probability", "saliency/overlay", "saliency/camera_info")
+    two = read_parameters({**DEFAULTS, **FILES, "streams": ["front", "/rear/"], "camera_info_topic": "",
+                           "output_namespace": "/perception/saliency/"})
+    front, rear = stream_topics(two, "front"), stream_topics(two, "rear")
+    assert (front.color, front.mask) == ("front/color/image_raw", "/perception/saliency/front/mask")
     assert (rear.color, rear.mask, rear.camera_info, rear.reset_service) == (
-        "/rear/color/image_raw", "/saliency/rear/mask", None, "~/rear/reset")
+        "/rear/color/image_raw", "/perception/saliency/rear/mask", None, "~/rear/reset")
 
 
 @pytest.mark.parametrize("change, named", [
@@ -102,6 +105,8 @@ def test_topic_names_for_one_and_several_streams():
     ({"backend": "caffe"}, "backend"),
     ({"streams": ["a", "a"]}, "streams"),
     ({"streams": []}, "streams"),
+    ({"output_namespace": "/"}, "output_namespace"),
+    ({"input_qos.reliability": "sometimes"}, "input_qos.reliability"),
     ({"threshold": 1.0}, "threshold"),
     ({"sync_slop_s": -0.01}, "sync_slop_s"),
     ({"input_size": 32}, "input_size"),
@@ -156,3 +161,15 @@ def test_launch_file_arguments():
     context.launch_configurations.update(camera="front", params_file=str(CONFIG), color_topic="/front/rgb")
     [node] = module._node(context)
     assert node.node_package == "rgbd_saliency_ros" and node.node_executable == "saliency_node"
+
+
+def test_matching_reliability_receives_from_every_publisher():
+    from rclpy.qos import ReliabilityPolicy
+
+    from rgbd_saliency_ros.ros.qos_matching import matching_reliability
+
+    reliable, best_effort = ReliabilityPolicy.RELIABLE, ReliabilityPolicy.BEST_EFFORT
+    assert matching_reliability([]) is None  # nothing to follow: keep what is subscribed
+    assert matching_reliability([reliable, reliable]) == reliable
+    assert matching_reliability([reliable, best_effort]) == best_effort  # a reliable one would miss it
+    assert matching_reliability([best_effort]) == best_effort

@@ -1,6 +1,7 @@
 """Node overhead: color stamp to mask publish, minus the model step, with real DDS between processes.
 
     rgbd-saliency bench-node                                  # random weights, input 64, 120 frames at 4 Hz
+    rgbd-saliency bench-node --rate 30 --frames 300 --publisher-qos best_effort   # the node's defaults
     rgbd-saliency bench-node --rate 30 --input-qos best_effort --frames 300 --fastdds-profile config/fastdds_large_images.xml
     rgbd-saliency bench-node --sam2-checkpoint S.pt --weights W.pt --rate 1
 
@@ -117,6 +118,7 @@ class NodeBench:
     input_qos: str
     input_size: int
     fastdds_profile: str | None = None
+    publisher_qos: str = "reliable"
     node: dict[str, float] = field(default_factory=dict)  # the node's last /diagnostics of the stream
     received_latency_ms: list[float] = field(default_factory=list)  # stamp -> mask received here
 
@@ -126,7 +128,8 @@ class NodeBench:
         lost_color = 1.0 - n.get("color_frames", 0) / self.frames
         lost_depth = 1.0 - n.get("depth_frames", 0) / self.frames
         return "\n".join([
-            f"node overhead, 640x480 rgb8 + 16UC1, {self.frames} pairs at {self.rate_hz:g} Hz, input QoS {self.input_qos}, "
+            f"node overhead, 640x480 rgb8 + 16UC1, {self.frames} pairs at {self.rate_hz:g} Hz, "
+            f"publisher QoS {self.publisher_qos}, node input QoS {self.input_qos}, "
             f"model input {self.input_size}, publisher / node / receiver in three processes, "
             f"Fast DDS profile {Path(self.fastdds_profile).name if self.fastdds_profile else 'none'}",
             f"  overhead (stamp -> mask publish - model)  p50 {n['overhead_ms_p50']:7.1f} ms   p95 {n['overhead_ms_p95']:7.1f} ms",
@@ -135,6 +138,8 @@ class NodeBench:
             f"  model step                                p50 {n['model_ms_p50']:7.1f} ms   p95 {n['model_ms_p95']:7.1f} ms",
             f"  stamp -> mask publish                     p50 {n['latency_ms_p50']:7.1f} ms   p95 {n['latency_ms_p95']:7.1f} ms",
             f"  stamp -> mask received by another process p50 {received[0]:7.1f} ms   p95 {received[1]:7.1f} ms",
+            f"  masks answered {int(n.get('published', 0))} of {self.frames} pairs sent "
+            f"({100 * n.get('published', 0) / self.frames:.0f} %)",
             f"  node received {int(n.get('color_frames', 0))} color ({100 * lost_color:.0f} % lost), "
             f"{int(n.get('depth_frames', 0))} depth ({100 * lost_depth:.0f} % lost); {int(n.get('pairs', 0))} pairs, "
             f"{int(n.get('published', 0))} masks published, {int(n.get('dropped', 0))} pairs dropped for newer ones, "
@@ -145,13 +150,14 @@ class NodeBench:
 def bench_node(
     frames: int = 120,
     rate_hz: float = 4.0,
-    input_qos: str = "reliable",
+    input_qos: str = "auto",
     sam2_checkpoint: str | None = None,
     weights: str | None = None,
     input_size: int = 64,
     device: str = "cpu",
     fastdds_profile: str | None = None,
     timeout_s: float = 300.0,
+    publisher_qos: str = "reliable",
 ) -> NodeBench:
     """Runs node and publisher as subprocesses on a private ROS domain and measures the node.
 
@@ -171,7 +177,7 @@ def bench_node(
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     if fastdds_profile:
         env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(fastdds_profile).resolve())
-    result = NodeBench(frames, rate_hz, input_qos, input_size, fastdds_profile)
+    result = NodeBench(frames, rate_hz, input_qos, input_size, fastdds_profile, publisher_qos)
     with tempfile.TemporaryDirectory() as tmp:
         if weights is None:
             sam2_checkpoint, weights = map(str, write_random_weights(tmp, input_size))
@@ -206,7 +212,7 @@ def bench_node(
                 _spin_a_while(probe, node, deadline)
             publisher = subprocess.Popen(
                 [sys.executable, "-m", "rgbd_saliency_ros.benchmarks.node", "publish", "--frames", str(frames),
-                 "--rate", str(rate_hz), "--reliability", "reliable"],
+                 "--rate", str(rate_hz), "--reliability", publisher_qos],
                 env=env,
             )
             while publisher.poll() is None:
@@ -236,7 +242,9 @@ def bench_node_overhead(**kwargs) -> dict[str, float | str]:
     result = bench_node(**kwargs)
     n = result.node
     out: dict[str, float | str] = {
-        "setup": f"{result.frames} pairs at {result.rate_hz:g} Hz, input QoS {result.input_qos}, model input {result.input_size}",
+        "setup": f"{result.frames} pairs at {result.rate_hz:g} Hz, publisher QoS {result.publisher_qos}, "
+                 f"node input QoS {result.input_qos}, model input {result.input_size}",
+        "answered %": 100.0 * n.get("published", 0) / result.frames,
     }
     for name in ("overhead", "input", "wait", "model", "latency"):
         out[f"{name} p50"], out[f"{name} p95"] = n[f"{name}_ms_p50"], n[f"{name}_ms_p95"]

@@ -32,6 +32,7 @@ MALFORMED = "malformed"  # any other frame the runtime refuses
 BAD_INPUT_KINDS = (*IMAGE_ERROR_KINDS, INVALID_DEPTH, DUPLICATE_STAMP, OUT_OF_ORDER, MALFORMED)
 
 # Every counter a stream reports (zeros included, so that readers can rely on the keys).
+WORKER_ERRORS = "worker_errors"  # any other exception in the worker loop (it goes on with the next pair)
 COUNTERS = (
     "color_frames",  # color messages received
     "depth_frames",
@@ -42,6 +43,7 @@ COUNTERS = (
     UNPAIRED_DEPTH,
     CLOCK_JUMPS,  # pairing restarts after a stamp jumped back (rosbag loop)
     "step_errors",  # batched steps that raised (the frames get no output)
+    WORKER_ERRORS,
     *(BAD_INPUT_PREFIX + kind for kind in BAD_INPUT_KINDS),
     *(RESET_PREFIX + cause.value for cause in ResetCause),
 )

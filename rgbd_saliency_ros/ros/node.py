@@ -34,12 +34,16 @@ from ..runtime.backends import StepBackend, create_backend
 from ..runtime.depth import InvalidDepthError
 from ..runtime.saliency import FramePair, SaliencyResult, SaliencyRuntime
 from .conversions import ImageError, frame_arrays, image_message, overlay_rgb, stamp_to_s
-from .diagnostics import BAD_INPUT_PREFIX, INVALID_DEPTH, MALFORMED, RESET_PREFIX, StreamStats, diagnostic_array
+from .diagnostics import (
+    BAD_INPUT_PREFIX, INVALID_DEPTH, MALFORMED, RESET_PREFIX, WORKER_ERRORS, StreamStats, diagnostic_array,
+)
 from ..runtime.pairing import CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, UNPAIRED_COLOR, UNPAIRED_DEPTH, Pair, StampPairer
-from .params import NodeParams, declare_parameters, read_parameters, stream_topics
+from .params import AUTO, NodeParams, declare_parameters, read_parameters, stream_topics
+from .qos_matching import AdaptiveSubscription
 
 NODE_NAME = "saliency_node"
 WARN_PERIOD_S = 5.0  # at most one warning per stream and kind of trouble in this time
+QOS_CHECK_PERIOD_S = 1.0  # how often the input subscriptions look at their publishers' QoS
 _PAIRER_COUNTERS = {
     UNPAIRED_COLOR: UNPAIRED_COLOR,
     UNPAIRED_DEPTH: UNPAIRED_DEPTH,
@@ -112,8 +116,9 @@ class SaliencyNode(Node):
         self.create_service(Trigger, "~/reset", partial(self._on_reset, None))
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(self.params.diagnostics_period_s, self.publish_diagnostics)
-        self.add_on_set_parameters_callback(self._check_parameters)
-        self.add_post_set_parameters_callback(self._apply_parameters)
+        self._inputs: list[AdaptiveSubscription] = []
+        # One callback checks and applies: Humble has no post-set callback; nothing runs after it.
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
     def start(self, backend: StepBackend | None = None) -> None:
         """Loads the model (``backend``, or one built from the parameters), runs a warm-up step,
@@ -129,13 +134,16 @@ class SaliencyNode(Node):
         started = time.perf_counter()
         backend.warmup(len(self.params.streams))
         step_s = time.perf_counter() - started
-        qos = self.params.input_qos
+        qos, adaptive = self.params.input_qos, self.params.input_reliability == AUTO
         for stream in self.params.streams:
             topics = stream_topics(self.params, stream)
-            self.create_subscription(Image, topics.color, partial(self._on_color, stream), qos)
-            self.create_subscription(Image, topics.depth, partial(self._on_depth, stream), qos)
+            inputs = [(Image, topics.color, partial(self._on_color, stream)),
+                      (Image, topics.depth, partial(self._on_depth, stream))]
             if topics.camera_info:
-                self.create_subscription(CameraInfo, topics.camera_info, partial(self._on_camera_info, stream), qos)
+                inputs.append((CameraInfo, topics.camera_info, partial(self._on_camera_info, stream)))
+            self._inputs += [AdaptiveSubscription(self, *args, qos, adaptive) for args in inputs]
+        if adaptive:
+            self.create_timer(QOS_CHECK_PERIOD_S, self._follow_publishers)
         self._worker = threading.Thread(target=self._work, name="saliency_worker", daemon=True)
         self._worker.start()
         self._state = "ready"
@@ -144,6 +152,10 @@ class SaliencyNode(Node):
             f"ready: {info.name} on {info.device} ({info.precision}), input {self.runtime.input_size}, "
             f"step {step_s * 1e3:.0f} ms, streams {', '.join(self.params.streams)}"
         )
+
+    def input_reliability(self) -> dict[str, str]:
+        """Each input topic (fully resolved) -> the reliability it is subscribed with now."""
+        return {s.topic: s.reliability.name.lower() for s in self._inputs}
 
     def counters(self, stream: str) -> dict[str, float]:
         """Counters, rates and latency percentiles of ``stream`` (what /diagnostics reports)."""
@@ -212,20 +224,23 @@ class SaliencyNode(Node):
         response.message = f"memory of {stream or 'every stream'} restarts at the next frame"
         return response
 
-    def _check_parameters(self, parameters) -> SetParametersResult:
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
         for p in parameters:
             if p.name == "threshold" and not 0.0 < p.value < 1.0:
                 return SetParametersResult(successful=False, reason="threshold must be in (0, 1)")
-        return SetParametersResult(successful=True)
-
-    def _apply_parameters(self, parameters) -> None:
-        for p in parameters:
+        for p in parameters:  # all valid: read-only parameters never get here
             if p.name == "threshold" and self.runtime is not None:
                 self.runtime.config = dataclasses.replace(self.runtime.config, threshold=p.value)
+        return SetParametersResult(successful=True)
+
+    def _follow_publishers(self) -> None:
+        for subscription in self._inputs:
+            subscription.follow_publishers()
 
     # Worker thread: convert, run, publish.
 
     def _work(self) -> None:
+        """The worker loop: nothing that goes wrong in one round ends it, except shutdown."""
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._slots or self._stopping)
@@ -233,9 +248,16 @@ class SaliencyNode(Node):
                     return
                 batch, self._slots = self._slots, {}
                 resets, self._pending_resets = self._pending_resets, set()
-            for stream in resets:
-                self.runtime.reset(stream)
-            self._process(batch, time.monotonic())
+            try:
+                for stream in resets:
+                    self.runtime.reset(stream)
+                self._process(batch, time.monotonic())
+            except Exception as e:  # noqa: BLE001 - counted and reported; the next pair may work
+                if not self.context.ok():
+                    return  # shutting down: publishers are gone, nothing to report
+                for stream in batch:
+                    self.stats[stream].count(WORKER_ERRORS)
+                    self._warn(stream, WORKER_ERRORS, f"frame lost to an unexpected error: {type(e).__name__}: {e}")
 
     def _process(self, batch: dict[str, _Ready], taken_s: float) -> None:
         prepared = []
@@ -295,19 +317,20 @@ class SaliencyNode(Node):
 
 
 def serve() -> int:
-    """Builds and starts the node, spins until shutdown; 1 when it cannot start (reason logged)."""
+    """Builds and starts the node, spins until shutdown; 1 when it cannot start (reason logged).
+
+    SIGINT or SIGTERM at any point (loading included) ends it with 0 and no traceback."""
     try:
         node = SaliencyNode()
     except STARTUP_ERRORS as e:
         rclpy.logging.get_logger(NODE_NAME).fatal(f"bad parameters: {e}")
         return 1
     try:
-        node.start()
-    except STARTUP_ERRORS as e:
-        node.get_logger().fatal(f"cannot load the model: {e}")
-        node.destroy_node()
-        return 1
-    try:
+        try:
+            node.start()
+        except STARTUP_ERRORS as e:
+            node.get_logger().fatal(f"cannot load the model: {e}")
+            return 1
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

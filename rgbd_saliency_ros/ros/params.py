@@ -6,7 +6,7 @@ with the same type). Names follow the runtime's dataclass fields (``reset_timeou
 
     params = read_parameters(declare_parameters(node))   # NodeParams, or ValueError naming the parameter
     params.saliency                           # SaliencyConfig for SaliencyRuntime
-    stream_topics(params, "camera").mask      # "/saliency/mask"
+    stream_topics(params, "camera").mask      # "saliency/mask", resolved in the node's namespace
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ..runtime.depth import DepthConversion
 from ..runtime.saliency import SaliencyConfig
 
 _RELIABILITY = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
+AUTO = "auto"  # input reliability: follow the publishers (see ros/qos_matching.py)
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,12 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("precision", "float32", "float32, float16 or bfloat16 (float16/bfloat16 on GPU only)"),
     ParamSpec("engine", "", "ONNX file from `rgbd-saliency export`; onnxruntime and tensorrt backends"),
     # Topics: per stream (camera namespace), inputs under it and outputs under output_namespace.
+    # Relative names resolve in the node's namespace (ROS convention); a leading "/" makes one absolute.
     ParamSpec("streams", ["camera"], "camera namespaces, one query memory each", type=ParameterType.PARAMETER_STRING_ARRAY),
     ParamSpec("color_topic", "color/image_raw", "color image topic, relative to each camera namespace"),
     ParamSpec("depth_topic", "aligned_depth_to_color/image_raw", "depth image aligned to color, relative to each camera namespace"),
     ParamSpec("camera_info_topic", "color/camera_info", "color CameraInfo, relative to each camera namespace; empty: none"),
-    ParamSpec("output_namespace", "/saliency", "outputs: <ns>/mask for one stream, <ns>/<camera>/mask for several"),
+    ParamSpec("output_namespace", "saliency", "outputs: <ns>/mask for one stream, <ns>/<camera>/mask for several"),
     # Processing.
     ParamSpec("threshold", 0.5, "probability at or above which a pixel is in the mask, in (0, 1)", read_only=False),
     ParamSpec("sync_slop_s", 0.02, "largest color/depth stamp difference of a pair, seconds"),
@@ -66,8 +68,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("depth.normalization", "per_frame", "per_frame (each frame's valid min..max -> 0..1) or fixed (min..max_depth_m -> 0..1)"),
     ParamSpec("depth.near_is_bright", False, "true: near is 1, far is 0; false: the reverse (the training data's)"),
     ParamSpec("depth.invalid_value", 1.0, "model depth value of invalid pixels, in [0, 1]"),
-    # QoS (REP 2003: drivers publish reliable, consumers subscribe best effort, which accepts both).
-    ParamSpec("input_qos.reliability", "best_effort", "reliable or best_effort, for color, depth and CameraInfo"),
+    # QoS. auto: subscribe reliable when every publisher of the topic is reliable, best effort when
+    # one is not (as rosbag2 and `ros2 topic echo` do), again when publishers come or go.
+    ParamSpec("input_qos.reliability", AUTO, "auto, reliable or best_effort, for color, depth and CameraInfo"),
     ParamSpec("input_qos.history_depth", 5, "history depth of the input subscriptions"),
     ParamSpec("output_qos.reliability", "reliable", "reliable or best_effort, for every output"),
     ParamSpec("output_qos.history_depth", 5, "history depth of the output publishers"),
@@ -87,6 +90,7 @@ class NodeParams:
     precision: str
     engine: str
     streams: tuple[str, ...]
+    stream_prefixes: dict[str, str]  # stream -> its topics' namespace, relative unless given with "/"
     color_topic: str
     depth_topic: str
     camera_info_topic: str
@@ -97,7 +101,8 @@ class NodeParams:
     max_image_pixels: int
     diagnostics_period_s: float
     saliency: SaliencyConfig  # threshold, reset_timeout_s, depth conversion, one memory per stream
-    input_qos: QoSProfile
+    input_qos: QoSProfile  # its reliability is the starting point when input_reliability is auto
+    input_reliability: str  # auto, reliable or best_effort
     output_qos: QoSProfile
 
     def backend_kwargs(self) -> dict[str, Any]:
@@ -150,7 +155,7 @@ def read_parameters(values: dict[str, Any]) -> NodeParams:
                 raise ValueError(f"parameter {name} is empty: the torch backend needs the file")
     elif not v["engine"]:
         raise ValueError(f"parameter engine is empty: the {backend} backend needs an exported ONNX file")
-    streams = tuple(s.strip("/") for s in v["streams"])
+    streams = tuple(s.strip("/") for s in v["streams"])  # ids: diagnostics names, output folders
     if not streams or any(not s for s in streams) or len(set(streams)) != len(streams):
         raise ValueError(f"parameter streams: need distinct, non-empty camera namespaces, got {list(v['streams'])}")
     _require(v, "input_size", v["input_size"] == 0 or v["input_size"] >= 64, "0 (from the weights) or at least 64")
@@ -161,8 +166,8 @@ def read_parameters(values: dict[str, Any]) -> NodeParams:
     _require(v, "max_image_pixels", v["max_image_pixels"] >= 1, "at least 1")
     _require(v, "diagnostics_period_s", v["diagnostics_period_s"] > 0, "positive")
     _require(v, "threshold", 0 < v["threshold"] < 1, "in (0, 1)")
-    for name in ("color_topic", "depth_topic"):
-        _require(v, name, bool(v[name].strip("/")), "a topic name")
+    for name in ("color_topic", "depth_topic", "output_namespace"):
+        _require(v, name, bool(v[name].strip("/")), "a name")
     try:
         depth = DepthConversion(
             min_depth_m=v["depth.min_depth_m"],
@@ -183,10 +188,11 @@ def read_parameters(values: dict[str, Any]) -> NodeParams:
         precision=v["precision"],
         engine=v["engine"],
         streams=streams,
+        stream_prefixes={s: _name(raw) for s, raw in zip(streams, v["streams"])},
         color_topic=v["color_topic"].strip("/"),
         depth_topic=v["depth_topic"].strip("/"),
         camera_info_topic=v["camera_info_topic"].strip("/"),
-        output_namespace="/" + v["output_namespace"].strip("/"),
+        output_namespace=_name(v["output_namespace"]),
         sync_slop_s=v["sync_slop_s"],
         queue_size=v["queue_size"],
         backward_jump_s=v["backward_jump_s"],
@@ -196,16 +202,23 @@ def read_parameters(values: dict[str, Any]) -> NodeParams:
             threshold=v["threshold"], reset_timeout_s=v["reset_timeout_s"], max_streams=len(streams), depth_conversion=depth,
             timeout_allows_step_time=True,  # the node steps the latest pair only, skipping frames while busy
         ),
-        input_qos=qos_profile(v, "input_qos"),
+        input_qos=qos_profile(v, "input_qos", allow_auto=True),
+        input_reliability=v["input_qos.reliability"],
         output_qos=qos_profile(v, "output_qos"),
     )
 
 
-def qos_profile(values: dict[str, Any], prefix: str) -> QoSProfile:
-    """``<prefix>.reliability`` and ``<prefix>.history_depth`` -> a keep-last, volatile QoSProfile."""
+def qos_profile(values: dict[str, Any], prefix: str, allow_auto: bool = False) -> QoSProfile:
+    """``<prefix>.reliability`` and ``<prefix>.history_depth`` -> a keep-last, volatile QoSProfile.
+
+    With ``allow_auto``, ``auto`` is accepted and gives a reliable profile (what most drivers
+    publish) that the node adapts to the publishers it finds."""
     reliability = values[f"{prefix}.reliability"]
-    if reliability not in _RELIABILITY:
-        raise ValueError(f"parameter {prefix}.reliability: {reliability!r} is not reliable or best_effort")
+    choices = (AUTO, *_RELIABILITY) if allow_auto else tuple(_RELIABILITY)
+    if reliability not in choices:
+        raise ValueError(f"parameter {prefix}.reliability: {reliability!r} is not one of {', '.join(choices)}")
+    if reliability == AUTO:
+        reliability = "reliable"
     depth = values[f"{prefix}.history_depth"]
     _require(values, f"{prefix}.history_depth", depth >= 1, "at least 1")
     return QoSProfile(
@@ -218,18 +231,28 @@ def qos_profile(values: dict[str, Any], prefix: str) -> QoSProfile:
 
 def stream_topics(params: NodeParams, stream: str) -> StreamTopics:
     """Topic names of ``stream`` (a camera namespace): inputs under it, outputs under the output
-    namespace (directly for a single stream, under a folder named after the camera for several)."""
-    out = params.output_namespace.rstrip("/") + ("" if len(params.streams) == 1 else "/" + stream)
+    namespace (directly for a single stream, under a folder named after the camera for several).
+
+    Names are relative (resolved in the node's namespace) unless the stream or the output
+    namespace was given with a leading "/"."""
+    prefix = params.stream_prefixes[stream]
+    out = params.output_namespace + ("" if len(params.streams) == 1 else "/" + stream)
     return StreamTopics(
-        color=f"/{stream}/{params.color_topic}",
-        depth=f"/{stream}/{params.depth_topic}",
-        camera_info=f"/{stream}/{params.camera_info_topic}" if params.camera_info_topic else None,
+        color=f"{prefix}/{params.color_topic}",
+        depth=f"{prefix}/{params.depth_topic}",
+        camera_info=f"{prefix}/{params.camera_info_topic}" if params.camera_info_topic else None,
         mask=f"{out}/mask",
         probability=f"{out}/probability",
         overlay=f"{out}/overlay",
         camera_info_out=f"{out}/camera_info",
         reset_service=f"~/{stream}/reset",
     )
+
+
+def _name(value: str) -> str:
+    """A namespace as given, without trailing slashes: relative, or absolute with one leading "/"."""
+    stripped = value.strip("/")
+    return "/" + stripped if value.startswith("/") else stripped
 
 
 def _require(values: dict[str, Any], name: str, ok: bool, what: str) -> None:
