@@ -30,7 +30,7 @@ from rclpy.publisher import Publisher
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
-from ..runtime.backends import StepBackend, create_backend
+from ..runtime.backends import StepBackend, create_backend  # torch-free until create_backend runs
 from ..runtime.depth import InvalidDepthError
 from ..runtime.saliency import FramePair, SaliencyResult, SaliencyRuntime
 from .conversions import ImageError, frame_arrays, image_message, overlay_rgb, stamp_to_s
@@ -343,9 +343,12 @@ def main(args: list[str] | None = None) -> None:
     """Console script ``saliency_node``: exit status 0 after a clean shutdown, 1 when it cannot start."""
     rclpy.init(args=args)
     try:
-        sys.exit(serve())
+        status = serve()
+    except KeyboardInterrupt:  # SIGINT while the node was being built: nothing to clean up
+        status = 0
     finally:
         rclpy.try_shutdown()
+    sys.exit(status)
 
 
 if __name__ == "__main__":

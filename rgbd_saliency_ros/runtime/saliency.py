@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .backends.base import StepBackend
+from .backends.base import StepBackend  # torch-free: the model comes in through the backend
 from .depth import DepthConversion, depth_to_model_input
 from .frames import normalize_rgb, resize_probability, resize_square
 from .stream_memory import ResetCause, StreamMemory

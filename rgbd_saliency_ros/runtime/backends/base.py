@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ...model import SamDaqConfig
+if TYPE_CHECKING:  # a type only: importing the runtime (and so the node) must not pull in torch
+    from ...model import SamDaqConfig
 
 
 @dataclass(frozen=True)
