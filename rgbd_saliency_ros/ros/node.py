@@ -329,11 +329,18 @@ def serve() -> int:
         try:
             node.start()
         except STARTUP_ERRORS as e:
+            if not node.context.ok():  # SIGTERM while loading: rclpy shut the context down
+                return 0
             node.get_logger().fatal(f"cannot load the model: {e}")
             return 1
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if node.context.ok():
+            raise
+        # A signal that shuts the context down while the executor builds its wait set surfaces
+        # as an RCLError instead of ExternalShutdownException (an rclpy race): still a shutdown.
     finally:
         node.destroy_node()
     return 0
