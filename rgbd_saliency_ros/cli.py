@@ -110,7 +110,8 @@ def _bench_node(args: argparse.Namespace) -> int:
     if bool(args.sam2_checkpoint) != bool(args.weights):
         raise ValueError("--sam2-checkpoint and --weights go together (neither: random weights)")
     result = bench_node(args.frames, args.rate, args.input_qos, args.sam2_checkpoint, args.weights, args.input_size,
-                        args.device, args.fastdds_profile, publisher_qos=args.publisher_qos)
+                        args.device, args.fastdds_profile, publisher_qos=args.publisher_qos,
+                        node_fastdds_profile=args.node_fastdds_profile)
     print(result.report())
     return 0
 
@@ -257,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--publisher-qos", choices=("reliable", "best_effort"), default="reliable",
                    help="the camera publisher's reliability")
     p.add_argument("--fastdds-profile", help="Fast DDS XML profile for all processes, e.g. config/fastdds_large_images.xml")
+    p.add_argument("--node-fastdds-profile", help="Fast DDS XML profile for the node's process only")
     p.set_defaults(run=_bench_node)
 
     p = sub.add_parser("bench-geometry", help="per-frame cost of the 3D outputs (object geometry, messages, "

@@ -457,6 +457,26 @@ def test_defaults_follow_reliable_and_best_effort_publishers_in_the_node_namespa
     send_and_wait(rig, "robot1/camera", t.next(), color="color_small", depth="depth_small")  # and the reliable one
 
 
+def test_pairs_arriving_back_to_back_leave_the_newest_and_count_as_a_burst(rig):
+    from unittest import mock
+
+    node, t, outputs = rig["single"], rig["time"], rig["outputs"]["camera"]
+    send_and_wait(rig, "camera", t.next())
+    before = node.counters("camera")
+    first, second = t.next(), t.next()
+    with mock.patch.object(node._cond, "notify", lambda *args: None):  # the worker sleeps through both
+        rig["camera"].pair("camera", first)
+        rig["camera"].pair("camera", second)
+        counter_after(node, "camera", "pairs", before["pairs"] + 2)
+    with node._cond:
+        node._cond.notify_all()
+    wait_for(lambda: outputs.masks.get(round(second, 6)), "the newest pair's mask")
+    after = counter_after(node, "camera", "published", before["published"] + 1)
+    assert after["dropped"] == before["dropped"] + 1
+    assert after["dropped_in_burst"] == before["dropped_in_burst"] + 1  # the worker was idle: not the model's fault
+    assert round(first, 6) not in outputs.masks
+
+
 def test_an_error_in_the_worker_is_counted_and_the_worker_goes_on(rig):
     node, t = rig["single"], rig["time"]
     mask_publisher = node._outputs["camera"].mask

@@ -142,7 +142,8 @@ class NodeBench:
             f"({100 * n.get('published', 0) / self.frames:.0f} %)",
             f"  node received {int(n.get('color_frames', 0))} color ({100 * lost_color:.0f} % lost), "
             f"{int(n.get('depth_frames', 0))} depth ({100 * lost_depth:.0f} % lost); {int(n.get('pairs', 0))} pairs, "
-            f"{int(n.get('published', 0))} masks published, {int(n.get('dropped', 0))} pairs dropped for newer ones, "
+            f"{int(n.get('published', 0))} masks published, {int(n.get('dropped', 0))} pairs dropped for newer ones "
+            f"({int(n.get('dropped_in_burst', 0))} of them arrived back to back while the worker was idle), "
             f"{int(n.get('unpaired_color', 0))} color / {int(n.get('unpaired_depth', 0))} depth unpaired",
         ])
 
@@ -158,12 +159,14 @@ def bench_node(
     fastdds_profile: str | None = None,
     timeout_s: float = 300.0,
     publisher_qos: str = "reliable",
+    node_fastdds_profile: str | None = None,
 ) -> NodeBench:
     """Runs node and publisher as subprocesses on a private ROS domain and measures the node.
 
     Without ``weights``, random weights for ``input_size`` are written to a temporary folder.
     ``fastdds_profile``: a Fast DDS XML profile for all three processes (e.g.
-    config/fastdds_large_images.xml).
+    config/fastdds_large_images.xml); ``node_fastdds_profile``: one for the node's process only
+    (what a launch file can set when the camera driver runs with its own defaults).
     """
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
@@ -186,7 +189,8 @@ def bench_node(
              "-p", f"sam2_checkpoint:={sam2_checkpoint}", "-p", f"weights:={weights}", "-p", f"device:={device}",
              "-p", f"input_qos.reliability:={input_qos}", "-p", "diagnostics_period_s:=0.5",
              "-p", "camera_info_topic:=''", "--log-level", "warn"],
-            env=env,
+            env=dict(env, FASTDDS_DEFAULT_PROFILES_FILE=str(Path(node_fastdds_profile).resolve()))
+            if node_fastdds_profile else env,
         )
         publisher = None
         saved_environment = dict(os.environ)

@@ -32,6 +32,7 @@ MALFORMED = "malformed"  # any other frame the runtime refuses
 BAD_INPUT_KINDS = (*IMAGE_ERROR_KINDS, INVALID_DEPTH, DUPLICATE_STAMP, OUT_OF_ORDER, MALFORMED)
 
 # Every counter a stream reports (zeros included, so that readers can rely on the keys).
+DROPPED_IN_BURST = "dropped_in_burst"
 WORKER_ERRORS = "worker_errors"  # any other exception in the worker loop (it goes on with the next pair)
 COUNTERS = (
     "color_frames",  # color messages received
@@ -39,6 +40,7 @@ COUNTERS = (
     "pairs",  # color + depth pairs made
     "published",  # masks published
     "dropped",  # pairs replaced by a newer one before the worker took them
+    DROPPED_IN_BURST,  # of those, replaced while the worker was idle: the transport delivered them together
     UNPAIRED_COLOR,  # frames that never found a partner
     UNPAIRED_DEPTH,
     CLOCK_JUMPS,  # pairing restarts after a stamp jumped back (rosbag loop)

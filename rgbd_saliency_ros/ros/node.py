@@ -35,7 +35,8 @@ from ..runtime.depth import InvalidDepthError
 from ..runtime.saliency import FramePair, SaliencyResult, SaliencyRuntime
 from .conversions import ImageError, frame_arrays, image_message, overlay_rgb, stamp_to_s
 from .diagnostics import (
-    BAD_INPUT_PREFIX, INVALID_DEPTH, MALFORMED, RESET_PREFIX, WORKER_ERRORS, StreamStats, diagnostic_array,
+    BAD_INPUT_PREFIX, DROPPED_IN_BURST, INVALID_DEPTH, MALFORMED, RESET_PREFIX, WORKER_ERRORS, StreamStats,
+    diagnostic_array,
 )
 from ..runtime.pairing import CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, UNPAIRED_COLOR, UNPAIRED_DEPTH, Pair, StampPairer
 from .params import AUTO, NodeParams, declare_parameters, read_parameters, stream_topics
@@ -100,6 +101,7 @@ class SaliencyNode(Node):
         self._slots: dict[str, _Ready] = {}
         self._pending_resets: set[str | None] = set()  # None: every stream
         self._stopping = False
+        self._stepping = False  # the worker is converting, stepping or publishing a batch
         self._worker: threading.Thread | None = None
         self._last_warning: dict[tuple[str, str], float] = {}
         self._state = "loading"
@@ -213,6 +215,8 @@ class SaliencyNode(Node):
         with self._cond:
             if stream in self._slots:
                 self.stats[stream].count("dropped")
+                if not self._stepping:  # not the model's fault: pairs came back to back (see README, QoS)
+                    self.stats[stream].count(DROPPED_IN_BURST)
             input_ms = (self.get_clock().now().nanoseconds * 1e-9 - pair.stamp_s) * 1e3
             self._slots[stream] = _Ready(pair, time.monotonic(), input_ms)
             self._cond.notify()
@@ -248,6 +252,7 @@ class SaliencyNode(Node):
                     return
                 batch, self._slots = self._slots, {}
                 resets, self._pending_resets = self._pending_resets, set()
+                self._stepping = True
             try:
                 for stream in resets:
                     self.runtime.reset(stream)
@@ -258,6 +263,9 @@ class SaliencyNode(Node):
                 for stream in batch:
                     self.stats[stream].count(WORKER_ERRORS)
                     self._warn(stream, WORKER_ERRORS, f"frame lost to an unexpected error: {type(e).__name__}: {e}")
+            finally:
+                with self._cond:
+                    self._stepping = False
 
     def _process(self, batch: dict[str, _Ready], taken_s: float) -> None:
         prepared = []
