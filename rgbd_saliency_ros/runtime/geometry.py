@@ -515,46 +515,56 @@ def register_depth(
         )
     with np.errstate(invalid="ignore"):
         flat = np.flatnonzero(np.isfinite(depth_m) & (depth_m > 0))
-    z = depth_m.reshape(-1)[flat].astype(np.float64)[:, None]
-    rotation = np.asarray(color_from_depth, np.float64)[:3, :3]
-    shift = np.asarray(color_from_depth, np.float64)[:3, 3]
-    # R (x z, y z, z) + t = z (R (x, y, 1)) + t: one product per pixel, not per coordinate.
-    sight = pixel_rays(depth_camera).reshape(-1, 2)[flat] @ rotation[:, :2].T + rotation[:, 2]
-    moved = sight * z + shift
-    ahead = moved[:, 2] > 0
-    moved, z = moved[ahead], z[ahead]
-    centre = project_points(moved, color_camera)
+    z = depth_m.reshape(-1)[flat].astype(np.float32)
+    rays = pixel_rays(depth_camera).reshape(-1, 2)[flat]
+    r = np.asarray(color_from_depth, np.float32)
+    # R (x z, y z, z) + t, column by column: (N, 3) stacks and mixed-type products cost more here.
+    x, y = rays[:, 0], rays[:, 1]
+    moved = [z * (r[i, 0] * x + r[i, 1] * y + r[i, 2]) + r[i, 3] for i in range(3)]
+    ahead = moved[2] > 0
+    moved, z = [m[ahead] for m in moved], z[ahead]
+    centre = np.rint(_project_columns(*moved, color_camera))
     if fill_upsampling_holes:
         # The footprint's corners, at the same depth (as depth_image_proc does), half a pixel
         # along the depth camera's rays (taken locally linear, which holds within a pixel).
-        half = rotation[:, :2] @ (0.5 / np.array([depth_camera.fx, depth_camera.fy]))
-        corners = [project_points(moved + sign * z * half, color_camera) for sign in (-1.0, 1.0)]
+        half = r[:3, :2] @ (0.5 / np.array([depth_camera.fx, depth_camera.fy], np.float32))
+        corners = [_project_columns(*(m + sign * half[i] * z for i, m in enumerate(moved)),
+                                    color_camera) for sign in (-1.0, 1.0)]
         # Neighbours at different depths project their shared corner a little apart: a quarter
         # pixel of margin closes those seams, through which what is behind would show.
-        low = np.minimum(np.ceil(np.minimum(*corners) - SEAM_PX), np.rint(centre))
-        high = np.maximum(np.ceil(np.maximum(*corners) + SEAM_PX) - 1, np.rint(centre))
+        low = np.minimum(np.ceil(np.minimum(*corners) - SEAM_PX), centre)
+        high = np.maximum(np.ceil(np.maximum(*corners) + SEAM_PX) - 1, centre)
     else:
-        low = high = np.rint(centre)
-    return _splat_nearest(low, high, moved[:, 2], color_camera.width, color_camera.height)
+        low = high = centre
+    return _splat_nearest(low, high, moved[2], color_camera.width, color_camera.height)
 
 
-def _splat_nearest(
-    low: np.ndarray, high: np.ndarray, z: np.ndarray, width: int, height: int
-) -> np.ndarray:
-    """Z-buffer: the rectangles [low, high] (N, 2) of pixels (u, v), inclusive, take the smallest
-    ``z`` covering them. Returns (height, width) float32, NaN where none."""
-    inside = (high[:, 0] >= 0) & (low[:, 0] < width) & (high[:, 1] >= 0) & (low[:, 1] < height)
-    low = np.clip(low[inside], 0, None).astype(np.int64)
-    high = np.minimum(high[inside], (width - 1, height - 1)).astype(np.int64)
-    high = np.minimum(high, low + MAX_SPLAT_PX - 1)
+def _project_columns(x: np.ndarray, y: np.ndarray, z: np.ndarray,
+                     camera: CameraModel) -> np.ndarray:
+    """``project_points`` for coordinates given as three (N,) columns; (2, N) pixels (u, v)."""
+    if camera.distorted:
+        return project_points(np.stack([x, y, z], 1), camera).T
+    return np.stack([camera.fx * x / z + camera.cx, camera.fy * y / z + camera.cy])
+
+
+def _splat_nearest(low: np.ndarray, high: np.ndarray, z: np.ndarray, width: int,
+                   height: int) -> np.ndarray:
+    """Z-buffer: the rectangles [low, high] ((2, N) pixels u, v, inclusive) take the smallest ``z``
+    covering them. Returns (height, width) float32, NaN where none."""
+    inside = (high[0] >= 0) & (low[0] < width) & (high[1] >= 0) & (low[1] < height)
+    low = np.maximum(low[:, inside], 0).astype(np.int64)
+    high = np.minimum(high[:, inside], [[width - 1], [height - 1]]).astype(np.int64)
+    span = np.minimum(high - low, MAX_SPLAT_PX - 1)  # (2, N) extra pixels along u and v
     z = z[inside]
-    buffer = np.full(width * height, np.inf)
-    span_u, span_v = (high - low).T
-    base = low[:, 1] * width + low[:, 0]
-    for dv in range(int(span_v.max(initial=0)) + 1):
-        rows = span_v >= dv
-        for du in range(int(span_u.max(initial=0)) + 1):
-            hit = rows & (span_u >= du)
-            np.minimum.at(buffer, base[hit] + (dv * width + du), z[hit])
+    base = low[1] * width + low[0]
+    buffer = np.full(width * height, np.inf, np.float32)
+    # Depth pixels of one footprint size together: one scatter per size, not per covered pixel.
+    shape = span[0] * MAX_SPLAT_PX + span[1]
+    for key in np.flatnonzero(np.bincount(shape)):
+        extra_u, extra_v = divmod(int(key), MAX_SPLAT_PX)
+        offsets = (np.arange(extra_v + 1)[:, None] * width + np.arange(extra_u + 1)).ravel()
+        same = shape == key
+        covered = (base[same, None] + offsets).ravel()
+        np.minimum.at(buffer, covered, np.repeat(z[same], offsets.size))
     buffer[np.isinf(buffer)] = np.nan
-    return buffer.reshape(height, width).astype(np.float32)
+    return buffer.reshape(height, width)
