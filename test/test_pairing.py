@@ -6,7 +6,8 @@
 import pytest
 
 from rgbd_saliency_ros.runtime.pairing import (
-    CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, PAIRS, UNPAIRED_COLOR, UNPAIRED_DEPTH, StampPairer,
+    CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, PAIRS, STAMP_FUTURE, STAMP_NANOSEC, STAMP_NEGATIVE,
+    STAMP_PAST, STAMP_ZERO, STRAY_STAMP, UNPAIRED_COLOR, UNPAIRED_DEPTH, StampPairer, check_stamp,
 )
 
 PERIOD = 1 / 30
@@ -103,3 +104,48 @@ def test_invalid_arguments():
         StampPairer(slop_s=-0.1)
     with pytest.raises(ValueError):
         StampPairer(slop_s=0.01, queue_size=0)
+
+
+@pytest.mark.parametrize("kind", ["c", "d"])
+@pytest.mark.parametrize("offset_s", [-50.0, -2.0, 5.0, 3e8])
+def test_one_stray_stamp_neither_restarts_pairing_nor_costs_other_frames(kind, offset_s):
+    """One message stamped far back or ahead (any publisher's mistake) is dropped as a stray;
+    the stream's pairs go on as if it had not come."""
+    pairer = StampPairer(slop_s=0.01, jump_back_s=0.5)
+    events = camera(100.0, 10)
+    events.insert(11, (kind, 100.0 + 5 * PERIOD + offset_s))  # after the 6th color frame
+    assert len(play(pairer, events)) == 10
+    assert pairer.counters[CLOCK_JUMPS] == 0
+    assert pairer.counters[STRAY_STAMP] == 1
+    assert pairer.counters[UNPAIRED_COLOR] == pairer.counters[UNPAIRED_DEPTH] == 0
+
+
+def test_a_loop_is_believed_when_one_kind_alone_goes_on_from_it():
+    """Depth stops at the loop (a dead driver): color's own next frame confirms the jump."""
+    pairer = StampPairer(slop_s=0.01, jump_back_s=0.5)
+    play(pairer, camera(100.0, 30))
+    play(pairer, [("c", 50.0), ("c", 50.0 + PERIOD)])
+    assert pairer.counters[CLOCK_JUMPS] == 1 and pairer.counters[STRAY_STAMP] == 0
+    after = round(50.0 + PERIOD, 4)
+    assert play(pairer, [("d", 50.0 + PERIOD)]) == [(after, after)]
+
+
+@pytest.mark.parametrize("sec, nanosec, expected", [
+    (0, 0, STAMP_ZERO),
+    (-5, 0, STAMP_NEGATIVE),
+    (1_700_000_000, 1_000_000_000, STAMP_NANOSEC),
+    (2**31 - 1, 0, STAMP_FUTURE),  # 2038
+    (1_000, 0, STAMP_PAST),  # seconds since boot, not since the epoch
+    (1_700_000_009, 999_999_999, None),
+    (1_699_999_000, 0, None),
+])
+def test_check_stamp_against_the_clock(sec, nanosec, expected):
+    now_s = 1_700_000_000.0
+    assert check_stamp(sec, nanosec, now_s, max_ahead_s=10.0, max_behind_s=3600.0) == expected
+
+
+def test_check_stamp_without_a_clock_or_bounds():
+    assert check_stamp(2**31 - 1, 0, None, 10.0, 10.0) is None  # no clock yet (simulated time)
+    assert check_stamp(1_000, 0, 1_700_000_000.0, 0.0, 0.0) is None  # bounds off
+    assert check_stamp(0, 0, None) == STAMP_ZERO
+    assert check_stamp(1, 2**32 - 1, None) == STAMP_NANOSEC

@@ -146,3 +146,43 @@ def test_overlay_tints_only_the_mask(tum):
 
 def test_stamp_to_seconds():
     assert conv.stamp_to_s(Time(sec=12, nanosec=500_000_000)) == 12.5
+
+
+def _camera_info(**fields):
+    from sensor_msgs.msg import CameraInfo
+
+    info = CameraInfo(width=640, height=480, distortion_model="plumb_bob")
+    info.d = [0.1, -0.2, 0.0, 0.0, 0.05]
+    info.k = [525.0, 0.0, 319.5, 0.0, 525.0, 239.5, 0.0, 0.0, 1.0]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [525.0, 0.0, 319.5, 0.0, 0.0, 525.0, 239.5, 0.0, 0.0, 0.0, 1.0, 0.0]
+    for name, value in fields.items():
+        setattr(info, name, value)
+    return info
+
+
+@pytest.mark.parametrize("fields, kind", [
+    ({"width": 99999, "height": 3}, conv.CAMERA_INFO_SIZE),
+    ({"width": 0, "height": 0}, conv.CAMERA_INFO_SIZE),
+    ({"k": [float("nan")] + [0.0] * 8}, conv.CAMERA_INFO_MATRIX),
+    ({"p": [float("inf")] + [0.0] * 11}, conv.CAMERA_INFO_MATRIX),
+    ({"k": [-525.0, 0.0, 319.5, 0.0, 525.0, 239.5, 0.0, 0.0, 1.0]}, conv.CAMERA_INFO_MATRIX),
+    ({"distortion_model": "x" * 100_000}, conv.CAMERA_INFO_MODEL),
+    ({"distortion_model": "plumb bob; rm -rf"}, conv.CAMERA_INFO_MODEL),
+    ({"d": [0.1, 0.2]}, conv.CAMERA_INFO_DISTORTION),
+    ({"d": [float("nan")] * 5}, conv.CAMERA_INFO_DISTORTION),
+    ({"distortion_model": "custom", "d": [0.0] * 65}, conv.CAMERA_INFO_DISTORTION),
+])
+def test_camera_info_that_does_not_describe_the_image_is_refused(fields, kind):
+    with pytest.raises(conv.ImageError) as caught:
+        conv.check_camera_info(_camera_info(**fields), 640, 480)
+    assert caught.value.kind == kind
+
+
+def test_camera_info_of_the_image_passes():
+    conv.check_camera_info(_camera_info(), 640, 480)
+    conv.check_camera_info(_camera_info(binning_x=2, binning_y=2), 320, 240)
+    uncalibrated = _camera_info(k=[0.0] * 9, p=[0.0] * 12, d=[], distortion_model="")
+    conv.check_camera_info(uncalibrated, 640, 480)
+    rational = _camera_info(distortion_model="rational_polynomial", d=[0.0] * 8)
+    conv.check_camera_info(rational, 640, 480)

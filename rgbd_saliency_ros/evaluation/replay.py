@@ -37,7 +37,10 @@ import numpy as np
 from tqdm import tqdm
 
 # The node's own pairing: a pure module (no rclpy), so the replay pairs exactly as the node does.
-from ..runtime.pairing import CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, UNPAIRED_COLOR, UNPAIRED_DEPTH, StampPairer
+from ..runtime.pairing import (
+    CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, STRAY_STAMP, UNPAIRED_COLOR, UNPAIRED_DEPTH,
+    StampPairer, check_stamp,
+)
 from ..runtime.backends import StepBackend
 from ..runtime.depth import InvalidDepthError, decode_ros_depth
 from ..runtime.frames import color_to_rgb
@@ -267,12 +270,17 @@ def replay_bag(
     try:
         for message in read_bag(bag, wanted, options.distro):
             stamp = stamp_ns(message.msg.header.stamp)
+            bad_stamp = check_stamp(message.msg.header.stamp.sec, message.msg.header.stamp.nanosec)
+            if bad_stamp:  # counted, and the frame keeps its index (ground truth by index)
+                bad_input[bad_stamp] = bad_input.get(bad_stamp, 0) + 1
             if message.topic == options.color_topic:
-                pair = pairer.add_color(stamp * 1e-9, (counts["color_frames"], message))
+                item = (counts["color_frames"], message)
+                pair = None if bad_stamp else pairer.add_color(stamp * 1e-9, item)
                 counts["color_frames"] += 1
                 progress.update(1)
             else:
-                pair = pairer.add_depth(stamp * 1e-9, (counts["depth_frames"], message))
+                item = (counts["depth_frames"], message)
+                pair = None if bad_stamp else pairer.add_depth(stamp * 1e-9, item)
                 counts["depth_frames"] += 1
             if pair is None:
                 continue
@@ -300,6 +308,7 @@ def replay_bag(
         "unpaired_depth": pairer.counters[UNPAIRED_DEPTH] + pairer.queued("depth"),
         "clock_jumps": pairer.counters[CLOCK_JUMPS],
         "dropped_out_of_order": pairer.counters[OUT_OF_ORDER] + pairer.counters[DUPLICATE_STAMP],
+        "stray_stamps": pairer.counters[STRAY_STAMP],  # lone jumps back, dropped without a reset
         "resets": sum(runtime.memory.resets.values()),
         "resets_by_cause": dict(runtime.memory.resets),
         "bad_input": bad_input,

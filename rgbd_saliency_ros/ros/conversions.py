@@ -11,6 +11,7 @@ fatal.
 from __future__ import annotations
 
 import array
+import re
 import sys
 
 import numpy as np
@@ -39,6 +40,19 @@ STEP_TOO_SMALL = "step_too_small"  # row stride shorter than width x pixel size
 TRUNCATED_DATA = "truncated_data"  # fewer than step x height bytes
 SIZE_MISMATCH = "size_mismatch"  # color and depth of different sizes
 IMAGE_ERROR_KINDS = (UNSUPPORTED_ENCODING, EMPTY_IMAGE, TOO_LARGE, STEP_TOO_SMALL, TRUNCATED_DATA, SIZE_MISMATCH)
+
+# The kinds of a CameraInfo that does not describe its image (check_camera_info).
+CAMERA_INFO_SIZE = "camera_info_size"  # width x height (after binning) is not the image's
+CAMERA_INFO_MATRIX = "camera_info_matrix"  # K, R or P not finite, or a negative focal length
+CAMERA_INFO_MODEL = "camera_info_model"  # distortion model: not an identifier of sane length
+CAMERA_INFO_DISTORTION = "camera_info_distortion"  # D not finite, or a length unfit for the model
+CAMERA_INFO_KINDS = (CAMERA_INFO_SIZE, CAMERA_INFO_MATRIX, CAMERA_INFO_MODEL,
+                     CAMERA_INFO_DISTORTION)
+# sensor_msgs/distortion_models.hpp -> coefficients; other names pass if they look like names.
+DISTORTION_COEFFICIENTS = {"plumb_bob": (5,), "rational_polynomial": (8, 12, 14),
+                           "equidistant": (4,)}
+MAX_MODEL_NAME_CHARS = 64
+MAX_DISTORTION_COEFFICIENTS = 64
 
 _NATIVE_BIG_ENDIAN = sys.byteorder == "big"
 
@@ -123,6 +137,33 @@ def frame_arrays(color: Image, depth: Image, max_pixels: int) -> tuple[np.ndarra
             f"color {rgb.shape[1]}x{rgb.shape[0]} and depth {depth_m.shape[1]}x{depth_m.shape[0]} differ in size",
         )
     return rgb, depth_m
+
+
+def check_camera_info(info, width: int, height: int) -> None:
+    """Raises ImageError (a ``CAMERA_INFO_KINDS`` kind) unless ``info`` can describe an image of
+    ``width`` x ``height`` pixels: its size (divided by its binning), finite K, R and P with
+    non-negative focal lengths (all zero: uncalibrated, allowed), a distortion model name of at
+    most 64 identifier characters, and finite D of a length that fits a known model."""
+    bin_x, bin_y = max(int(info.binning_x), 1), max(int(info.binning_y), 1)
+    if (int(info.width) // bin_x, int(info.height) // bin_y) != (width, height):
+        raise ImageError(CAMERA_INFO_SIZE, f"CameraInfo is for {info.width}x{info.height} "
+                                           f"(binning {bin_x}x{bin_y}), image {width}x{height}")
+    k, r, p = (np.asarray(m, np.float64) for m in (info.k, info.r, info.p))
+    finite = np.isfinite(k).all() and np.isfinite(r).all() and np.isfinite(p).all()
+    if not finite or k[0] < 0 or k[4] < 0:
+        raise ImageError(CAMERA_INFO_MATRIX, "CameraInfo matrices not finite or a negative focal "
+                                             f"length (K {k.tolist()})")
+    model = info.distortion_model
+    if len(model) > MAX_MODEL_NAME_CHARS or not re.fullmatch(r"[A-Za-z0-9_]*", model):
+        raise ImageError(CAMERA_INFO_MODEL,
+                         f"distortion model name of {len(model)} characters: {model[:40]!r}...")
+    d = np.asarray(info.d, np.float64)
+    fits = DISTORTION_COEFFICIENTS.get(model)
+    finite = bool(np.isfinite(d).all())
+    if len(d) > MAX_DISTORTION_COEFFICIENTS or not finite or (fits and len(d) not in fits):
+        raise ImageError(CAMERA_INFO_DISTORTION,
+                         f"{len(d)} distortion coefficients for {model!r} (expected "
+                         f"{fits or 'at most 64'}), finite: {finite}")
 
 
 def image_message(pixels: np.ndarray, encoding: str, header: Header) -> Image:

@@ -12,8 +12,14 @@ queues, and counts everything it drops.
 
 Both inputs are assumed to arrive in stamp order each (DDS keeps the order of one publisher); a
 message older than the last one of its kind is either out of order (a small step back: dropped and
-counted) or a clock jump (a big step back, or several in a row: everything queued is dropped and
-pairing starts again from that message).
+counted) or a clock jump (a big step back, or several small ones in a row: everything queued is
+dropped and pairing starts again). A big step back is believed only when confirmed: by a frame of
+the other kind stepping back to the same time (a rosbag loop moves both), or by the next frame of
+the same kind going on from it. Otherwise it was one stray message: dropped and counted
+(``stray_stamp``), and the stream goes on undisturbed.
+
+``check_stamp`` finds the stamps no camera gives (zero, negative, nanoseconds >= 1e9, far from the
+receiver's clock): those never reach the pairer.
 """
 
 from __future__ import annotations
@@ -33,6 +39,42 @@ UNPAIRED_DEPTH = "unpaired_depth"
 DUPLICATE_STAMP = "duplicate_stamp"  # same stamp as the previous message of that kind: dropped
 OUT_OF_ORDER = "out_of_order"  # a small step back in time: dropped
 CLOCK_JUMPS = "clock_jumps"  # big steps back (rosbag loop, clock reset): queues cleared
+STRAY_STAMP = "stray_stamp"  # a big step back that nothing confirmed: that frame dropped
+
+# Stamps no camera gives (check_stamp): each is bad input of its own kind.
+STAMP_ZERO = "stamp_zero"  # 0 s: an unset header
+STAMP_NEGATIVE = "stamp_negative"  # before 1970
+STAMP_NANOSEC = "stamp_nanosec"  # nanosec >= 1e9: not a valid builtin_interfaces/Time
+STAMP_FUTURE = "stamp_future"  # ahead of the receiver's clock by more than allowed
+STAMP_PAST = "stamp_past"  # behind the receiver's clock by more than allowed
+STAMP_KINDS = (STAMP_ZERO, STAMP_NEGATIVE, STAMP_NANOSEC, STAMP_FUTURE, STAMP_PAST)
+
+
+def check_stamp(sec: int, nanosec: int, now_s: float | None = None, max_ahead_s: float = 0.0,
+                max_behind_s: float = 0.0) -> str | None:
+    """The kind of a header stamp no camera gives (one of ``STAMP_KINDS``), or None if usable.
+
+    Args:
+        sec, nanosec: the builtin_interfaces/Time fields.
+        now_s: the receiver's clock, seconds; None or 0 (a simulated clock not started yet): only
+            the checks that need no clock.
+        max_ahead_s, max_behind_s: how far the stamp may be ahead of or behind ``now_s``, seconds;
+            0: no bound.
+    """
+    if nanosec >= 1_000_000_000 or nanosec < 0:
+        return STAMP_NANOSEC
+    if sec < 0:
+        return STAMP_NEGATIVE
+    if sec == 0 and nanosec == 0:
+        return STAMP_ZERO
+    if not now_s:
+        return None
+    stamp_s = sec + nanosec * 1e-9
+    if max_ahead_s and stamp_s - now_s > max_ahead_s:
+        return STAMP_FUTURE
+    if max_behind_s and now_s - stamp_s > max_behind_s:
+        return STAMP_PAST
+    return None
 
 
 @dataclass
@@ -67,7 +109,10 @@ class StampPairer(Generic[T]):
         self.counters: Counter[str] = Counter()
         self._queues: dict[str, deque[tuple[float, Any]]] = {COLOR: deque(), DEPTH: deque()}
         self._last_s: dict[str, float | None] = {COLOR: None, DEPTH: None}
+        self._previous_s: dict[str, float | None] = {COLOR: None, DEPTH: None}  # before the last
         self._steps_back: dict[str, int] = {COLOR: 0, DEPTH: 0}
+        # A big step back waiting for confirmation: (stamp, item), per kind.
+        self._held: dict[str, tuple[float, Any] | None] = {COLOR: None, DEPTH: None}
 
     def add_color(self, stamp_s: float, item: T) -> Pair[T] | None:
         """Offers a color frame stamped ``stamp_s`` (seconds); returns the pair it completes, if any."""
@@ -78,25 +123,99 @@ class StampPairer(Generic[T]):
         return self._add(DEPTH, stamp_s, item)
 
     def clear(self) -> None:
-        """Drops (and counts) everything queued and forgets the last stamps."""
+        """Drops (and counts) everything queued or held and forgets the last stamps."""
         for kind, queue in self._queues.items():
-            self.counters[_unpaired(kind)] += len(queue)
+            self.counters[_unpaired(kind)] += len(queue) + (self._held[kind] is not None)
             queue.clear()
-            self._last_s[kind] = None
+            self._held[kind] = None
+            self._last_s[kind] = self._previous_s[kind] = None
             self._steps_back[kind] = 0
 
     def queued(self, kind: str) -> int:
-        """Frames of ``kind`` ("color" or "depth") waiting for a partner."""
-        return len(self._queues[kind])
+        """Frames of ``kind`` ("color" or "depth") waiting for a partner or for confirmation."""
+        return len(self._queues[kind]) + (self._held[kind] is not None)
 
     def _add(self, kind: str, stamp_s: float, item: T) -> Pair[T] | None:
-        if not self._in_order(kind, stamp_s):
+        step = self._step(kind, stamp_s)
+        if step == "drop":
             return None
+        if step == "jump":  # several small steps back in a row: a short loop, confirmed by them
+            self._jump(())
+            return self._pair(kind, stamp_s, item)
+        if step == "after_stray":  # the last frame jumped ahead alone: it was the stray
+            queue = self._queues[kind]
+            if queue and queue[-1][0] == self._last_s[kind]:
+                queue.pop()
+            self.counters[STRAY_STAMP] += 1
+            self._last_s[kind] = self._previous_s[kind]
+            return self._pair(kind, stamp_s, item)
+        if step == "forward":
+            if self._held[kind] is not None:  # the held frame went nowhere: a stray
+                self._held[kind] = None
+                self.counters[STRAY_STAMP] += 1
+            return self._pair(kind, stamp_s, item)
+        return self._hold(kind, stamp_s, item)
+
+    def _step(self, kind: str, stamp_s: float) -> str:
+        """How ``stamp_s`` follows the last stamp of ``kind``: "forward", "drop" (duplicate or a
+        small step back, counted), "jump" (the max_out_of_order-th small step back in a row),
+        "after_stray" (a big step back, but after the stamp before the last: the last one jumped
+        ahead alone) or "back" (a big step back)."""
+        last = self._last_s[kind]
+        if last is None or stamp_s > last:
+            self._steps_back[kind] = 0
+            return "forward"
+        if stamp_s == last:
+            self.counters[DUPLICATE_STAMP] += 1
+            return "drop"
+        if last - stamp_s > self.jump_back_s:
+            previous = self._previous_s[kind]
+            return "after_stray" if previous is not None and stamp_s > previous else "back"
+        self._steps_back[kind] += 1
+        if self._steps_back[kind] >= self.max_out_of_order:
+            return "jump"
+        self.counters[OUT_OF_ORDER] += 1
+        return "drop"
+
+    def _hold(self, kind: str, stamp_s: float, item: T) -> Pair[T] | None:
+        """A big step back: believed when the other kind's held frame or this kind's held frame
+        confirms it (same time within jump_back_s; for this kind, going on from it)."""
+        other = DEPTH if kind == COLOR else COLOR
+        theirs, mine = self._held[other], self._held[kind]
+        if theirs is not None and abs(theirs[0] - stamp_s) <= self.jump_back_s:
+            self._jump((other,))
+            self._pair(other, *theirs)
+            return self._pair(kind, stamp_s, item)
+        if mine is not None and 0 < stamp_s - mine[0] <= self.jump_back_s:
+            self._jump((kind,))
+            self._pair(kind, *mine)
+            return self._pair(kind, stamp_s, item)
+        if mine is not None:
+            self.counters[STRAY_STAMP] += 1  # replaced by a newer candidate: it confirmed nothing
+        self._held[kind] = (stamp_s, item)
+        return None
+
+    def _jump(self, reoffered: tuple[str, ...]) -> None:
+        """A confirmed clock jump: everything queued is dropped, pairing starts again; the held
+        frames of the ``reoffered`` kinds are the caller's to offer again, other held ones were
+        strays."""
+        self.counters[CLOCK_JUMPS] += 1
+        for kind in (COLOR, DEPTH):
+            if self._held[kind] is not None and kind not in reoffered:
+                self.counters[STRAY_STAMP] += 1
+            self._held[kind] = None
+        self.clear()
+
+    def _pair(self, kind: str, stamp_s: float, item: T) -> Pair[T] | None:
+        """Records ``stamp_s`` as the last of ``kind`` and pairs the frame, or queues it."""
+        last = self._last_s[kind]
+        self._previous_s[kind], self._last_s[kind] = last, stamp_s
         other = DEPTH if kind == COLOR else COLOR
         theirs = self._queues[other]
         # The other kind arrives in order: its frames older than this one by more than the slop
-        # can no longer meet a partner.
-        while theirs and theirs[0][0] < stamp_s - self.slop_s:
+        # can no longer meet a partner. Not after a leap forward, which may be a stray.
+        leap = last is not None and stamp_s - last > self.jump_back_s
+        while theirs and theirs[0][0] < stamp_s - self.slop_s and not leap:
             theirs.popleft()
             self.counters[_unpaired(other)] += 1
         match = min(range(len(theirs)), key=lambda i: abs(theirs[i][0] - stamp_s), default=None)
@@ -118,24 +237,6 @@ class StampPairer(Generic[T]):
             mine.popleft()
             self.counters[_unpaired(kind)] += 1
         return None
-
-    def _in_order(self, kind: str, stamp_s: float) -> bool:
-        """Records ``stamp_s`` as the last of ``kind``; False (counted) if the frame must be dropped."""
-        last = self._last_s[kind]
-        if last is not None and stamp_s == last:
-            self.counters[DUPLICATE_STAMP] += 1
-            return False
-        if last is not None and stamp_s < last:
-            self._steps_back[kind] += 1
-            if last - stamp_s <= self.jump_back_s and self._steps_back[kind] < self.max_out_of_order:
-                self.counters[OUT_OF_ORDER] += 1
-                return False
-            self.counters[CLOCK_JUMPS] += 1
-            self.clear()
-        else:
-            self._steps_back[kind] = 0
-        self._last_s[kind] = stamp_s
-        return True
 
 
 def _unpaired(kind: str) -> str:
