@@ -3,6 +3,7 @@
     rgbd-saliency predict --sam2-checkpoint S.pt --weights W --rgb-dir R --depth-dir D --out-dir O
     rgbd-saliency bench-step --model sam2.1_hiera_t --input-size 1024
     rgbd-saliency bench-node --frames 120 --rate 4
+    rgbd-saliency bench-soak --pairs 10000 --rate 20
     rgbd-saliency bench-geometry
     rgbd-saliency make-bag --rgb-dir R --depth-dir D --gt-dir G --out seq_bag [--storage mcap]
     rgbd-saliency replay --bag seq_bag --out out/replay --sam2-checkpoint S.pt --weights W [--live]
@@ -112,6 +113,18 @@ def _bench_node(args: argparse.Namespace) -> int:
     result = bench_node(args.frames, args.rate, args.input_qos, args.sam2_checkpoint, args.weights, args.input_size,
                         args.device, args.fastdds_profile, publisher_qos=args.publisher_qos,
                         node_fastdds_profile=args.node_fastdds_profile)
+    print(result.report())
+    return 0
+
+
+def _bench_soak(args: argparse.Namespace) -> int:
+    from .benchmarks.soak import bench_soak
+
+    if bool(args.sam2_checkpoint) != bool(args.weights):
+        raise ValueError("--sam2-checkpoint and --weights go together (neither: random weights)")
+    result = bench_soak(args.pairs, args.rate, args.input_size, args.input_qos,
+                        sam2_checkpoint=args.sam2_checkpoint, weights=args.weights,
+                        device=args.device)
     print(result.report())
     return 0
 
@@ -260,6 +273,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fastdds-profile", help="Fast DDS XML profile for all processes, e.g. config/fastdds_large_images.xml")
     p.add_argument("--node-fastdds-profile", help="Fast DDS XML profile for the node's process only")
     p.set_defaults(run=_bench_node)
+
+    p = sub.add_parser("bench-soak",
+                       help="the node's memory growth and latency drift over many pairs")
+    p.add_argument("--pairs", type=int, default=1000,
+                   help="640x480 color + depth pairs to send (10000: the long run)")
+    p.add_argument("--rate", type=float, default=20.0, help="pairs per second")
+    p.add_argument("--sam2-checkpoint", help="with --weights: these weights (default: random)")
+    p.add_argument("--weights", help="SAM-DAQ weights file")
+    p.add_argument("--input-size", type=int, default=64,
+                   help="input size of the random weights")
+    p.add_argument("--input-qos", choices=("auto", "reliable", "best_effort"), default="auto")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(run=_bench_soak)
 
     p = sub.add_parser("bench-geometry", help="per-frame cost of the 3D outputs (object geometry, messages, "
                        "registration) at 640x480")

@@ -1,5 +1,7 @@
 """Benchmarks measure real work: every part of the step is timed and the parts fit in the total."""
 
+import pytest
+
 from rgbd_saliency_ros.benchmarks.step import PARTS, bench_step
 from rgbd_saliency_ros.cli import main as cli_main
 from rgbd_saliency_ros.model import SamDaqConfig
@@ -54,4 +56,24 @@ def test_every_command_is_wired():
     from rgbd_saliency_ros.cli import build_parser
 
     commands = build_parser()._subparsers._group_actions[0].choices
-    assert {"predict", "export", "bench-step", "bench-streams", "bench-node", "bench", "make-bag", "replay"} <= set(commands)
+    assert {"predict", "export", "bench-step", "bench-streams", "bench-node", "bench-soak",
+            "bench", "make-bag", "replay"} <= set(commands)
+
+
+def test_soak_figures_leave_the_warm_up_out():
+    """The RSS rise of the first tenth (allocator pools) is warm-up; a steady rise after it and a
+    latency drift are what the soak reports."""
+    from rgbd_saliency_ros.benchmarks.node import NodeBench
+    from rgbd_saliency_ros.benchmarks.soak import SoakResult
+
+    mib = 2**20
+    samples = [(0, 100 * mib), (50, 400 * mib)]
+    samples += [(n, 400 * mib + n * mib // 100) for n in range(100, 1001, 100)]
+    result = SoakResult(NodeBench(1000, 20.0, "auto", 64), samples)
+    result.bench.received_latency_ms = [50.0] * 500 + [70.0] * 500
+    s = result.summary()
+    assert s["rss start MiB"] == pytest.approx(401.0) and s["rss end MiB"] == pytest.approx(410.0)
+    assert s["rss growth %"] == pytest.approx(100 * 9 / 401)
+    assert s["rss slope MiB/1000 masks"] == pytest.approx(10.0)
+    assert (s["latency early p50 ms"], s["latency late p50 ms"]) == (50.0, 70.0)
+    assert s["latency drift ms"] == 20.0 and "growth +2.24 %" in result.report()

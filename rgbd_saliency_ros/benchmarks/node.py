@@ -160,6 +160,7 @@ def bench_node(
     timeout_s: float = 300.0,
     publisher_qos: str = "reliable",
     node_fastdds_profile: str | None = None,
+    monitor=None,
 ) -> NodeBench:
     """Runs node and publisher as subprocesses on a private ROS domain and measures the node.
 
@@ -167,6 +168,8 @@ def bench_node(
     ``fastdds_profile``: a Fast DDS XML profile for all three processes (e.g.
     config/fastdds_large_images.xml); ``node_fastdds_profile``: one for the node's process only
     (what a launch file can set when the camera driver runs with its own defaults).
+    ``monitor(node pid, latest /diagnostics values by status name)``: called about every 0.1 s
+    while the pairs go out (the soak benchmark samples the node's memory with it).
     """
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
@@ -221,6 +224,8 @@ def bench_node(
             )
             while publisher.poll() is None:
                 _spin_a_while(probe, node, deadline)
+                if monitor is not None:
+                    monitor(node.pid, status)
             if publisher.returncode != 0:
                 raise RuntimeError(f"the publisher failed (exit status {publisher.returncode})")
             settle = time.monotonic() + 3.0  # the last masks and one more diagnostics message
