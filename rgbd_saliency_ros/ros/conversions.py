@@ -124,13 +124,15 @@ def depth_metres(msg: Image, max_pixels: int) -> np.ndarray:
     return decode_ros_depth(image_array(msg, SUPPORTED_DEPTH_ENCODINGS, max_pixels), msg.encoding)
 
 
-def frame_arrays(color: Image, depth: Image, max_pixels: int) -> tuple[np.ndarray, np.ndarray]:
+def frame_arrays(color: Image, depth: Image, max_pixels: int, decode_color=color_rgb,
+                 decode_depth=depth_metres) -> tuple[np.ndarray, np.ndarray]:
     """A color + aligned depth pair -> ((H, W, 3) uint8 RGB, (H, W) float32 metres with NaN invalid).
 
-    Raises ImageError, ``SIZE_MISMATCH`` when the two differ in size.
+    ``decode_color`` / ``decode_depth``: (msg, max_pixels) -> array, for other transports
+    (``ros.compressed``). Raises ImageError, ``SIZE_MISMATCH`` when the two differ in size.
     """
-    rgb = color_rgb(color, max_pixels)
-    depth_m = depth_metres(depth, max_pixels)
+    rgb = decode_color(color, max_pixels)
+    depth_m = decode_depth(depth, max_pixels)
     if rgb.shape[:2] != depth_m.shape:
         raise ImageError(
             SIZE_MISMATCH,

@@ -19,6 +19,7 @@ from collections import Counter, deque
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
+from ..runtime.compressed import COMPRESSED_ERROR_KINDS
 from ..runtime.stream_memory import ResetCause
 from .conversions import IMAGE_ERROR_KINDS
 from ..runtime.pairing import CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, UNPAIRED_COLOR, UNPAIRED_DEPTH
@@ -29,7 +30,10 @@ RESET_PREFIX = "reset."
 # Bad input kinds beyond the message checks of conversions.py.
 INVALID_DEPTH = "invalid_depth"  # no valid depth pixel
 MALFORMED = "malformed"  # any other frame the runtime refuses
-BAD_INPUT_KINDS = (*IMAGE_ERROR_KINDS, INVALID_DEPTH, DUPLICATE_STAMP, OUT_OF_ORDER, MALFORMED)
+BAD_INPUT_KINDS = (
+    *IMAGE_ERROR_KINDS, *COMPRESSED_ERROR_KINDS, INVALID_DEPTH, DUPLICATE_STAMP, OUT_OF_ORDER,
+    MALFORMED,
+)
 
 # Every counter a stream reports (zeros included, so that readers can rely on the keys).
 DROPPED_IN_BURST = "dropped_in_burst"
