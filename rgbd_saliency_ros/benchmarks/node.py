@@ -215,7 +215,7 @@ def bench_node(
             probe.create_subscription(Image, MASK_TOPIC, on_mask, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
             probe.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
             deadline = time.monotonic() + timeout_s
-            while status.get("saliency_node", {}).get("state") != "ready":
+            while status.get("saliency_node", {}).get("state") != "active":
                 _spin_a_while(probe, node, deadline)
             publisher = subprocess.Popen(
                 [sys.executable, "-m", "rgbd_saliency_ros.benchmarks.node", "publish", "--frames", str(frames),

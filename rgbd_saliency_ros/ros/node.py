@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import gc
 import sys
 import threading
 import time
@@ -25,7 +26,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.publisher import Publisher
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
@@ -39,7 +40,7 @@ from .diagnostics import (
     diagnostic_array,
 )
 from ..runtime.pairing import CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, UNPAIRED_COLOR, UNPAIRED_DEPTH, Pair, StampPairer
-from .params import AUTO, NodeParams, declare_parameters, read_parameters, stream_topics
+from .params import AUTO, PARAMS, RUNTIME_SETTABLE, NodeParams, declare_parameters, read_parameters, stream_topics
 from .qos_matching import AdaptiveSubscription
 
 NODE_NAME = "saliency_node"
@@ -77,8 +78,20 @@ class _Outputs:
     camera_info: Publisher
 
 
-class SaliencyNode(Node):
-    """Declares its parameters and publishers on construction; ``start()`` loads the model.
+class StartupError(RuntimeError):
+    """The node cannot be configured as its parameters say; the message is the one line to log."""
+
+
+class SaliencyNode(LifecycleNode):
+    """The saliency node, a managed (lifecycle) node that also runs on its own.
+
+    Transitions and what they do (``ros2 lifecycle set /saliency_node configure``, ...):
+    configure reads the parameters, creates the publishers and services, loads the model and runs a
+    warm-up step; activate subscribes (answering starts); deactivate unsubscribes (the model stays
+    loaded); cleanup frees the model and the publishers; shutdown does what is needed from any state.
+    Parameters can change while unconfigured (e.g. corrected weights after a failed configure);
+    afterwards only ``threshold`` can. ``start()`` runs configure and activate through the same
+    transitions: the plain, unmanaged node.
 
     Args:
         context: rclpy context (tests give each node its own); None: the global one.
@@ -89,13 +102,11 @@ class SaliencyNode(Node):
 
     def __init__(self, *, context=None, parameter_overrides=None, cli_args: list[str] | None = None) -> None:
         super().__init__(NODE_NAME, context=context, parameter_overrides=parameter_overrides, cli_args=cli_args)
-        self.params: NodeParams = read_parameters(declare_parameters(self))
+        declare_parameters(self)
+        self.params: NodeParams | None = None
         self.runtime: SaliencyRuntime | None = None
-        self.stats = {s: StreamStats() for s in self.params.streams}
-        self._pairers: dict[str, StampPairer[Image]] = {
-            s: StampPairer(self.params.sync_slop_s, self.params.queue_size, self.params.backward_jump_s)
-            for s in self.params.streams
-        }
+        self.stats: dict[str, StreamStats] = {}
+        self._pairers: dict[str, StampPairer[Image]] = {}
         self._camera_info: dict[str, CameraInfo] = {}  # the latest of each stream
         self._cond = threading.Condition()  # guards the slots, pending resets and stopping
         self._slots: dict[str, _Ready] = {}
@@ -104,56 +115,169 @@ class SaliencyNode(Node):
         self._stepping = False  # the worker is converting, stepping or publishing a batch
         self._worker: threading.Thread | None = None
         self._last_warning: dict[tuple[str, str], float] = {}
-        self._state = "loading"
+        self._state = "unconfigured"  # unconfigured, inactive, active (the lifecycle's primary states)
         self._outputs: dict[str, _Outputs] = {}
-        for stream in self.params.streams:
-            topics, qos = stream_topics(self.params, stream), self.params.output_qos
-            self._outputs[stream] = _Outputs(
-                self.create_publisher(Image, topics.mask, qos),
-                self.create_publisher(Image, topics.probability, qos),
-                self.create_publisher(Image, topics.overlay, qos),
-                self.create_publisher(CameraInfo, topics.camera_info_out, qos),
-            )
-            self.create_service(Trigger, topics.reset_service, partial(self._on_reset, stream))
-        self.create_service(Trigger, "~/reset", partial(self._on_reset, None))
-        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(self.params.diagnostics_period_s, self.publish_diagnostics)
+        self._services: list = []
+        self._timers: list = []  # diagnostics (configured), QoS following (active)
         self._inputs: list[AdaptiveSubscription] = []
+        self._qos_timer = None
+        self._backend_override: StepBackend | None = None
+        self._configure_error: StartupError | None = None
+        self._plain = False  # started by start(): errors are raised, not logged here
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # One callback checks and applies: Humble has no post-set callback; nothing runs after it.
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-    def start(self, backend: StepBackend | None = None) -> None:
-        """Loads the model (``backend``, or one built from the parameters), runs a warm-up step,
-        then subscribes and starts the worker. Blocks for the loading time.
+    @property
+    def state(self) -> str:
+        """The lifecycle's primary state: unconfigured, inactive or active."""
+        return self._state
 
-        Raises CheckpointError (naming the file), FileNotFoundError, ValueError on bad weights.
+    def start(self, backend: StepBackend | None = None) -> None:
+        """The plain node: configure (with ``backend`` if given, else one built from the
+        parameters) and activate. Blocks for the loading time.
+
+        Raises StartupError (one line: bad parameters, or the weights file and what is wrong).
         """
-        backend = backend or create_backend(self.params.backend, **self.params.backend_kwargs())
-        self.runtime = SaliencyRuntime(backend, self.params.saliency)
-        if self.runtime.depth_conversion != self.params.saliency.depth_conversion:
+        self._backend_override, self._plain = backend, True
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            raise self._configure_error
+        self.trigger_activate()
+
+    # Lifecycle callbacks: each calls the one piece of code that does the work.
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except Exception as e:  # noqa: BLE001 - any failure leaves it unconfigured, with the reason
+            self._configure_error = e if isinstance(e, StartupError) else StartupError(f"{type(e).__name__}: {e}")
+            if not self._plain:  # the plain node's caller logs it, once
+                self.get_logger().error(f"configure failed: {self._configure_error}")
+            self._cleanup()
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._activate()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._deactivate()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._deactivate()
+        self._cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._deactivate()
+        self._cleanup()
+        return TransitionCallbackReturn.SUCCESS  # back to unconfigured
+
+    def _configure(self) -> None:
+        """Parameters, publishers, services, the model and its warm-up, the worker thread."""
+        try:
+            self.params = read_parameters({spec.name: self.get_parameter(spec.name).value for spec in PARAMS})
+        except ValueError as e:
+            raise StartupError(f"bad parameters: {e}") from None
+        p = self.params
+        self.stats = {s: StreamStats() for s in p.streams}
+        self._pairers = {s: StampPairer(p.sync_slop_s, p.queue_size, p.backward_jump_s) for s in p.streams}
+        for stream in p.streams:
+            topics = stream_topics(p, stream)
+            self._outputs[stream] = _Outputs(
+                self.create_publisher(Image, topics.mask, p.output_qos),
+                self.create_publisher(Image, topics.probability, p.output_qos),
+                self.create_publisher(Image, topics.overlay, p.output_qos),
+                self.create_publisher(CameraInfo, topics.camera_info_out, p.output_qos),
+            )
+            self._services.append(self.create_service(Trigger, topics.reset_service, partial(self._on_reset, stream)))
+        self._services.append(self.create_service(Trigger, "~/reset", partial(self._on_reset, None)))
+        self._timers.append(self.create_timer(p.diagnostics_period_s, self.publish_diagnostics))
+        try:
+            self._load_model()
+        except STARTUP_ERRORS as e:
+            raise StartupError(f"cannot load the model: {e}") from None
+        self._stopping = False
+        self._worker = threading.Thread(target=self._work, name="saliency_worker", daemon=True)
+        self._worker.start()
+        self._state = "inactive"
+
+    def _load_model(self) -> None:
+        p = self.params
+        backend = self._backend_override or create_backend(p.backend, **p.backend_kwargs())
+        self.runtime = SaliencyRuntime(backend, p.saliency)
+        if self.runtime.depth_conversion != p.saliency.depth_conversion:
             self.get_logger().info(f"the weights carry their own depth convention, used instead of depth.*: {self.runtime.depth_conversion}")
         backend.warmup(1)  # the first step is slow (lazy initialisation): timed apart below
         started = time.perf_counter()
-        backend.warmup(len(self.params.streams))
+        backend.warmup(len(p.streams))
         step_s = time.perf_counter() - started
-        qos, adaptive = self.params.input_qos, self.params.input_reliability == AUTO
-        for stream in self.params.streams:
-            topics = stream_topics(self.params, stream)
+        info = backend.info
+        self.get_logger().info(
+            f"ready: {info.name} on {info.device} ({info.precision}), input {self.runtime.input_size}, "
+            f"step {step_s * 1e3:.0f} ms, streams {', '.join(p.streams)}"
+        )
+
+    def _activate(self) -> None:
+        """Subscribes to every input: answering starts."""
+        p = self.params
+        adaptive = p.input_reliability == AUTO
+        for stream in p.streams:
+            topics = stream_topics(p, stream)
             inputs = [(Image, topics.color, partial(self._on_color, stream)),
                       (Image, topics.depth, partial(self._on_depth, stream))]
             if topics.camera_info:
                 inputs.append((CameraInfo, topics.camera_info, partial(self._on_camera_info, stream)))
-            self._inputs += [AdaptiveSubscription(self, *args, qos, adaptive) for args in inputs]
+            self._inputs += [AdaptiveSubscription(self, *args, p.input_qos, adaptive) for args in inputs]
         if adaptive:
-            self.create_timer(QOS_CHECK_PERIOD_S, self._follow_publishers)
-        self._worker = threading.Thread(target=self._work, name="saliency_worker", daemon=True)
-        self._worker.start()
-        self._state = "ready"
-        info = backend.info
-        self.get_logger().info(
-            f"ready: {info.name} on {info.device} ({info.precision}), input {self.runtime.input_size}, "
-            f"step {step_s * 1e3:.0f} ms, streams {', '.join(self.params.streams)}"
-        )
+            self._qos_timer = self.create_timer(QOS_CHECK_PERIOD_S, self._follow_publishers)
+        self._state = "active"
+
+    def _deactivate(self) -> None:
+        """Unsubscribes and forgets waiting pairs; the model and the memories stay."""
+        if self._state != "active":
+            return
+        for subscription in self._inputs:
+            self.destroy_subscription(subscription.subscription)
+        self._inputs = []
+        if self._qos_timer is not None:
+            self.destroy_timer(self._qos_timer)
+            self._qos_timer = None
+        with self._cond:
+            self._slots.clear()
+        self._state = "inactive"
+
+    def _cleanup(self) -> None:
+        """Stops the worker, frees the model (and its GPU memory) and the outputs."""
+        self._stop_worker()
+        for outputs in self._outputs.values():
+            for publisher in dataclasses.astuple(outputs):
+                self.destroy_publisher(publisher)
+        for service in self._services:
+            self.destroy_service(service)
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        self._outputs, self._services, self._timers = {}, [], []
+        self.runtime = None
+        gc.collect()  # the model's tensors go now, not at some later collection
+        if "torch" in sys.modules and sys.modules["torch"].cuda.is_initialized():
+            sys.modules["torch"].cuda.empty_cache()  # hand the cached blocks back to the driver
+        self._state = "unconfigured"
+
+    def _stop_worker(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._slots.clear()
+            self._cond.notify_all()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join(timeout=30.0)
+        self._worker = None
 
     def input_reliability(self) -> dict[str, str]:
         """Each input topic (fully resolved) -> the reliability it is subscribed with now."""
@@ -175,11 +299,7 @@ class SaliencyNode(Node):
         self._diagnostics.publish(diagnostic_array(self.get_clock().now().to_msg(), self.get_name(), node_values, snapshots))
 
     def destroy_node(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        if self._worker is not None:
-            self._worker.join(timeout=30.0)
+        self._stop_worker()
         super().destroy_node()
 
     # Executor thread: pairing.
@@ -229,10 +349,15 @@ class SaliencyNode(Node):
         return response
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
+        if self._state != "unconfigured":
+            fixed = [p.name for p in parameters if p.name not in RUNTIME_SETTABLE]
+            if fixed:
+                return SetParametersResult(successful=False, reason=(
+                    f"{', '.join(fixed)}: can change only while unconfigured (lifecycle cleanup first)"))
         for p in parameters:
             if p.name == "threshold" and not 0.0 < p.value < 1.0:
                 return SetParametersResult(successful=False, reason="threshold must be in (0, 1)")
-        for p in parameters:  # all valid: read-only parameters never get here
+        for p in parameters:  # all valid: apply
             if p.name == "threshold" and self.runtime is not None:
                 self.runtime.config = dataclasses.replace(self.runtime.config, threshold=p.value)
         return SetParametersResult(successful=True)
@@ -289,6 +414,8 @@ class SaliencyNode(Node):
                 self.stats[p.pair.stream_id].count("step_errors")
                 self._warn(p.pair.stream_id, "step_error", f"step failed: {type(e).__name__}: {e}")
             return
+        if self._state != "active":  # deactivated during the step: answer nothing more
+            return
         for p, result in zip(prepared, results):
             self._publish(result, batch[result.stream_id], p.pair.rgb, taken_s)
 
@@ -325,22 +452,29 @@ class SaliencyNode(Node):
 
 
 def serve() -> int:
-    """Builds and starts the node, spins until shutdown; 1 when it cannot start (reason logged).
+    """Builds the node and runs it until shutdown; 1 when the plain node cannot start (reason logged).
 
-    SIGINT or SIGTERM at any point (loading included) ends it with 0 and no traceback."""
+    Plain (``managed: false``): configure and activate now, exit 1 if that fails. Managed: stay
+    unconfigured for a lifecycle manager, or with ``autostart`` go to active at once; a failed
+    configure leaves it unconfigured, waiting for corrected parameters. SIGINT or SIGTERM at any
+    point (loading included) ends it with 0 and no traceback."""
     try:
         node = SaliencyNode()
     except STARTUP_ERRORS as e:
         rclpy.logging.get_logger(NODE_NAME).fatal(f"bad parameters: {e}")
         return 1
     try:
-        try:
-            node.start()
-        except STARTUP_ERRORS as e:
-            if not node.context.ok():  # SIGTERM while loading: rclpy shut the context down
-                return 0
-            node.get_logger().fatal(f"cannot load the model: {e}")
-            return 1
+        if not node.get_parameter("managed").value:
+            try:
+                node.start()
+            except StartupError as e:
+                if not node.context.ok():  # SIGTERM while loading: rclpy shut the context down
+                    return 0
+                node.get_logger().fatal(str(e))
+                return 1
+        elif node.get_parameter("autostart").value:
+            if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+                node.trigger_activate()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

@@ -33,11 +33,14 @@ class ParamSpec:
     name: str
     default: Any
     description: str
-    read_only: bool = True  # only the threshold can change while the node runs
+    read_only: bool = True  # settable only while unconfigured (lifecycle); the threshold at any time
     type: int | None = None  # ParameterType; None: from the default
 
 
 PARAMS: tuple[ParamSpec, ...] = (
+    # How the node starts (read once, at start-up).
+    ParamSpec("managed", False, "lifecycle-managed: wait unconfigured for configure/activate (unless autostart)"),
+    ParamSpec("autostart", True, "managed only: configure and activate at start-up"),
     # The model: files and where it runs.
     ParamSpec("weights", "", "SAM-DAQ weights file (the reference's .pt or this project's .safetensors); torch backend"),
     ParamSpec("sam2_checkpoint", "", "Meta's SAM2.1 checkpoint (.pt) the weights build on; torch backend"),
@@ -75,6 +78,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("output_qos.reliability", "reliable", "reliable or best_effort, for every output"),
     ParamSpec("output_qos.history_depth", 5, "history depth of the output publishers"),
 )
+
+
+RUNTIME_SETTABLE = frozenset(spec.name for spec in PARAMS if not spec.read_only)
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,10 @@ def declare_parameters(node: Node) -> dict[str, Any]:
     """Declares every parameter of ``PARAMS`` on ``node``; returns their values by name (as set by
     overrides or a parameters file, else the defaults), not yet validated."""
     for spec in PARAMS:
-        descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+        # Never ROS-read-only: a managed node takes new values while unconfigured; the node's own
+        # set-parameters callback refuses them afterwards (see ``RUNTIME_SETTABLE``).
+        description = spec.description + ("" if not spec.read_only else " (set while unconfigured)")
+        descriptor = ParameterDescriptor(description=description)
         if spec.type is not None:
             descriptor.type = spec.type
         node.declare_parameter(spec.name, spec.default, descriptor)
