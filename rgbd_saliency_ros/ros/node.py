@@ -13,6 +13,7 @@ in its slot before the worker took it is dropped and counted; nothing queues wit
 from __future__ import annotations
 
 import copy
+import ctypes
 import dataclasses
 import gc
 import sys
@@ -78,6 +79,18 @@ class _Outputs:
     camera_info: Publisher
 
 
+def _return_freed_memory() -> None:
+    """Gives freed heap memory back to the system (glibc only; a no-op elsewhere).
+
+    The model's weights, once freed, stay in glibc's heap (its mmap threshold grows with large
+    frees), so without this the process's resident memory does not drop after cleanup (measured:
+    +166 MiB after configure, 0 back after cleanup; all of it back with malloc_trim)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class StartupError(RuntimeError):
     """The node cannot be configured as its parameters say; the message is the one line to log."""
 
@@ -117,8 +130,8 @@ class SaliencyNode(LifecycleNode):
         self._last_warning: dict[tuple[str, str], float] = {}
         self._state = "unconfigured"  # unconfigured, inactive, active (the lifecycle's primary states)
         self._outputs: dict[str, _Outputs] = {}
-        self._services: list = []
-        self._timers: list = []  # diagnostics (configured), QoS following (active)
+        self._own_services: list = []
+        self._own_timers: list = []  # diagnostics (configured), QoS following (active)
         self._inputs: list[AdaptiveSubscription] = []
         self._qos_timer = None
         self._backend_override: StepBackend | None = None
@@ -132,6 +145,11 @@ class SaliencyNode(LifecycleNode):
     def state(self) -> str:
         """The lifecycle's primary state: unconfigured, inactive or active."""
         return self._state
+
+    @property
+    def configure_error(self) -> StartupError | None:
+        """Why the last configure failed (None after a successful one)."""
+        return self._configure_error
 
     def start(self, backend: StepBackend | None = None) -> None:
         """The plain node: configure (with ``backend`` if given, else one built from the
@@ -147,6 +165,7 @@ class SaliencyNode(LifecycleNode):
     # Lifecycle callbacks: each calls the one piece of code that does the work.
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._configure_error = None
         try:
             self._configure()
         except Exception as e:  # noqa: BLE001 - any failure leaves it unconfigured, with the reason
@@ -196,9 +215,9 @@ class SaliencyNode(LifecycleNode):
                 self.create_publisher(Image, topics.overlay, p.output_qos),
                 self.create_publisher(CameraInfo, topics.camera_info_out, p.output_qos),
             )
-            self._services.append(self.create_service(Trigger, topics.reset_service, partial(self._on_reset, stream)))
-        self._services.append(self.create_service(Trigger, "~/reset", partial(self._on_reset, None)))
-        self._timers.append(self.create_timer(p.diagnostics_period_s, self.publish_diagnostics))
+            self._own_services.append(self.create_service(Trigger, topics.reset_service, partial(self._on_reset, stream)))
+        self._own_services.append(self.create_service(Trigger, "~/reset", partial(self._on_reset, None)))
+        self._own_timers.append(self.create_timer(p.diagnostics_period_s, self.publish_diagnostics))
         try:
             self._load_model()
         except STARTUP_ERRORS as e:
@@ -257,17 +276,18 @@ class SaliencyNode(LifecycleNode):
         """Stops the worker, frees the model (and its GPU memory) and the outputs."""
         self._stop_worker()
         for outputs in self._outputs.values():
-            for publisher in dataclasses.astuple(outputs):
+            for publisher in vars(outputs).values():  # not astuple: it deep-copies
                 self.destroy_publisher(publisher)
-        for service in self._services:
+        for service in self._own_services:
             self.destroy_service(service)
-        for timer in self._timers:
+        for timer in self._own_timers:
             self.destroy_timer(timer)
-        self._outputs, self._services, self._timers = {}, [], []
+        self._outputs, self._own_services, self._own_timers = {}, [], []
         self.runtime = None
         gc.collect()  # the model's tensors go now, not at some later collection
         if "torch" in sys.modules and sys.modules["torch"].cuda.is_initialized():
             sys.modules["torch"].cuda.empty_cache()  # hand the cached blocks back to the driver
+        _return_freed_memory()
         self._state = "unconfigured"
 
     def _stop_worker(self) -> None:

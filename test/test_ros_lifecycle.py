@@ -1,0 +1,181 @@
+"""The managed node through its lifecycle services, as `ros2 lifecycle set/get` drives it.
+
+    .venv/bin/python -m pytest -q test/test_ros_lifecycle.py
+
+One ``saliency_node`` with ``managed: true`` and ``autostart: false`` on a private ROS domain, at
+input 64 with random weights; a client node calls its ``get_state``, ``change_state`` and
+``set_parameters`` services and publishes TUM RGB-D frames (reliable, as drivers do).
+"""
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+DEADLINE_S = 60.0
+QUIET_S = 2.0  # how long "no mask" is waited for (frames go every 0.1 s)
+
+
+def rss_mib() -> float:
+    """Resident memory of this process, MiB (Linux)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def wait_for(get, what: str, timeout_s: float = DEADLINE_S):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = get()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Client:
+    """Lifecycle, parameter and frame client of the node under test."""
+
+    def __init__(self, context, node_name: str) -> None:
+        import cv2
+        import rclpy
+        from lifecycle_msgs.srv import ChangeState, GetState
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+        from std_msgs.msg import Header
+
+        from conftest import find_shared
+        from rgbd_saliency_ros.ros.conversions import image_message
+        from rgbd_saliency_ros.runtime.depth import read_tum_depth
+
+        tum = find_shared("data", "rgbd_encodings")
+        rgb = cv2.cvtColor(cv2.imread(str(tum / "TUM_color.png")), cv2.COLOR_BGR2RGB)
+        mm = np.nan_to_num(read_tum_depth(tum / "TUM_depth.png") * 1000, nan=0).round().astype(np.uint16)
+        self.node = rclpy.create_node("lifecycle_client", context=context)
+        self.color = image_message(rgb, "rgb8", Header(frame_id="tum_camera"))
+        self.depth = image_message(mm, "16UC1", Header(frame_id="tum_camera"))
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.publishers = [self.node.create_publisher(Image, topic, qos)
+                           for topic in ("/camera/color/image_raw", "/camera/aligned_depth_to_color/image_raw")]
+        self.masks: list = []
+        self.node.create_subscription(Image, "/saliency/mask", self.masks.append, qos)
+        self.get_state = self.node.create_client(GetState, f"/{node_name}/get_state")
+        self.change_state = self.node.create_client(ChangeState, f"/{node_name}/change_state")
+        self.set_parameters = self.node.create_client(SetParameters, f"/{node_name}/set_parameters")
+        self.stamp_s = 100.0
+
+    def call(self, client, request):
+        assert client.wait_for_service(timeout_sec=DEADLINE_S), f"{client.srv_name} not available"
+        future = client.call_async(request)
+        return wait_for(lambda: future.done() and future.result(), f"{client.srv_name} response")
+
+    def state(self) -> str:
+        from lifecycle_msgs.srv import GetState
+
+        return self.call(self.get_state, GetState.Request()).current_state.label
+
+    def transition(self, label: str) -> bool:
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+
+        ids = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
+               "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP,
+               "shutdown": Transition.TRANSITION_UNCONFIGURED_SHUTDOWN}
+        return self.call(self.change_state, ChangeState.Request(transition=Transition(id=ids[label]))).success
+
+    def set(self, name: str, value: str) -> bool:
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+
+        request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+        return self.call(self.set_parameters, request).results[0].successful
+
+    def masks_for_frames(self, frames: int = 10) -> int:
+        """Sends ``frames`` pairs at 10 Hz, waits QUIET_S more; returns how many masks came back."""
+        before = len(self.masks)
+        for _ in range(frames):
+            self.stamp_s += 0.1
+            sec, nanosec = divmod(round(self.stamp_s * 1e9), 10**9)
+            for msg, publisher in zip((self.color, self.depth), self.publishers):
+                msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
+                publisher.publish(msg)
+            time.sleep(0.1)
+        time.sleep(QUIET_S)
+        return len(self.masks) - before
+
+
+@pytest.fixture
+def managed(random_weights_64):
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from rgbd_saliency_ros.ros.node import SaliencyNode
+
+    sam2, weights = random_weights_64
+    domain = 1 + (os.getpid() + 37) % 200
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    node = SaliencyNode(context=context, parameter_overrides=[
+        Parameter("managed", value=True), Parameter("autostart", value=False),
+        Parameter("sam2_checkpoint", value=sam2), Parameter("weights", value=weights + ".missing"),
+        Parameter("max_image_pixels", value=640 * 480),
+    ])
+    client = Client(context, node.get_name())
+    executor = MultiThreadedExecutor(num_threads=3, context=context)
+    executor.add_node(node)
+    executor.add_node(client.node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        yield node, client, weights
+    finally:
+        executor.shutdown(timeout_sec=5)
+        node.destroy_node()
+        client.node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def test_transitions_load_answer_stop_and_free(managed):
+    node, client, weights = managed
+    assert client.state() == "unconfigured" and node.runtime is None
+
+    # bad weights: configure fails with the reason, the node stays up and unconfigured
+    assert client.transition("configure") is False
+    assert client.state() == "unconfigured"
+    assert "samdaq.safetensors.missing: no such file" in str(node.configure_error)
+    # corrected while unconfigured, configure succeeds: loaded, not answering yet
+    assert client.set("weights", weights)
+    before_load = rss_mib()
+    assert client.transition("configure")
+    loaded = rss_mib()
+    assert client.state() == "inactive" and node.runtime is not None
+    assert client.masks_for_frames() == 0
+    # only the threshold changes once configured
+    assert client.set("sync_slop_s", 0.05) is False and client.set("threshold", 0.4)
+
+    assert client.transition("activate") and client.state() == "active"
+    assert client.masks_for_frames() > 0
+
+    assert client.transition("deactivate") and client.state() == "inactive"
+    assert node.runtime is not None  # deactivate keeps the model
+    assert client.masks_for_frames() == 0
+    assert client.transition("activate")
+    assert client.masks_for_frames() > 0
+    assert client.transition("deactivate")
+
+    assert client.transition("cleanup") and client.state() == "unconfigured"
+    assert node.runtime is None
+    released = loaded - rss_mib()
+    print(f"memory: configure +{loaded - before_load:.0f} MiB, cleanup -{released:.0f} MiB")
+    assert released > 0.5 * (loaded - before_load)  # the model's memory went back
+
+    assert client.transition("configure") and client.transition("activate")  # and again
+    assert client.masks_for_frames() > 0
+    assert client.transition("deactivate") and client.transition("cleanup")
+    assert client.transition("shutdown") and client.state() == "finalized"
