@@ -179,3 +179,33 @@ def test_transitions_load_answer_stop_and_free(managed):
     assert client.masks_for_frames() > 0
     assert client.transition("deactivate") and client.transition("cleanup")
     assert client.transition("shutdown") and client.state() == "finalized"
+
+
+def test_a_dead_worker_is_reported_and_shuts_the_node_down(random_weights_64):
+    import rclpy
+
+    from rgbd_saliency_ros.ros.node import SaliencyNode
+
+    sam2, weights = random_weights_64
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=1 + (os.getpid() + 53) % 200)
+    node = SaliencyNode(context=context, parameter_overrides=[
+        rclpy.parameter.Parameter("sam2_checkpoint", value=sam2), rclpy.parameter.Parameter("weights", value=weights)])
+    try:
+        node.start()
+        node.publish_diagnostics()
+        assert not node.worker_failed and context.ok()
+
+        def fatal(batch, taken_s):  # what `except Exception` cannot catch
+            raise SystemExit("injected")
+
+        node._process = fatal
+        with node._cond:
+            node._slots["camera"] = object()
+            node._cond.notify()
+        wait_for(lambda: not node._worker.is_alive(), "the worker to die")
+        node.publish_diagnostics()
+        assert node.worker_failed and not context.ok()  # spin returns; main exits with status 1
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)

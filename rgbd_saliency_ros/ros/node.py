@@ -137,6 +137,7 @@ class SaliencyNode(LifecycleNode):
         self._backend_override: StepBackend | None = None
         self._configure_error: StartupError | None = None
         self._plain = False  # started by start(): errors are raised, not logged here
+        self._worker_failed = False
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # One callback checks and applies: Humble has no post-set callback; nothing runs after it.
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -307,9 +308,22 @@ class SaliencyNode(LifecycleNode):
         """Counters, rates and latency percentiles of ``stream`` (what /diagnostics reports)."""
         return self.stats[stream].snapshot(time.monotonic())
 
+    @property
+    def worker_failed(self) -> bool:
+        """The worker thread ended on its own, which it never should: no more masks can come."""
+        return self._worker_failed
+
     def publish_diagnostics(self) -> None:
-        """One DiagnosticArray on /diagnostics: the node's state and backend, then each stream's figures."""
-        node_values = {"state": self._state, "streams": ",".join(self.params.streams)}
+        """One DiagnosticArray on /diagnostics: the node's state and backend, then each stream's figures.
+
+        Also the worker's watchdog: a worker that died is reported (state ``error``) and the node
+        shuts down, so that ``main`` exits with status 1 and a supervisor can restart it."""
+        with self._cond:
+            died = self._worker is not None and not self._worker.is_alive() and not self._stopping
+        if died and not self._worker_failed:
+            self._worker_failed = True
+            self.get_logger().fatal("the worker thread stopped: no more masks; shutting down (exit status 1)")
+        node_values = {"state": "error" if self._worker_failed else self._state, "streams": ",".join(self.params.streams)}
         if self.runtime is not None:
             info = self.runtime.backend.info
             node_values.update(backend=info.name, device=info.device, precision=info.precision,
@@ -317,6 +331,8 @@ class SaliencyNode(LifecycleNode):
         now = time.monotonic()
         snapshots = {s: stats.snapshot(now) for s, stats in self.stats.items()}
         self._diagnostics.publish(diagnostic_array(self.get_clock().now().to_msg(), self.get_name(), node_values, snapshots))
+        if self._worker_failed:
+            self.context.try_shutdown()  # spin returns; serve() sees worker_failed
 
     def destroy_node(self) -> None:
         self._stop_worker()
@@ -497,7 +513,8 @@ def serve() -> int:
                 node.trigger_activate()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        if node.worker_failed:
+            return 1
     except Exception:
         if node.context.ok():
             raise
