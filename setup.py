@@ -21,6 +21,7 @@ setup(
         ("share/" + package_name + "/config", glob("config/*.yaml") + glob("config/*.xml")),
     ],
     install_requires=["numpy", "pyyaml"],
+    extras_require={"test": ["pytest"]},  # tells `colcon test` to run pytest (on test/)
     zip_safe=True,
     maintainer="rgbd_saliency_ros maintainers",
     maintainer_email="maintainers@users.noreply.b-seed-1c6cb61e.example",

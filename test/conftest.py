@@ -24,6 +24,11 @@ def find_shared(*parts: str) -> Path:
     return path
 
 
+def package_files() -> list[Path]:
+    """The Python files a robot installs: the package and the launch files."""
+    return sorted((REPO_ROOT / "rgbd_saliency_ros").rglob("*.py")) + sorted((REPO_ROOT / "launch").glob("*.py"))
+
+
 @pytest.fixture
 def repo_root() -> Path:
     """The repository root (where setup.py and package.xml are)."""

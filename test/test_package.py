@@ -3,10 +3,13 @@
     .venv/bin/python -m pytest -q test/test_package.py
 """
 
+import ast
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import rgbd_saliency_ros
 
@@ -42,8 +45,9 @@ def test_package_xml_declares_ros_dependencies(repo_root):
     assert root.findtext("export/build_type") == "ament_python"
     exec_depends = {e.text for e in root.findall("exec_depend")}
     assert {
-        "rclpy", "sensor_msgs", "std_msgs", "std_srvs", "diagnostic_msgs", "geometry_msgs",
-        "visualization_msgs", "python3-numpy", "python3-opencv", "python3-yaml",
+        "rclpy", "rcl_interfaces", "sensor_msgs", "std_msgs", "std_srvs", "diagnostic_msgs",
+        "geometry_msgs", "visualization_msgs", "launch", "launch_ros", "ament_index_python",
+        "ros2launch", "python3-numpy", "python3-opencv", "python3-yaml",
     } <= exec_depends
     assert "python3-pytest" in {e.text for e in root.findall("test_depend")}
 
@@ -72,3 +76,51 @@ def test_setup_py_installs_ament_files_and_scripts(repo_root):
         "rgbd-saliency = rgbd_saliency_ros.cli:main",
         "saliency_node = rgbd_saliency_ros.ros.node:main",
     }
+
+
+# Python modules that are not ROS packages, and their rosdep keys.
+ROSDEP_KEYS = {"numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml"}
+
+
+def imported_modules() -> dict[str, str]:
+    """Top-level module name -> the first file:line importing it, over the installed sources."""
+    from conftest import REPO_ROOT, package_files
+
+    found = {}
+    for path in package_files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                found.setdefault(name.split(".")[0], f"{path.relative_to(REPO_ROOT)}:{node.lineno}")
+    return found
+
+
+def ros_packages() -> set[str]:
+    """The ROS packages this environment has: the ament index under each AMENT_PREFIX_PATH entry
+    (a ROS install, a colcon workspace) and under this Python's prefix (where the PyPI wheels of
+    rclpy and the messages, and ../shared/ros2-python's launch and ros2cli, put theirs)."""
+    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p] + [sys.prefix]
+    index = [Path(p, "share", "ament_index", "resource_index", "packages") for p in prefixes]
+    return {entry.name for folder in index if folder.is_dir() for entry in folder.iterdir()} - {NAME}
+
+
+def test_every_imported_ros_package_is_declared(repo_root):
+    root = ET.parse(repo_root / "package.xml").getroot()
+    declared = {e.text for tag in ("depend", "exec_depend") for e in root.findall(tag)}
+    imported = imported_modules()
+    installed = ros_packages()
+    assert {"rclpy", "sensor_msgs", "launch_ros"} <= installed, "no ament index found: is rclpy installed?"
+    ros_imports = {m for m in imported if m in installed}
+    # what the node, its parameters and the launch file import, known independently of the index
+    assert {"rclpy", "rcl_interfaces", "sensor_msgs", "std_msgs", "std_srvs", "diagnostic_msgs",
+            "launch", "launch_ros", "ament_index_python"} <= ros_imports
+    missing = {m: imported[m] for m in ros_imports if m not in declared}
+    assert not missing, f"ROS packages imported but not declared in package.xml: {missing}"
+    missing = {ROSDEP_KEYS[m]: imported[m] for m in ROSDEP_KEYS if m in imported and ROSDEP_KEYS[m] not in declared}
+    assert not missing, f"rosdep keys missing from package.xml: {missing}"
+    assert "ros2launch" in declared  # `ros2 launch` itself, for the launch file
