@@ -94,6 +94,38 @@ def test_engine_cache_key_changes_with_every_field():
         assert engine_cache_key(**{**base, field: value}) != key, field
 
 
+def test_int8_engine_from_the_cache_needs_no_calibration_frames(tmp_path, monkeypatch):
+    """What a CPU machine can check of int8: the runtime (node, predict) finds the engine that
+    `export --precision int8 --calibration-dir` built, and says how to build a missing one."""
+    import json
+    import sys
+    import types
+
+    import onnx
+
+    from rgbd_saliency_ros.runtime.backends import tensorrt_backend
+    from rgbd_saliency_ros.runtime.export import FORMAT_NAME
+
+    config = SamDaqConfig(backbone="sam2.1_hiera_t", input_size=64)
+    model = onnx.helper.make_model(onnx.helper.make_graph([], "step", [], []))
+    for key, value in {"format": FORMAT_NAME, "config": json.dumps(config.to_dict()), "max_batch": "4",
+                       "initial_state": json.dumps(np.zeros((8, 64)).tolist()), "weights_sha256": "ab" * 32}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx_path = tmp_path / "step.onnx"
+    onnx.save_model(model, str(onnx_path))
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__="10.9.0"))
+    monkeypatch.setattr(tensorrt_backend, "_device_fields", lambda device: ("Orin", (8, 7), 0))
+    cache = tmp_path / "engines"
+
+    with pytest.raises(ValueError, match="--precision int8 --calibration-dir DIR --opt-batch 1"):
+        tensorrt_backend.build_engine(onnx_path, "cuda", "int8", cache_dir=cache)
+    key = engine_cache_key("Orin", (8, 7), "10.9.0", "int8", 64, (1, 1, 4), "ab" * 32)
+    cache.mkdir()
+    (cache / f"{key}.engine").write_bytes(b"built by export with calibration frames")
+    assert tensorrt_backend.build_engine(onnx_path, "cuda", "int8", cache_dir=cache) == cache / f"{key}.engine"
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="TensorRT backend needs a CUDA GPU; none is visible")
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None, reason="the tensorrt package is not installed")
 def test_tensorrt_float32_matches_onnxruntime(small, tmp_path):

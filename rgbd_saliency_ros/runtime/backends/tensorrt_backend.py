@@ -68,14 +68,14 @@ def build_engine(
 ) -> Path:
     """Builds (or finds in the cache) a serialized engine for ``onnx_path``; returns its path.
 
-    ``calibration``: for int8, an iterable of (rgb, depth, state) numpy batches of representative frames.
+    ``calibration``: for int8, an iterable of (rgb, depth, state) numpy batches of representative
+    frames; needed only to build: an int8 engine already in the cache (``rgbd-saliency export
+    --format tensorrt --precision int8 --calibration-dir ...``) is used without it.
     """
     import tensorrt as trt
 
     if precision not in TRT_PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; expected one of {TRT_PRECISIONS}")
-    if precision == "int8" and calibration is None:
-        raise ValueError("int8 needs calibration frames (rgbd-saliency export --calibration-dir)")
     meta = read_onnx_metadata(onnx_path)
     cfg, max_batch = meta["config"], int(meta["max_batch"])
     gpu, sm, _ = _device_fields(device)
@@ -85,6 +85,11 @@ def build_engine(
     engine_path = cache / f"{key}.engine"
     if engine_path.is_file():
         return engine_path
+    if precision == "int8" and calibration is None:
+        raise ValueError(
+            f"no int8 engine for {onnx_path} on this GPU and TensorRT in {cache} (key {key}): build it once "
+            f"with rgbd-saliency export --format tensorrt --precision int8 --calibration-dir DIR "
+            f"--opt-batch {batch_range[1]} --cache-dir {cache}")
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
