@@ -112,7 +112,7 @@ def _bench_node(args: argparse.Namespace) -> int:
         raise ValueError("--sam2-checkpoint and --weights go together (neither: random weights)")
     result = bench_node(args.frames, args.rate, args.input_qos, args.sam2_checkpoint, args.weights, args.input_size,
                         args.device, args.fastdds_profile, publisher_qos=args.publisher_qos,
-                        node_fastdds_profile=args.node_fastdds_profile)
+                        node_fastdds_profile=args.node_fastdds_profile, transport=args.transport)
     print(result.report())
     return 0
 
@@ -159,6 +159,7 @@ def _make_bag(args: argparse.Namespace) -> int:
         relative_near_is_bright=args.relative_near_is_bright, rate_hz=args.rate, start_s=args.start_time,
         frame_id=args.frame_id, storage=args.storage, distro=args.distro,
         topics=BagTopics(args.color_topic, args.depth_topic, args.camera_info_topic, args.gt_topic),
+        compressed=args.compressed, jpeg_quality=args.jpeg_quality, depth_max_m=args.depth_max_m,
     )
     camera = CameraIntrinsics.from_yaml(args.camera_info) if args.camera_info else None
     made = make_bag(args.rgb_dir, args.depth_dir, args.out, args.gt_dir, options, camera, args.hfov_deg)
@@ -272,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the camera publisher's reliability")
     p.add_argument("--fastdds-profile", help="Fast DDS XML profile for all processes, e.g. config/fastdds_large_images.xml")
     p.add_argument("--node-fastdds-profile", help="Fast DDS XML profile for the node's process only")
+    p.add_argument("--transport", choices=("raw", "compressed"), default="raw",
+                   help="compressed: JPEG color, compressedDepth PNG depth (decoded by the node)")
     p.set_defaults(run=_bench_node)
 
     p = sub.add_parser("bench-soak",
@@ -315,6 +318,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth-topic", default="/camera/aligned_depth_to_color/image_raw")
     p.add_argument("--camera-info-topic", default="/camera/color/camera_info")
     p.add_argument("--gt-topic", default="/ground_truth/mask")
+    p.add_argument("--compressed", nargs="?", const="jpeg", choices=("jpeg", "png"),
+                   help="CompressedImage topics as image_transport records them: color (JPEG, "
+                        "or PNG: lossless) on <color-topic>/compressed, depth on "
+                        "<depth-topic>/compressedDepth")
+    p.add_argument("--jpeg-quality", type=int, default=95,
+                   help="--compressed jpeg: quality, 1..100")
+    p.add_argument("--depth-max-m", type=float, default=10.0,
+                   help="--compressed: compressedDepth's depth_max; farther is no measurement")
     p.set_defaults(run=_make_bag)
 
     p = sub.add_parser("replay", help="masks, metrics and a report for a rosbag, offline or through a running node (--live)")

@@ -111,3 +111,229 @@ def test_bad_compressed_inputs_raise_image_errors_with_counted_kinds(tum):
         assert caught.value.kind == expected
         assert f"bad_input.{expected}" in COUNTERS
     assert set(COMPRESSED_ERROR_KINDS) <= set(BAD_INPUT_KINDS)
+
+
+# The node over real rclpy and DDS ----------------------------------------------------------------
+
+DEADLINE_S = 60.0
+COLOR, DEPTH = "/camera/color/image_raw", "/camera/aligned_depth_to_color/image_raw"
+
+
+def wait_for(get, what: str, timeout_s: float = DEADLINE_S):
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = get()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory, tum):
+    """Two nodes at input 64 with the same random weights on a private domain: ``compressed``
+    (color_transport compressed, depth_transport compressedDepth) and ``raw`` (namespace /raw),
+    and a camera node publishing to both (reliable, as drivers do) and collecting probabilities."""
+    import os
+    import threading
+
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from rgbd_saliency_ros.benchmarks.node import write_random_weights
+    from rgbd_saliency_ros.ros.node import SaliencyNode
+
+    sam2, weights = write_random_weights(tmp_path_factory.mktemp("weights"), input_size=64)
+    domain = 1 + (os.getpid() + 140) % 200
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    common = [
+        Parameter("sam2_checkpoint", value=str(sam2)),
+        Parameter("weights", value=str(weights)),
+        Parameter("input_qos.reliability", value="reliable"),
+        Parameter("max_image_pixels", value=MAX_PIXELS),
+        Parameter("diagnostics_period_s", value=0.5),
+    ]
+    compressed = SaliencyNode(
+        context=context,
+        parameter_overrides=common
+        + [
+            Parameter("color_transport", value="compressed"),
+            Parameter("depth_transport", value="compressedDepth"),
+        ],
+    )
+    raw = SaliencyNode(
+        context=context, parameter_overrides=common, cli_args=["--ros-args", "-r", "__ns:=/raw"]
+    )
+    for node in (compressed, raw):
+        node.start()
+    camera = rclpy.create_node("camera", context=context)
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    publishers = {
+        topic: camera.create_publisher(kind, topic, qos)
+        for topic, kind in (
+            (COLOR + "/compressed", CompressedImage),
+            (DEPTH + "/compressedDepth", CompressedImage),
+            ("/raw" + COLOR, Image),
+            ("/raw" + DEPTH, Image),
+        )
+    }
+    received = {"/saliency": {}, "/raw/saliency": {}}
+    lock = threading.Lock()
+
+    def keep(prefix, msg):
+        with lock:
+            received[prefix][(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
+
+    for prefix in received:
+        camera.create_subscription(
+            Image, prefix + "/probability", lambda m, p=prefix: keep(p, m), qos
+        )
+    executor = MultiThreadedExecutor(num_threads=3, context=context)
+    for node in (compressed, raw, camera):
+        executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    wait_for(
+        lambda: all(p.get_subscription_count() for p in publishers.values()),
+        "the nodes to subscribe",
+    )
+    try:
+        yield dict(
+            compressed=compressed, raw=raw, publishers=publishers, received=received, tum=tum
+        )
+    finally:
+        executor.shutdown(timeout_sec=5)
+        for node in (compressed, raw, camera):
+            node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+class Stamps:
+    sec = 2000
+
+    @classmethod
+    def next(cls):
+        cls.sec += 5  # far apart: every frame starts a fresh memory (reset by timeout)
+        return cls.sec
+
+
+def send(rig, prefix: str, color, depth, sec: int) -> None:
+    """Publishes a pair stamped ``sec`` on the compressed ("") or raw ("/raw") topics."""
+    suffixes = ("/compressed", "/compressedDepth") if prefix == "" else ("", "")
+    for topic, msg in ((COLOR + suffixes[0], color), (DEPTH + suffixes[1], depth)):
+        msg.header.stamp.sec, msg.header.stamp.nanosec = sec, 0
+        msg.header.frame_id = "tum_camera"
+        rig["publishers"][prefix + topic].publish(msg)
+
+
+def probability(rig, prefix: str, sec: int) -> np.ndarray:
+    msg = wait_for(lambda: rig["received"][prefix].get((sec, 0)), f"{prefix} probability at {sec}")
+    return np.frombuffer(msg.data, np.float32).reshape(msg.height, msg.width)
+
+
+def test_node_answers_compressed_inputs_as_their_raw_twin(rig):
+    from rgbd_saliency_ros.ros.compressed import compressed_message
+    from rgbd_saliency_ros.ros.conversions import image_message
+    from std_msgs.msg import Header
+
+    rgb, mm, depth_m = rig["tum"]
+    header = Header()
+    # lossless: PNG color and 16UC1 compressedDepth give the raw twin's probabilities exactly
+    sec = Stamps.next()
+    send(
+        rig,
+        "",
+        compressed_message(*encode_color(rgb, "png"), Header()),
+        compressed_message(*encode_depth(mm, "16UC1"), Header()),
+        sec,
+    )
+    send(
+        rig, "/raw", image_message(rgb, "rgb8", header), image_message(mm, "16UC1", Header()), sec
+    )
+    np.testing.assert_array_equal(
+        probability(rig, "/saliency", sec), probability(rig, "/raw/saliency", sec)
+    )
+    # JPEG color and 32FC1 compressedDepth (Iron's format string) come back too
+    sec = Stamps.next()
+    send(
+        rig,
+        "",
+        compressed_message(*encode_color(rgb, "jpeg"), Header()),
+        compressed_message(*encode_depth(depth_m, "32FC1", name_codec=True), Header()),
+        sec,
+    )
+    assert probability(rig, "/saliency", sec).shape == (480, 640)
+    assert rig["compressed"].counters("camera")["published"] >= 2
+
+
+def test_node_counts_lossy_and_broken_compressed_inputs_and_goes_on(rig):
+    from std_msgs.msg import Header
+
+    from rgbd_saliency_ros.ros.compressed import compressed_message
+
+    rgb, mm, _ = rig["tum"]
+    node = rig["compressed"]
+    color = encode_color(rgb, "jpeg")
+    depth_fmt, depth = encode_depth(mm, "16UC1")
+    bad = [
+        (
+            "lossy_depth",
+            color,
+            ("16UC1; jpeg compressed mono8", cv2.imencode(".jpg", (mm >> 4).astype(np.uint8))[1]),
+        ),
+        ("decode_failed", color, (depth_fmt, depth[:5000])),
+        ("decode_failed", (color[0], color[1][:3000]), (depth_fmt, depth)),
+        ("unsupported_compression", color, ("16UC1; compressedDepth rvl", depth)),
+    ]
+    for kind, (cfmt, cdata), (dfmt, ddata) in bad:
+        before = node.counters("camera")
+        sec = Stamps.next()
+        send(
+            rig,
+            "",
+            compressed_message(cfmt, bytes(cdata), Header()),
+            compressed_message(dfmt, bytes(ddata), Header()),
+            sec,
+        )
+        wait_for(
+            lambda: node.counters("camera")[f"bad_input.{kind}"]
+            == before[f"bad_input.{kind}"] + 1,
+            f"bad_input.{kind}",
+        )
+        good = Stamps.next()
+        send(
+            rig,
+            "",
+            compressed_message(*color, Header()),
+            compressed_message(depth_fmt, depth, Header()),
+            good,
+        )
+        probability(rig, "/saliency", good)  # and it goes on
+        assert (sec, 0) not in rig["received"]["/saliency"]
+
+
+def test_bench_camera_sends_what_image_transport_would():
+    from std_msgs.msg import Header
+
+    from rgbd_saliency_ros.benchmarks.node import camera_messages, tum_frames
+    from rgbd_saliency_ros.ros.compressed import input_transport
+
+    header = Header(frame_id="cam")
+    raw = dict(camera_messages("raw", header))
+    sent = dict(camera_messages("compressed", header))
+    assert sorted(sent) == sorted(
+        t + s for t, s in zip(sorted(raw), ("/compressedDepth", "/compressed"))
+    )
+    rgb, mm = tum_frames()
+    color = sent[COLOR + "/compressed"]
+    assert color.format == "rgb8; jpeg compressed bgr8" and color.header is header
+    depth_m = input_transport("depth", "compressedDepth").decode(
+        sent[DEPTH + "/compressedDepth"], 640 * 480
+    )
+    np.testing.assert_array_equal(np.nan_to_num(depth_m * 1000, nan=0).round(), mm)

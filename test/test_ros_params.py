@@ -115,6 +115,8 @@ def test_topic_names_are_relative_to_the_node_namespace():
     ({"depth.normalization": "log"}, "depth"),
     ({"input_qos.reliability": "sometimes"}, "input_qos.reliability"),
     ({"output_qos.history_depth": 0}, "output_qos.history_depth"),
+    ({"color_transport": "compressedDepth"}, "color_transport"),
+    ({"depth_transport": "compressed"}, "depth_transport"),  # JPEG depth: lossy, not offered
 ])
 def test_bad_parameters_are_refused_naming_the_parameter(change, named):
     with pytest.raises(ValueError, match=named.replace(".", r"\.")):

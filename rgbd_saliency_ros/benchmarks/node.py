@@ -4,9 +4,11 @@
     rgbd-saliency bench-node --rate 30 --frames 300 --publisher-qos best_effort   # the node's defaults
     rgbd-saliency bench-node --rate 30 --input-qos best_effort --frames 300 --fastdds-profile config/fastdds_large_images.xml
     rgbd-saliency bench-node --sam2-checkpoint S.pt --weights W.pt --rate 1
+    rgbd-saliency bench-node --rate 30 --frames 300 --transport compressed  # JPEG, compressedDepth
 
 Three processes: a publisher sending 640x480 rgb8 color and 16UC1 depth (TUM RGB-D frames from
-../shared/data when present, random ones otherwise) stamped at send time, as a camera driver does;
+../shared/data when present, random ones otherwise; ``--transport compressed``: as JPEG and
+compressedDepth, which the node decodes) stamped at send time, as a camera driver does;
 the node (``python -m rgbd_saliency_ros.ros.node``); and this one, which reads the node's own
 per-frame figures from /diagnostics and times the masks it receives. The node's overhead includes
 the transport of the inputs, pairing, message conversion, resizing, thresholding and publishing,
@@ -35,6 +37,7 @@ TUM_DIR = REPO_ROOT.parent / "shared" / "data" / "rgbd_encodings"
 COLOR_TOPIC = "/camera/color/image_raw"
 DEPTH_TOPIC = "/camera/aligned_depth_to_color/image_raw"
 MASK_TOPIC = "/saliency/mask"
+TRANSPORT_NAMES = {"raw": "rgb8 + 16UC1", "compressed": "JPEG (q95) + compressedDepth 16UC1 PNG"}
 
 
 def write_random_weights(folder: str | os.PathLike, input_size: int = 64, model: str = "sam2.1_hiera_t") -> tuple[Path, Path]:
@@ -70,38 +73,55 @@ def tum_frames() -> tuple[np.ndarray, np.ndarray]:
     return gen.integers(0, 256, (480, 640, 3), np.uint8), gen.integers(300, 5000, (480, 640)).astype(np.uint16)
 
 
-def publish(frames: int, rate_hz: float, reliability: str, discovery_timeout_s: float = 60.0) -> dict:
-    """The publisher process: ``frames`` color + depth pairs at ``rate_hz``, stamped at send time.
+def camera_messages(transport: str, header) -> list:
+    """The bench camera's (topic, message) pairs sharing ``header``: raw rgb8 + 16UC1 Images, or
+    (``compressed``) JPEG color (quality 95, compressed_image_transport's default) on
+    <color>/compressed and 16UC1 compressedDepth PNG on <depth>/compressedDepth. Encoded once:
+    a camera's encoding cost is not the node's."""
+    from ..ros.compressed import compressed_message
+    from ..ros.conversions import image_message
+    from ..runtime import compressed
+
+    rgb, depth_mm = tum_frames()
+    if transport == "raw":
+        return [(COLOR_TOPIC, image_message(rgb, "rgb8", header)),
+                (DEPTH_TOPIC, image_message(depth_mm, "16UC1", header))]
+    color = compressed_message(*compressed.encode_color(rgb, "jpeg"), header)
+    depth = compressed_message(*compressed.encode_depth(depth_mm, "16UC1"), header)
+    return [(compressed.transport_topic(COLOR_TOPIC, compressed.COMPRESSED), color),
+            (compressed.transport_topic(DEPTH_TOPIC, compressed.COMPRESSED_DEPTH), depth)]
+
+
+def publish(frames: int, rate_hz: float, reliability: str, discovery_timeout_s: float = 60.0,
+            transport: str = "raw") -> dict:
+    """The publisher process: ``frames`` color + depth pairs at ``rate_hz``, stamped at send time,
+    raw or ``compressed`` (see ``camera_messages``).
 
     Waits for a subscriber on both topics first. Returns {"sent": n, "seconds": duration}.
     """
     import rclpy
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image
     from std_msgs.msg import Header
-
-    from ..ros.conversions import image_message
 
     rclpy.init()
     node = rclpy.create_node("bench_camera")
     policy = ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
     qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=policy)
-    pubs = [node.create_publisher(Image, topic, qos) for topic in (COLOR_TOPIC, DEPTH_TOPIC)]
+    header = Header(frame_id="camera_color_optical_frame")
+    messages = camera_messages(transport, header)  # both messages share this header
+    pubs = [node.create_publisher(type(msg), topic, qos) for topic, msg in messages]
     deadline = time.monotonic() + discovery_timeout_s
     while any(p.get_subscription_count() == 0 for p in pubs):
         if time.monotonic() > deadline:
             raise TimeoutError("no subscriber on the camera topics: is the node running?")
         time.sleep(0.05)
     time.sleep(1.0)  # the node's side of the match may lag the publisher's
-    rgb, depth_mm = tum_frames()
-    header = Header(frame_id="camera_color_optical_frame")
-    color, depth = image_message(rgb, "rgb8", header), image_message(depth_mm, "16UC1", header)
     period, start = 1.0 / rate_hz, time.monotonic()
     for i in range(frames):
         time.sleep(max(0.0, start + i * period - time.monotonic()))
-        header.stamp = node.get_clock().now().to_msg()  # both messages share this header
-        pubs[0].publish(color)
-        pubs[1].publish(depth)
+        header.stamp = node.get_clock().now().to_msg()
+        for publisher, (_, msg) in zip(pubs, messages):
+            publisher.publish(msg)
     seconds = time.monotonic() - start
     time.sleep(1.0)  # let reliable retransmissions finish before the writers go
     node.destroy_node()
@@ -119,6 +139,7 @@ class NodeBench:
     input_size: int
     fastdds_profile: str | None = None
     publisher_qos: str = "reliable"
+    transport: str = "raw"  # raw, or compressed (JPEG color + compressedDepth PNG depth)
     node: dict[str, float] = field(default_factory=dict)  # the node's last /diagnostics of the stream
     received_latency_ms: list[float] = field(default_factory=list)  # stamp -> mask received here
 
@@ -128,7 +149,8 @@ class NodeBench:
         lost_color = 1.0 - n.get("color_frames", 0) / self.frames
         lost_depth = 1.0 - n.get("depth_frames", 0) / self.frames
         return "\n".join([
-            f"node overhead, 640x480 rgb8 + 16UC1, {self.frames} pairs at {self.rate_hz:g} Hz, "
+            f"node overhead, 640x480 {TRANSPORT_NAMES[self.transport]}, "
+            f"{self.frames} pairs at {self.rate_hz:g} Hz, "
             f"publisher QoS {self.publisher_qos}, node input QoS {self.input_qos}, "
             f"model input {self.input_size}, publisher / node / receiver in three processes, "
             f"Fast DDS profile {Path(self.fastdds_profile).name if self.fastdds_profile else 'none'}",
@@ -161,6 +183,7 @@ def bench_node(
     publisher_qos: str = "reliable",
     node_fastdds_profile: str | None = None,
     monitor=None,
+    transport: str = "raw",
 ) -> NodeBench:
     """Runs node and publisher as subprocesses on a private ROS domain and measures the node.
 
@@ -170,6 +193,8 @@ def bench_node(
     (what a launch file can set when the camera driver runs with its own defaults).
     ``monitor(node pid, latest /diagnostics values by status name)``: called about every 0.1 s
     while the pairs go out (the soak benchmark samples the node's memory with it).
+    ``transport``: "raw" Images, or "compressed" (JPEG color, compressedDepth depth: the node's
+    overhead then includes decoding them).
     """
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
@@ -183,7 +208,12 @@ def bench_node(
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     if fastdds_profile:
         env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(fastdds_profile).resolve())
-    result = NodeBench(frames, rate_hz, input_qos, input_size, fastdds_profile, publisher_qos)
+    if transport not in TRANSPORT_NAMES:
+        raise ValueError(f"transport must be one of {', '.join(TRANSPORT_NAMES)}: {transport!r}")
+    result = NodeBench(frames, rate_hz, input_qos, input_size, fastdds_profile, publisher_qos,
+                       transport)
+    compressed = transport == "compressed"
+    color_in, depth_in = ("compressed", "compressedDepth") if compressed else ("raw", "raw")
     with tempfile.TemporaryDirectory() as tmp:
         if weights is None:
             sam2_checkpoint, weights = map(str, write_random_weights(tmp, input_size))
@@ -191,7 +221,8 @@ def bench_node(
             [sys.executable, "-m", "rgbd_saliency_ros.ros.node", "--ros-args",
              "-p", f"sam2_checkpoint:={sam2_checkpoint}", "-p", f"weights:={weights}", "-p", f"device:={device}",
              "-p", f"input_qos.reliability:={input_qos}", "-p", "diagnostics_period_s:=0.5",
-             "-p", "camera_info_topic:=''", "--log-level", "warn"],
+             "-p", "camera_info_topic:=''", "-p", f"color_transport:={color_in}",
+             "-p", f"depth_transport:={depth_in}", "--log-level", "warn"],
             env=dict(env, FASTDDS_DEFAULT_PROFILES_FILE=str(Path(node_fastdds_profile).resolve()))
             if node_fastdds_profile else env,
         )
@@ -219,7 +250,7 @@ def bench_node(
                 _spin_a_while(probe, node, deadline)
             publisher = subprocess.Popen(
                 [sys.executable, "-m", "rgbd_saliency_ros.benchmarks.node", "publish", "--frames", str(frames),
-                 "--rate", str(rate_hz), "--reliability", publisher_qos],
+                 "--rate", str(rate_hz), "--reliability", publisher_qos, "--transport", transport],
                 env=env,
             )
             while publisher.poll() is None:
@@ -251,7 +282,9 @@ def bench_node_overhead(**kwargs) -> dict[str, float | str]:
     result = bench_node(**kwargs)
     n = result.node
     out: dict[str, float | str] = {
-        "setup": f"{result.frames} pairs at {result.rate_hz:g} Hz, publisher QoS {result.publisher_qos}, "
+        "setup": f"{TRANSPORT_NAMES[result.transport]}, "
+                 f"{result.frames} pairs at {result.rate_hz:g} Hz, "
+                 f"publisher QoS {result.publisher_qos}, "
                  f"node input QoS {result.input_qos}, model input {result.input_size}",
         "answered %": 100.0 * n.get("published", 0) / result.frames,
     }
@@ -277,8 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--rate", type=float, default=4.0)
     parser.add_argument("--reliability", choices=["reliable", "best_effort"], default="reliable")
+    parser.add_argument("--transport", choices=list(TRANSPORT_NAMES), default="raw")
     args = parser.parse_args(argv)
-    print(json.dumps(publish(args.frames, args.rate, args.reliability)))
+    print(json.dumps(publish(args.frames, args.rate, args.reliability, transport=args.transport)))
     return 0
 
 

@@ -27,11 +27,16 @@ from typing import Any
 
 import numpy as np
 
+from ..runtime.compressed import DEFAULT_MAX_PIXELS, decode_color, decode_depth
+from ..runtime.depth import decode_ros_depth
+from ..runtime.frames import color_to_rgb
+
 STORAGES = ("sqlite3", "mcap")
 DISTROS = ("humble", "jazzy")
 BAG_VERSION = 8  # rosbag2 metadata version written (Jazzy's); rosbags reads 1 to 9
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"  # transports compressed, compressedDepth
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 
 # encoding -> (numpy dtype of one channel, channels per pixel)
@@ -139,6 +144,23 @@ def image_array(msg: Any) -> np.ndarray:
     return pixels.reshape(height, width) if channels == 1 else pixels.reshape(height, width, channels)
 
 
+def message_rgb(msgtype: str, msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A color Image or ``compressed`` CompressedImage (rosbags' or rclpy's) -> (H, W, 3) uint8.
+
+    Raises ValueError (a ``CompressedImageError``, with its ``kind``, for compressed data)."""
+    if msgtype == COMPRESSED_TYPE:
+        return decode_color(msg.format, msg.data, max_pixels)
+    return color_to_rgb(image_array(msg), msg.encoding)
+
+
+def message_depth_m(msgtype: str, msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A REP 118 depth Image or ``compressedDepth`` CompressedImage -> (H, W) float32 metres, NaN
+    invalid. Raises ValueError (a ``CompressedImageError`` for compressed data)."""
+    if msgtype == COMPRESSED_TYPE:
+        return decode_ros_depth(*decode_depth(msg.format, msg.data, max_pixels))
+    return decode_ros_depth(image_array(msg), msg.encoding)
+
+
 @dataclass(frozen=True)
 class CameraIntrinsics:
     """A pinhole camera (plumb_bob, no distortion unless given) for CameraInfo messages."""
@@ -240,6 +262,15 @@ class BagWriter:
         """One sensor_msgs/Image stamped ``stamp`` (integer nanoseconds); see ``image_fields``."""
         msg = self.typestore.types[IMAGE_TYPE](header=self._header(stamp, frame_id), **image_fields(array, encoding))
         self._write(topic, IMAGE_TYPE, stamp, msg)
+
+    def write_compressed(self, topic: str, stamp: int, fmt: str, data: bytes,
+                         frame_id: str) -> None:
+        """One sensor_msgs/CompressedImage (``format``, ``data`` from ``runtime.compressed``'s
+        encoders) stamped ``stamp`` (integer nanoseconds)."""
+        header = self._header(stamp, frame_id)
+        msg = self.typestore.types[COMPRESSED_TYPE](header=header, format=fmt,
+                                                    data=np.frombuffer(data, np.uint8))
+        self._write(topic, COMPRESSED_TYPE, stamp, msg)
 
     def write_camera_info(self, topic: str, stamp: int, camera: CameraIntrinsics, frame_id: str) -> None:
         """One sensor_msgs/CameraInfo of a camera without rectification (R identity, P = [K | 0])."""

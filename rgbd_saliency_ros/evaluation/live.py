@@ -5,7 +5,9 @@
 
 The bag's color, depth (and CameraInfo) messages are published on their own topics at the
 recorded pace (times ``rate_factor``), restamped to the present with their spacing kept (divided
-by ``rate_factor``), as a camera would stamp them. The node's masks and probability maps are
+by ``rate_factor``), as a camera would stamp them. Compressed recordings are played as they are
+(CompressedImage): start the node with ``color_transport:=compressed`` and
+``depth_transport:=compressedDepth``. The node's masks and probability maps are
 recorded as they arrive: latency is from the color stamp to the mask's arrival here, and frames
 without a mask are the drops a robot would see (lost in transport, left unpaired, or replaced
 by a newer pair while the model was busy). The node's own counters come from /diagnostics.
@@ -27,9 +29,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..runtime.frames import color_to_rgb
-from .bags import CAMERA_INFO_TYPE, BagError, bag_info, image_array, read_bag, stamp_ns, split_ns
-from .replay import ReplayOptions, bag_rate_hz, check_topics, fit_mask, load_ground_truth
+from .bags import (CAMERA_INFO_TYPE, COMPRESSED_TYPE, BagError, bag_info, image_array, message_rgb,
+                   read_bag, stamp_ns, split_ns)
+from .replay import (ReplayOptions, bag_rate_hz, bag_topics, check_topics, fit_mask,
+                     load_ground_truth)
 from .report import FrameRecord, ReplayRecorder
 
 
@@ -109,15 +112,17 @@ def live_replay(
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.serialization import deserialize_message
-    from sensor_msgs.msg import CameraInfo, Image
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-    options = options or ReplayOptions()
+    options = bag_topics(bag_info(bag), options or ReplayOptions())
     live = live or LiveOptions()
     contents = check_topics(bag, options)
     gt = load_ground_truth(bag, options, contents.topics)
     info_topics = [t for t, (kind, _) in contents.topics.items() if kind == CAMERA_INFO_TYPE]
     played = [options.color_topic, options.depth_topic, *info_topics]
-    kinds = {options.color_topic: Image, options.depth_topic: Image, **dict.fromkeys(info_topics, CameraInfo)}
+    kinds = {t: CompressedImage if contents.topics[t][0] == COMPRESSED_TYPE else Image
+             for t in (options.color_topic, options.depth_topic)}
+    kinds.update(dict.fromkeys(info_topics, CameraInfo))
 
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=live.domain_id)
@@ -296,7 +301,7 @@ def _score(bag, options: ReplayOptions, recorder: ReplayRecorder, gt, outputs: d
             if received is None or received.mask_png is None:
                 continue
             try:
-                rgb = color_to_rgb(image_array(message.msg), message.msg.encoding)
+                rgb = message_rgb(message.msgtype, message.msg)
             except ValueError:  # the node could not have used it either; counted by the node
                 continue
             mask = cv2.imdecode(np.frombuffer(received.mask_png, np.uint8), cv2.IMREAD_GRAYSCALE)

@@ -17,6 +17,12 @@ message's log time is its stamp. What goes in, on the node's default topics:
 - ground truth (``--gt-dir``): mono8 0/255 on /ground_truth/mask, stamped as its color frame;
 - CameraInfo (``--camera-info calib.yaml`` or ``--hfov-deg``) on /camera/color/camera_info.
 
+``--compressed jpeg|png``: color and depth as a camera's image_transport would record them, as
+sensor_msgs/CompressedImage on ``<color topic>/compressed`` (JPEG at ``--jpeg-quality`` or PNG)
+and ``<depth topic>/compressedDepth`` (compressed_depth_image_transport's PNG: 16UC1 lossless up to
+``--depth-max-m``, 32FC1 quantised as inverse depth); the node reads them with
+``color_transport:=compressed depth_transport:=compressedDepth``.
+
 Color, depth, ground truth and CameraInfo of one frame share one header (stamp and frame id).
 """
 
@@ -30,6 +36,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..runtime import compressed
+from ..runtime.compressed import COLOR_CODECS, DEPTH_MAX_M, JPEG_QUALITY
 from ..runtime.depth import (
     DepthConversion,
     read_depth_png,
@@ -69,6 +77,9 @@ class MakeBagOptions:
     storage: str = "sqlite3"
     distro: str = "humble"
     topics: BagTopics = field(default_factory=BagTopics)
+    compressed: str | None = None  # None: raw Images; "jpeg" or "png": compressed topics (color)
+    jpeg_quality: int = JPEG_QUALITY  # compressed color, 1..100
+    depth_max_m: float = DEPTH_MAX_M  # compressedDepth's depth_max: farther is no measurement
 
     def __post_init__(self) -> None:
         if self.depth_format not in DEPTH_FORMATS:
@@ -80,6 +91,9 @@ class MakeBagOptions:
             raise ValueError(f"relative depth range must satisfy 0 < min < max <= 65.535 m, got {low}..{high}")
         if not self.rate_hz > 0:
             raise ValueError(f"rate must be positive, got {self.rate_hz} Hz")
+        if self.compressed not in (None, *COLOR_CODECS):
+            raise ValueError(f"compressed color codec {self.compressed!r} is not one of "
+                             f"{', '.join(COLOR_CODECS)}")
 
 
 @dataclass
@@ -129,12 +143,31 @@ def encode_depth(depth_m: np.ndarray, encoding: str) -> np.ndarray:
 def depth_note(options: MakeBagOptions) -> str:
     """One line on what the bag's depth values mean (stored in its custom_data)."""
     unit = "millimetres, 0 = no measurement" if options.depth_encoding == "16UC1" else "metres, NaN = no measurement"
+    if options.compressed is not None:
+        lossless = "lossless" if options.depth_encoding == "16UC1" else "inverse depth, quantised"
+        unit += f"; compressedDepth PNG ({lossless}, none beyond {options.depth_max_m:g} m)"
     if options.depth_format != "relative8":
         return f"{options.depth_encoding} {unit}; metric depth from {options.depth_format} files"
     low, high = options.relative_range_m
     orientation = "near = bright" if options.relative_near_is_bright else "near = dark"
     return (f"{options.depth_encoding} {unit}; PSEUDO-metric: 8-bit relative depth v ({orientation}) written as "
             f"{low:g} + v / 255 * {high - low:g} m (nearest = {low:g} m), not real distances")
+
+
+def _write_frame(bag: BagWriter, options: MakeBagOptions, stamp: int, rgb: np.ndarray,
+                 depth: np.ndarray) -> None:
+    """One frame's color and depth: raw Images, or CompressedImages on the transports' topics."""
+    topics, frame_id, encoding = options.topics, options.frame_id, options.depth_encoding
+    if options.compressed is None:
+        bag.write_image(topics.color, stamp, rgb, "rgb8", frame_id)
+        bag.write_image(topics.depth, stamp, depth, encoding, frame_id)
+        return
+    color = compressed.encode_color(rgb, options.compressed, quality=options.jpeg_quality)
+    color_topic = compressed.transport_topic(topics.color, compressed.COMPRESSED)
+    bag.write_compressed(color_topic, stamp, *color, frame_id)
+    depth_msg = compressed.encode_depth(depth, encoding, depth_max_m=options.depth_max_m)
+    depth_topic = compressed.transport_topic(topics.depth, compressed.COMPRESSED_DEPTH)
+    bag.write_compressed(depth_topic, stamp, *depth_msg, frame_id)
 
 
 def _sorted_images(folder: str | os.PathLike) -> list[Path]:
@@ -187,9 +220,7 @@ def make_bag(
             if depth_m.shape != rgb.shape[:2]:
                 # Aligned depth has the color frame's pixels; nearest keeps holes as holes.
                 depth_m = cv2.resize(depth_m, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)
-            bag.write_image(topics.color, stamp, rgb, "rgb8", options.frame_id)
-            bag.write_image(topics.depth, stamp, encode_depth(depth_m, options.depth_encoding), options.depth_encoding,
-                            options.frame_id)
+            _write_frame(bag, options, stamp, rgb, encode_depth(depth_m, options.depth_encoding))
             if gts is not None:
                 gt = read_gt(gts[i])
                 if gt.shape != rgb.shape[:2]:

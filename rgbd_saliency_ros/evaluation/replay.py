@@ -8,7 +8,10 @@ Deterministic: the bag is read in log-time order, color and depth are paired by 
 the node pairs them (same slop, same handling of loops and gaps), and every pair is run, none
 dropped, through one ``SaliencyRuntime`` stream whose query memory carries over from frame to frame
 and resets where the node's would (a backward jump or a gap in the stamps). Depth is decoded per
-REP 118 (16UC1 mm, 32FC1 m) and converted with the weights' own depth convention.
+REP 118 (16UC1 mm, 32FC1 m) and converted with the weights' own depth convention. Compressed
+recordings (image_transport's ``compressed`` color and ``compressedDepth`` depth, as
+sensor_msgs/CompressedImage) are decoded as the node decodes them; where the bag has no raw topic
+of the given name, ``<topic>/compressed`` and ``<topic>/compressedDepth`` are read.
 
 Ground truth, when there is any: a mono8 / 8UC1 mask topic in the bag (``--gt-topic``, matched to
 the color frame with the same stamp, within the slop), or a folder of masks matched by color frame
@@ -26,6 +29,7 @@ the damage is written first, with ``"complete": false`` in metrics.json.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -42,13 +46,14 @@ from ..runtime.pairing import (
     StampPairer, check_stamp,
 )
 from ..runtime.backends import StepBackend
-from ..runtime.depth import InvalidDepthError, decode_ros_depth
-from ..runtime.frames import color_to_rgb
+from ..runtime.compressed import (COMPRESSED, COMPRESSED_DEPTH, CompressedImageError,
+                                  transport_topic)
+from ..runtime.depth import InvalidDepthError
 from ..runtime.geometry import CameraModel, GeometryConfig, object_geometry
 from ..runtime.saliency import FramePair, SaliencyConfig, SaliencyRuntime
 from ..runtime.sequence import IMAGE_SUFFIXES
-from .bags import (CAMERA_INFO_TYPE, IMAGE_TYPE, BagError, BagInfo, BagMessage, bag_info,
-                   image_array, read_bag, stamp_ns)
+from .bags import (CAMERA_INFO_TYPE, COMPRESSED_TYPE, IMAGE_TYPE, BagError, BagInfo, BagMessage,
+                   bag_info, image_array, message_depth_m, message_rgb, read_bag, stamp_ns)
 from .make_bag import BagTopics
 from .report import FrameRecord, ReplayRecorder
 
@@ -150,8 +155,20 @@ def _read_mask(path: Path) -> np.ndarray:
     return np.where(grey > 128, np.uint8(255), np.uint8(0))
 
 
+def bag_topics(info: BagInfo, options: ReplayOptions) -> ReplayOptions:
+    """``options`` with the transports' topics where the bag has no raw color or depth topic but
+    ``<topic>/compressed`` or ``<topic>/compressedDepth`` (image_transport's names)."""
+    found = {}
+    for name, transport in (("color_topic", COMPRESSED), ("depth_topic", COMPRESSED_DEPTH)):
+        topic = getattr(options, name)
+        if topic not in info.topics and transport_topic(topic, transport) in info.topics:
+            found[name] = transport_topic(topic, transport)
+    return dataclasses.replace(options, **found) if found else options
+
+
 def check_topics(path: str | os.PathLike, options: ReplayOptions) -> BagInfo:
-    """The bag's contents; raises BagError when color or depth is missing or not an Image topic."""
+    """The bag's contents; raises BagError when color or depth is missing or not an Image or
+    CompressedImage topic. ``options`` should come from ``bag_topics``."""
     info = bag_info(path)
     topics = info.topics
     for what, topic in (("color", options.color_topic), ("depth", options.depth_topic)):
@@ -159,8 +176,9 @@ def check_topics(path: str | os.PathLike, options: ReplayOptions) -> BagInfo:
             listed = "\n  ".join(f"{t} ({kind})" for t, (kind, _) in sorted(topics.items())) or "(none)"
             raise BagError(f"{path}: no {what} topic {topic!r}; the bag has:\n  {listed}\n"
                            f"(choose with --{what}-topic)")
-        if topics[topic][0] != IMAGE_TYPE:
-            raise BagError(f"{path}: {what} topic {topic} carries {topics[topic][0]}, not {IMAGE_TYPE}")
+        if topics[topic][0] not in (IMAGE_TYPE, COMPRESSED_TYPE):
+            raise BagError(f"{path}: {what} topic {topic} carries {topics[topic][0]}, not "
+                           f"{IMAGE_TYPE} or {COMPRESSED_TYPE}")
     return info
 
 
@@ -250,7 +268,7 @@ def replay_bag(
             writing the outputs of everything processed before the damage).
         ValueError: ground-truth folder problems.
     """
-    options = options or ReplayOptions()
+    options = bag_topics(bag_info(bag), options or ReplayOptions())
     contents = check_topics(bag, options)
     gt = load_ground_truth(bag, options, contents.topics)
     camera, camera_source = load_camera(bag, options, contents.topics)
@@ -340,11 +358,15 @@ def _process(runtime: SaliencyRuntime, index: int, color: BagMessage, depth: Bag
     stamp = stamp_ns(color.msg.header.stamp)
     started = time.perf_counter()
     try:
-        rgb = color_to_rgb(image_array(color.msg), color.msg.encoding)
+        rgb = message_rgb(color.msgtype, color.msg)
+    except CompressedImageError as e:
+        return e.kind
     except ValueError:
         return "bad_color"
     try:
-        depth_m = decode_ros_depth(image_array(depth.msg), depth.msg.encoding)
+        depth_m = message_depth_m(depth.msgtype, depth.msg)
+    except CompressedImageError as e:
+        return e.kind  # lossy_depth, decode_failed, ...
     except ValueError:
         return "bad_depth"
     try:

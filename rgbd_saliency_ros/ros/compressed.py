@@ -73,6 +73,14 @@ def input_transport(kind: str, transport: str) -> InputTransport:
     return _TRANSPORTS[(kind, transport)]
 
 
+def input_transports(
+    color_transport: str, depth_transport: str
+) -> tuple[InputTransport, InputTransport]:
+    """(color, depth) ``InputTransport`` of the node's ``color_transport`` and ``depth_transport``
+    parameters. Raises ValueError for a transport the input has not."""
+    return input_transport("color", color_transport), input_transport("depth", depth_transport)
+
+
 def compressed_message(fmt: str, data: bytes, header: Header) -> CompressedImage:
     """(format, data) of a ``runtime.compressed`` encoder -> a CompressedImage with ``header``."""
     msg = CompressedImage()

@@ -35,6 +35,7 @@ from std_srvs.srv import Trigger
 from ..runtime.backends import StepBackend, create_backend  # torch-free until create_backend runs
 from ..runtime.depth import InvalidDepthError
 from ..runtime.saliency import FramePair, SaliencyResult, SaliencyRuntime
+from .compressed import input_transports
 from .conversions import ImageError, frame_arrays, image_message, overlay_rgb, stamp_to_s
 from .diagnostics import (
     BAD_INPUT_PREFIX, DROPPED_IN_BURST, INVALID_DEPTH, MALFORMED, RESET_PREFIX, WORKER_ERRORS, StreamStats,
@@ -248,10 +249,13 @@ class SaliencyNode(LifecycleNode):
         """Subscribes to every input: answering starts."""
         p = self.params
         adaptive = p.input_reliability == AUTO
+        color_in, depth_in = input_transports(p.color_transport, p.depth_transport)
         for stream in p.streams:
             topics = stream_topics(p, stream)
-            inputs = [(Image, topics.color, partial(self._on_color, stream)),
-                      (Image, topics.depth, partial(self._on_depth, stream))]
+            inputs = [(color_in.msg_type, topics.color + color_in.topic_suffix,
+                       partial(self._on_color, stream)),
+                      (depth_in.msg_type, topics.depth + depth_in.topic_suffix,
+                       partial(self._on_depth, stream))]
             if topics.camera_info:
                 inputs.append((CameraInfo, topics.camera_info, partial(self._on_camera_info, stream)))
             self._inputs += [AdaptiveSubscription(self, *args, p.input_qos, adaptive) for args in inputs]
@@ -429,11 +433,12 @@ class SaliencyNode(LifecycleNode):
                     self._stepping = False
 
     def _process(self, batch: dict[str, _Ready], taken_s: float) -> None:
-        prepared = []
+        prepared, p = [], self.params
+        decoders = [t.decode for t in input_transports(p.color_transport, p.depth_transport)]
         for stream, ready in batch.items():
             pair = ready.pair
             try:
-                rgb, depth_m = frame_arrays(pair.color, pair.depth, self.params.max_image_pixels)
+                rgb, depth_m = frame_arrays(pair.color, pair.depth, p.max_image_pixels, *decoders)
                 prepared.append(self.runtime.prepare(FramePair(stream, pair.stamp_s, rgb, depth_m)))
             except ImageError as e:
                 self._bad_input(stream, e.kind, e)

@@ -19,6 +19,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from ..runtime.backends import BACKENDS
+from ..runtime.compressed import COLOR_TRANSPORTS, DEPTH_TRANSPORTS, RAW
 from ..runtime.depth import DepthConversion
 from ..runtime.saliency import SaliencyConfig
 
@@ -56,6 +57,10 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("color_topic", "color/image_raw", "color image topic, relative to each camera namespace"),
     ParamSpec("depth_topic", "aligned_depth_to_color/image_raw", "depth image aligned to color, relative to each camera namespace"),
     ParamSpec("camera_info_topic", "color/camera_info", "color CameraInfo, relative to each camera namespace; empty: none"),
+    # image_transport's names: color raw or compressed (<color_topic>/compressed, JPEG or PNG);
+    # depth raw or compressedDepth (<depth_topic>/compressedDepth; 16UC1 lossless, 32FC1 lossy).
+    ParamSpec("color_transport", RAW, f"color input transport: {', '.join(COLOR_TRANSPORTS)}"),
+    ParamSpec("depth_transport", RAW, f"depth input transport: {', '.join(DEPTH_TRANSPORTS)}"),
     ParamSpec("output_namespace", "saliency", "outputs: <ns>/mask for one stream, <ns>/<camera>/mask for several"),
     # Processing.
     ParamSpec("threshold", 0.5, "probability at or above which a pixel is in the mask, in (0, 1)", read_only=False),
@@ -100,6 +105,8 @@ class NodeParams:
     color_topic: str
     depth_topic: str
     camera_info_topic: str
+    color_transport: str  # raw or compressed
+    depth_transport: str  # raw or compressedDepth
     output_namespace: str
     sync_slop_s: float
     queue_size: int
@@ -177,6 +184,9 @@ def read_parameters(values: dict[str, Any]) -> NodeParams:
     _require(v, "threshold", 0 < v["threshold"] < 1, "in (0, 1)")
     for name in ("color_topic", "depth_topic", "output_namespace"):
         _require(v, name, bool(v[name].strip("/")), "a name")
+    for name, allowed in (("color_transport", COLOR_TRANSPORTS),
+                          ("depth_transport", DEPTH_TRANSPORTS)):
+        _require(v, name, v[name] in allowed, f"one of {', '.join(allowed)}")
     try:
         depth = DepthConversion(
             min_depth_m=v["depth.min_depth_m"],
@@ -201,6 +211,8 @@ def read_parameters(values: dict[str, Any]) -> NodeParams:
         color_topic=v["color_topic"].strip("/"),
         depth_topic=v["depth_topic"].strip("/"),
         camera_info_topic=v["camera_info_topic"].strip("/"),
+        color_transport=v["color_transport"],
+        depth_transport=v["depth_transport"],
         output_namespace=_name(v["output_namespace"]),
         sync_slop_s=v["sync_slop_s"],
         queue_size=v["queue_size"],
