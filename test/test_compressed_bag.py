@@ -189,7 +189,10 @@ def test_live_replay_of_a_compressed_bag_gives_the_raw_twins_masks(
         make(frames, tmp_path / name, "--rate", "1", *extra)
     sam2, weights = random_weights_64
     options = ReplayOptions(
-        progress=False, video=False, saliency=SaliencyConfig(reset_timeout_s=0.5)
+        progress=False,
+        video=False,
+        probabilities=True,
+        saliency=SaliencyConfig(reset_timeout_s=0.5),
     )
     replay_bag(
         tmp_path / "raw",
@@ -240,9 +243,18 @@ def test_live_replay_of_a_compressed_bag_gives_the_raw_twins_masks(
     assert summary["node_counters"]["bad_input"] == {}
     live = sorted((tmp_path / "live" / "masks").iterdir())
     assert len(live) == summary["masks_received"] >= 2  # at 1 Hz the node keeps up
-    for path in live:
-        expected = cv2.imread(
-            str(tmp_path / "offline" / "masks" / path.name), cv2.IMREAD_UNCHANGED
-        )
-        assert 0 < expected.mean() < 255  # a mask with an inside and an outside
-        np.testing.assert_array_equal(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), expected)
+
+    def read(run, kind, name):
+        return cv2.imread(str(tmp_path / run / kind / name), cv2.IMREAD_UNCHANGED).astype(int)
+
+    # The node's process sums in another order than this one (its own torch threads): the
+    # probabilities agree to the last bits, so masks agree wherever the probability is not at the
+    # threshold (random weights leave much of the frame near 0.5).
+    for name in (path.name for path in live):
+        got, expected = read("live", "probabilities", name), read("offline", "probabilities", name)
+        assert np.abs(got - expected).max() <= 1
+        settled = np.abs(expected - 127.5) > 2
+        mask, expected_mask = read("live", "masks", name), read("offline", "masks", name)
+        assert 0 < expected_mask.mean() < 255  # a mask with an inside and an outside
+        np.testing.assert_array_equal(mask[settled], expected_mask[settled])
+        assert settled.mean() > 0.5
