@@ -135,5 +135,36 @@ def test_memory_reset_requested_during_a_step_is_kept():
     assert mem.begin("a", 0.2) == (None, ResetCause.REQUEST)
 
 
-def test_step_time_slack_only_when_asked():
-    assert SaliencyConfig().timeout_allows_step_time is False
+class _SlowStub:
+    """A backend whose every step takes 0.6 s by the runtime's clock (a fake perf_counter)."""
+
+    config = SamDaqConfig(input_size=64)
+    metadata: dict = {}
+
+    def initial_state(self, batch):
+        return np.zeros((batch, self.config.num_video_queries, self.config.query_dim), np.float32)
+
+    def step(self, rgb, depth, state):
+        return np.zeros((rgb.shape[0], 1, 64, 64), np.float32), state + 1.0
+
+
+@pytest.mark.parametrize("allows_step_time, gap_s, restarts", [
+    (False, 1.5, True),  # plain timeout (replay): 1.5 s > reset_timeout_s
+    (True, 1.5, False),  # the node: 1.5 s < 1.0 + 2 x 0.6 s of step time
+    (True, 2.5, True),  # but not without bound
+])
+def test_the_timeout_allows_twice_the_step_time_only_when_asked(monkeypatch, allows_step_time, gap_s, restarts):
+    import itertools
+    import types
+
+    import rgbd_saliency_ros.runtime.saliency as saliency
+
+    ticks = itertools.count(step=0.3)  # two readings per step: 0.6 s a step
+    monkeypatch.setattr(saliency, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    runtime = SaliencyRuntime(_SlowStub(), SaliencyConfig(reset_timeout_s=1.0, timeout_allows_step_time=allows_step_time))
+    assert SaliencyConfig().timeout_allows_step_time is False  # replay and predict stay deterministic
+    rgb, depth = np.zeros((48, 64, 3), np.uint8), np.full((48, 64), 2.0, np.float32)
+    [first] = runtime.run([runtime.prepare(FramePair("cam", 10.0, rgb, depth, depth_is_metric=True))])
+    [later] = runtime.run([runtime.prepare(FramePair("cam", 10.0 + gap_s, rgb, depth, depth_is_metric=True))])
+    assert first.reset == ResetCause.NEW_STREAM
+    assert (later.reset == ResetCause.TIMEOUT) == restarts
