@@ -14,11 +14,12 @@ import rclpy
 import yaml
 from rclpy.parameter import Parameter
 
+from rgbd_saliency_ros.ros.object_outputs import OBJECT_PARAMS
 from rgbd_saliency_ros.ros.params import PARAMS, read_parameters, stream_topics
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config" / "saliency.yaml"
-DEFAULTS = {spec.name: spec.default for spec in PARAMS}
+DEFAULTS = {spec.name: spec.default for spec in (*PARAMS, *OBJECT_PARAMS)}
 FILES = {"weights": "w.pt", "sam2_checkpoint": "s.pt"}
 
 
@@ -33,6 +34,8 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 
 def yaml_type(value) -> Parameter.Type:
     if isinstance(value, list):
+        if value and all(isinstance(v, float) for v in value):
+            return Parameter.Type.DOUBLE_ARRAY
         assert all(isinstance(v, str) for v in value)
         return Parameter.Type.STRING_ARRAY
     return {bool: Parameter.Type.BOOL, int: Parameter.Type.INTEGER, float: Parameter.Type.DOUBLE,

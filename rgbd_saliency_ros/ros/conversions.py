@@ -39,7 +39,9 @@ TOO_LARGE = "too_large"  # width x height above max_pixels
 STEP_TOO_SMALL = "step_too_small"  # row stride shorter than width x pixel size
 TRUNCATED_DATA = "truncated_data"  # fewer than step x height bytes
 SIZE_MISMATCH = "size_mismatch"  # color and depth of different sizes
-IMAGE_ERROR_KINDS = (UNSUPPORTED_ENCODING, EMPTY_IMAGE, TOO_LARGE, STEP_TOO_SMALL, TRUNCATED_DATA, SIZE_MISMATCH)
+UNREGISTERED_DEPTH = "unregistered_depth"  # depth to register into color, but no CameraInfo yet
+IMAGE_ERROR_KINDS = (UNSUPPORTED_ENCODING, EMPTY_IMAGE, TOO_LARGE, STEP_TOO_SMALL, TRUNCATED_DATA,
+                     SIZE_MISMATCH, UNREGISTERED_DEPTH)
 
 # The kinds of a CameraInfo that does not describe its image (check_camera_info).
 CAMERA_INFO_SIZE = "camera_info_size"  # width x height (after binning) is not the image's
@@ -125,14 +127,22 @@ def depth_metres(msg: Image, max_pixels: int) -> np.ndarray:
 
 
 def frame_arrays(color: Image, depth: Image, max_pixels: int, decode_color=color_rgb,
-                 decode_depth=depth_metres) -> tuple[np.ndarray, np.ndarray]:
+                 decode_depth=depth_metres, register=None) -> tuple[np.ndarray, np.ndarray]:
     """A color + aligned depth pair -> ((H, W, 3) uint8 RGB, (H, W) float32 metres with NaN invalid).
 
     ``decode_color`` / ``decode_depth``: (msg, max_pixels) -> array, for other transports
-    (``ros.compressed``). Raises ImageError, ``SIZE_MISMATCH`` when the two differ in size.
+    (``ros.compressed``). ``register``: for depth not aligned to color, a function from the depth
+    camera's (h, w) metres to the color camera's (ValueError when it cannot, e.g. no CameraInfo
+    yet). Raises ImageError, ``SIZE_MISMATCH`` when the two differ in size,
+    ``UNREGISTERED_DEPTH`` when ``register`` fails.
     """
     rgb = decode_color(color, max_pixels)
     depth_m = decode_depth(depth, max_pixels)
+    if register is not None:
+        try:
+            depth_m = register(depth_m)
+        except ValueError as e:
+            raise ImageError(UNREGISTERED_DEPTH, f"depth not registered to color: {e}") from None
     if rgb.shape[:2] != depth_m.shape:
         raise ImageError(
             SIZE_MISMATCH,

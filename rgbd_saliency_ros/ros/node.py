@@ -42,6 +42,8 @@ from .diagnostics import (
     diagnostic_array,
 )
 from ..runtime.pairing import CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, UNPAIRED_COLOR, UNPAIRED_DEPTH, Pair, StampPairer
+from .object_outputs import (OBJECT_PARAMS, DepthRegistration, ObjectOutputs,
+                             read_object_parameters, tf_lookup)
 from .params import AUTO, PARAMS, RUNTIME_SETTABLE, NodeParams, declare_parameters, read_parameters, stream_topics
 from .qos_matching import AdaptiveSubscription
 
@@ -117,6 +119,11 @@ class SaliencyNode(LifecycleNode):
     def __init__(self, *, context=None, parameter_overrides=None, cli_args: list[str] | None = None) -> None:
         super().__init__(NODE_NAME, context=context, parameter_overrides=parameter_overrides, cli_args=cli_args)
         declare_parameters(self)
+        declare_parameters(self, OBJECT_PARAMS)
+        self.object_params = None  # ObjectParams, read at configure as the others
+        self.object_outputs: dict[str, ObjectOutputs] = {}  # the 3D outputs (object_outputs.py)
+        self._registration: dict[str, DepthRegistration] = {}  # streams registering depth here
+        self._tf_lookup = None  # made once, when a stream first registers depth with tf
         self.params: NodeParams | None = None
         self.runtime: SaliencyRuntime | None = None
         self.stats: dict[str, StreamStats] = {}
@@ -204,6 +211,8 @@ class SaliencyNode(LifecycleNode):
         """Parameters, publishers, services, the model and its warm-up, the worker thread."""
         try:
             self.params = read_parameters({spec.name: self.get_parameter(spec.name).value for spec in PARAMS})
+            self.object_params = read_object_parameters(
+                {spec.name: self.get_parameter(spec.name).value for spec in OBJECT_PARAMS})
         except ValueError as e:
             raise StartupError(f"bad parameters: {e}") from None
         p = self.params
@@ -218,6 +227,14 @@ class SaliencyNode(LifecycleNode):
                 self.create_publisher(CameraInfo, topics.camera_info_out, p.output_qos),
             )
             self._own_services.append(self.create_service(Trigger, topics.reset_service, partial(self._on_reset, stream)))
+            self.object_outputs[stream] = ObjectOutputs(self, topics.mask, p.output_qos,
+                                                        self.object_params)
+        if self.object_params.depth_camera_info_topic:
+            if self.object_params.from_tf and self._tf_lookup is None:
+                self._tf_lookup = tf_lookup(self)
+            lookup = self._tf_lookup if self.object_params.from_tf else None
+            self._registration = {s: DepthRegistration(self.object_params, lookup)
+                                  for s in p.streams}
         self._own_services.append(self.create_service(Trigger, "~/reset", partial(self._on_reset, None)))
         self._own_timers.append(self.create_timer(p.diagnostics_period_s, self.publish_diagnostics))
         try:
@@ -258,6 +275,10 @@ class SaliencyNode(LifecycleNode):
                        partial(self._on_depth, stream))]
             if topics.camera_info:
                 inputs.append((CameraInfo, topics.camera_info, partial(self._on_camera_info, stream)))
+            if stream in self._registration:
+                prefix = topics.color[: -len(p.color_topic)]  # the stream's namespace, "/" ended
+                inputs.append((CameraInfo, prefix + self.object_params.depth_camera_info_topic,
+                               partial(setattr, self._registration[stream], "depth_info")))
             self._inputs += [AdaptiveSubscription(self, *args, p.input_qos, adaptive) for args in inputs]
         if adaptive:
             self._qos_timer = self.create_timer(QOS_CHECK_PERIOD_S, self._follow_publishers)
@@ -287,7 +308,11 @@ class SaliencyNode(LifecycleNode):
             self.destroy_service(service)
         for timer in self._own_timers:
             self.destroy_timer(timer)
+        for objects in self.object_outputs.values():
+            for publisher in objects.publishers.values():
+                self.destroy_publisher(publisher)
         self._outputs, self._own_services, self._own_timers = {}, [], []
+        self.object_outputs, self._registration = {}, {}
         self.runtime = None
         gc.collect()  # the model's tensors go now, not at some later collection
         if "torch" in sys.modules and sys.modules["torch"].cuda.is_initialized():
@@ -438,7 +463,12 @@ class SaliencyNode(LifecycleNode):
         for stream, ready in batch.items():
             pair = ready.pair
             try:
-                rgb, depth_m = frame_arrays(pair.color, pair.depth, p.max_image_pixels, *decoders)
+                registration = self._registration.get(stream)
+                register = registration and registration.bind(
+                    pair.color.header.frame_id, pair.depth.header.frame_id,
+                    self._camera_info.get(stream))
+                rgb, depth_m = frame_arrays(pair.color, pair.depth, p.max_image_pixels, *decoders,
+                                            register=register)
                 prepared.append(self.runtime.prepare(FramePair(stream, pair.stamp_s, rgb, depth_m)))
             except ImageError as e:
                 self._bad_input(stream, e.kind, e)
@@ -459,6 +489,13 @@ class SaliencyNode(LifecycleNode):
             return
         for p, result in zip(prepared, results):
             self._publish(result, batch[result.stream_id], p.pair.rgb, taken_s)
+            # 3D outputs after the mask, for listeners only (object_outputs.py)
+            stream, header = result.stream_id, batch[result.stream_id].pair.color.header
+            problem = self.object_outputs[stream].publish(
+                header, result.mask, p.pair.depth, p.pair.rgb, self._camera_info.get(stream))
+            if problem is not None:
+                self.stats[stream].count(f"object.{problem[0]}")
+                self._warn(stream, f"object.{problem[0]}", f"no 3D outputs: {problem[1]}")
 
     def _publish(self, result: SaliencyResult, ready: _Ready, rgb, taken_s: float) -> None:
         stream, out = result.stream_id, self._outputs[result.stream_id]

@@ -36,6 +36,7 @@ from ..runtime.geometry import (
     register_depth,
     rigid_transform,
 )
+from .conversions import check_camera_info
 from .object_messages import ObjectMessageOptions, object_messages, vision_msgs_available
 from .params import ParamSpec
 
@@ -169,10 +170,16 @@ def read_object_parameters(values: dict) -> ObjectParams:
 
 
 def camera_model(info: CameraInfo) -> CameraModel:
-    """A CameraInfo message -> CameraModel (ValueError when it is unusable, e.g. K all zero)."""
-    return CameraModel.from_camera_info(
-        info.width, info.height, info.k, info.d, info.distortion_model
-    )
+    """A CameraInfo message -> CameraModel of the image it describes: binning and region of
+    interest applied to K as image_geometry does (ValueError when unusable, e.g. K all zero)."""
+    bin_x, bin_y = max(int(info.binning_x), 1), max(int(info.binning_y), 1)
+    roi = info.roi
+    width = (roi.width or info.width) // bin_x
+    height = (roi.height or info.height) // bin_y
+    k = [float(v) for v in info.k]
+    k[0], k[2] = k[0] / bin_x, (k[2] - roi.x_offset) / bin_x
+    k[4], k[5] = k[4] / bin_y, (k[5] - roi.y_offset) / bin_y
+    return CameraModel.from_camera_info(width, height, k, info.d, info.distortion_model)
 
 
 class ObjectOutputs:
@@ -181,9 +188,8 @@ class ObjectOutputs:
     def __init__(self, node: Node, mask_topic: str, qos, params: ObjectParams) -> None:
         base = mask_topic.rsplit("/", 1)[0] + "/object" if "/" in mask_topic else "object"
         self.params = params
-        self._camera: tuple[tuple, CameraModel] | None = (
-            None  # (the CameraInfo's fields, its model)
-        )
+        self.frames = 0  # frames whose 3D outputs were computed (someone listened)
+        self._camera: tuple[tuple, CameraModel] | None = None  # (CameraInfo's fields, its model)
         kinds = {
             "cloud": ("points", PointCloud2),
             "centroid": ("centroid", PointStamped),
@@ -229,31 +235,43 @@ class ObjectOutputs:
         depth_m: np.ndarray,
         rgb: np.ndarray,
         info: CameraInfo | None,
-    ) -> str | None:
-        """Builds and publishes what is wanted for one frame. Returns None, or why nothing could
-        be said about the object ("no_camera_info", "bad_camera_info", "camera_size"); a frame
-        whose mask has no valid depth publishes the "no object" messages."""
+    ) -> tuple[str, str] | None:
+        """Builds and publishes what is wanted for one frame (nothing when nobody listens).
+
+        A mask without valid depth publishes the "no object" messages. Returns None, or (kind,
+        text) when nothing could be said: "no_camera_info", "bad_camera_info" (one that does not
+        describe the image, or uncalibrated), "error" (anything raised: the 3D outputs never stop
+        the masks).
+        """
         options = self.wanted()
         if options is None:
             return None
         if info is None:
-            return "no_camera_info"
+            return "no_camera_info", "no color CameraInfo has come (camera_info_topic)"
         try:
+            check_camera_info(info, mask.shape[1], mask.shape[0])
             camera = self._camera_for(info)
-        except ValueError:
-            return "bad_camera_info"
-        if (camera.width, camera.height) != (mask.shape[1], mask.shape[0]):
-            return "camera_size"
+        except ValueError as e:  # ImageError is one
+            return "bad_camera_info", str(e)
+        try:
+            self._publish(header, mask, depth_m, rgb, camera, options)
+        except Exception as e:  # noqa: BLE001 - counted by the node; the next frame may work
+            return "error", f"{type(e).__name__}: {e}"
+        return None
+
+    def _publish(self, header, mask, depth_m, rgb, camera: CameraModel, options) -> None:
+        self.frames += 1
         found = object_geometry(mask, depth_m, camera, self.params.geometry)
         messages = object_messages(found, rgb, header, options)
         for field, publisher in self.publishers.items():
             msg = getattr(messages, field)
             if msg is not None:
                 publisher.publish(msg)
-        return None
 
     def _camera_for(self, info: CameraInfo) -> CameraModel:
-        key = (info.width, info.height, tuple(info.k), tuple(info.d), info.distortion_model)
+        roi = info.roi
+        key = (info.width, info.height, tuple(info.k), tuple(info.d), info.distortion_model,
+               info.binning_x, info.binning_y, roi.x_offset, roi.y_offset, roi.width, roi.height)
         if self._camera is None or self._camera[0] != key:
             self._camera = (key, camera_model(info))
         return self._camera[1]
@@ -270,6 +288,10 @@ class DepthRegistration:
         self.params = params
         self.depth_info: CameraInfo | None = None
         self._lookup = transform_lookup
+
+    def bind(self, color_frame: str, depth_frame: str, color_info: CameraInfo | None):
+        """``frame_arrays``' ``register`` for one pair: depth (h, w) metres -> color camera's."""
+        return lambda depth_m: self.register(depth_m, depth_frame, color_info, color_frame)
 
     def register(
         self,

@@ -145,10 +145,10 @@ class StreamTopics:
     reset_service: str  # relative to the node (~/<stream>/reset)
 
 
-def declare_parameters(node: Node) -> dict[str, Any]:
-    """Declares every parameter of ``PARAMS`` on ``node``; returns their values by name (as set by
+def declare_parameters(node: Node, specs: tuple[ParamSpec, ...] = PARAMS) -> dict[str, Any]:
+    """Declares every parameter of ``specs`` on ``node``; returns their values by name (as set by
     overrides or a parameters file, else the defaults), not yet validated."""
-    for spec in PARAMS:
+    for spec in specs:
         # Never ROS-read-only: a managed node takes new values while unconfigured; the node's own
         # set-parameters callback refuses them afterwards (see ``RUNTIME_SETTABLE``).
         description = spec.description + ("" if not spec.read_only else " (set while unconfigured)")
@@ -156,7 +156,7 @@ def declare_parameters(node: Node) -> dict[str, Any]:
         if spec.type is not None:
             descriptor.type = spec.type
         node.declare_parameter(spec.name, spec.default, descriptor)
-    return {spec.name: node.get_parameter(spec.name).value for spec in PARAMS}
+    return {spec.name: node.get_parameter(spec.name).value for spec in specs}
 
 
 def read_parameters(values: dict[str, Any]) -> NodeParams:
