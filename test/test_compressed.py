@@ -21,6 +21,8 @@ from rgbd_saliency_ros.runtime.compressed import (
     encode_color,
     encode_depth,
     quantization_error_bound_m,
+    rvl_decode,
+    rvl_encode,
     transport_topic,
 )
 from rgbd_saliency_ros.runtime.depth import decode_ros_depth, read_sun_depth, read_tum_depth
@@ -171,7 +173,7 @@ def test_lossy_and_broken_depth_are_refused_with_their_kind(tum):
         ),  # a driver's compressed transport
         ("lossy_depth", "16UC1; compressedDepth", header + grey_jpeg),  # JPEG behind the header
         ("lossy_depth", "16UC1; compressedDepth jpeg", good),  # the format says jpeg
-        ("unsupported_compression", "16UC1; compressedDepth rvl", good),
+        ("unsupported_compression", "16UC1; compressedDepth zstd", good),
         ("unsupported_compression", "16UC1; png compressed ", good[12:]),
         ("unsupported_encoding", "8UC1; compressedDepth", good),
         ("decode_failed", good_fmt, good[:12]),  # the header alone
@@ -224,3 +226,46 @@ def test_transport_topics_follow_image_transport():
     assert (
         transport_topic("depth/image_raw", "compressedDepth") == "depth/image_raw/compressedDepth"
     )
+
+
+def test_rvl_words_as_the_plugin_writes_them():
+    # Worked by hand from the plugin's CompressRVL / EncodeVLE for [0, 0, 5, 7, 0]: 2 zeros (nibble
+    # 2), 2 nonzeros (2), 5 - 0 = 5 zigzag 10 = 0b1010: low group 2 with "more" (0xA), then 1;
+    # 7 - 5 = 2 zigzag 4 (4); then 1 zero (1), 0 nonzeros (0). Nibbles 2 2 A 1 4 1 0, padded with
+    # one 0 nibble, first in the top bits: 0x22A14100, stored little-endian.
+    assert rvl_encode(np.array([[0, 0, 5, 7, 0]], np.uint16)) == bytes.fromhex("0041a122")
+    np.testing.assert_array_equal(rvl_decode(bytes.fromhex("0041a122"), 5), [0, 0, 5, 7, 0])
+    # runs at both ends, all zero, none zero, a step down by 65535 (a long zigzag number)
+    rng = np.random.default_rng(0)
+    noisy = rng.integers(0, 65536, (37, 53)).astype(np.uint16)
+    noisy[noisy < 20000] = 0
+    for image in (
+        noisy,
+        np.zeros((3, 4), np.uint16),
+        np.full((2, 5), 9, np.uint16),
+        np.array([[65535, 1, 0, 65535]], np.uint16),
+    ):
+        np.testing.assert_array_equal(rvl_decode(rvl_encode(image), image.size), image.ravel())
+
+
+def test_rvl_compressed_depth_round_trips_like_png(tum):
+    _, mm, depth_m = tum
+    fmt, data = encode_depth(mm, "16UC1", codec="rvl")
+    assert fmt == "16UC1; compressedDepth rvl" and struct.unpack("<II", data[12:20]) == (640, 480)
+    pixels, encoding = decode_depth(fmt, data, MAX_PIXELS)
+    assert encoding == "16UC1"
+    np.testing.assert_array_equal(pixels, mm)  # lossless
+    # 32FC1: the same quantised image as the PNG coding, so the same metres
+    rvl = decode_depth(*encode_depth(depth_m, "32FC1", codec="rvl"), MAX_PIXELS)[0]
+    np.testing.assert_array_equal(
+        rvl, decode_depth(*encode_depth(depth_m, "32FC1"), MAX_PIXELS)[0]
+    )
+    for kind, damaged in (
+        ("decode_failed", data[: len(data) // 2]),
+        ("too_large", data[:12] + struct.pack("<II", 640, 481) + data[20:]),
+        ("decode_failed", data[:12] + struct.pack("<II", 320, 480) + data[20:]),
+        ("empty_image", data[:12] + struct.pack("<II", 0, 480) + data[20:]),
+    ):
+        with pytest.raises(CompressedImageError) as caught:
+            decode_depth(fmt, damaged, MAX_PIXELS)
+        assert caught.value.kind == kind, str(caught.value)

@@ -98,7 +98,7 @@ def test_bad_compressed_inputs_raise_image_errors_with_counted_kinds(tum):
     cases = [
         ("depth", "16UC1; jpeg compressed mono8", jpeg_depth, "lossy_depth"),
         ("depth", fmt, png[: len(png) // 3], "decode_failed"),
-        ("depth", "16UC1; compressedDepth rvl", png, "unsupported_compression"),
+        ("depth", "16UC1; compressedDepth zstd", png, "unsupported_compression"),
         ("color", "rgb8; jpeg compressed bgr8", b"\x00" * 64, "decode_failed"),
         ("color", *encode_color(np.zeros((481, 640, 3), np.uint8)), "too_large"),
     ]
@@ -289,7 +289,7 @@ def test_node_counts_lossy_and_broken_compressed_inputs_and_goes_on(rig):
         ),
         ("decode_failed", color, (depth_fmt, depth[:5000])),
         ("decode_failed", (color[0], color[1][:3000]), (depth_fmt, depth)),
-        ("unsupported_compression", color, ("16UC1; compressedDepth rvl", depth)),
+        ("unsupported_compression", color, ("16UC1; compressedDepth zstd", depth)),
     ]
     for kind, (cfmt, cdata), (dfmt, ddata) in bad:
         before = node.counters("camera")

@@ -12,7 +12,8 @@ No ROS: a sensor_msgs/CompressedImage is its ``format`` string and its ``data`` 
   ``q = uint16(A / d + B)`` with ``A = z0 (z0 + 1)``, ``B = 1 - A / depth_max`` (z0: the
   plugin's depth_quantization, 100 by default; depth_max 10 m), read back as ``d = A / (q - B)``,
   q = 0 being no measurement. ``format`` is ``"32FC1; compressedDepth"`` (Humble) or
-  ``"32FC1; compressedDepth png"`` (Iron and later); ``... rvl`` (RVL coding) is refused here.
+  ``"32FC1; compressedDepth png"`` (Iron and later); or, from Iron on, ``"...; compressedDepth
+  rvl"``: the same 16-bit image RVL-coded (uint32 width, height, then the RVL words).
 
 A depth image coded as JPEG (a driver's ``compressed`` transport on depth, or ``format`` naming
 jpeg) has lost its values: refused as ``lossy_depth``, never guessed at.
@@ -48,6 +49,7 @@ TOO_LARGE = "too_large"
 # compressed_depth_image_transport's ConfigHeader: enum compressionFormat (int), float[2].
 CONFIG_HEADER = struct.Struct("<iff")
 INV_DEPTH = 0  # its compressionFormat for every image it writes
+RVL_SIZE = struct.Struct("<II")  # "compressedDepth rvl": width, height before the RVL words
 DEPTH_MAX_M = 10.0  # the plugin's defaults (parameters depth_max, depth_quantization, png_level)
 DEPTH_QUANTIZATION = 100.0
 PNG_LEVEL = 3
@@ -211,31 +213,56 @@ def encode_color(
     return f"{encoding}; {codec} compressed bgr8", data.tobytes()
 
 
-def _depth_layout(fmt: str) -> str:
-    """The depth image's encoding from ``format``; refuses what is not compressedDepth PNG."""
+def _depth_layout(fmt: str) -> tuple[str, str]:
+    """(encoding, codec "png" or "rvl") from a compressedDepth ``format``; refuses the rest."""
     encoding, _, rest = (part.strip() for part in fmt.partition(";"))
     if "jpeg" in rest.lower() or "jpg" in rest.lower():
         raise CompressedImageError(
             LOSSY_DEPTH, f"depth coded as JPEG ({fmt!r}): its distances are lost"
         )
-    words = (
-        rest.split() if ";" in fmt else [COMPRESSED_DEPTH]
-    )  # no ";": the plugin's oldest form, PNG
-    if words[:1] != [COMPRESSED_DEPTH] or words[1:] not in ([], ["png"]):
+    words = rest.split() if ";" in fmt else [COMPRESSED_DEPTH]  # no ";": the oldest form, PNG
+    if words[:1] != [COMPRESSED_DEPTH] or words[1:] not in ([], ["png"], ["rvl"]):
         raise CompressedImageError(
             UNSUPPORTED_COMPRESSION,
-            f"depth format {fmt!r}: only compressedDepth PNG "
-            '("<encoding>; compressedDepth" or "...; compressedDepth png") is read',
+            f"depth format {fmt!r}: only compressedDepth (PNG or RVL) is read",
         )
     if encoding not in ("16UC1", "32FC1"):
         raise CompressedImageError(
             UNSUPPORTED_ENCODING, f"compressedDepth of {encoding!r}: expected 16UC1 or 32FC1"
         )
-    return encoding
+    return encoding, (words[1:] or ["png"])[0]
+
+
+def _stored_depth(payload: bytes, codec: str, max_pixels: int) -> np.ndarray:
+    """The (H, W) uint16 image after the ConfigHeader: a 16-bit PNG, or RVL (uint32 width,
+    uint32 height, then the RVL words)."""
+    if codec == "rvl":
+        if len(payload) < RVL_SIZE.size:
+            raise CompressedImageError(DECODE_FAILED, "compressedDepth rvl: no image size")
+        width, height = RVL_SIZE.unpack_from(payload)
+        if width == 0 or height == 0:
+            raise CompressedImageError(EMPTY_IMAGE, f"empty image: {width}x{height}")
+        if width * height > max_pixels:
+            raise CompressedImageError(
+                TOO_LARGE, f"{width}x{height} is more than max_image_pixels ({max_pixels})"
+            )
+        return rvl_decode(payload[RVL_SIZE.size :], width * height).reshape(height, width)
+    if _codec(payload) != "png":
+        raise CompressedImageError(DECODE_FAILED, "compressedDepth data: no PNG after the header")
+    _check_size(payload, max_pixels)
+    stored = _imdecode(payload, cv2.IMREAD_UNCHANGED, "compressedDepth")
+    if stored.dtype != np.uint16 or stored.ndim != 2:
+        raise CompressedImageError(
+            DECODE_FAILED,
+            f"compressedDepth holds a {stored.dtype} image of shape "
+            f"{stored.shape}, not single-channel 16-bit",
+        )
+    return stored
 
 
 def decode_depth(fmt: str, data, max_pixels: int) -> tuple[np.ndarray, str]:
-    """A ``compressedDepth`` image -> (pixels, encoding), the Image the plugin would give back.
+    """A ``compressedDepth`` image (PNG or RVL) -> (pixels, encoding), the Image the plugin
+    would give back.
 
     Returns:
         ((H, W) uint16 millimetres, "16UC1"), exactly as published; or ((H, W) float32 metres,
@@ -244,7 +271,7 @@ def decode_depth(fmt: str, data, max_pixels: int) -> tuple[np.ndarray, str]:
 
     Raises:
         CompressedImageError: ``lossy_depth`` (JPEG data or a format naming jpeg),
-            ``unsupported_compression`` (RVL, plain ``compressed`` PNG, ...),
+            ``unsupported_compression`` (plain ``compressed`` PNG, other codecs),
             ``unsupported_encoding``, ``decode_failed`` (no header, not a 16-bit PNG, damaged,
             quantisation parameters that are not finite), ``too_large``, ``empty_image``.
     """
@@ -253,7 +280,7 @@ def decode_depth(fmt: str, data, max_pixels: int) -> tuple[np.ndarray, str]:
         raise CompressedImageError(
             LOSSY_DEPTH, f"depth data coded as JPEG (format {fmt!r}): its distances are lost"
         )
-    encoding = _depth_layout(fmt)
+    encoding, codec = _depth_layout(fmt)
     if len(data) <= CONFIG_HEADER.size:
         raise CompressedImageError(
             DECODE_FAILED,
@@ -261,17 +288,7 @@ def decode_depth(fmt: str, data, max_pixels: int) -> tuple[np.ndarray, str]:
             f"{CONFIG_HEADER.size}-byte header and an image",
         )
     _, quant_a, quant_b = CONFIG_HEADER.unpack_from(data)
-    png = data[CONFIG_HEADER.size :]
-    if _codec(png) != "png":
-        raise CompressedImageError(DECODE_FAILED, "compressedDepth data: no PNG after the header")
-    _check_size(png, max_pixels)
-    stored = _imdecode(png, cv2.IMREAD_UNCHANGED, "compressedDepth")
-    if stored.dtype != np.uint16 or stored.ndim != 2:
-        raise CompressedImageError(
-            DECODE_FAILED,
-            f"compressedDepth holds a {stored.dtype} image of shape "
-            f"{stored.shape}, not single-channel 16-bit",
-        )
+    stored = _stored_depth(data[CONFIG_HEADER.size :], codec, max_pixels)
     if encoding == "16UC1":
         return stored, encoding
     if not (np.isfinite(quant_a) and np.isfinite(quant_b)):
@@ -294,6 +311,28 @@ def depth_quantization_params(
     return quant_a, np.float32(np.float32(1.0) - quant_a / depth_max)
 
 
+def _depth_to_store(
+    pixels: np.ndarray, encoding: str, depth_max_m: float, depth_quantization: float
+) -> tuple[np.ndarray, bytes]:
+    """(the (H, W) uint16 image the plugin compresses, its ConfigHeader); see encode_depth."""
+    if encoding == "16UC1":
+        if pixels.dtype != np.uint16 or pixels.ndim != 2:
+            raise ValueError(f"16UC1 needs (H, W) uint16, got {pixels.shape} {pixels.dtype}")
+        limit_mm = int(depth_max_m * 1000.0)  # static_cast<unsigned short>(depth_max * 1000)
+        stored = np.where(pixels > limit_mm, np.uint16(0), pixels)
+        return stored, CONFIG_HEADER.pack(INV_DEPTH, 0.0, 0.0)  # A, B unused (Humble: unset)
+    if encoding != "32FC1":
+        raise ValueError(f"compressedDepth encodes 16UC1 or 32FC1, got {encoding!r}")
+    if pixels.dtype != np.float32 or pixels.ndim != 2:
+        raise ValueError(f"32FC1 needs (H, W) float32, got {pixels.shape} {pixels.dtype}")
+    quant_a, quant_b = depth_quantization_params(depth_max_m, depth_quantization)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        inverse = quant_a / pixels + quant_b  # float32, as the plugin computes it
+        valid = (pixels < np.float32(depth_max_m)) & (pixels > 0)
+        stored = np.where(valid, np.minimum(inverse, 65535.0), 0.0).astype(np.uint16)  # truncates
+    return stored, CONFIG_HEADER.pack(INV_DEPTH, float(quant_a), float(quant_b))
+
+
 def encode_depth(
     pixels: np.ndarray,
     encoding: str,
@@ -301,6 +340,7 @@ def encode_depth(
     depth_quantization: float = DEPTH_QUANTIZATION,
     png_level: int = PNG_LEVEL,
     name_codec: bool = False,
+    codec: str = "png",
 ) -> tuple[str, bytes]:
     """A depth Image's pixels -> (format, data) as compressed_depth_image_transport publishes them.
 
@@ -313,35 +353,19 @@ def encode_depth(
         depth_max_m, depth_quantization, png_level: the plugin's parameters (its defaults).
         name_codec: False: format "<encoding>; compressedDepth" (Humble); True:
             "<encoding>; compressedDepth png" (Iron and later).
+        codec: "png", or "rvl" (Iron and later: "<encoding>; compressedDepth rvl").
     """
-    if encoding == "16UC1":
-        if pixels.dtype != np.uint16 or pixels.ndim != 2:
-            raise ValueError(f"16UC1 needs (H, W) uint16, got {pixels.shape} {pixels.dtype}")
-        limit_mm = int(
-            depth_max_m * 1000.0
-        )  # the plugin: static_cast<unsigned short>(depth_max * 1000)
-        stored = np.where(pixels > limit_mm, np.uint16(0), pixels)
-        header = CONFIG_HEADER.pack(
-            INV_DEPTH, 0.0, 0.0
-        )  # unused for 16UC1 (Humble leaves them unset)
-    elif encoding == "32FC1":
-        if pixels.dtype != np.float32 or pixels.ndim != 2:
-            raise ValueError(f"32FC1 needs (H, W) float32, got {pixels.shape} {pixels.dtype}")
-        quant_a, quant_b = depth_quantization_params(depth_max_m, depth_quantization)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            inverse = quant_a / pixels + quant_b  # float32, as the plugin computes it
-            valid = (pixels < np.float32(depth_max_m)) & (pixels > 0)
-            stored = np.where(valid, np.minimum(inverse, 65535.0), 0.0).astype(
-                np.uint16
-            )  # truncates, as C++
-        header = CONFIG_HEADER.pack(INV_DEPTH, float(quant_a), float(quant_b))
-    else:
-        raise ValueError(f"compressedDepth encodes 16UC1 or 32FC1, got {encoding!r}")
+    stored, header = _depth_to_store(pixels, encoding, depth_max_m, depth_quantization)
+    if codec == "rvl":
+        height, width = stored.shape
+        return f"{encoding}; {COMPRESSED_DEPTH} rvl", (
+            header + RVL_SIZE.pack(width, height) + rvl_encode(stored)
+        )
+    if codec != "png":
+        raise ValueError(f"compressedDepth codec must be png or rvl, got {codec!r}")
     ok, png = cv2.imencode(".png", stored, [cv2.IMWRITE_PNG_COMPRESSION, int(png_level)])
     if not ok:
-        raise ValueError(
-            f"OpenCV could not encode a {stored.shape[1]}x{stored.shape[0]} 16-bit PNG"
-        )
+        raise ValueError(f"OpenCV could not encode a {stored.shape[1]}x{stored.shape[0]} PNG")
     return f"{encoding}; {COMPRESSED_DEPTH}{' png' if name_codec else ''}", header + png.tobytes()
 
 
@@ -358,3 +382,95 @@ def quantization_error_bound_m(
     quant_a, _ = depth_quantization_params(depth_max_m, depth_quantization)
     depth_m = np.asarray(depth_m, np.float64)
     return depth_m * depth_m / (float(quant_a) - depth_m)
+
+
+# RVL (A. D. Wilson, "Fast Lossless Depth Image Compression", 2017), as the plugin codes it:
+# per run, the number of zeros and of nonzeros, then each nonzero as the zigzag-coded difference
+# from the previous nonzero; every number in 3-bit groups, lowest first, a nibble each with bit 3
+# set when more follow; 8 nibbles per 32-bit word, first nibble in the top bits, words stored
+# little-endian, the last word padded with zero nibbles. Written here with numpy: no Python
+# package reads it.
+_NIBBLE_SHIFTS = np.arange(28, -1, -4, dtype=np.uint32)
+
+
+def _rvl_stream(flat: np.ndarray) -> np.ndarray:
+    """(N,) uint16 -> the numbers RVL writes, in order: zeros, nonzeros, deltas..., per run."""
+    nonzero = flat != 0
+    edges = np.flatnonzero(np.diff(nonzero.astype(np.int8))) + 1
+    lengths = np.diff(np.concatenate(([0], edges, [flat.size])))
+    if nonzero[0]:  # runs alternate zeros, nonzeros, starting with zeros (maybe none)
+        lengths = np.concatenate(([0], lengths))
+    if lengths.size % 2:  # ends with zeros: no nonzeros after them
+        lengths = np.concatenate((lengths, [0]))
+    zeros, nonzeros = lengths[0::2], lengths[1::2]
+    values = flat[nonzero].astype(np.int64)
+    deltas = np.diff(values, prepend=0)
+    zigzag = (deltas << 1) ^ (deltas >> 63)
+    stream = np.empty(lengths.size + values.size, np.int64)
+    heads = 2 * np.arange(zeros.size) + np.concatenate(([0], np.cumsum(nonzeros)[:-1]))
+    stream[heads], stream[heads + 1] = zeros, nonzeros
+    is_delta = np.ones(stream.size, bool)
+    is_delta[heads], is_delta[heads + 1] = False, False
+    stream[is_delta] = zigzag
+    return stream
+
+
+def rvl_encode(image: np.ndarray) -> bytes:
+    """(H, W) uint16 -> RVL words (bytes), as the plugin's CompressRVL writes them."""
+    if image.dtype != np.uint16 or image.size == 0:
+        raise ValueError(f"RVL codes non-empty uint16 images, got {image.shape} {image.dtype}")
+    stream = _rvl_stream(image.ravel())
+    groups = np.ones(stream.size, np.int64)  # 3-bit groups per number (0 takes one)
+    for k in range(1, 22):
+        groups += (stream >> (3 * k)) > 0
+    owner = np.repeat(np.arange(stream.size), groups)
+    index = np.arange(owner.size) - np.repeat(np.cumsum(groups) - groups, groups)
+    nibbles = (stream[owner] >> (3 * index)) & 7
+    nibbles |= np.where(index < groups[owner] - 1, 8, 0)
+    nibbles = np.concatenate((nibbles, np.zeros(-nibbles.size % 8, np.int64)))
+    words = (nibbles.reshape(-1, 8).astype(np.uint32) << _NIBBLE_SHIFTS).sum(axis=1)
+    return words.astype("<u4").tobytes()
+
+
+def _rvl_numbers(data: bytes) -> np.ndarray:
+    """The numbers of an RVL word stream (trailing padding reads as zeros)."""
+    words = np.frombuffer(data[: len(data) // 4 * 4], "<u4")
+    nibbles = ((words[:, None] >> _NIBBLE_SHIFTS) & 0xF).ravel().astype(np.int64)
+    ends = np.flatnonzero(nibbles < 8)  # a number's last nibble has bit 3 clear
+    if ends.size == 0:
+        raise CompressedImageError(DECODE_FAILED, "compressedDepth rvl: no complete number")
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    sizes = ends - starts + 1
+    if sizes.max() > 21:  # more than 63 bits: not a number the encoder wrote
+        raise CompressedImageError(DECODE_FAILED, "compressedDepth rvl: a number too long")
+    index = np.arange(ends[-1] + 1) - np.repeat(starts, sizes)
+    return np.add.reduceat((nibbles[: ends[-1] + 1] & 7) << (3 * index), starts)
+
+
+def rvl_decode(data: bytes, pixels: int) -> np.ndarray:
+    """RVL words -> (pixels,) uint16, as the plugin's DecompressRVL reads them; a stream that
+    does not describe exactly ``pixels`` pixels raises CompressedImageError (decode_failed)."""
+    if pixels > len(data) * 5:  # the plugin's own sanity check: RVL is at best ~4x smaller
+        raise CompressedImageError(
+            DECODE_FAILED,
+            f"compressedDepth rvl: {len(data)} bytes " f"cannot hold {pixels} pixels",
+        )
+    numbers = _rvl_numbers(data).tolist()
+    runs, delta_starts, at, left = [], [], 0, pixels
+    while left > 0:  # one step per run of zeros and nonzeros (the format is sequential)
+        if at + 1 >= len(numbers):
+            raise CompressedImageError(DECODE_FAILED, "compressedDepth rvl: cut short")
+        zeros, nonzeros = numbers[at], numbers[at + 1]
+        if zeros + nonzeros == 0 or zeros + nonzeros > left or at + 2 + nonzeros > len(numbers):
+            raise CompressedImageError(DECODE_FAILED, "compressedDepth rvl: runs do not fit")
+        runs += [zeros, nonzeros]
+        delta_starts.append(at + 2)
+        at, left = at + 2 + nonzeros, left - zeros - nonzeros
+    counts = np.array(runs[1::2], np.int64)
+    index = np.repeat(np.array(delta_starts) - np.cumsum(counts) + counts, counts)
+    zigzag = np.array(numbers, np.int64)[index + np.arange(counts.sum())]
+    deltas = (zigzag >> 1) ^ -(zigzag & 1)
+    out = np.zeros(pixels, np.uint16)
+    is_value = np.repeat(np.tile([False, True], len(runs) // 2), runs)
+    out[is_value] = (np.cumsum(deltas) & 0xFFFF).astype(np.uint16)
+    return out
