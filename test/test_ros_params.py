@@ -1,9 +1,8 @@
-"""The node's parameters, config/saliency.yaml, the launch file, and start-up failures.
+"""The node's parameters, config/saliency.yaml and start-up failures (the launch file: test_launch.py).
 
     .venv/bin/python -m pytest -q test/test_ros_params.py
 """
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -145,27 +144,6 @@ def test_bad_weights_stop_the_node_naming_the_file(tmp_path):
 def test_missing_weights_parameter_stops_the_node():
     done = run_node("-p", "weights:=w.pt")
     assert done.returncode == 1 and "sam2_checkpoint" in done.stderr
-
-
-def test_launch_file_arguments():
-    if importlib.util.find_spec("launch_ros") is None:
-        pytest.skip("launch_ros is not installed (it comes with a ROS install, not with the PyPI wheels)")
-    from launch import LaunchContext
-    from launch.actions import DeclareLaunchArgument, OpaqueFunction
-
-    spec = importlib.util.spec_from_file_location("saliency_launch", REPO / "launch" / "saliency.launch.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    description = module.generate_launch_description()
-    declared = {e.name for e in description.entities if isinstance(e, DeclareLaunchArgument)}
-    assert {"weights", "sam2_checkpoint", "model", "backend", "device", "camera", "color_topic", "depth_topic",
-            "mask_topic"} <= declared
-    assert any(isinstance(e, OpaqueFunction) for e in description.entities)
-    context = LaunchContext()
-    context.launch_configurations.update({name: default for name, (default, _) in module.ARGUMENTS.items()})
-    context.launch_configurations.update(camera="front", params_file=str(CONFIG), color_topic="/front/rgb")
-    [node] = module._node(context)
-    assert node.node_package == "rgbd_saliency_ros" and node.node_executable == "saliency_node"
 
 
 def test_matching_reliability_receives_from_every_publisher():
