@@ -196,85 +196,114 @@ def bench_node(
     ``transport``: "raw" Images, or "compressed" (JPEG color, compressedDepth depth: the node's
     overhead then includes decoding them).
     """
-    import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image
-
-    from ..ros.conversions import stamp_to_s
-    from ..ros.diagnostics import status_values
-
     domain = 1 + os.getpid() % 200  # private domain: parallel runs do not see each other
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     if fastdds_profile:
         env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(fastdds_profile).resolve())
     if transport not in TRANSPORT_NAMES:
         raise ValueError(f"transport must be one of {', '.join(TRANSPORT_NAMES)}: {transport!r}")
-    result = NodeBench(frames, rate_hz, input_qos, input_size, fastdds_profile, publisher_qos,
-                       transport)
-    compressed = transport == "compressed"
-    color_in, depth_in = ("compressed", "compressedDepth") if compressed else ("raw", "raw")
+    result = NodeBench(frames, rate_hz, input_qos, input_size, fastdds_profile, publisher_qos, transport)
     with tempfile.TemporaryDirectory() as tmp:
         if weights is None:
             sam2_checkpoint, weights = map(str, write_random_weights(tmp, input_size))
-        node = subprocess.Popen(
-            [sys.executable, "-m", "rgbd_saliency_ros.ros.node", "--ros-args",
-             "-p", f"sam2_checkpoint:={sam2_checkpoint}", "-p", f"weights:={weights}", "-p", f"device:={device}",
-             "-p", f"input_qos.reliability:={input_qos}", "-p", "diagnostics_period_s:=0.5",
-             "-p", "camera_info_topic:=''", "-p", f"color_transport:={color_in}",
-             "-p", f"depth_transport:={depth_in}", "--log-level", "warn"],
-            env=dict(env, FASTDDS_DEFAULT_PROFILES_FILE=str(Path(node_fastdds_profile).resolve()))
-            if node_fastdds_profile else env,
-        )
+        node_env = dict(env, FASTDDS_DEFAULT_PROFILES_FILE=str(Path(node_fastdds_profile).resolve())) \
+            if node_fastdds_profile else env
+        node = subprocess.Popen(_node_command(sam2_checkpoint, weights, device, input_qos, transport), env=node_env)
         publisher = None
-        saved_environment = dict(os.environ)
-        os.environ.update(env)  # this process's participant reads the same settings at init
-        rclpy.init(domain_id=domain)
-        os.environ.clear()
-        os.environ.update(saved_environment)
+        receiver = _Receiver(domain, result)
         try:
-            probe = rclpy.create_node("bench_receiver")
-            status: dict = {}
-
-            def on_mask(msg: Image) -> None:
-                result.received_latency_ms.append((probe.get_clock().now().nanoseconds * 1e-9 - stamp_to_s(msg.header.stamp)) * 1e3)
-
-            def on_diagnostics(msg: DiagnosticArray) -> None:
-                for s in msg.status:
-                    status[s.name] = status_values(s)
-
-            probe.create_subscription(Image, MASK_TOPIC, on_mask, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
-            probe.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
             deadline = time.monotonic() + timeout_s
-            while status.get("saliency_node", {}).get("state") != "active":
-                _spin_a_while(probe, node, deadline)
+            while receiver.status.get("saliency_node", {}).get("state") != "active":
+                receiver.spin_a_while(node, deadline)
             publisher = subprocess.Popen(
                 [sys.executable, "-m", "rgbd_saliency_ros.benchmarks.node", "publish", "--frames", str(frames),
                  "--rate", str(rate_hz), "--reliability", publisher_qos, "--transport", transport],
                 env=env,
             )
             while publisher.poll() is None:
-                _spin_a_while(probe, node, deadline)
+                receiver.spin_a_while(node, deadline)
                 if monitor is not None:
-                    monitor(node.pid, status)
+                    monitor(node.pid, receiver.status)
             if publisher.returncode != 0:
                 raise RuntimeError(f"the publisher failed (exit status {publisher.returncode})")
             settle = time.monotonic() + 3.0  # the last masks and one more diagnostics message
             while time.monotonic() < settle:
-                _spin_a_while(probe, node, deadline)
-            result.node = status.get("saliency_node: camera", {})
+                receiver.spin_a_while(node, deadline)
+            result.node = receiver.status.get("saliency_node: camera", {})
         finally:
-            rclpy.shutdown()
-            for process in (publisher, node):
-                if process is not None and process.poll() is None:
-                    process.send_signal(signal.SIGINT)
-                    try:
-                        process.wait(timeout=20)
-                    except subprocess.TimeoutExpired:
-                        process.kill()
+            receiver.close()
+            _stop(publisher, node)
     if not result.node:
         raise RuntimeError("no diagnostics from the node")
     return result
+
+
+def _node_command(sam2_checkpoint: str, weights: str, device: str, input_qos: str, transport: str) -> list[str]:
+    color_in, depth_in = ("compressed", "compressedDepth") if transport == "compressed" else ("raw", "raw")
+    return [sys.executable, "-m", "rgbd_saliency_ros.ros.node", "--ros-args",
+            "-p", f"sam2_checkpoint:={sam2_checkpoint}", "-p", f"weights:={weights}", "-p", f"device:={device}",
+            "-p", f"input_qos.reliability:={input_qos}", "-p", "diagnostics_period_s:=0.5",
+            "-p", "camera_info_topic:=''", "-p", f"color_transport:={color_in}",
+            "-p", f"depth_transport:={depth_in}", "--log-level", "warn"]
+
+
+class _Receiver:
+    """This process's side, on its own rclpy context: the node's masks (timed) and /diagnostics."""
+
+    def __init__(self, domain: int, result: NodeBench) -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain)
+        self.probe = rclpy.create_node("bench_receiver", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.probe)
+        self.status: dict = {}  # the latest /diagnostics values by status name
+        self._result = result
+        self.probe.create_subscription(Image, MASK_TOPIC, self._on_mask,
+                                       QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        self.probe.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+
+    def _on_mask(self, msg) -> None:
+        from ..ros.conversions import stamp_to_s
+
+        now_s = self.probe.get_clock().now().nanoseconds * 1e-9
+        self._result.received_latency_ms.append((now_s - stamp_to_s(msg.header.stamp)) * 1e3)
+
+    def _on_diagnostics(self, msg) -> None:
+        from ..ros.diagnostics import status_values
+
+        for s in msg.status:
+            self.status[s.name] = status_values(s)
+
+    def spin_a_while(self, node_process: subprocess.Popen, deadline: float) -> None:
+        if node_process.poll() is not None:
+            raise RuntimeError(f"the node exited (status {node_process.returncode})")
+        if time.monotonic() > deadline:
+            raise TimeoutError("bench-node ran out of time")
+        self.executor.spin_once(timeout_sec=0.1)
+
+    def close(self) -> None:
+        import rclpy
+
+        self.executor.shutdown()
+        self.probe.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def _stop(*processes) -> None:
+    """SIGINT, as a user's Ctrl-C; killed if still there after 20 s."""
+    for process in processes:
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def bench_node_overhead(**kwargs) -> dict[str, float | str]:
@@ -291,16 +320,6 @@ def bench_node_overhead(**kwargs) -> dict[str, float | str]:
     for name in ("overhead", "input", "wait", "model", "latency"):
         out[f"{name} p50"], out[f"{name} p95"] = n[f"{name}_ms_p50"], n[f"{name}_ms_p95"]
     return out
-
-
-def _spin_a_while(probe, node_process: subprocess.Popen, deadline: float) -> None:
-    import rclpy
-
-    if node_process.poll() is not None:
-        raise RuntimeError(f"the node exited (status {node_process.returncode})")
-    if time.monotonic() > deadline:
-        raise TimeoutError("bench-node ran out of time")
-    rclpy.spin_once(probe, timeout_sec=0.1)
 
 
 def main(argv: list[str] | None = None) -> int:
