@@ -86,3 +86,8 @@ def test_live_replay_through_the_node(tmp_path, shared_path, ros_domain):
     assert summary["frames_without_mask"] == 3 - received == accounted
     assert len(list((tmp_path / "out" / "masks").iterdir())) == received
     assert (tmp_path / "out" / "report.md").exists() and (tmp_path / "out" / "overview.png").exists()
+    # 3D: the bag's CameraInfo places the ground truth in (pseudo-metric, relative8) depth
+    assert summary["centroid_camera"] is True
+    rows = (tmp_path / "out" / "frames.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert all(row.split(",")[header.index("gt_centroid_z_m")] for row in rows[1:])

@@ -11,8 +11,9 @@ by ``rate_factor``), as a camera would stamp them. Compressed recordings are pla
 recorded as they arrive: latency is from the color stamp to the mask's arrival here, and frames
 without a mask are the drops a robot would see (lost in transport, left unpaired, or replaced
 by a newer pair while the model was busy). The node's own counters come from /diagnostics.
-Quality metrics and the report are then made as for the offline replay, from 8-bit probability
-maps (as toolboxes score saved maps).
+Quality metrics, the 3D centroids (from the received masks and the bag's depth and CameraInfo)
+and the report are then made as for the offline replay, from 8-bit probability maps (as
+toolboxes score saved maps).
 
 Uses rclpy and the message packages directly (no code of the node's).
 """
@@ -29,10 +30,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .bags import (CAMERA_INFO_TYPE, COMPRESSED_TYPE, BagError, bag_info, image_array, message_rgb,
-                   read_bag, stamp_ns, split_ns)
+from ..runtime.pairing import StampPairer
+from .bags import (CAMERA_INFO_TYPE, COMPRESSED_TYPE, BagError, bag_info, image_array,
+                   message_depth_m, message_rgb, read_bag, stamp_ns, split_ns)
 from .replay import (ReplayOptions, bag_rate_hz, bag_topics, check_topics, fit_mask,
-                     load_ground_truth)
+                     frame_centroids, load_camera, load_ground_truth)
 from .report import FrameRecord, ReplayRecorder
 
 
@@ -118,6 +120,7 @@ def live_replay(
     live = live or LiveOptions()
     contents = check_topics(bag, options)
     gt = load_ground_truth(bag, options, contents.topics)
+    camera, camera_source = load_camera(bag, options, contents.topics)
     info_topics = [t for t, (kind, _) in contents.topics.items() if kind == CAMERA_INFO_TYPE]
     played = [options.color_topic, options.depth_topic, *info_topics]
     kinds = {t: CompressedImage if contents.topics[t][0] == COMPRESSED_TYPE else Image
@@ -191,7 +194,8 @@ def live_replay(
     recorder = ReplayRecorder(out_dir, "live", sent["color"], options.probabilities, options.video,
                               bag_rate_hz(contents, options.color_topic), example_indices=answered)
     by_original = {original: new for new, (_, original) in stamps.items()}
-    counts = _score(bag, options, recorder, gt, outputs, by_original, error)
+    counts = _score(bag, options, recorder, gt, outputs, by_original, error, camera)
+    counts.update({"centroid_source": camera_source, "centroid_camera": camera is not None})
     counts.update({
         "sent_color": sent["color"], "sent_depth": sent["depth"], "sent_camera_info": sent["camera_info"],
         "masks_received": sum(1 for o in outputs.values() if o.mask_png is not None),
@@ -288,37 +292,64 @@ def _next_status(listener: _Listener, timeout_s: float = 3.0) -> None:
         time.sleep(0.05)
 
 
-def _score(bag, options: ReplayOptions, recorder: ReplayRecorder, gt, outputs: dict[int, _Received],
-           by_original: dict[int, int], error: BagError | None) -> dict[str, Any]:
-    """Second pass over the bag's color frames: each one that got a mask goes to the recorder."""
+def _score(bag, options: ReplayOptions, recorder: ReplayRecorder, gt,
+           outputs: dict[int, _Received], by_original: dict[int, int], error: BagError | None,
+           camera=None) -> dict[str, Any]:
+    """Second pass over the bag's color frames: each one that got a mask goes to the recorder,
+    with the 3D centroids of its mask and ground truth from its depth (paired as the node pairs)
+    when ``camera`` (the color CameraInfo's model) is known."""
     counts = {"frames_without_gt": 0, "masks_without_probability": 0}
+    pairer: StampPairer = StampPairer(options.sync_slop_s, options.queue_size,
+                                      options.backward_jump_s)
     index = 0
     try:
-        for message in read_bag(bag, [options.color_topic], options.distro):
-            original = stamp_ns(message.msg.header.stamp)
-            received = outputs.get(by_original.get(original, -1))
-            this, index = index, index + 1
-            if received is None or received.mask_png is None:
-                continue
-            try:
-                rgb = message_rgb(message.msgtype, message.msg)
-            except ValueError:  # the node could not have used it either; counted by the node
-                continue
-            mask = cv2.imdecode(np.frombuffer(received.mask_png, np.uint8), cv2.IMREAD_GRAYSCALE)
-            if received.prob_png is not None:
-                prob = cv2.imdecode(np.frombuffer(received.prob_png, np.uint8), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
-            else:  # the probability was lost: score the mask itself
-                counts["masks_without_probability"] += 1
-                prob = mask.astype(np.float32) / 255.0
-            truth = fit_mask(gt.lookup(this, original), rgb.shape[:2]) if gt is not None else None
-            if gt is not None and truth is None:
-                counts["frames_without_gt"] += 1
-            latency_ms = (received.arrival_ns - by_original[original]) * 1e-6
-            recorder.add(FrameRecord(this, original, latency_ms), rgb, prob, mask, truth)
+        for message in read_bag(bag, [options.color_topic, options.depth_topic], options.distro):
+            stamp_s = stamp_ns(message.msg.header.stamp) * 1e-9
+            if message.topic == options.color_topic:
+                pair = pairer.add_color(stamp_s, (index, message))
+                index += 1
+            else:
+                pair = pairer.add_depth(stamp_s, message)
+            if pair is not None:
+                _score_frame(*pair.color, pair.depth, options, recorder, gt, outputs, by_original,
+                             counts, camera)
     except BagError:
         if error is None:
             raise
     return counts
+
+
+def _score_frame(this: int, color, depth, options: ReplayOptions, recorder: ReplayRecorder, gt,
+                 outputs: dict[int, _Received], by_original: dict[int, int],
+                 counts: dict[str, Any], camera) -> None:
+    """One color frame (index ``this``) and its depth: to the recorder if the node answered it."""
+    original = stamp_ns(color.msg.header.stamp)
+    received = outputs.get(by_original.get(original, -1))
+    if received is None or received.mask_png is None:
+        return
+    try:
+        rgb = message_rgb(color.msgtype, color.msg)
+    except ValueError:  # the node could not have used it either; counted by the node
+        return
+    mask = cv2.imdecode(np.frombuffer(received.mask_png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if received.prob_png is not None:
+        prob = cv2.imdecode(np.frombuffer(received.prob_png, np.uint8), cv2.IMREAD_GRAYSCALE)
+        prob = prob.astype(np.float32) / 255.0
+    else:  # the probability was lost: score the mask itself
+        counts["masks_without_probability"] += 1
+        prob = mask.astype(np.float32) / 255.0
+    truth = fit_mask(gt.lookup(this, original), rgb.shape[:2]) if gt is not None else None
+    if gt is not None and truth is None:
+        counts["frames_without_gt"] += 1
+    record = FrameRecord(this, original, (received.arrival_ns - by_original[original]) * 1e-6)
+    try:
+        depth_m = message_depth_m(depth.msgtype, depth.msg)
+    except ValueError:
+        depth_m = None
+    if depth_m is not None and depth_m.shape == mask.shape:
+        record.centroid_m, record.gt_centroid_m = frame_centroids(mask, truth, depth_m, camera,
+                                                                  options.geometry)
+    recorder.add(record, rgb, prob, mask, truth)
 
 
 def _node_counts(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
