@@ -321,7 +321,7 @@ def test_node_counts_lossy_and_broken_compressed_inputs_and_goes_on(rig):
 def test_bench_camera_sends_what_image_transport_would():
     from std_msgs.msg import Header
 
-    from rgbd_saliency_ros.benchmarks.node import camera_messages, tum_frames
+    from rgbd_saliency_ros.benchmarks.node import camera_messages, decode_times_ms, tum_frames
     from rgbd_saliency_ros.ros.compressed import input_transport
 
     header = Header(frame_id="cam")
@@ -337,3 +337,7 @@ def test_bench_camera_sends_what_image_transport_would():
         sent[DEPTH + "/compressedDepth"], 640 * 480
     )
     np.testing.assert_array_equal(np.nan_to_num(depth_m * 1000, nan=0).round(), mm)
+    times = decode_times_ms(repeats=2)  # what bench-node --transport compressed reports
+    assert sorted(times) == ["color", "depth"] and all(
+        0 < p50 <= p95 for p50, p95 in times.values()
+    )

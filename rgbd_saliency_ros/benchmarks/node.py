@@ -142,6 +142,7 @@ class NodeBench:
     transport: str = "raw"  # raw, or compressed (JPEG color + compressedDepth PNG depth)
     node: dict[str, float] = field(default_factory=dict)  # the node's last /diagnostics of the stream
     received_latency_ms: list[float] = field(default_factory=list)  # stamp -> mask received here
+    decode_ms: dict[str, tuple[float, float]] = field(default_factory=dict)  # input -> p50, p95
 
     def report(self) -> str:
         n = self.node
@@ -167,7 +168,30 @@ class NodeBench:
             f"{int(n.get('published', 0))} masks published, {int(n.get('dropped', 0))} pairs dropped for newer ones "
             f"({int(n.get('dropped_in_burst', 0))} of them arrived back to back while the worker was idle), "
             f"{int(n.get('unpaired_color', 0))} color / {int(n.get('unpaired_depth', 0))} depth unpaired",
+            *(f"  decoding the {name} alone (this process)  p50 {p50:7.1f} ms   p95 {p95:7.1f} ms"
+              for name, (p50, p95) in self.decode_ms.items()),
         ])
+
+
+def decode_times_ms(repeats: int = 30) -> dict[str, tuple[float, float]]:
+    """(p50, p95) milliseconds of decoding the bench camera's compressed color and depth with the
+    node's decoders, in this process (the first run left out)."""
+    from std_msgs.msg import Header
+
+    from ..ros.compressed import input_transports
+
+    messages = [msg for _, msg in camera_messages("compressed", Header())]
+    decoders = [t.decode for t in input_transports("compressed", "compressedDepth")]
+    out = {}
+    for name, msg, decode in zip(("color", "depth"), messages, decoders):
+        times = []
+        for _ in range(repeats + 1):
+            started = time.perf_counter()
+            decode(msg, 640 * 480)
+            times.append((time.perf_counter() - started) * 1e3)
+        p50, p95 = np.percentile(times[1:], (50, 95))
+        out[name] = (float(p50), float(p95))
+    return out
 
 
 def bench_node(
@@ -235,6 +259,8 @@ def bench_node(
             _stop(publisher, node)
     if not result.node:
         raise RuntimeError("no diagnostics from the node")
+    if transport == "compressed":
+        result.decode_ms = decode_times_ms()
     return result
 
 
