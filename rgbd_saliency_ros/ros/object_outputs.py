@@ -40,13 +40,8 @@ from .conversions import check_camera_info
 from .object_messages import ObjectMessageOptions, object_messages, vision_msgs_available
 from .params import ParamSpec
 
-OUTPUTS = (
-    "cloud",
-    "centroid",
-    "box",
-    "markers",
-    "detections",
-)  # the switches, ObjectMessageOptions' fields
+# The switches: ObjectMessageOptions' fields, each an ``object.<name>`` parameter.
+OUTPUTS = ("cloud", "centroid", "box", "markers", "detections")
 
 OBJECT_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("object.cloud", True, "publish the object's points (object/points)"),
@@ -127,29 +122,17 @@ class ObjectParams:
 
 def read_object_parameters(values: dict) -> ObjectParams:
     """Parameter values by name -> ObjectParams; ValueError naming the parameter that is wrong."""
+    fields = ("components", "depth_step_ratio", "min_component_px", "min_points", "box_stride_px")
     try:
-        geometry = GeometryConfig(
-            **{
-                name: values[f"object.{name}"]
-                for name in (
-                    "components",
-                    "depth_step_ratio",
-                    "min_component_px",
-                    "min_points",
-                    "box_stride_px",
-                )
-            }
-        )
+        geometry = GeometryConfig(**{name: values[f"object.{name}"] for name in fields})
     except ValueError as e:
         raise ValueError(f"parameters object.*: {e}") from None
     if values["object.cloud_voxel_m"] < 0 or values["object.cloud_max_points"] < 0:
         raise ValueError(
             "parameters object.cloud_voxel_m and object.cloud_max_points must be at least 0"
         )
-    translation, rotation = (
-        values["depth_to_color.translation_m"],
-        values["depth_to_color.rotation_xyzw"],
-    )
+    translation = values["depth_to_color.translation_m"]
+    rotation = values["depth_to_color.rotation_xyzw"]
     if len(translation) != 3 or len(rotation) != 4 or not np.linalg.norm(rotation) > 0:
         raise ValueError(
             "parameters depth_to_color.*: need 3 translation values and a non-zero "
