@@ -399,24 +399,28 @@ def test_ros2_launch_in_a_namespace_with_a_params_file_and_arguments(workspace):
     assert "process has finished cleanly" in launch.output
 
 
-def test_several_cameras_remaps_and_threshold_from_one_launch(workspace):
-    # front on the default names; rear as a driver names it, remapped; the mask of front renamed
-    camera = start_camera(
-        workspace, camera_topics("/front"), "/rear_driver/rgb,/rear_driver/depth"
+def test_two_drivers_cameras_from_one_launch_with_remaps_and_threshold(workspace):
+    """Two cameras named as the README's driver table says: RealSense 4.x (`cameras:` entry
+    camera/camera, its own names) and Azure Kinect (remapped), the first one's mask renamed."""
+    kinect = "/rgb/image_raw,/depth_to_rgb/image_raw,/rgb/camera_info"
+    camera = start_camera(workspace, camera_topics("/camera/camera"), kinect)
+    masks = Masks(workspace["domain"], ["/perception/realsense_mask", "/saliency/kinect/mask"])
+    remaps = " ".join(
+        f"kinect/{ours}:={theirs}"
+        for ours, theirs in zip(
+            ("color/image_raw", "aligned_depth_to_color/image_raw", "color/camera_info"),
+            kinect.split(","),
+        )
     )
-    masks = Masks(workspace["domain"], ["/perception/front_mask", "/saliency/rear/mask"])
-    remaps = (
-        "remaps:=rear/color/image_raw:=/rear_driver/rgb rear/aligned_depth_to_color/image_raw:="
-        "/rear_driver/depth saliency/front/mask:=/perception/front_mask"
-    )
+    remaps += " saliency/camera/camera/mask:=/perception/realsense_mask"
     launch = Process(
         [
             "ros2",
             "launch",
             "rgbd_saliency_ros",
             "saliency.launch.py",
-            "cameras:=[front, rear]",
-            remaps,
+            "cameras:=[camera/camera, kinect]",
+            f"remaps:={remaps}",
             *workspace["weights"],
             "threshold:=0.25",
             "node_name:=saliency_pair",
@@ -427,9 +431,10 @@ def test_several_cameras_remaps_and_threshold_from_one_launch(workspace):
         launch.wait_for(r"saliency_pair\]: ready")
         for topic in masks.received:
             masks.wait(topic, count=2)  # both cameras answered
-        assert "Double value is: 0.25" in param(workspace, "get", "/saliency_pair", "threshold")
-        assert "String values are: ['front', 'rear']" in param(
-            workspace, "get", "/saliency_pair", "streams"
+        node = "/saliency_pair"
+        assert "Double value is: 0.25" in param(workspace, "get", node, "threshold")
+        assert "String values are: ['camera/camera', 'kinect']" in param(
+            workspace, "get", node, "streams"
         )
         status = launch.interrupt()
     finally:
