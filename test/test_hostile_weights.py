@@ -240,8 +240,9 @@ def test_node_refuses_at_start_with_a_startup_error(rig, ros_context, name):
             node.start()
     finally:
         node.destroy_node()
-    assert isinstance(caught.value, CheckpointError)  # the error that names the file
-    _assert_one_line_naming(str(caught.value), bad, HOSTILE[bad.name])
+    assert isinstance(caught.value.__cause__, CheckpointError)  # the error that names the file
+    _assert_one_line_naming(str(caught.value.__cause__), bad, HOSTILE[bad.name])
+    assert str(caught.value) == f"cannot load the model: {caught.value.__cause__}"
     assert not rig["marker"].exists(), "a pickled payload ran"
 
 

@@ -95,8 +95,12 @@ class Client:
         request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
         return self.call(self.set_parameters, request).results[0].successful
 
-    def masks_for_frames(self, frames: int = 10) -> int:
-        """Sends ``frames`` pairs at 10 Hz, waits QUIET_S more; returns how many masks came back."""
+    def masks_for_frames(self, active: bool, frames: int = 10) -> int:
+        """Sends ``frames`` pairs at 10 Hz; returns how many masks came back. Active: once the
+        node's subscriptions have matched (frames sent before would be lost, not refused), and
+        waiting for the first mask; inactive: waiting QUIET_S for masks that must not come."""
+        if active:
+            wait_for(lambda: all(p.get_subscription_count() for p in self.publishers), "the node's subscriptions")
         before = len(self.masks)
         for _ in range(frames):
             self.stamp_s += 0.1
@@ -105,7 +109,10 @@ class Client:
                 msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
                 publisher.publish(msg)
             time.sleep(0.1)
-        time.sleep(QUIET_S)
+        if active:
+            wait_for(lambda: len(self.masks) > before, "a mask")
+        else:
+            time.sleep(QUIET_S)
         return len(self.masks) - before
 
 
@@ -155,28 +162,29 @@ def test_transitions_load_answer_stop_and_free(managed):
     assert client.transition("configure")
     loaded = rss_mib()
     assert client.state() == "inactive" and node.runtime is not None
-    assert client.masks_for_frames() == 0
+    assert client.masks_for_frames(active=False) == 0
     # only the threshold changes once configured
     assert client.set("sync_slop_s", 0.05) is False and client.set("threshold", 0.4)
 
     assert client.transition("activate") and client.state() == "active"
-    assert client.masks_for_frames() > 0
+    assert client.masks_for_frames(active=True) > 0
 
     assert client.transition("deactivate") and client.state() == "inactive"
     assert node.runtime is not None  # deactivate keeps the model
-    assert client.masks_for_frames() == 0
+    assert client.masks_for_frames(active=False) == 0
     assert client.transition("activate")
-    assert client.masks_for_frames() > 0
+    assert client.masks_for_frames(active=True) > 0
     assert client.transition("deactivate")
 
     assert client.transition("cleanup") and client.state() == "unconfigured"
     assert node.runtime is None
     released = loaded - rss_mib()
     print(f"memory: configure +{loaded - before_load:.0f} MiB, cleanup -{released:.0f} MiB")
-    assert released > 0.5 * (loaded - before_load)  # the model's memory went back
+    # this whole test process's resident memory: the model's share of the rise must come back
+    assert released > 0.5 * (loaded - before_load)
 
     assert client.transition("configure") and client.transition("activate")  # and again
-    assert client.masks_for_frames() > 0
+    assert client.masks_for_frames(active=True) > 0
     assert client.transition("deactivate") and client.transition("cleanup")
     assert client.transition("shutdown") and client.state() == "finalized"
 
@@ -209,3 +217,38 @@ def test_a_dead_worker_is_reported_and_shuts_the_node_down(random_weights_64):
     finally:
         node.destroy_node()
         rclpy.try_shutdown(context=context)
+
+
+DEAD_WORKER_SCRIPT = """
+import sys
+from rgbd_saliency_ros.ros import node as saliency
+
+start = saliency.SaliencyNode.start
+
+def start_then_kill_the_worker(self, backend=None):
+    start(self, backend)
+    def fatal(batch, taken_s):
+        raise SystemExit("injected")
+    self._process = fatal
+    with self._cond:
+        self._slots["camera"] = object()
+        self._cond.notify()
+
+saliency.SaliencyNode.start = start_then_kill_the_worker
+saliency.main(sys.argv[1:])
+"""
+
+
+def test_a_dead_worker_makes_the_process_exit_1(random_weights_64):
+    """What a supervisor (systemd, launch's respawn) sees: exit status 1, the reason in the log."""
+    import subprocess
+    import sys
+
+    sam2, weights = random_weights_64
+    env = dict(os.environ, ROS_DOMAIN_ID=str(1 + (os.getpid() + 59) % 200), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    done = subprocess.run(
+        [sys.executable, "-c", DEAD_WORKER_SCRIPT, "--ros-args", "-p", f"sam2_checkpoint:={sam2}",
+         "-p", f"weights:={weights}", "-p", "diagnostics_period_s:=0.2"],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "the worker thread stopped" in done.stderr and "Traceback" not in done.stderr

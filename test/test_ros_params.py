@@ -108,6 +108,7 @@ def test_topic_names_are_relative_to_the_node_namespace():
     ({"streams": ["a", "a"]}, "streams"),
     ({"streams": []}, "streams"),
     ({"output_namespace": "/"}, "output_namespace"),
+    ({"depth_topic": "aligned depth"}, "depth_topic"),  # a space: no valid topic name
     ({"input_qos.reliability": "sometimes"}, "input_qos.reliability"),
     ({"threshold": 1.0}, "threshold"),
     ({"sync_slop_s": -0.01}, "sync_slop_s"),

@@ -48,6 +48,7 @@ from .params import AUTO, PARAMS, RUNTIME_SETTABLE, NodeParams, declare_paramete
 from .qos_matching import AdaptiveSubscription
 
 NODE_NAME = "saliency_node"
+CONFIGURE_TIME = frozenset(spec.name for spec in PARAMS + OBJECT_PARAMS)  # read by configure
 WARN_PERIOD_S = 5.0  # at most one warning per stream and kind of trouble in this time
 QOS_CHECK_PERIOD_S = 1.0  # how often the input subscriptions look at their publishers' QoS
 _PAIRER_COUNTERS = {
@@ -132,7 +133,7 @@ class SaliencyNode(LifecycleNode):
         self._cond = threading.Condition()  # guards the slots, pending resets and stopping
         self._slots: dict[str, _Ready] = {}
         self._pending_resets: set[str | None] = set()  # None: every stream
-        self._stopping = False
+        self._stop = threading.Event()  # the current worker's: set when it must end
         self._stepping = False  # the worker is converting, stepping or publishing a batch
         self._worker: threading.Thread | None = None
         self._last_warning: dict[tuple[str, str], float] = {}
@@ -146,6 +147,7 @@ class SaliencyNode(LifecycleNode):
         self._configure_error: StartupError | None = None
         self._plain = False  # started by start(): errors are raised, not logged here
         self._worker_failed = False
+        self._activate_error: StartupError | None = None
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # One callback checks and applies: Humble has no post-set callback; nothing runs after it.
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -169,7 +171,8 @@ class SaliencyNode(LifecycleNode):
         self._backend_override, self._plain = backend, True
         if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
             raise self._configure_error
-        self.trigger_activate()
+        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+            raise self._activate_error
 
     # Lifecycle callbacks: each calls the one piece of code that does the work.
 
@@ -186,7 +189,16 @@ class SaliencyNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._activate()
+        try:
+            self._activate()
+        except Exception as e:  # noqa: BLE001 - rclpy would swallow it: say why, leave nothing half-made
+            for subscription in self._inputs:
+                self.destroy_subscription(subscription.subscription)
+            self._inputs = []
+            self._activate_error = StartupError(f"cannot subscribe: {type(e).__name__}: {e}")
+            if not self._plain:
+                self.get_logger().error(f"activate failed: {self._activate_error}")
+            return TransitionCallbackReturn.FAILURE
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -240,9 +252,9 @@ class SaliencyNode(LifecycleNode):
         try:
             self._load_model()
         except STARTUP_ERRORS as e:
-            raise StartupError(f"cannot load the model: {e}") from None
-        self._stopping = False
-        self._worker = threading.Thread(target=self._work, name="saliency_worker", daemon=True)
+            raise StartupError(f"cannot load the model: {e}") from e  # the cause names the file
+        self._stop = threading.Event()  # its own: a worker that outlived a join never restarts
+        self._worker = threading.Thread(target=self._work, args=(self._stop,), name="saliency_worker", daemon=True)
         self._worker.start()
         self._state = "inactive"
 
@@ -296,7 +308,9 @@ class SaliencyNode(LifecycleNode):
             self._qos_timer = None
         with self._cond:
             self._slots.clear()
-        self._state = "inactive"
+            self._state = "inactive"
+            # a batch already past its check publishes before deactivate returns, never after
+            self._cond.wait_for(lambda: not self._stepping, timeout=30.0)
 
     def _cleanup(self) -> None:
         """Stops the worker, frees the model (and its GPU memory) and the outputs."""
@@ -322,7 +336,7 @@ class SaliencyNode(LifecycleNode):
 
     def _stop_worker(self) -> None:
         with self._cond:
-            self._stopping = True
+            self._stop.set()
             self._slots.clear()
             self._cond.notify_all()
         if self._worker is not None and self._worker is not threading.current_thread():
@@ -348,7 +362,7 @@ class SaliencyNode(LifecycleNode):
         Also the worker's watchdog: a worker that died is reported (state ``error``) and the node
         shuts down, so that ``main`` exits with status 1 and a supervisor can restart it."""
         with self._cond:
-            died = self._worker is not None and not self._worker.is_alive() and not self._stopping
+            died = self._worker is not None and not self._worker.is_alive() and not self._stop.is_set()
         if died and not self._worker_failed:
             self._worker_failed = True
             self.get_logger().fatal("the worker thread stopped: no more masks; shutting down (exit status 1)")
@@ -414,8 +428,8 @@ class SaliencyNode(LifecycleNode):
         return response
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
-        if self._state != "unconfigured":
-            fixed = [p.name for p in parameters if p.name not in RUNTIME_SETTABLE]
+        if self._state != "unconfigured":  # rclpy's own (use_sim_time, qos_overrides.*) stay free
+            fixed = [p.name for p in parameters if p.name in CONFIGURE_TIME and p.name not in RUNTIME_SETTABLE]
             if fixed:
                 return SetParametersResult(successful=False, reason=(
                     f"{', '.join(fixed)}: can change only while unconfigured (lifecycle cleanup first)"))
@@ -433,12 +447,12 @@ class SaliencyNode(LifecycleNode):
 
     # Worker thread: convert, run, publish.
 
-    def _work(self) -> None:
-        """The worker loop: nothing that goes wrong in one round ends it, except shutdown."""
+    def _work(self, stop: threading.Event) -> None:
+        """The worker loop: nothing that goes wrong in one round ends it, only ``stop``."""
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._slots or self._stopping)
-                if self._stopping:
+                self._cond.wait_for(lambda: self._slots or stop.is_set())
+                if stop.is_set():
                     return
                 batch, self._slots = self._slots, {}
                 resets, self._pending_resets = self._pending_resets, set()
@@ -553,10 +567,9 @@ def serve() -> int:
         elif node.get_parameter("autostart").value:
             if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
                 node.trigger_activate()
-        rclpy.spin(node)
+        rclpy.spin(node)  # returns when the watchdog shuts the context down
     except (KeyboardInterrupt, ExternalShutdownException):
-        if node.worker_failed:
-            return 1
+        pass
     except Exception:
         if node.context.ok():
             raise
@@ -564,7 +577,7 @@ def serve() -> int:
         # as an RCLError instead of ExternalShutdownException (an rclpy race): still a shutdown.
     finally:
         node.destroy_node()
-    return 0
+    return 1 if node.worker_failed else 0
 
 
 def main(args: list[str] | None = None) -> None:

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rclpy.exceptions import InvalidTopicNameException
 from rclpy.node import Node
+from rclpy.validate_topic_name import validate_topic_name
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from ..runtime.backends import BACKENDS
@@ -197,7 +199,7 @@ def read_parameters(values: dict[str, Any]) -> NodeParams:
         )
     except ValueError as e:
         raise ValueError(f"parameters depth.*: {e}") from None
-    return NodeParams(
+    params = NodeParams(
         weights=v["weights"],
         sam2_checkpoint=v["sam2_checkpoint"],
         model=v["model"],
@@ -227,6 +229,8 @@ def read_parameters(values: dict[str, Any]) -> NodeParams:
         input_reliability=v["input_qos.reliability"],
         output_qos=qos_profile(v, "output_qos"),
     )
+    _check_topic_names(params)
+    return params
 
 
 def qos_profile(values: dict[str, Any], prefix: str, allow_auto: bool = False) -> QoSProfile:
@@ -268,6 +272,23 @@ def stream_topics(params: NodeParams, stream: str) -> StreamTopics:
         camera_info_out=f"{out}/camera_info",
         reset_service=f"~/{stream}/reset",
     )
+
+
+def _check_topic_names(params: NodeParams) -> None:
+    """Raises ValueError naming the parameter when a stream's topic name is not a valid ROS name
+    (found here, at configure, rather than when subscribing)."""
+    for stream in params.streams:
+        topics = stream_topics(params, stream)
+        for parameter, name in (("color_topic", topics.color), ("depth_topic", topics.depth),
+                                ("camera_info_topic", topics.camera_info), ("output_namespace", topics.mask)):
+            if not name:
+                continue
+            try:
+                validate_topic_name(name)
+            except InvalidTopicNameException as e:
+                reason = str(e).splitlines()[0]
+                raise ValueError(f"parameter {parameter} (with stream {stream!r}): {name!r} is not a valid "
+                                 f"topic name ({reason})") from None
 
 
 def _name(value: str) -> str:
