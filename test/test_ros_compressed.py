@@ -140,7 +140,7 @@ def rig(tmp_path_factory, tum):
     import threading
 
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CompressedImage, Image
@@ -194,7 +194,9 @@ def rig(tmp_path_factory, tum):
         camera.create_subscription(
             Image, prefix + "/probability", lambda m, p=prefix: keep(p, m), qos
         )
-    executor = MultiThreadedExecutor(num_threads=3, context=context)
+    # One thread, as rclpy.spin runs the node: it re-creates subscriptions from its own callbacks
+    # (QoS following, lifecycle), which a multi-threaded executor can race (InvalidHandle).
+    executor = SingleThreadedExecutor(context=context)
     for node in (compressed, raw, camera):
         executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)

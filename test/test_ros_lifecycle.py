@@ -119,7 +119,7 @@ class Client:
 @pytest.fixture
 def managed(random_weights_64):
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
     from rgbd_saliency_ros.ros.node import SaliencyNode
@@ -134,7 +134,9 @@ def managed(random_weights_64):
         Parameter("max_image_pixels", value=640 * 480),
     ])
     client = Client(context, node.get_name())
-    executor = MultiThreadedExecutor(num_threads=3, context=context)
+    # One thread, as rclpy.spin runs the node: it re-creates subscriptions from its own callbacks
+    # (QoS following, lifecycle), which a multi-threaded executor can race (InvalidHandle).
+    executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     executor.add_node(client.node)
     spinner = threading.Thread(target=executor.spin, daemon=True)

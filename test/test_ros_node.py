@@ -181,7 +181,7 @@ def rig(tmp_path_factory):
 
     find_shared("data", "rgbd_encodings")
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
     from rgbd_saliency_ros.benchmarks.node import write_random_weights
@@ -217,7 +217,9 @@ def rig(tmp_path_factory):
     from diagnostic_msgs.msg import DiagnosticArray
 
     probe.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
-    executor = MultiThreadedExecutor(num_threads=3, context=context)
+    # One thread, as rclpy.spin runs the node: it re-creates subscriptions from its own callbacks
+    # (QoS following, lifecycle), which a multi-threaded executor can race (InvalidHandle).
+    executor = SingleThreadedExecutor(context=context)
     for node in (single, pair, auto, probe):
         executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)

@@ -139,7 +139,7 @@ def rig(tmp_path_factory):
 
     find_shared("data", "rgbd_encodings")
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
     from rgbd_saliency_ros.benchmarks.node import write_random_weights
@@ -176,7 +176,9 @@ def rig(tmp_path_factory):
     for node in nodes.values():
         node.start()
     probe = rclpy.create_node("object_probe", context=context)
-    executor = MultiThreadedExecutor(num_threads=3, context=context)
+    # One thread, as rclpy.spin runs the node: it re-creates subscriptions from its own callbacks
+    # (QoS following, lifecycle), which a multi-threaded executor can race (InvalidHandle).
+    executor = SingleThreadedExecutor(context=context)
     for node in (*nodes.values(), probe):
         executor.add_node(node)
     threading.Thread(target=executor.spin, daemon=True).start()
