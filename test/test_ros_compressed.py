@@ -46,10 +46,10 @@ def test_transports_choose_type_topic_and_decoder(tum):
     color_in, depth_in = input_transport("color", "compressed"), input_transport(
         "depth", "compressedDepth"
     )
-    assert (color_in.msg_type, color_in.topic_suffix) == (CompressedImage, "/compressed")
-    assert (depth_in.msg_type, depth_in.topic_suffix) == (CompressedImage, "/compressedDepth")
+    assert (color_in.msg_type, color_in.topic("cam/color")) == (CompressedImage, "cam/color/compressed")
+    assert (depth_in.msg_type, depth_in.topic("cam/depth")) == (CompressedImage, "cam/depth/compressedDepth")
     raw_color, raw_depth = input_transport("color", "raw"), input_transport("depth", "raw")
-    assert (raw_color.msg_type, raw_color.topic_suffix, raw_depth.msg_type) == (Image, "", Image)
+    assert (raw_color.msg_type, raw_color.topic("cam/color"), raw_depth.msg_type) == (Image, "cam/color", Image)
     for kind, transport in (
         ("color", "compressedDepth"),
         ("depth", "compressed"),

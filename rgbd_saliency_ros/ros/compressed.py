@@ -1,7 +1,7 @@
 """The node's input transports (image_transport's names): what to subscribe to and how to decode.
 
     color_in = input_transport("color", params.color_transport)   # raw or compressed
-    node.create_subscription(color_in.msg_type, topic + color_in.topic_suffix, callback, qos)
+    node.create_subscription(color_in.msg_type, color_in.topic(topic), callback, qos)
     rgb = color_in.decode(msg, max_pixels)                           # raises ImageError
 
 ``raw`` is sensor_msgs/Image on the topic itself; ``compressed`` (color, JPEG or PNG) and
@@ -31,8 +31,12 @@ class InputTransport:
     """One input's transport: the message type, the topic suffix and the decoder."""
 
     msg_type: type  # sensor_msgs Image or CompressedImage
-    topic_suffix: str  # "" or "/<transport>", appended to the base topic
+    transport: str  # raw, compressed or compressedDepth
     decode: Callable[[Any, int], np.ndarray]  # (msg, max_pixels) -> RGB (H, W, 3) uint8 or metres
+
+    def topic(self, base: str) -> str:
+        """The topic this transport arrives on, for the raw topic ``base``."""
+        return codec.transport_topic(base, self.transport)
 
 
 def compressed_color_rgb(msg: CompressedImage, max_pixels: int) -> np.ndarray:
@@ -53,14 +57,10 @@ def compressed_depth_metres(msg: CompressedImage, max_pixels: int) -> np.ndarray
 
 
 _TRANSPORTS = {
-    ("color", codec.RAW): InputTransport(Image, "", color_rgb),
-    ("color", codec.COMPRESSED): InputTransport(
-        CompressedImage, "/" + codec.COMPRESSED, compressed_color_rgb
-    ),
-    ("depth", codec.RAW): InputTransport(Image, "", depth_metres),
-    ("depth", codec.COMPRESSED_DEPTH): InputTransport(
-        CompressedImage, "/" + codec.COMPRESSED_DEPTH, compressed_depth_metres
-    ),
+    ("color", codec.RAW): InputTransport(Image, codec.RAW, color_rgb),
+    ("color", codec.COMPRESSED): InputTransport(CompressedImage, codec.COMPRESSED, compressed_color_rgb),
+    ("depth", codec.RAW): InputTransport(Image, codec.RAW, depth_metres),
+    ("depth", codec.COMPRESSED_DEPTH): InputTransport(CompressedImage, codec.COMPRESSED_DEPTH, compressed_depth_metres),
 }
 
 

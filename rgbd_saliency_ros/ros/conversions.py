@@ -18,6 +18,7 @@ import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from ..runtime.compressed import EMPTY_IMAGE, TOO_LARGE, UNSUPPORTED_ENCODING  # zero size; above max_pixels
 from ..runtime.depth import SUPPORTED_DEPTH_ENCODINGS, decode_ros_depth
 from ..runtime.frames import SUPPORTED_COLOR_ENCODINGS, color_to_rgb
 
@@ -32,10 +33,8 @@ ENCODINGS = {
     "32FC1": (np.float32, 1),
 }
 
-# The kinds of bad input ImageError reports; the node keeps one counter for each.
-UNSUPPORTED_ENCODING = "unsupported_encoding"
-EMPTY_IMAGE = "empty_image"  # zero width or height
-TOO_LARGE = "too_large"  # width x height above max_pixels
+# The kinds of bad input ImageError reports; the node keeps one counter for each. The first three
+# are shared with the compressed transports' decoders.
 STEP_TOO_SMALL = "step_too_small"  # row stride shorter than width x pixel size
 TRUNCATED_DATA = "truncated_data"  # fewer than step x height bytes
 SIZE_MISMATCH = "size_mismatch"  # color and depth of different sizes

@@ -281,9 +281,9 @@ class SaliencyNode(LifecycleNode):
         color_in, depth_in = input_transports(p.color_transport, p.depth_transport)
         for stream in p.streams:
             topics = stream_topics(p, stream)
-            inputs = [(color_in.msg_type, topics.color + color_in.topic_suffix,
+            inputs = [(color_in.msg_type, color_in.topic(topics.color),
                        partial(self._on_color, stream)),
-                      (depth_in.msg_type, topics.depth + depth_in.topic_suffix,
+                      (depth_in.msg_type, depth_in.topic(topics.depth),
                        partial(self._on_depth, stream))]
             if topics.camera_info:
                 inputs.append((CameraInfo, topics.camera_info, partial(self._on_camera_info, stream)))
