@@ -31,6 +31,8 @@ def test_demo_with_weights_present(tmp_path, monkeypatch, capsys):
     sam2, weights = write_random_weights(weights_dir, 64)
     shutil.move(sam2, weights_dir / demo.BACKBONE_FILE)
     shutil.move(weights, weights_dir / demo.WEIGHTS_FILE)
+    key = demo.training_key(demo.ITERATIONS, videos=1, frames=4, size=64)
+    (weights_dir / demo.STAMP_FILE).write_text(json.dumps(key))
 
     summary = demo.run_demo(tmp_path, videos=1, frames=4, size=64, bag_frames=6, rate_hz=5.0)
 
@@ -45,3 +47,17 @@ def test_demo_with_weights_present(tmp_path, monkeypatch, capsys):
     assert "ready:" in (tmp_path / "logs" / "node.log").read_text()
     text = demo.summary_text(summary, tmp_path / "report")
     assert "Smeasure" in text and "report.md" in text
+
+
+def test_demo_data_and_weights_of_other_settings_are_not_reused(tmp_path):
+    if not (demo.REPO_ROOT / "training" / "synthetic.py").exists():
+        pytest.skip("training/synthetic.py is not in this checkout: the demo makes its data with it")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    demo.make_videos(tmp_path, videos=1, frames=2, size=32, bag_frames=2, log_dir=logs)
+    train = tmp_path / "data" / "train"
+    assert len(list((train / "video_000" / "rgb").iterdir())) == 2
+    demo.make_videos(tmp_path, videos=1, frames=3, size=32, bag_frames=2, log_dir=logs)  # an older demo's data
+    assert len(list((train / "video_000" / "rgb").iterdir())) == 3
+    key = demo.training_key(300, 64, 24, 96)
+    assert key == demo.training_key(300, 64, 24, 96) and key != demo.training_key(200, 64, 24, 96)

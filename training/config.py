@@ -36,6 +36,9 @@ class TrainConfig:
     # weights (sam2_random_backbone.pt) so that predict and resume can load the same one.
     sam2_checkpoint: str | None = None
     init_weights: str | None = None  # SAM-DAQ weights to start from (fine-tuning), either format
+    # Inference-time fall-back of SAM2's decoder to its multimask outputs (SamDaqConfig); stored in
+    # the weights. Training trains the single mask only: false where those outputs are untrained.
+    multimask_fallback: bool = True
 
     # --- data
     data: DatasetSpec = field(default_factory=lambda: DatasetSpec(root="data/train"))
@@ -59,6 +62,9 @@ class TrainConfig:
     max_grad_norm: float | None = None  # clip the gradient's global norm; null: no clipping (the reference)
     precision: Literal["float32", "bfloat16", "float16"] = "float32"  # autocast dtype, CUDA only
     device: str = "auto"  # auto (cuda when available), cpu, cuda
+    # torch CPU threads per process (0: torch's default, one per core). On a CPU that others share,
+    # threads that wait for each other can run many times slower than one.
+    threads: int = 0
     seed: int = 0
 
     # --- output
@@ -84,11 +90,12 @@ class TrainConfig:
             raise ValueError(f"max_grad_norm must be positive or null, got {self.max_grad_norm}")
         if not 0.0 <= self.hflip_prob <= 1.0:
             raise ValueError(f"hflip_prob must be in [0, 1], got {self.hflip_prob}")
-        if self.num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.num_workers < 0 or self.threads < 0:
+            raise ValueError(f"num_workers and threads must be >= 0, got {self.num_workers} and {self.threads}")
 
     def model_config(self) -> SamDaqConfig:
-        return SamDaqConfig(backbone=self.backbone, input_size=self.input_size)
+        return SamDaqConfig(backbone=self.backbone, input_size=self.input_size,
+                            multimask_fallback=self.multimask_fallback)
 
     def to_dict(self) -> dict:
         """Plain nested dict (YAML / JSON / weights_only-checkpoint safe)."""

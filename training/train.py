@@ -363,6 +363,8 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, stop_after:
     ``stop_after``: stop once this many iterations are done (saving the resume state, not the
     weights), as a time-limited job would; a later ``resume`` continues to ``cfg.iterations``.
     """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     procs = _start_processes(cfg.device)
     try:
         return _train(cfg, procs, resume, stop_after, progress)

@@ -32,6 +32,10 @@ class SamDaqConfig:
     query_dim: int = 64  # width of the learned query embeddings and of the state
     adapter_width: int = 64  # hidden channels of every bi-modal adapter
     state_keep: float = 0.1  # new_state = state_keep * state + update (released code and weights)
+    # In eval mode SAM2's decoder falls back to the best of its three multimask outputs when the
+    # single mask is unstable (the reference). Training only ever trains the single mask, so
+    # weights whose decoder did not start from Meta's (a random backbone) must run without it.
+    multimask_fallback: bool = True
     # Ablations (issue: the paper's efficiency claims). "parallel" is SAM-DAQ's depth-guided
     # parallel adapters beside the frozen trunk; "serial" puts the same adapters between trunk stages
     # and "lora" adapts the trunk's attention projections: both make gradients pass through the trunk.

@@ -81,6 +81,23 @@ class QueryTemporalMemory(nn.Module):
         """(batch, num_video_queries, query_dim): the learned video queries, one copy per stream."""
         return self.video_queries.weight.unsqueeze(0).expand(batch, -1, -1).clone()
 
+    @torch.no_grad()
+    def state_norm_bound(self) -> float:
+        """The largest L2 norm any one video query (a row of the state) can reach, from the
+        update's structure: ``state_keep * q + GELU(LayerNorm(x))``.
+
+        LayerNorm's output has norm at most ``max|weight| * sqrt(D) + |bias|`` and GELU never
+        grows a value's magnitude, so each update adds at most that (U); from a start of norm n0 a
+        query stays within ``max(n0, U / (1 - state_keep))`` however many frames follow. A finite
+        state beyond it did not come from this model (a corrupted state or backend).
+        """
+        if self.state_keep >= 1.0:
+            return float("inf")
+        norm = self.update_ffn[1]
+        update = float(norm.weight.abs().max()) * norm.normalized_shape[0] ** 0.5 + float(norm.bias.norm())
+        start = float(self.video_queries.weight.norm(dim=-1).max())
+        return max(start, update / (1.0 - self.state_keep))
+
     def prompt(self, state: torch.Tensor, embed: torch.Tensor) -> torch.Tensor:
         """Sparse prompt tokens for SAM2's mask decoder.
 

@@ -35,7 +35,8 @@ def build_sam2_parts(config: SamDaqConfig) -> Sam2Parts:
     """Builds SAM2.1 with random weights for ``config`` and returns the parts SAM-DAQ uses.
 
     The mask decoder gets SAM2's post-processing overrides (in eval mode, fall back to the best
-    multimask output when the single mask is unstable), as the reference builds it.
+    multimask output when the single mask is unstable), as the reference builds it;
+    ``SamDaqConfig.multimask_fallback`` turns that off.
     """
     from sam2.build_sam import build_sam2  # importing sam2 sets up its Hydra config search path
 

@@ -53,6 +53,7 @@ class SamDaq(nn.Module):
         self.scalp = sam2.scalp
         self.prompt_encoder = sam2.prompt_encoder
         self.mask_decoder = sam2.mask_decoder
+        self.mask_decoder.dynamic_multimask_via_stability = config.multimask_fallback
         self.memory_encoder = sam2.memory_encoder
         self.no_mem_embed = sam2.no_mem_embed
         if config.temporal == "memory_bank":
@@ -160,6 +161,14 @@ class SamDaq(nn.Module):
             s = self.config.embed_size
             return self.no_mem_embed.new_zeros(batch, 0, self.memory_encoder.out_proj.out_channels, s, s)
         return self.qtm.initial_state(batch)
+
+    def state_norm_bound(self) -> float:
+        """Largest L2 norm of one video query in a state this model can produce (see
+        ``QueryTemporalMemory.state_norm_bound``); inf for the memory-bank baseline (its state is
+        a bank of features, not queries)."""
+        if self.config.temporal == "memory_bank":
+            return float("inf")
+        return self.qtm.state_norm_bound()
 
     def step_features(
         self, features: Features, state: torch.Tensor
