@@ -5,6 +5,7 @@
     rgbd-saliency bench-node --frames 120 --rate 4
     rgbd-saliency bench-soak --pairs 10000 --rate 20
     rgbd-saliency bench-geometry
+    rgbd-saliency bench-memory --sam2-checkpoint S.pt --weights W --rgb-dir R --depth-dir D --gt-dir G
     rgbd-saliency make-bag --rgb-dir R --depth-dir D --gt-dir G --out seq_bag [--storage mcap]
     rgbd-saliency replay --bag seq_bag --out out/replay --sam2-checkpoint S.pt --weights W [--live]
     rgbd-saliency eval --pred out/masks --gt data/gt --json out/metrics.json
@@ -133,6 +134,29 @@ def _bench_geometry(args: argparse.Namespace) -> int:
     from .benchmarks.geometry import bench_geometry, report
 
     print(report(bench_geometry(args.repeats), args.repeats))
+    return 0
+
+
+def _bench_memory(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from .benchmarks.memory import bench_memory, load_sequence, report
+    from .runtime.model_loading import load_model
+
+    if not (args.sam2_checkpoint and args.weights):
+        raise ValueError("bench-memory judges trained weights: it needs --sam2-checkpoint and --weights")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_model(args.sam2_checkpoint, args.weights, args.model, args.input_size, args.device).model
+    sequence = load_sequence(args.rgb_dir, args.depth_dir, args.gt_dir, model.config.input_size)
+    result = bench_memory(model, sequence, args.steps)
+    print(report(result))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 
@@ -294,6 +318,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "registration) at 640x480")
     p.add_argument("--repeats", type=int, default=50, help="timed runs of each part")
     p.set_defaults(run=_bench_geometry)
+
+    p = sub.add_parser("bench-memory", help="query memory over a long stream: state norms and S-measure at 10,000 steps")
+    _add_model_flags(p)
+    p.add_argument("--rgb-dir", required=True)
+    p.add_argument("--depth-dir", required=True, help="relative depth as the data sets store it (value / 255)")
+    p.add_argument("--gt-dir", help="ground-truth masks, matched by sorted name (S-measure when given)")
+    p.add_argument("--steps", type=int, default=10000, help="steps, the sequence played back and forth")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--json", help="also write the figures here")
+    p.set_defaults(run=_bench_memory)
 
     p = sub.add_parser("make-bag", help="a rosbag2 (sqlite3 or MCAP) from RGB-D image folders and ground truth")
     p.add_argument("--rgb-dir", required=True, help="color frames (matched to depth and ground truth by sorted name)")

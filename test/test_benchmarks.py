@@ -60,7 +60,7 @@ def test_every_command_is_wired(repo_root):
 
     commands = build_parser()._subparsers._group_actions[0].choices
     documented = set(re.findall(r"rgbd-saliency ([a-z][a-z-]*[a-z])", (repo_root / "README.md").read_text()))
-    assert {"predict", "eval", "export", "replay", "make-bag", "bench"} <= documented
+    assert {"predict", "eval", "export", "replay", "make-bag", "bench", "bench-memory"} <= documented
     assert documented <= set(commands)
     for name, parser in commands.items():
         assert callable(parser.get_default("run")), name
@@ -83,3 +83,41 @@ def test_soak_figures_leave_the_warm_up_out():
     assert s["rss slope MiB/1000 masks"] == pytest.approx(10.0)
     assert (s["latency early p50 ms"], s["latency late p50 ms"]) == (50.0, 70.0)
     assert s["latency drift ms"] == 20.0 and "growth +2.24 %" in result.report()
+
+
+def test_ping_pong_turns_without_a_jump():
+    from rgbd_saliency_ros.benchmarks.memory import ping_pong
+
+    assert ping_pong(3, 9) == [0, 1, 2, 1, 0, 1, 2, 1, 0]
+    assert ping_pong(1, 3) == [0, 0, 0]
+
+
+def test_bench_memory_command_reports_norms_and_scores(tmp_path, capsys):
+    import json
+
+    import cv2
+    import numpy as np
+
+    from rgbd_saliency_ros.benchmarks.node import write_random_weights
+
+    rng = np.random.default_rng(0)
+    for sub in ("rgb", "depth", "gt"):
+        (tmp_path / sub).mkdir()
+    for t in range(3):  # a dark (near) square moving right over a far background
+        depth = np.full((48, 48), 200, np.uint8)
+        gt = np.zeros((48, 48), np.uint8)
+        depth[14:34, 8 + 4 * t : 28 + 4 * t] = 20
+        gt[depth == 20] = 255
+        cv2.imwrite(str(tmp_path / "rgb" / f"{t}.png"), rng.integers(0, 255, (48, 48, 3), dtype=np.uint8))
+        cv2.imwrite(str(tmp_path / "depth" / f"{t}.png"), depth)
+        cv2.imwrite(str(tmp_path / "gt" / f"{t}.png"), gt)
+    sam2, weights = write_random_weights(tmp_path, 64)
+    out = tmp_path / "memory.json"
+    assert cli_main(["bench-memory", "--sam2-checkpoint", str(sam2), "--weights", str(weights),
+                     "--rgb-dir", str(tmp_path / "rgb"), "--depth-dir", str(tmp_path / "depth"),
+                     "--gt-dir", str(tmp_path / "gt"), "--steps", "11", "--json", str(out)]) == 0
+    assert "S-measure over the frames" in capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["steps"] == 11 and result["frames"] == 3 and result["non_finite_states"] == 0
+    assert 0 < result["query_norm_at_10"] <= result["query_norm_max"] <= result["query_norm_bound"] * 1.0001
+    assert all(0.0 <= result[k] <= 1.0 for k in ("S_first_pass", "S_last_pass", "S_fresh_state"))

@@ -47,6 +47,8 @@ def test_metadata_lets_the_runtime_rebuild_itself(small):
     np.testing.assert_array_equal(meta["initial_state"], model.initial_state(1)[0].detach().numpy())
     assert ort_backend.metadata["depth_conversion"] == {"max_depth_m": 4.0}
     assert len(meta["weights_sha256"]) == 64 and meta["max_batch"] == "4"
+    # The memory guard's bound travels with the file (float32 rounding of the weights aside).
+    assert ort_backend.metadata["state_norm_bound"] == pytest.approx(model.state_norm_bound(), rel=1e-6)
 
 
 def test_onnxruntime_equals_torch_over_a_sequence(small):

@@ -27,7 +27,7 @@ def test_stream_stats_snapshot_has_every_counter_and_percentiles():
     snapshot = stats.snapshot(0.0)
     assert all(snapshot[name] == 0 for name in COUNTERS)
     assert {f"bad_input.{kind}" for kind in BAD_INPUT_KINDS} <= set(snapshot)
-    assert math.isnan(snapshot["latency_ms_p50"])
+    assert math.isnan(snapshot["latency_ms_p50"]) and math.isnan(snapshot["query_norm"])
     for i in range(100):
         stats.record_frame(latency_ms=40.0 + i, model_ms=30.0, input_ms=3.0, wait_ms=0.0, now_s=i / 10)
     stats.count("bad_input.truncated_data")
@@ -43,6 +43,8 @@ def test_diagnostic_array_round_trips_the_numbers():
     stats.tick("color_in", 0.0)
     stats.tick("color_in", 0.1)
     stats.count("dropped", 3)
+    stats.count("reset.bad_state")
+    stats.set_gauge("query_norm", 8.25)
     msg = diagnostic_array(Time(sec=5), "saliency_node", {"state": "ready", "backend": "torch", "device": "cpu"},
                            {"camera": stats.snapshot(0.1)})
     node, camera = msg.status
@@ -51,4 +53,5 @@ def test_diagnostic_array_round_trips_the_numbers():
     assert camera.level == DiagnosticStatus.WARN and camera.message == "input but no output"
     values = status_values(camera)
     assert values["dropped"] == 3 and abs(values["color_in_hz"] - 10.0) < 1e-3
+    assert values["reset.bad_state"] == 1 and values["query_norm"] == 8.25
     assert math.isnan(values["model_ms_p95"])

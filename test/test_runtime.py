@@ -9,7 +9,7 @@ from rgbd_saliency_ros.model import SamDaq, SamDaqConfig
 from rgbd_saliency_ros.runtime.backends.torch_backend import TorchBackend
 from rgbd_saliency_ros.runtime.depth import InvalidDepthError, read_tum_depth
 from rgbd_saliency_ros.runtime.saliency import FramePair, SaliencyConfig, SaliencyRuntime
-from rgbd_saliency_ros.runtime.stream_memory import ResetCause, StreamMemory
+from rgbd_saliency_ros.runtime.stream_memory import ResetCause, StreamMemory, query_norm
 
 STATE = np.ones((8, 64), np.float32)
 
@@ -168,3 +168,83 @@ def test_the_timeout_allows_twice_the_step_time_only_when_asked(monkeypatch, all
     [later] = runtime.run([runtime.prepare(FramePair("cam", 10.0 + gap_s, rgb, depth, depth_is_metric=True))])
     assert first.reset == ResetCause.NEW_STREAM
     assert (later.reset == ResetCause.TIMEOUT) == restarts
+
+
+# ---------------------------------------------------------------------------------- memory health
+
+
+@pytest.mark.parametrize("bad", [STATE * np.float32(100.0), np.where(np.eye(8, 64) > 0, np.nan, STATE)])
+def test_memory_drops_a_bad_state_and_restarts_the_stream(bad):
+    mem = StreamMemory(state_norm_bound=10.0)  # STATE's rows have norm 8
+    assert mem.commit("a", 0.0, STATE) and mem.state_norm("a") == pytest.approx(8.0)
+    assert mem.begin("a", 0.1)[1] is None
+    assert mem.commit("a", 0.1, bad) is False
+    assert not mem.state_norm("a") <= 10.0  # reported as it was: beyond the bound, or NaN
+    assert mem.begin("a", 0.2) == (None, ResetCause.BAD_STATE)
+    assert mem.resets[ResetCause.BAD_STATE.value] == 1
+    assert mem.commit("a", 0.2, STATE) and mem.begin("a", 0.3)[1] is None
+
+
+def test_query_norm_is_the_longest_query():
+    state = np.zeros((8, 64), np.float32)
+    state[3, :2] = (3.0, 4.0)
+    assert query_norm(state) == pytest.approx(5.0)
+    state[0, 0] = np.inf
+    assert np.isnan(query_norm(state))
+
+
+def test_state_norm_bound_holds_however_the_memory_pushes():
+    """The bound comes from the update's structure; here the update is driven with memory features
+    far larger than any frame gives, for many steps, from a state already at the bound."""
+    torch.manual_seed(1)
+    model = SamDaq(SamDaqConfig(input_size=64))
+    with torch.no_grad():
+        norm = model.qtm.update_ffn[1]
+        norm.weight.uniform_(-2.0, 2.0)  # a trained-looking LayerNorm, not the identity
+        norm.bias.uniform_(-1.0, 1.0)
+        bound = model.state_norm_bound()
+        state = model.initial_state(1)
+        state = state / state.norm(dim=-1, keepdim=True) * bound
+        largest = 0.0
+        for _ in range(200):
+            state = model.qtm.update(state, torch.randn(1, 64, 4, 4) * 1e4)
+            largest = max(largest, query_norm(state[0].numpy()))
+    assert largest <= bound * 1.0001
+    assert largest > 0.3 * bound  # the bound is not vacuous for this update
+
+
+class CorruptingBackend(TorchBackend):
+    """A torch backend whose state goes bad at the ``bad_at``-th step (0-based), as a faulty
+    accelerator or a corrupted buffer would make it."""
+
+    def __init__(self, model, bad_at, value):
+        super().__init__(model)
+        self.calls, self.bad_at, self.value = 0, bad_at, value
+
+    def step(self, rgb, depth, state):
+        prob, new_state = super().step(rgb, depth, state)
+        self.calls += 1
+        if self.calls - 1 == self.bad_at:
+            new_state = np.full_like(new_state, self.value)
+        return prob, new_state
+
+
+@pytest.mark.parametrize("value", [np.nan, 1e6])
+def test_runtime_restarts_a_stream_whose_state_went_bad_and_warns_once(shared_path, value):
+    torch.manual_seed(0)
+    backend = CorruptingBackend(SamDaq(SamDaqConfig(input_size=64)), bad_at=1, value=value)
+    rt = SaliencyRuntime(backend, SaliencyConfig(reset_timeout_s=10.0))
+    bound = backend.metadata["state_norm_bound"]
+    assert np.isfinite(bound) and rt.state_norm_bound == bound
+    results = [rt.run([rt.prepare(tum_pair(shared_path, stamp=0.1 * i))])[0] for i in range(4)]
+    assert [r.reset for r in results] == [ResetCause.NEW_STREAM, None, ResetCause.BAD_STATE, None]
+    assert results[0].state_norm <= bound and results[3].state_norm <= bound
+    assert not results[1].state_norm <= bound
+    assert results[1].memory_warning and "bad_state" in results[1].memory_warning
+    assert all(r.memory_warning is None for r in results[2:])
+    assert rt.memory.resets[ResetCause.BAD_STATE.value] == 1
+    backend.bad_at = backend.calls  # bad again: counted again, but not warned again
+    rt.run([rt.prepare(tum_pair(shared_path, stamp=0.4))])
+    again = rt.run([rt.prepare(tum_pair(shared_path, stamp=0.5))])[0]
+    assert again.reset is ResetCause.BAD_STATE and again.memory_warning is None
+    assert rt.memory.resets[ResetCause.BAD_STATE.value] == 2

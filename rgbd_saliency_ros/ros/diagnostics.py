@@ -8,6 +8,7 @@ locks; ``snapshot`` gives plain numbers (what tests and the benchmark read) and
     stats.count(BAD_INPUT_PREFIX + "truncated_data")
     stats.tick("color_in", now_s)
     stats.record_frame(latency_ms=31.0, model_ms=24.0, input_ms=4.0, wait_ms=2.0, now_s=now_s)
+    stats.set_gauge("query_norm", 8.9)
     msg = diagnostic_array(stamp, "saliency_node", {"backend": "torch"}, {"camera": stats.snapshot(now_s)})
 """
 
@@ -55,6 +56,10 @@ COUNTERS = (
 )
 
 RATES = ("color_in", "depth_in", "output")
+# Last values, NaN until set. query_norm: the largest video-query norm of the stream's state after
+# its last frame (the query memory's health; a state beyond the model's bound is reset, counted
+# as reset.bad_state).
+GAUGES = ("query_norm",)
 LATENCIES = ("latency_ms", "model_ms", "overhead_ms", "input_ms", "wait_ms")
 
 
@@ -94,6 +99,7 @@ class StreamStats:
         self.counters: Counter[str] = Counter({name: 0 for name in COUNTERS})
         self._rates = {name: RateMeter(rate_window_s) for name in RATES}
         self._latencies: dict[str, deque[float]] = {name: deque(maxlen=window) for name in LATENCIES}
+        self._gauges = {name: float("nan") for name in GAUGES}
 
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -103,6 +109,11 @@ class StreamStats:
         """For counters kept elsewhere (the pairer's) and copied in."""
         with self._lock:
             self.counters[name] = value
+
+    def set_gauge(self, name: str, value: float) -> None:
+        """The latest value of ``name`` (one of ``GAUGES``)."""
+        with self._lock:
+            self._gauges[name] = float(value)
 
     def tick(self, rate: str, now_s: float) -> None:
         """An event of ``rate`` (one of ``RATES``) at ``now_s`` (monotonic seconds)."""
@@ -119,10 +130,11 @@ class StreamStats:
                 self._latencies[name].append(value)
 
     def snapshot(self, now_s: float) -> dict[str, float]:
-        """Plain numbers: every counter, ``<rate>_hz``, and ``<latency>_p50`` / ``_p95`` (NaN before
-        the first frame)."""
+        """Plain numbers: every counter, ``<rate>_hz``, ``<latency>_p50`` / ``_p95`` (NaN before
+        the first frame) and the gauges."""
         with self._lock:
             out: dict[str, float] = dict(self.counters)
+            out.update(self._gauges)
             for name, meter in self._rates.items():
                 out[f"{name}_hz"] = meter.rate_hz(now_s)
             for name, values in self._latencies.items():

@@ -82,6 +82,7 @@ def export_onnx(
             "weights_sha256": weights_sha256(model),
             "max_batch": str(max_batch),
             "torch_version": torch.__version__,
+            "state_norm_bound": repr(model.state_norm_bound()),
         }
         if weights_metadata and "depth_conversion" in weights_metadata:
             metadata["depth_conversion"] = json.dumps(weights_metadata["depth_conversion"])
@@ -117,4 +118,6 @@ def read_onnx_metadata(path: str | os.PathLike) -> dict:
     out["initial_state"] = np.asarray(json.loads(raw["initial_state"]), dtype=np.float32)
     if "depth_conversion" in raw:
         out["depth_conversion"] = json.loads(raw["depth_conversion"])
+    if "state_norm_bound" in raw:  # absent from files exported before it existed
+        out["state_norm_bound"] = float(raw["state_norm_bound"])
     return out

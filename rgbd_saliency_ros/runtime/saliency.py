@@ -19,7 +19,7 @@ import numpy as np
 from .backends.base import StepBackend  # torch-free: the model comes in through the backend
 from .depth import DepthConversion, depth_to_model_input
 from .frames import normalize_rgb, resize_probability, resize_square
-from .stream_memory import ResetCause, StreamMemory
+from .stream_memory import ResetCause, StreamMemory, query_norm
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,9 @@ class SaliencyResult:
     mask: np.ndarray  # (H, W) uint8, 0 or 255
     reset: ResetCause | None  # why this frame started from the initial state, if it did
     model_time_s: float  # the batched step's wall time (shared by the pairs of one batch)
+    state_norm: float = float("nan")  # query_norm of the state after this frame (memory health)
+    # Set once per stream, the first time its state goes bad (it restarts at the next frame).
+    memory_warning: str | None = None
 
 
 class SaliencyRuntime:
@@ -82,7 +85,12 @@ class SaliencyRuntime:
         stored = backend.metadata.get("depth_conversion")
         # Weights trained with a known depth convention use it: a mismatch would silently hurt.
         self.depth_conversion = DepthConversion.from_dict(stored) if stored else self.config.depth_conversion
-        self.memory = StreamMemory(self.config.reset_timeout_s, self.config.evict_after_s, self.config.max_streams)
+        # The model's own bound on a healthy state (absent from older exported files: then only
+        # non-finite states count as bad).
+        self.state_norm_bound = float(backend.metadata.get("state_norm_bound", float("inf")))
+        self.memory = StreamMemory(self.config.reset_timeout_s, self.config.evict_after_s, self.config.max_streams,
+                                   self.state_norm_bound)
+        self._warned_bad_state: set[str] = set()
         self._last_step_s = 0.0
 
     @property
@@ -131,11 +139,23 @@ class SaliencyRuntime:
         self._last_step_s = elapsed
         results = []
         for i, p in enumerate(prepared):
-            self.memory.commit(p.pair.stream_id, p.pair.stamp_s, new_states[i])
+            sid = p.pair.stream_id
+            healthy = self.memory.commit(sid, p.pair.stamp_s, new_states[i])
             full = resize_probability(prob[i, 0], p.pair.rgb.shape[:2])
             mask = np.where(full >= self.config.threshold, np.uint8(255), np.uint8(0))
-            results.append(SaliencyResult(p.pair.stream_id, p.pair.stamp_s, full, mask, causes[i], elapsed))
+            norm = query_norm(new_states[i])
+            results.append(SaliencyResult(sid, p.pair.stamp_s, full, mask, causes[i], elapsed, norm,
+                                          None if healthy else self._bad_state_warning(sid, norm)))
         return results
+
+    def _bad_state_warning(self, stream_id: str, norm: float) -> str | None:
+        """The warning for a stream whose state went bad: once per stream, None afterwards."""
+        if stream_id in self._warned_bad_state:
+            return None
+        self._warned_bad_state.add(stream_id)
+        return (f"query memory went bad (largest query norm {norm:.4g}, healthy at most "
+                f"{self.state_norm_bound:.4g}): the stream restarts from the initial state at its next "
+                f"frame; counted as reset.{ResetCause.BAD_STATE.value} (warned once per stream)")
 
     def reset(self, stream_id: str | None = None) -> list[str]:
         """Restarts the memory of one stream (every stream when None) at its next frame."""

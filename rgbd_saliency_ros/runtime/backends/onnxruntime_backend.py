@@ -19,7 +19,7 @@ class OnnxRuntimeBackend(StepBackend):
         meta = read_onnx_metadata(path)
         self.config = meta["config"]
         self._initial = meta["initial_state"]
-        self.metadata = {k: v for k, v in meta.items() if k in ("depth_conversion", "weights_sha256")}
+        self.metadata = {k: v for k, v in meta.items() if k in ("depth_conversion", "weights_sha256", "state_norm_bound")}
         self.max_batch = int(meta.get("max_batch", 1))
         if device == "cpu":
             providers = ["CPUExecutionProvider"]

@@ -134,7 +134,7 @@ class TensorRTBackend(StepBackend):
         meta = read_onnx_metadata(onnx_path)
         self.config = meta["config"]
         self._initial = meta["initial_state"]
-        self.metadata = {k: v for k, v in meta.items() if k in ("depth_conversion", "weights_sha256")}
+        self.metadata = {k: v for k, v in meta.items() if k in ("depth_conversion", "weights_sha256", "state_norm_bound")}
         self.max_batch = int(meta["max_batch"])
         self.precision = precision
         _, _, index = _device_fields(device)

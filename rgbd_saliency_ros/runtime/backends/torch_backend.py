@@ -22,7 +22,8 @@ class TorchBackend(StepBackend):
             raise ValueError(f"unknown precision {precision!r}; expected float32, float16 or bfloat16")
         self.model = model.eval()
         self.config = model.config
-        self.metadata = metadata or {}
+        # The bound travels like the exported file's: the runtime's memory guard reads it here.
+        self.metadata = {**(metadata or {}), "state_norm_bound": model.state_norm_bound()}
         self.precision = precision
         if compile:
             self.model.encode = torch.compile(self.model.encode)
