@@ -370,7 +370,8 @@ class SaliencyNode(LifecycleNode):
         if self.runtime is not None:
             info = self.runtime.backend.info
             node_values.update(backend=info.name, device=info.device, precision=info.precision,
-                               input_size=str(self.runtime.input_size))
+                               input_size=str(self.runtime.input_size),
+                               state_norm_bound=f"{self.runtime.state_norm_bound:.4g}")
         now = time.monotonic()
         snapshots = {s: stats.snapshot(now) for s, stats in self.stats.items()}
         self._diagnostics.publish(diagnostic_array(self.get_clock().now().to_msg(), self.get_name(), node_values, snapshots))
@@ -528,6 +529,9 @@ class SaliencyNode(LifecycleNode):
         stats = self.stats[stream]
         if result.reset is not None:  # before "published": a reader seeing that frame counted sees its reset too
             stats.count(RESET_PREFIX + result.reset.value)
+        stats.set_gauge("query_norm", result.state_norm)
+        if result.memory_warning:  # the runtime gives it once per stream
+            self.get_logger().warning(f"{stream}: {result.memory_warning}")
         stats.record_frame(latency_ms, result.model_time_s * 1e3, ready.input_ms, (taken_s - ready.ready_s) * 1e3, time.monotonic())
 
     def _bad_input(self, stream: str, kind: str, error: Exception) -> None:
