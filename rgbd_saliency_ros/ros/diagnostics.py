@@ -71,10 +71,12 @@ class RateMeter:
         self._times: deque[float] = deque()
 
     def tick(self, now_s: float) -> None:
+        """One event at ``now_s`` (monotonic seconds)."""
         self._times.append(now_s)
         self._forget(now_s)
 
     def rate_hz(self, now_s: float) -> float:
+        """Events per second in the window ending at ``now_s``."""
         self._forget(now_s)
         if len(self._times) < 2 or self._times[-1] <= self._times[0]:
             return 0.0
@@ -102,6 +104,7 @@ class StreamStats:
         self._gauges = {name: float("nan") for name in GAUGES}
 
     def count(self, name: str, n: int = 1) -> None:
+        """Adds ``n`` to counter ``name`` (any name: new kinds appear in the next snapshot)."""
         with self._lock:
             self.counters[name] += n
 

@@ -164,31 +164,8 @@ def declare_parameters(node: Node, specs: tuple[ParamSpec, ...] = PARAMS) -> dic
 def read_parameters(values: dict[str, Any]) -> NodeParams:
     """Parameter values by name -> NodeParams; raises ValueError naming a wrong parameter."""
     v = values
-    backend = v["backend"]
-    if backend not in BACKENDS:
-        raise ValueError(f"parameter backend: {backend!r} is not one of {', '.join(BACKENDS)}")
-    if backend == "torch":
-        for name in ("sam2_checkpoint", "weights"):
-            if not v[name]:
-                raise ValueError(f"parameter {name} is empty: the torch backend needs the file")
-    elif not v["engine"]:
-        raise ValueError(f"parameter engine is empty: the {backend} backend needs an exported ONNX file")
-    streams = tuple(s.strip("/") for s in v["streams"])  # ids: diagnostics names, output folders
-    if not streams or any(not s for s in streams) or len(set(streams)) != len(streams):
-        raise ValueError(f"parameter streams: need distinct, non-empty camera namespaces, got {list(v['streams'])}")
-    _require(v, "input_size", v["input_size"] == 0 or v["input_size"] >= 64, "0 (from the weights) or at least 64")
-    _require(v, "sync_slop_s", v["sync_slop_s"] >= 0, "at least 0")
-    _require(v, "queue_size", v["queue_size"] >= 1, "at least 1")
-    _require(v, "backward_jump_s", v["backward_jump_s"] > 0, "positive")
-    _require(v, "reset_timeout_s", v["reset_timeout_s"] > 0, "positive")
-    _require(v, "max_image_pixels", v["max_image_pixels"] >= 1, "at least 1")
-    _require(v, "diagnostics_period_s", v["diagnostics_period_s"] > 0, "positive")
-    _require(v, "threshold", 0 < v["threshold"] < 1, "in (0, 1)")
-    for name in ("color_topic", "depth_topic", "output_namespace"):
-        _require(v, name, bool(v[name].strip("/")), "a name")
-    for name, allowed in (("color_transport", COLOR_TRANSPORTS),
-                          ("depth_transport", DEPTH_TRANSPORTS)):
-        _require(v, name, v[name] in allowed, f"one of {', '.join(allowed)}")
+    backend, streams = v["backend"], tuple(s.strip("/") for s in v["streams"])  # ids: diagnostics, outputs
+    _check_values(v, streams)
     try:
         depth = DepthConversion(
             min_depth_m=v["depth.min_depth_m"],
@@ -272,6 +249,34 @@ def stream_topics(params: NodeParams, stream: str) -> StreamTopics:
         camera_info_out=f"{out}/camera_info",
         reset_service=f"~/{stream}/reset",
     )
+
+
+def _check_values(v: dict[str, Any], streams: tuple[str, ...]) -> None:
+    """Raises ValueError naming the first parameter whose value cannot work."""
+    backend = v["backend"]
+    if backend not in BACKENDS:
+        raise ValueError(f"parameter backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+    if backend == "torch":
+        for name in ("sam2_checkpoint", "weights"):
+            if not v[name]:
+                raise ValueError(f"parameter {name} is empty: the torch backend needs the file")
+    elif not v["engine"]:
+        raise ValueError(f"parameter engine is empty: the {backend} backend needs an exported ONNX file")
+    if not streams or any(not s for s in streams) or len(set(streams)) != len(streams):
+        raise ValueError(f"parameter streams: need distinct, non-empty camera namespaces, got {list(v['streams'])}")
+    _require(v, "input_size", v["input_size"] == 0 or v["input_size"] >= 64, "0 (from the weights) or at least 64")
+    _require(v, "sync_slop_s", v["sync_slop_s"] >= 0, "at least 0")
+    _require(v, "queue_size", v["queue_size"] >= 1, "at least 1")
+    _require(v, "backward_jump_s", v["backward_jump_s"] > 0, "positive")
+    _require(v, "reset_timeout_s", v["reset_timeout_s"] > 0, "positive")
+    _require(v, "max_image_pixels", v["max_image_pixels"] >= 1, "at least 1")
+    _require(v, "diagnostics_period_s", v["diagnostics_period_s"] > 0, "positive")
+    _require(v, "threshold", 0 < v["threshold"] < 1, "in (0, 1)")
+    for name in ("color_topic", "depth_topic", "output_namespace"):
+        _require(v, name, bool(v[name].strip("/")), "a name")
+    for name, allowed in (("color_transport", COLOR_TRANSPORTS),
+                          ("depth_transport", DEPTH_TRANSPORTS)):
+        _require(v, name, v[name] in allowed, f"one of {', '.join(allowed)}")
 
 
 def _check_topic_names(params: NodeParams) -> None:
