@@ -9,13 +9,14 @@ Steps, each printed as it starts (run from the repository root, which holds ``tr
    depth, the data sets' convention) and one held-out video with metric depth in millimetres, as a
    real camera gives;
 2. small weights (``python -m training.train`` with training/configs/tiny_cpu.yaml, a random SAM2.1
-   backbone, input 64), or the ones already in ``OUT/weights`` (``--retrain`` to redo them);
+   backbone, input 96), or the ones already in ``OUT/weights`` when they were trained with the same
+   settings (``--retrain`` to redo them);
 3. the held-out video as a rosbag2 (``make-bag``: rgb8, 16UC1 mm, ground truth, CameraInfo);
 4. the node (``python -m rgbd_saliency_ros.ros.node``) with those weights, on a private ROS domain;
 5. the bag played to the node at its recorded rate, its masks recorded (``replay --live``);
 6. the report: ``OUT/report/report.md``, with metrics.json, plots and an overlay video.
 
-Two CPU cores: about 3 to 6 minutes, most of it training (timings vary with the machine's load).
+Two CPU cores shared with other jobs (load average 11 to 13): 8 minutes, 7 of them training.
 """
 
 from __future__ import annotations
