@@ -4,6 +4,7 @@
         expected = shared_path("fixtures", "samdaq_parity", "expected.npz")
 """
 
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,18 @@ def find_shared(*parts: str) -> Path:
 def package_files() -> list[Path]:
     """The Python files a robot installs: the package and the launch files."""
     return sorted((REPO_ROOT / "rgbd_saliency_ros").rglob("*.py")) + sorted((REPO_ROOT / "launch").glob("*.py"))
+
+
+def wait_for(get, what: str, timeout_s: float = 60.0):
+    """Polls ``get()`` until it returns something true and returns that; fails the test with
+    ``what`` after ``timeout_s`` (generous by default: the CPU is shared)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = get()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

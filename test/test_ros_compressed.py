@@ -7,6 +7,7 @@ and back, as DDS delivers them) through the transports' decoders.
 import cv2
 import numpy as np
 import pytest
+from conftest import wait_for
 
 from rgbd_saliency_ros.runtime.compressed import COMPRESSED_ERROR_KINDS, encode_color, encode_depth
 from rgbd_saliency_ros.runtime.depth import read_tum_depth
@@ -119,16 +120,6 @@ DEADLINE_S = 60.0
 COLOR, DEPTH = "/camera/color/image_raw", "/camera/aligned_depth_to_color/image_raw"
 
 
-def wait_for(get, what: str, timeout_s: float = DEADLINE_S):
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = get()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import wait_for
 
 DEADLINE_S = 60.0
 QUIET_S = 2.0  # how long "no mask" is waited for (frames go every 0.1 s)
@@ -27,14 +28,6 @@ def rss_mib() -> float:
     raise RuntimeError("no VmRSS")
 
 
-def wait_for(get, what: str, timeout_s: float = DEADLINE_S):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = get()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Client:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import wait_for
 
 DEADLINE_S = 60.0  # generous: the CPU is shared
 TUM = Path(__file__).resolve().parents[2] / "shared" / "data" / "rgbd_encodings"
@@ -146,14 +147,6 @@ class Outputs:
         return np.frombuffer(msg.data, np.float32).reshape(msg.height, msg.width)
 
 
-def wait_for(get, what: str, timeout_s: float = DEADLINE_S):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = get()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Timeline:

@@ -14,7 +14,8 @@ import threading
 import cv2
 import numpy as np
 import pytest
-from test_ros_node import DEADLINE_S, TUM, Timeline, wait_for
+from conftest import wait_for
+from test_ros_node import DEADLINE_S, TUM, Timeline
 
 K = [
     525.0,
