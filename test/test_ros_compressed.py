@@ -4,6 +4,8 @@ and back, as DDS delivers them) through the transports' decoders.
     .venv/bin/python -m pytest -q test/test_ros_compressed.py
 """
 
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -208,7 +210,7 @@ def rig(tmp_path_factory, tum):
 
 
 class Stamps:
-    sec = 2000
+    sec = int(time.time()) - 3600  # behind the node's clock, within max_stamp_behind_s
 
     @classmethod
     def next(cls):

@@ -153,7 +153,9 @@ class Timeline:
     """Stamps for the tests: 30 Hz frames, with jumps forward (> reset_timeout_s) on request."""
 
     def __init__(self) -> None:
-        self.now = 1000.0
+        # Near the node's clock (stamps far from it are bad input, max_stamp_*_s): ten minutes
+        # behind it, so that the tests' gaps never take the time line ahead of it.
+        self.now = float(round(time.time())) - 600.0
 
     def next(self) -> float:
         self.now = round(self.now + 1 / 30, 6)

@@ -154,7 +154,8 @@ def check_camera_info(info, width: int, height: int) -> None:
     """Raises ImageError (a ``CAMERA_INFO_KINDS`` kind) unless ``info`` can describe an image of
     ``width`` x ``height`` pixels: its size (divided by its binning), finite K, R and P with
     non-negative focal lengths (all zero: uncalibrated, allowed), a distortion model name of at
-    most 64 identifier characters, and finite D of a length that fits a known model."""
+    most 64 identifier characters, and finite D of a length that fits a known model (or empty:
+    no distortion)."""
     bin_x, bin_y = max(int(info.binning_x), 1), max(int(info.binning_y), 1)
     if (int(info.width) // bin_x, int(info.height) // bin_y) != (width, height):
         raise ImageError(CAMERA_INFO_SIZE, f"CameraInfo is for {info.width}x{info.height} "
@@ -171,7 +172,7 @@ def check_camera_info(info, width: int, height: int) -> None:
     d = np.asarray(info.d, np.float64)
     fits = DISTORTION_COEFFICIENTS.get(model)
     finite = bool(np.isfinite(d).all())
-    if len(d) > MAX_DISTORTION_COEFFICIENTS or not finite or (fits and len(d) not in fits):
+    if len(d) > MAX_DISTORTION_COEFFICIENTS or not finite or (fits and len(d) not in (0, *fits)):
         raise ImageError(CAMERA_INFO_DISTORTION,
                          f"{len(d)} distortion coefficients for {model!r} (expected "
                          f"{fits or 'at most 64'}), finite: {finite}")

@@ -22,8 +22,12 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from ..runtime.compressed import COMPRESSED_ERROR_KINDS
 from ..runtime.stream_memory import ResetCause
-from .conversions import IMAGE_ERROR_KINDS
-from ..runtime.pairing import CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, UNPAIRED_COLOR, UNPAIRED_DEPTH
+from .conversions import CAMERA_INFO_KINDS, IMAGE_ERROR_KINDS
+from .input_health import LOST_BEFORE_NODE, WRONG_TYPE
+from ..runtime.pairing import (
+    CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, STAMP_KINDS, STRAY_STAMP, UNPAIRED_COLOR,
+    UNPAIRED_DEPTH,
+)
 
 BAD_INPUT_PREFIX = "bad_input."
 RESET_PREFIX = "reset."
@@ -33,7 +37,7 @@ INVALID_DEPTH = "invalid_depth"  # no valid depth pixel
 MALFORMED = "malformed"  # any other frame the runtime refuses
 BAD_INPUT_KINDS = (
     *IMAGE_ERROR_KINDS, *COMPRESSED_ERROR_KINDS, INVALID_DEPTH, DUPLICATE_STAMP, OUT_OF_ORDER,
-    MALFORMED,
+    MALFORMED, *STAMP_KINDS, STRAY_STAMP, *CAMERA_INFO_KINDS,
 )
 
 # Every counter a stream reports (zeros included, so that readers can rely on the keys).
@@ -51,6 +55,8 @@ COUNTERS = (
     CLOCK_JUMPS,  # pairing restarts after a stamp jumped back (rosbag loop)
     "step_errors",  # batched steps that raised (the frames get no output)
     WORKER_ERRORS,
+    LOST_BEFORE_NODE,  # messages DDS reports lost on an input topic (message_lost events)
+    WRONG_TYPE,  # publishers of another message type on an input topic now (from the graph)
     *(BAD_INPUT_PREFIX + kind for kind in BAD_INPUT_KINDS),
     *(RESET_PREFIX + cause.value for cause in ResetCause),
 )
@@ -130,7 +136,10 @@ class StreamStats:
             self._rates["output"].tick(now_s)
             for name, value in (("latency_ms", latency_ms), ("model_ms", model_ms), ("overhead_ms", latency_ms - model_ms),
                                 ("input_ms", input_ms), ("wait_ms", wait_ms)):
-                self._latencies[name].append(value)
+                # A stamp ahead of this clock (another machine's, within max_stamp_ahead_s) gives
+                # no latency: nothing from it enters the windows.
+                if latency_ms >= 0 or name in ("model_ms", "wait_ms"):
+                    self._latencies[name].append(value)
 
     def snapshot(self, now_s: float) -> dict[str, float]:
         """Plain numbers: every counter, ``<rate>_hz``, ``<latency>_p50`` / ``_p95`` (NaN before

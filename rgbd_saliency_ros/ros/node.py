@@ -41,7 +41,13 @@ from .diagnostics import (
     BAD_INPUT_PREFIX, DROPPED_IN_BURST, INVALID_DEPTH, MALFORMED, RESET_PREFIX, WORKER_ERRORS, StreamStats,
     diagnostic_array,
 )
-from ..runtime.pairing import CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, UNPAIRED_COLOR, UNPAIRED_DEPTH, Pair, StampPairer
+from ..runtime.pairing import (
+    CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, STRAY_STAMP, UNPAIRED_COLOR, UNPAIRED_DEPTH, Pair,
+    StampPairer, check_stamp,
+)
+from .input_health import (
+    LOST_BEFORE_NODE, WRONG_TYPE, CameraInfoGate, input_findings, transport_limit_note,
+)
 from .object_outputs import (OBJECT_PARAMS, DepthRegistration, ObjectOutputs,
                              read_object_parameters, tf_lookup)
 from .params import AUTO, PARAMS, RUNTIME_SETTABLE, NodeParams, declare_parameters, read_parameters, stream_topics
@@ -57,6 +63,7 @@ _PAIRER_COUNTERS = {
     CLOCK_JUMPS: CLOCK_JUMPS,
     DUPLICATE_STAMP: BAD_INPUT_PREFIX + DUPLICATE_STAMP,
     OUT_OF_ORDER: BAD_INPUT_PREFIX + OUT_OF_ORDER,
+    STRAY_STAMP: BAD_INPUT_PREFIX + STRAY_STAMP,
 }
 # Errors that mean "this node cannot start as configured": reported in one line, exit status 1.
 # RuntimeError covers CheckpointError; torch reports a CUDA device on a CPU-only build with an
@@ -129,7 +136,8 @@ class SaliencyNode(LifecycleNode):
         self.runtime: SaliencyRuntime | None = None
         self.stats: dict[str, StreamStats] = {}
         self._pairers: dict[str, StampPairer[Image]] = {}
-        self._camera_info: dict[str, CameraInfo] = {}  # the latest of each stream
+        self._camera_info: dict[str, CameraInfoGate] = {}  # the latest of each stream, checked
+        self._input_types: dict[str, dict[str, str]] = {}  # stream -> {input topic: message type}
         self._cond = threading.Condition()  # guards the slots, pending resets and stopping
         self._slots: dict[str, _Ready] = {}
         self._pending_resets: set[str | None] = set()  # None: every stream
@@ -230,6 +238,7 @@ class SaliencyNode(LifecycleNode):
         p = self.params
         self.stats = {s: StreamStats() for s in p.streams}
         self._pairers = {s: StampPairer(p.sync_slop_s, p.queue_size, p.backward_jump_s) for s in p.streams}
+        self._camera_info = {s: CameraInfoGate() for s in p.streams}
         for stream in p.streams:
             topics = stream_topics(p, stream)
             self._outputs[stream] = _Outputs(
@@ -291,9 +300,17 @@ class SaliencyNode(LifecycleNode):
                 prefix = topics.color[: -len(p.color_topic)]  # the stream's namespace, "/" ended
                 inputs.append((CameraInfo, prefix + self.object_params.depth_camera_info_topic,
                                partial(setattr, self._registration[stream], "depth_info")))
-            self._inputs += [AdaptiveSubscription(self, *args, p.input_qos, adaptive) for args in inputs]
+            lost = partial(self._on_message_lost, stream)
+            subscriptions = [AdaptiveSubscription(self, *args, p.input_qos, adaptive, lost)
+                             for args in inputs]
+            self._inputs += subscriptions
+            self._input_types[stream] = {sub.topic: _type_name(args[0])
+                                         for sub, args in zip(subscriptions, inputs)}
         if adaptive:
             self._qos_timer = self.create_timer(QOS_CHECK_PERIOD_S, self._follow_publishers)
+        note = transport_limit_note(p.max_image_pixels)
+        if p.input_reliability == "best_effort" and note:
+            self.get_logger().warning(note)
         self._state = "active"
 
     def _deactivate(self) -> None:
@@ -374,6 +391,8 @@ class SaliencyNode(LifecycleNode):
                                state_norm_bound=f"{self.runtime.state_norm_bound:.4g}")
         now = time.monotonic()
         snapshots = {s: stats.snapshot(now) for s, stats in self.stats.items()}
+        if self._state == "active":
+            self._report_input_findings(snapshots)
         self._diagnostics.publish(diagnostic_array(self.get_clock().now().to_msg(), self.get_name(), node_values, snapshots))
         if self._worker_failed:
             self.context.try_shutdown()  # spin returns; serve() sees worker_failed
@@ -395,16 +414,40 @@ class SaliencyNode(LifecycleNode):
         self._offer(stream, self._pairers[stream].add_depth, msg)
 
     def _on_camera_info(self, stream: str, msg: CameraInfo) -> None:
-        self._camera_info[stream] = msg
+        self._camera_info[stream].offer(msg)
+
+    def _on_message_lost(self, stream: str, status) -> None:
+        self.stats[stream].count(LOST_BEFORE_NODE, status.total_count_change)
+        self._warn(stream, LOST_BEFORE_NODE,
+                   f"DDS lost {status.total_count} input messages so far (best effort with images "
+                   "too large for the transport? README, QoS)")
+
+    def _report_input_findings(self, snapshots: dict[str, dict[str, float]]) -> None:
+        """Warns of one-sided input and wrong-type publishers; the latter also as a gauge."""
+        wrong = dict.fromkeys(snapshots, 0)
+        for stream, kind, text, count in input_findings(snapshots, self._input_types,
+                                                        self.get_publishers_info_by_topic):
+            self._warn(stream, kind, text)
+            wrong[stream] += count if kind == WRONG_TYPE else 0
+        for stream, count in wrong.items():
+            self.stats[stream].set_count(WRONG_TYPE, count)
+            snapshots[stream][WRONG_TYPE] = count
 
     def _offer(self, stream: str, add, msg: Image) -> None:
+        stamp, now_s = msg.header.stamp, self.get_clock().now().nanoseconds * 1e-9
+        bad = check_stamp(stamp.sec, stamp.nanosec, now_s, self.params.max_stamp_ahead_s,
+                          self.params.max_stamp_behind_s)
+        if bad is not None:
+            self._bad_input(stream, bad,
+                            f"{bad}: {stamp.sec} s {stamp.nanosec} ns, node clock {now_s:.3f} s")
+            return
         pairer = self._pairers[stream]
         before = pairer.counters.copy()
         pair = add(stamp_to_s(msg.header.stamp), msg)
         for name, counter in _PAIRER_COUNTERS.items():
             if pairer.counters[name] != before[name]:
                 self.stats[stream].set_count(counter, pairer.counters[name])
-        for kind in (DUPLICATE_STAMP, OUT_OF_ORDER):
+        for kind in (DUPLICATE_STAMP, OUT_OF_ORDER, STRAY_STAMP):
             if pairer.counters[kind] != before[kind]:
                 self._warn(stream, kind, f"{kind.replace('_', ' ')}: {stamp_to_s(msg.header.stamp):.3f} s, frame dropped")
         if pairer.counters[CLOCK_JUMPS] != before[CLOCK_JUMPS]:
@@ -521,7 +564,9 @@ class SaliencyNode(LifecycleNode):
             out.probability.publish(image_message(result.probability, "32FC1", header))
         if out.overlay.get_subscription_count():
             out.overlay.publish(image_message(overlay_rgb(rgb, result.mask), "rgb8", header))
-        info = self._camera_info.get(stream)
+        info, error = self._camera_info[stream].for_image(rgb.shape[1], rgb.shape[0])
+        if error is not None:
+            self._bad_input(stream, error.kind, error)
         if info is not None and out.camera_info.get_subscription_count():
             restamped = copy.copy(info)  # shallow: only the header is replaced
             restamped.header = header
@@ -534,7 +579,7 @@ class SaliencyNode(LifecycleNode):
             self.get_logger().warning(f"{stream}: {result.memory_warning}")
         stats.record_frame(latency_ms, result.model_time_s * 1e3, ready.input_ms, (taken_s - ready.ready_s) * 1e3, time.monotonic())
 
-    def _bad_input(self, stream: str, kind: str, error: Exception) -> None:
+    def _bad_input(self, stream: str, kind: str, error: Exception | str) -> None:
         self.stats[stream].count(BAD_INPUT_PREFIX + kind)
         self._warn(stream, kind, f"frame dropped: {error}")
 
@@ -545,6 +590,11 @@ class SaliencyNode(LifecycleNode):
         if now - self._last_warning.get((stream, kind), -WARN_PERIOD_S) >= WARN_PERIOD_S:
             self._last_warning[(stream, kind)] = now
             self.get_logger().warning(f"{stream}: {text}")
+
+
+def _type_name(msg_type) -> str:
+    """A message class -> its ROS type name, e.g. "sensor_msgs/msg/Image"."""
+    return f"{msg_type.__module__.split('.')[0]}/msg/{msg_type.__name__}"
 
 
 def serve() -> int:

@@ -72,6 +72,11 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("reset_timeout_s", 1.0, "a stream's memory restarts after a gap longer than this between processed frames, seconds"),
     ParamSpec("max_image_pixels", 3840 * 2160, "frames with more pixels (width x height) are refused"),
     ParamSpec("diagnostics_period_s", 1.0, "period of /diagnostics, seconds"),
+    ParamSpec("max_stamp_ahead_s", 10.0,
+              "frames stamped further ahead of the node's clock are refused, s; 0: no bound"),
+    ParamSpec("max_stamp_behind_s", 86400.0,
+              "frames stamped further behind the node's clock are refused, seconds; 0: no bound "
+              "(a bag played without --clock and use_sim_time)"),
     # Depth conversion (DepthConversion); weights that carry their own convention override these.
     ParamSpec("depth.min_depth_m", 0.1, "valid depth is clipped to [min_depth_m, max_depth_m], metres"),
     ParamSpec("depth.max_depth_m", 10.0, "see depth.min_depth_m, metres"),
@@ -115,6 +120,8 @@ class NodeParams:
     backward_jump_s: float
     max_image_pixels: int
     diagnostics_period_s: float
+    max_stamp_ahead_s: float
+    max_stamp_behind_s: float
     saliency: SaliencyConfig  # threshold, reset_timeout_s, depth conversion, one memory per stream
     input_qos: QoSProfile  # its reliability is the starting point when input_reliability is auto
     input_reliability: str  # auto, reliable or best_effort
@@ -198,6 +205,8 @@ def read_parameters(values: dict[str, Any]) -> NodeParams:
         backward_jump_s=v["backward_jump_s"],
         max_image_pixels=v["max_image_pixels"],
         diagnostics_period_s=v["diagnostics_period_s"],
+        max_stamp_ahead_s=v["max_stamp_ahead_s"],
+        max_stamp_behind_s=v["max_stamp_behind_s"],
         saliency=SaliencyConfig(
             threshold=v["threshold"], reset_timeout_s=v["reset_timeout_s"], max_streams=len(streams), depth_conversion=depth,
             timeout_allows_step_time=True,  # the node steps the latest pair only, skipping frames while busy
@@ -271,6 +280,8 @@ def _check_values(v: dict[str, Any], streams: tuple[str, ...]) -> None:
     _require(v, "reset_timeout_s", v["reset_timeout_s"] > 0, "positive")
     _require(v, "max_image_pixels", v["max_image_pixels"] >= 1, "at least 1")
     _require(v, "diagnostics_period_s", v["diagnostics_period_s"] > 0, "positive")
+    for name in ("max_stamp_ahead_s", "max_stamp_behind_s"):
+        _require(v, name, v[name] >= 0, "0 (no bound) or positive")
     _require(v, "threshold", 0 < v["threshold"] < 1, "in (0, 1)")
     for name in ("color_topic", "depth_topic", "output_namespace"):
         _require(v, name, bool(v[name].strip("/")), "a name")

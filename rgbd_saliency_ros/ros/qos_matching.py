@@ -45,12 +45,13 @@ class AdaptiveSubscription:
         qos: history, depth and durability of the subscription; its reliability is the one used
             while no publisher is known, and the only one when ``adaptive`` is false.
         adaptive: follow the publishers' reliability.
+        on_message_lost: called with rclpy's message-lost status when DDS reports lost messages.
     """
 
     def __init__(self, node: Node, msg_type, topic: str, callback: Callable, qos: QoSProfile,
-                 adaptive: bool) -> None:
+                 adaptive: bool, on_message_lost: Callable | None = None) -> None:
         self._node, self._msg_type, self._callback = node, msg_type, callback
-        self._qos, self._adaptive = qos, adaptive
+        self._qos, self._adaptive, self._on_message_lost = qos, adaptive, on_message_lost
         self.subscription = self._subscribe(topic, qos)
         self.topic = self.subscription.topic_name  # fully resolved, remapped
         self.follow_publishers()
@@ -81,7 +82,9 @@ class AdaptiveSubscription:
     def _subscribe(self, topic: str, qos: QoSProfile):
         # When following, an incompatible publisher is expected for up to one check period: say so
         # quietly instead of rclpy's default warning.
-        events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible) if self._adaptive else None
+        events = SubscriptionEventCallbacks(
+            incompatible_qos=self._on_incompatible if self._adaptive else None,
+            message_lost=self._on_message_lost)
         return self._node.create_subscription(self._msg_type, topic, self._callback, qos, event_callbacks=events)
 
     def _on_incompatible(self, _event) -> None:
