@@ -365,7 +365,7 @@ def test_camera_info_classes(rig, name, key, fields):
 def test_a_publisher_of_another_type_on_an_input_topic_is_seen(rig):
     node = rig["node"]
     rig["camera"].command(wrong_type=True)
-    wait_for(lambda: node.counters("camera")["wrong_type_publishers"] == 1, "the publisher counted")
+    wait_for(lambda: node.counters("camera")["wrong_type_publishers"] == 1, "it counted")
     rig["camera"].command(wrong_type=False)
     wait_for(lambda: node.counters("camera")["wrong_type_publishers"] == 0, "the publisher gone")
     _valid_pair(rig)

@@ -135,6 +135,11 @@ class CameraInfoGate:
         """A new CameraInfo message (replaces the previous one)."""
         self._latest = info
 
+    @property
+    def latest(self):
+        """The latest CameraInfo as received (unchecked), or None."""
+        return self._latest
+
     def for_image(self, width: int, height: int) -> tuple[object | None, ImageError | None]:
         """(the CameraInfo, None) when it describes a ``width`` x ``height`` image; (None, the
         error) the first time one does not, (None, None) after that or when there is none."""

@@ -524,7 +524,7 @@ class SaliencyNode(LifecycleNode):
                 registration = self._registration.get(stream)
                 register = registration and registration.bind(
                     pair.color.header.frame_id, pair.depth.header.frame_id,
-                    self._camera_info.get(stream))
+                    self._camera_info[stream].latest)
                 rgb, depth_m = frame_arrays(pair.color, pair.depth, p.max_image_pixels, *decoders,
                                             register=register)
                 prepared.append(self.runtime.prepare(FramePair(stream, pair.stamp_s, rgb, depth_m)))
@@ -549,8 +549,9 @@ class SaliencyNode(LifecycleNode):
             self._publish(result, batch[result.stream_id], p.pair.rgb, taken_s)
             # 3D outputs after the mask, for listeners only (object_outputs.py)
             stream, header = result.stream_id, batch[result.stream_id].pair.color.header
+            info, _ = self._camera_info[stream].for_image(p.pair.rgb.shape[1], p.pair.rgb.shape[0])
             problem = self.object_outputs[stream].publish(
-                header, result.mask, p.pair.depth, p.pair.rgb, self._camera_info.get(stream))
+                header, result.mask, p.pair.depth, p.pair.rgb, info)
             if problem is not None:
                 self.stats[stream].count(f"object.{problem[0]}")
                 self._warn(stream, f"object.{problem[0]}", f"no 3D outputs: {problem[1]}")
