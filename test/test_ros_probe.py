@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import test_ros_node
-from test_ros_node import wait_for
+from conftest import wait_for
 
 DEADLINE_S = 60.0  # the publisher's wait for the node's subscriptions
 TUM = Path(__file__).resolve().parents[2] / "shared" / "data" / "rgbd_encodings"
