@@ -63,7 +63,7 @@ def shared_path():
 @pytest.fixture(scope="module")
 def random_weights_64(tmp_path_factory) -> tuple[str, str]:
     """(SAM2.1 checkpoint, SAM-DAQ weights) paths, random values at input 64, once per module."""
-    from rgbd_saliency_ros.benchmarks.node import write_random_weights
+    from rgbd_saliency_ros.model.random_weights import write_random_weights
 
     sam2, weights = write_random_weights(tmp_path_factory.mktemp("weights"), 64)
     return str(sam2), str(weights)

@@ -98,7 +98,7 @@ def test_bench_memory_command_reports_norms_and_scores(tmp_path, capsys):
     import cv2
     import numpy as np
 
-    from rgbd_saliency_ros.benchmarks.node import write_random_weights
+    from rgbd_saliency_ros.model.random_weights import write_random_weights
 
     rng = np.random.default_rng(0)
     for sub in ("rgb", "depth", "gt"):

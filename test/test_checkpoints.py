@@ -172,3 +172,20 @@ def test_weights_limits_are_checked_before_the_model_is_built(tiny, tmp_path, mo
     with pytest.raises(CheckpointError, match=r"input_size = 32768 .*\(1 to 4096\)") as err:
         model_loading.load_model(None, path)
     assert str(path) in str(err.value)
+
+
+def test_random_weights_are_reproducible_and_leave_the_callers_random_state(tmp_path):
+    from safetensors.torch import load_file
+
+    from rgbd_saliency_ros.model.random_weights import write_random_weights
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    first = write_random_weights(tmp_path / "a", 64)
+    assert torch.equal(torch.rand(3), expected)  # the caller's stream goes on as if nothing was drawn
+    second = write_random_weights(tmp_path / "b", 64)
+    a, b = load_file(first[1]), load_file(second[1])
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # same seed, same weights

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_demo_with_weights_present(tmp_path, monkeypatch, capsys):
-    from rgbd_saliency_ros.benchmarks.node import write_random_weights
+    from rgbd_saliency_ros.model.random_weights import write_random_weights
 
     if not (demo.REPO_ROOT / "training" / "synthetic.py").exists():
         pytest.skip("training/synthetic.py is not in this checkout: the demo makes its data with it")

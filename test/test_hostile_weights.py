@@ -146,7 +146,7 @@ HOSTILE = {
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
     """Good random weights at input 64, every hostile file, one RGB-D frame, a one-pair bag."""
-    from rgbd_saliency_ros.benchmarks.node import write_random_weights
+    from rgbd_saliency_ros.model.random_weights import write_random_weights
     from rgbd_saliency_ros.evaluation.bags import BagWriter
 
     root = tmp_path_factory.mktemp("hostile")

@@ -250,7 +250,7 @@ def workspace(tmp_path_factory):
     )
     assert built.returncode == 0, built.stdout + built.stderr
 
-    from rgbd_saliency_ros.benchmarks.node import write_random_weights
+    from rgbd_saliency_ros.model.random_weights import write_random_weights
 
     weights_dir = tmp_path_factory.mktemp("weights")
     sam2, weights = write_random_weights(weights_dir, input_size=64)

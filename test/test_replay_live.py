@@ -45,7 +45,7 @@ def ros_domain(monkeypatch):
 
 
 def test_live_replay_through_the_node(tmp_path, shared_path, ros_domain):
-    from rgbd_saliency_ros.benchmarks.node import write_random_weights
+    from rgbd_saliency_ros.model.random_weights import write_random_weights
     from rgbd_saliency_ros.evaluation.live import LiveOptions, live_replay
 
     frames = _small_ssd(shared_path, tmp_path / "frames")

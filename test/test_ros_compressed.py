@@ -138,7 +138,7 @@ def rig(tmp_path_factory, tum):
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CompressedImage, Image
 
-    from rgbd_saliency_ros.benchmarks.node import write_random_weights
+    from rgbd_saliency_ros.model.random_weights import write_random_weights
     from rgbd_saliency_ros.ros.node import SaliencyNode
 
     sam2, weights = write_random_weights(tmp_path_factory.mktemp("weights"), input_size=64)

@@ -180,7 +180,7 @@ def rig(tmp_path_factory):
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
-    from rgbd_saliency_ros.benchmarks.node import write_random_weights
+    from rgbd_saliency_ros.model.random_weights import write_random_weights
     from rgbd_saliency_ros.ros.node import SaliencyNode
 
     sam2_ckpt, weights = write_random_weights(tmp_path_factory.mktemp("weights"), input_size=64)

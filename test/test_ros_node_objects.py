@@ -143,7 +143,7 @@ def rig(tmp_path_factory):
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
-    from rgbd_saliency_ros.benchmarks.node import write_random_weights
+    from rgbd_saliency_ros.model.random_weights import write_random_weights
     from rgbd_saliency_ros.ros.node import SaliencyNode
     from rgbd_saliency_ros.runtime.depth import read_tum_depth
 

@@ -49,6 +49,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from rgbd_saliency_ros.evaluation.metrics import SaliencyMetrics
+from rgbd_saliency_ros.model.random_weights import write_random_sam2_checkpoint
 from rgbd_saliency_ros.model import SamDaq, SamDaqConfig, load_sam2_checkpoint, load_samdaq_weights, save_weights
 from rgbd_saliency_ros.runtime.frames import resize_probability
 
@@ -195,20 +196,6 @@ def _collate(items: list[dict]) -> dict:
 
 
 # ---------------------------------------------------------------------------------------- model
-
-
-def write_random_sam2_checkpoint(config: SamDaqConfig, seed: int, path: Path) -> None:
-    """Writes a SAM2.1 checkpoint in Meta's format (``{"model": SAM2Base state_dict}``) with random
-    weights drawn from ``seed``: the stand-in backbone of smoke tests, where no pretrained one exists."""
-    from sam2.build_sam import build_sam2
-
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        sam2 = build_sam2(config.sam2_config_file, device="cpu",
-                          hydra_overrides_extra=[f"++model.image_size={config.input_size}"])
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": sam2.state_dict()}, tmp)
-    os.replace(tmp, path)
 
 
 def build_model(cfg: TrainConfig, sam2_checkpoint: str) -> SamDaq:

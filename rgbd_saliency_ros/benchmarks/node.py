@@ -40,24 +40,6 @@ MASK_TOPIC = "/saliency/mask"
 TRANSPORT_NAMES = {"raw": "rgb8 + 16UC1", "compressed": "JPEG (q95) + compressedDepth 16UC1 PNG"}
 
 
-def write_random_weights(folder: str | os.PathLike, input_size: int = 64, model: str = "sam2.1_hiera_t") -> tuple[Path, Path]:
-    """Writes a Meta-format SAM2.1 checkpoint and project-format SAM-DAQ weights with random values
-    (for tests and benchmarks: no weights can be downloaded here). Returns (sam2 .pt, SAM-DAQ .safetensors)."""
-    import torch
-    from sam2.build_sam import build_sam2
-
-    from ..model import SamDaq, SamDaqConfig, save_weights
-    from ..model.sam2_parts import build_sam2_parts
-
-    folder = Path(folder)
-    config = SamDaqConfig(backbone=model, input_size=input_size)
-    torch.manual_seed(0)
-    sam2 = build_sam2(config.sam2_config_file, device="cpu", hydra_overrides_extra=[f"++model.image_size={input_size}"])
-    torch.save({"model": sam2.state_dict()}, folder / "sam2.pt")
-    save_weights(SamDaq(config, build_sam2_parts(config)), folder / "samdaq.safetensors")
-    return folder / "sam2.pt", folder / "samdaq.safetensors"
-
-
 def tum_frames() -> tuple[np.ndarray, np.ndarray]:
     """(480, 640, 3) uint8 RGB and (480, 640) uint16 millimetres (0 invalid): TUM RGB-D's pair
     from ../shared, or random frames of that size when it is absent."""
@@ -229,6 +211,8 @@ def bench_node(
     result = NodeBench(frames, rate_hz, input_qos, input_size, fastdds_profile, publisher_qos, transport)
     with tempfile.TemporaryDirectory() as tmp:
         if weights is None:
+            from ..model.random_weights import write_random_weights
+
             sam2_checkpoint, weights = map(str, write_random_weights(tmp, input_size))
         node_env = dict(env, FASTDDS_DEFAULT_PROFILES_FILE=str(Path(node_fastdds_profile).resolve())) \
             if node_fastdds_profile else env
