@@ -210,7 +210,7 @@ def rig(tmp_path_factory, tum):
 
 
 class Stamps:
-    sec = int(time.time()) - 3600  # behind the node's clock, within max_stamp_behind_s
+    sec = int(time.time()) - 3600  # behind the node's clock, as a replayed bag's
 
     @classmethod
     def next(cls):

@@ -60,7 +60,7 @@ class Client:
         self.get_state = self.node.create_client(GetState, f"/{node_name}/get_state")
         self.change_state = self.node.create_client(ChangeState, f"/{node_name}/change_state")
         self.set_parameters = self.node.create_client(SetParameters, f"/{node_name}/set_parameters")
-        self.stamp_s = time.time() - 600.0  # behind the node's clock, within max_stamp_behind_s
+        self.stamp_s = time.time() - 600.0  # behind the node's clock, as a replayed bag's
 
     def call(self, client, request):
         assert client.wait_for_service(timeout_sec=DEADLINE_S), f"{client.srv_name} not available"

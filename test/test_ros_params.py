@@ -157,3 +157,15 @@ def test_matching_reliability_receives_from_every_publisher():
     assert matching_reliability([reliable, reliable]) == reliable
     assert matching_reliability([reliable, best_effort]) == best_effort  # a reliable one would miss it
     assert matching_reliability([best_effort]) == best_effort
+
+
+def test_default_stamp_bounds_accept_a_replayed_bag_and_refuse_the_impossible():
+    from rgbd_saliency_ros.runtime.pairing import check_stamp
+
+    params = read_parameters({**DEFAULTS, **FILES})
+    now_s = 1.8e9
+    bounds = (params.max_stamp_ahead_s, params.max_stamp_behind_s)
+    assert check_stamp(int(now_s) - 30 * 86400, 0, now_s, *bounds) is None  # `ros2 bag play` without --clock
+    assert check_stamp(1000, 0, now_s, *bounds) is None  # a camera stamping from its own boot
+    assert check_stamp(0, 0, now_s, *bounds) == "stamp_zero"
+    assert check_stamp(int(now_s) + 3600, 0, now_s, *bounds) == "stamp_future"

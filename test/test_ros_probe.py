@@ -240,7 +240,8 @@ def rig(tmp_path_factory, random_weights_64):
         Parameter("weights", value=random_weights_64[1]),
         Parameter("input_qos.reliability", value="reliable"),
         Parameter("max_image_pixels", value=640 * 480),
-        Parameter("diagnostics_period_s", value=0.25)])
+        Parameter("diagnostics_period_s", value=0.25),
+        Parameter("max_stamp_behind_s", value=86400.0)])  # off by default; the "past" classes need it
     node.start()
     listener = rclpy.create_node("probe_listener", context=context)
     masks, infos = {}, {}

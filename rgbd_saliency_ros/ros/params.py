@@ -74,9 +74,10 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("diagnostics_period_s", 1.0, "period of /diagnostics, seconds"),
     ParamSpec("max_stamp_ahead_s", 10.0,
               "frames stamped further ahead of the node's clock are refused, s; 0: no bound"),
-    ParamSpec("max_stamp_behind_s", 86400.0,
-              "frames stamped further behind the node's clock are refused, seconds; 0: no bound "
-              "(a bag played without --clock and use_sim_time)"),
+    # Off by default: a bag played without --clock, or a camera stamping with its own clock, is
+    # "behind" by days and must still work; zero and negative stamps are refused anyway.
+    ParamSpec("max_stamp_behind_s", 0.0,
+              "frames stamped further behind the node's clock are refused, seconds; 0: no bound"),
     # Depth conversion (DepthConversion); weights that carry their own convention override these.
     ParamSpec("depth.min_depth_m", 0.1, "valid depth is clipped to [min_depth_m, max_depth_m], metres"),
     ParamSpec("depth.max_depth_m", 10.0, "see depth.min_depth_m, metres"),
