@@ -16,6 +16,9 @@ FORBIDDEN = {
     "rgbd_saliency_ros.runtime.saliency": ["rclpy", "torch"],
     # torch loads in start(), where a SIGINT during loading ends the node cleanly
     "rgbd_saliency_ros.ros.node": ["torch", "sam2"],
+    # `rgbd-saliency eval` and `make-bag` need no model
+    "rgbd_saliency_ros.evaluation.metrics": ["torch", "rclpy"],
+    "rgbd_saliency_ros.evaluation.make_bag": ["torch", "rclpy"],
 }
 
 

@@ -150,3 +150,15 @@ def test_bad_input_raises():
     with pytest.raises(TypeError):
         metrics.update(np.zeros((4, 4), np.uint8), gt.astype(np.float32))
     assert len(metrics) == 0
+
+
+def test_one_foreground_rule_for_ground_truth_and_saved_masks(tmp_path):
+    import cv2
+
+    from rgbd_saliency_ros.evaluation.make_bag import read_gt
+    from rgbd_saliency_ros.evaluation.metrics import binarize
+
+    grey = np.array([[0, 127, 128, 129, 255]], np.uint8)
+    assert binarize(grey).tolist() == [[0, 0, 0, 255, 255]]  # foreground strictly above 128
+    cv2.imwrite(str(tmp_path / "gt.png"), grey)
+    assert np.array_equal(read_gt(tmp_path / "gt.png"), binarize(grey))

@@ -37,6 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..runtime import compressed
+from .metrics import binarize
 from ..runtime.compressed import COLOR_CODECS, DEPTH_MAX_M, JPEG_QUALITY
 from ..runtime.depth import (
     DepthConversion,
@@ -179,7 +180,7 @@ def read_gt(path: Path) -> np.ndarray:
     grey = cv2.imread(os.fspath(path), cv2.IMREAD_GRAYSCALE)
     if grey is None:
         raise ValueError(f"{path}: not a readable image")
-    return np.where(grey > 128, np.uint8(255), np.uint8(0))
+    return binarize(grey)
 
 
 def make_bag(

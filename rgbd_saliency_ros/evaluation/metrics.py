@@ -22,11 +22,18 @@ import cv2
 import numpy as np
 import py_sod_metrics
 
+from ..runtime.sequence import IMAGE_SUFFIXES
+
 RESULT_KEYS = (
     "Smeasure", "adpEm", "meanEm", "maxEm", "adpFm", "meanFm", "maxFm", "wFmeasure", "MAE",
 )
 F_BETA_SQUARED = 0.3  # the salient-object convention: precision weighted over recall
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+FOREGROUND_ABOVE = 128  # a grey mask's foreground (ground truth, saved masks): values above this
+
+
+def binarize(grey: np.ndarray) -> np.ndarray:
+    """(H, W) grey mask -> uint8 0/255, foreground where the value is above ``FOREGROUND_ABOVE``."""
+    return np.where(grey > FOREGROUND_ABOVE, np.uint8(255), np.uint8(0))
 
 
 def _prepare(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -47,7 +54,7 @@ def _prepare(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if high != low:
         values = (values - low) / (high - low)
     if gt.dtype == np.uint8:
-        mask = gt > 128
+        mask = gt > FOREGROUND_ABOVE
     elif gt.dtype == np.bool_:
         mask = gt
     else:

@@ -54,7 +54,8 @@ from ..runtime.saliency import FramePair, SaliencyConfig, SaliencyRuntime
 from ..runtime.sequence import IMAGE_SUFFIXES
 from .bags import (CAMERA_INFO_TYPE, COMPRESSED_TYPE, IMAGE_TYPE, BagError, BagInfo, BagMessage,
                    bag_info, image_array, message_depth_m, message_rgb, read_bag, stamp_ns)
-from .make_bag import BagTopics
+from .make_bag import BagTopics, read_gt
+from .metrics import binarize
 from .report import FrameRecord, ReplayRecorder
 
 STREAM = "camera"  # the runtime's stream id for the bag's one camera
@@ -120,7 +121,7 @@ class GroundTruth:
 
     def add_message(self, stamp: int, mask: np.ndarray) -> None:
         """A mask message's pixels (H, W) uint8 at ``stamp`` ns."""
-        self._by_stamp[stamp] = cv2.imencode(".png", np.where(mask > 127, np.uint8(255), np.uint8(0)))[1]
+        self._by_stamp[stamp] = cv2.imencode(".png", binarize(mask))[1]
         bisect.insort(self._stamps, stamp)
 
     def __len__(self) -> int:
@@ -129,14 +130,14 @@ class GroundTruth:
     def lookup(self, index: int, stamp: int) -> np.ndarray | None:
         """The mask of color frame ``index`` stamped ``stamp`` ns, or None."""
         if self._by_index is not None:
-            return _read_mask(self._by_index[index]) if index < len(self._by_index) else None
+            return read_gt(self._by_index[index]) if index < len(self._by_index) else None
         i = bisect.bisect_left(self._stamps, stamp)
         near = [s for s in self._stamps[max(0, i - 1): i + 1] if abs(s - stamp) <= self.slop_ns]
         if not near:
             return None
         found = self._by_stamp[min(near, key=lambda s: abs(s - stamp))]
         if isinstance(found, Path):
-            return _read_mask(found)
+            return read_gt(found)
         return cv2.imdecode(found, cv2.IMREAD_GRAYSCALE)
 
 
@@ -146,13 +147,6 @@ def fit_mask(mask: np.ndarray | None, frame_hw: tuple[int, int]) -> np.ndarray |
     if mask is None or mask.shape == frame_hw:
         return mask
     return cv2.resize(mask, (frame_hw[1], frame_hw[0]), interpolation=cv2.INTER_NEAREST)
-
-
-def _read_mask(path: Path) -> np.ndarray:
-    grey = cv2.imread(os.fspath(path), cv2.IMREAD_GRAYSCALE)
-    if grey is None:
-        raise ValueError(f"{path}: not a readable image")
-    return np.where(grey > 128, np.uint8(255), np.uint8(0))
 
 
 def bag_topics(info: BagInfo, options: ReplayOptions) -> ReplayOptions:

@@ -33,7 +33,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .metrics import RESULT_KEYS, SaliencyMetrics
+from .metrics import FOREGROUND_ABOVE, RESULT_KEYS, SaliencyMetrics
 
 EXAMPLE_FRAMES = 4  # frames shown in the report's picture
 VIDEO_MAX_SIDE = 960  # overlay video frames are scaled down to this, pixels
@@ -74,11 +74,11 @@ def overlay_image(rgb: np.ndarray, mask: np.ndarray, gt: np.ndarray | None = Non
     """(H, W, 3) uint8 RGB with the mask (H, W) 0/255 tinted red and the ground truth (H, W)
     0/255, when given, outlined in green. A new array."""
     out = rgb.astype(np.float32)
-    on = mask > 127
+    on = mask > FOREGROUND_ABOVE
     out[on] = 0.45 * out[on] + 0.55 * MASK_COLOR
     out = np.clip(out, 0, 255).astype(np.uint8)
     if gt is not None:
-        contours, _ = cv2.findContours((gt > 127).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        contours, _ = cv2.findContours((gt > FOREGROUND_ABOVE).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(out, contours, -1, GT_COLOR, max(1, round(max(rgb.shape[:2]) / 300)))
     return out
 
