@@ -42,6 +42,18 @@ def wait_for(get, what: str, timeout_s: float = 60.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def stop_process(process) -> None:
+    """Ends a node or publisher process as a user's Ctrl-C does (SIGINT); killed after 20 s."""
+    import signal
+    import subprocess
+
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 @pytest.fixture
 def repo_root() -> Path:
     """The repository root (where setup.py and package.xml are)."""

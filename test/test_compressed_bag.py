@@ -7,6 +7,7 @@ record, rosbags reads it back, and the offline replay gives the masks of the raw
 import cv2
 import numpy as np
 import pytest
+from conftest import stop_process
 from rosbags.rosbag2 import Reader
 
 from rgbd_saliency_ros.cli import main as cli_main
@@ -174,7 +175,6 @@ def test_live_replay_of_a_compressed_bag_gives_the_raw_twins_masks(
     0.5 s reset timeout: each mask starts a fresh memory, so a frame the node skips changes no
     other frame's mask."""
     import os
-    import signal
     import subprocess
     import sys
 
@@ -234,11 +234,7 @@ def test_live_replay_of_a_compressed_bag_gives_the_raw_twins_masks(
         )
         assert node.poll() is None, "the node died"
     finally:
-        node.send_signal(signal.SIGINT)
-        try:
-            node.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            node.kill()
+        stop_process(node)
     assert summary["sent_color"] == summary["sent_depth"] == 3
     assert summary["node_counters"]["bad_input"] == {}
     live = sorted((tmp_path / "live" / "masks").iterdir())

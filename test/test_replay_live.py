@@ -9,13 +9,13 @@ process; this one plays a bag of real frames to it and records its masks. Bounde
 
 import json
 import os
-import signal
 import subprocess
 import sys
 
 import cv2
 import numpy as np
 import pytest
+from conftest import stop_process
 
 from rgbd_saliency_ros.evaluation.make_bag import MakeBagOptions, make_bag
 from rgbd_saliency_ros.evaluation.metrics import RESULT_KEYS
@@ -63,11 +63,7 @@ def test_live_replay_through_the_node(tmp_path, shared_path, ros_domain):
                               LiveOptions(discovery_timeout_s=120.0, drain_timeout_s=15.0))
         assert node.poll() is None, "the node died"
     finally:
-        node.send_signal(signal.SIGINT)
-        try:
-            node.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            node.kill()
+        stop_process(node)
 
     assert summary == json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert summary["mode"] == "live" and summary["complete"] is True
