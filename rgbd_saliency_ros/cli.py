@@ -24,10 +24,21 @@ from .runtime.backends import BACKENDS, PRECISIONS
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sam2-checkpoint", help="Meta's SAM2.1 checkpoint (.pt)")
-    p.add_argument("--weights", help="SAM-DAQ weights: the reference's .pt or this project's .safetensors")
-    p.add_argument("--model", choices=sorted(BACKBONE_CHANNELS), default=None,
-                   help="SAM2.1 size (default: from the weights file, else sam2.1_hiera_t)")
-    p.add_argument("--input-size", type=int, default=None, help="square model input side (default: from the weights file, else 1024)")
+    p.add_argument(
+        "--weights", help="SAM-DAQ weights: the reference's .pt or this project's .safetensors"
+    )
+    p.add_argument(
+        "--model",
+        choices=sorted(BACKBONE_CHANNELS),
+        default=None,
+        help="SAM2.1 size (default: from the weights file, else sam2.1_hiera_t)",
+    )
+    p.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help="square model input side (default: from the weights file, else 1024)",
+    )
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ...")
 
 
@@ -37,15 +48,23 @@ def _backend_from_args(args: argparse.Namespace):
     if args.backend == "torch" and not (args.sam2_checkpoint and args.weights):
         raise ValueError("the torch backend needs --sam2-checkpoint and --weights")
     return create_backend(
-        args.backend, sam2_checkpoint=args.sam2_checkpoint, weights=args.weights, model=args.model,
-        input_size=args.input_size, device=args.device, precision=args.precision, engine=args.engine,
+        args.backend,
+        sam2_checkpoint=args.sam2_checkpoint,
+        weights=args.weights,
+        model=args.model,
+        input_size=args.input_size,
+        device=args.device,
+        precision=args.precision,
+        engine=args.engine,
     )
 
 
 def _predict(args: argparse.Namespace) -> int:
     from .runtime.sequence import predict_folders
 
-    masks = predict_folders(_backend_from_args(args), args.rgb_dir, args.depth_dir, args.out_dir, args.probabilities)
+    masks = predict_folders(
+        _backend_from_args(args), args.rgb_dir, args.depth_dir, args.out_dir, args.probabilities
+    )
     print(f"wrote {len(masks)} masks to {args.out_dir}")
     return 0
 
@@ -64,8 +83,12 @@ def _export(args: argparse.Namespace) -> int:
 
         calibration = None
         if args.calibration_dir:
-            calibration = calibration_batches(f"{args.calibration_dir}/rgb", f"{args.calibration_dir}/depth", onnx_path)
-        engine = build_engine(onnx_path, args.device, args.precision, args.opt_batch, args.cache_dir, calibration)
+            calibration = calibration_batches(
+                f"{args.calibration_dir}/rgb", f"{args.calibration_dir}/depth", onnx_path
+            )
+        engine = build_engine(
+            onnx_path, args.device, args.precision, args.opt_batch, args.cache_dir, calibration
+        )
         print(f"TensorRT engine: {engine}")
     return 0
 
@@ -79,7 +102,9 @@ def _bench_step(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = SamDaqConfig(backbone=args.model, input_size=args.input_size)
-    timings = bench_step(config, args.batch, args.repeats, args.warmup, args.device, compile=args.compile)
+    timings = bench_step(
+        config, args.batch, args.repeats, args.warmup, args.device, compile=args.compile
+    )
     print(timings.report())
     return 0
 
@@ -97,12 +122,19 @@ def _bench_streams(args: argparse.Namespace) -> int:
     if args.engine:
         backend = OnnxRuntimeBackend(args.engine, args.device)
     else:
-        model = SamDaq(SamDaqConfig(backbone=args.model, input_size=args.input_size)).to(args.device)
+        model = SamDaq(SamDaqConfig(backbone=args.model, input_size=args.input_size)).to(
+            args.device
+        )
         backend = TorchBackend(model)
     cfg = backend.config
     results = bench_streams(backend, args.streams, args.repeats)
-    print(report(results, f"{backend.info.name} on {backend.info.device}, {cfg.backbone}, input {cfg.input_size}, "
-                          f"{torch.get_num_threads()} threads, median of {args.repeats}"))
+    print(
+        report(
+            results,
+            f"{backend.info.name} on {backend.info.device}, {cfg.backbone}, input {cfg.input_size}, "
+            f"{torch.get_num_threads()} threads, median of {args.repeats}",
+        )
+    )
     return 0
 
 
@@ -111,9 +143,19 @@ def _bench_node(args: argparse.Namespace) -> int:
 
     if bool(args.sam2_checkpoint) != bool(args.weights):
         raise ValueError("--sam2-checkpoint and --weights go together (neither: random weights)")
-    result = bench_node(args.frames, args.rate, args.input_qos, args.sam2_checkpoint, args.weights, args.input_size,
-                        args.device, args.fastdds_profile, publisher_qos=args.publisher_qos,
-                        node_fastdds_profile=args.node_fastdds_profile, transport=args.transport)
+    result = bench_node(
+        args.frames,
+        args.rate,
+        args.input_qos,
+        args.sam2_checkpoint,
+        args.weights,
+        args.input_size,
+        args.device,
+        args.fastdds_profile,
+        publisher_qos=args.publisher_qos,
+        node_fastdds_profile=args.node_fastdds_profile,
+        transport=args.transport,
+    )
     print(result.report())
     return 0
 
@@ -123,9 +165,15 @@ def _bench_soak(args: argparse.Namespace) -> int:
 
     if bool(args.sam2_checkpoint) != bool(args.weights):
         raise ValueError("--sam2-checkpoint and --weights go together (neither: random weights)")
-    result = bench_soak(args.pairs, args.rate, args.input_size, args.input_qos,
-                        sam2_checkpoint=args.sam2_checkpoint, weights=args.weights,
-                        device=args.device)
+    result = bench_soak(
+        args.pairs,
+        args.rate,
+        args.input_size,
+        args.input_qos,
+        sam2_checkpoint=args.sam2_checkpoint,
+        weights=args.weights,
+        device=args.device,
+    )
     print(result.report())
     return 0
 
@@ -147,10 +195,14 @@ def _bench_memory(args: argparse.Namespace) -> int:
     from .runtime.model_loading import load_model
 
     if not (args.sam2_checkpoint and args.weights):
-        raise ValueError("bench-memory judges trained weights: it needs --sam2-checkpoint and --weights")
+        raise ValueError(
+            "bench-memory judges trained weights: it needs --sam2-checkpoint and --weights"
+        )
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = load_model(args.sam2_checkpoint, args.weights, args.model, args.input_size, args.device).model
+    model = load_model(
+        args.sam2_checkpoint, args.weights, args.model, args.input_size, args.device
+    ).model
     sequence = load_sequence(args.rgb_dir, args.depth_dir, args.gt_dir, model.config.input_size)
     result = bench_memory(model, sequence, args.steps)
     print(report(result))
@@ -166,8 +218,11 @@ def _bench(args: argparse.Namespace) -> int:
     import time
 
     start = time.monotonic()
-    results = run_suite(QUICK if args.quick else FULL, args.device,
-                        progress=lambda what: print(f"[{time.monotonic() - start:6.0f} s] {what}", flush=True))
+    results = run_suite(
+        QUICK if args.quick else FULL,
+        args.device,
+        progress=lambda what: print(f"[{time.monotonic() - start:6.0f} s] {what}", flush=True),
+    )
     json_path, md_path = write_reports(results, args.out)
     print(md_path.read_text())
     print(f"wrote {json_path} and {md_path}")
@@ -179,16 +234,30 @@ def _make_bag(args: argparse.Namespace) -> int:
     from .evaluation.make_bag import BagTopics, MakeBagOptions, make_bag
 
     options = MakeBagOptions(
-        depth_format=args.depth_format, depth_encoding=args.depth_encoding, relative_range_m=tuple(args.relative_range_m),
-        relative_near_is_bright=args.relative_near_is_bright, rate_hz=args.rate, start_s=args.start_time,
-        frame_id=args.frame_id, storage=args.storage, distro=args.distro,
-        topics=BagTopics(args.color_topic, args.depth_topic, args.camera_info_topic, args.gt_topic),
-        compressed=args.compressed, jpeg_quality=args.jpeg_quality, depth_max_m=args.depth_max_m,
+        depth_format=args.depth_format,
+        depth_encoding=args.depth_encoding,
+        relative_range_m=tuple(args.relative_range_m),
+        relative_near_is_bright=args.relative_near_is_bright,
+        rate_hz=args.rate,
+        start_s=args.start_time,
+        frame_id=args.frame_id,
+        storage=args.storage,
+        distro=args.distro,
+        topics=BagTopics(
+            args.color_topic, args.depth_topic, args.camera_info_topic, args.gt_topic
+        ),
+        compressed=args.compressed,
+        jpeg_quality=args.jpeg_quality,
+        depth_max_m=args.depth_max_m,
     )
     camera = CameraIntrinsics.from_yaml(args.camera_info) if args.camera_info else None
-    made = make_bag(args.rgb_dir, args.depth_dir, args.out, args.gt_dir, options, camera, args.hfov_deg)
-    print(f"wrote {made.frames} frames to {made.path} ({options.storage}): "
-          + ", ".join(f"{topic} {n}" for topic, n in made.counts.items()))
+    made = make_bag(
+        args.rgb_dir, args.depth_dir, args.out, args.gt_dir, options, camera, args.hfov_deg
+    )
+    print(
+        f"wrote {made.frames} frames to {made.path} ({options.storage}): "
+        + ", ".join(f"{topic} {n}" for topic, n in made.counts.items())
+    )
     print(f"depth: {made.depth_note}")
     return 0
 
@@ -199,25 +268,40 @@ def _replay(args: argparse.Namespace) -> int:
     from .runtime.saliency import SaliencyConfig
 
     options = ReplayOptions(
-        color_topic=args.color_topic, depth_topic=args.depth_topic, gt_topic=args.gt_topic or None, gt_dir=args.gt_dir,
-        gt_match=args.gt_match, camera_info_topic=args.camera_info_topic or None,
-        sync_slop_s=args.sync_slop_s, probabilities=args.probabilities, video=not args.no_video,
-        saliency=SaliencyConfig(threshold=args.threshold, reset_timeout_s=args.reset_timeout_s), distro=args.distro,
+        color_topic=args.color_topic,
+        depth_topic=args.depth_topic,
+        gt_topic=args.gt_topic or None,
+        gt_dir=args.gt_dir,
+        gt_match=args.gt_match,
+        camera_info_topic=args.camera_info_topic or None,
+        sync_slop_s=args.sync_slop_s,
+        probabilities=args.probabilities,
+        video=not args.no_video,
+        saliency=SaliencyConfig(threshold=args.threshold, reset_timeout_s=args.reset_timeout_s),
+        distro=args.distro,
     )
     if args.live:
         from .evaluation.live import LiveOptions, live_replay
 
         if args.sam2_checkpoint or args.weights or args.engine:
-            raise ValueError("--live plays the bag to the running node, which has its own model: drop the model flags")
-        live = LiveOptions(rate_factor=args.rate_factor, publish_reliability=args.publish_qos,
-                           mask_topic=args.mask_topic, probability_topic=args.probability_topic)
+            raise ValueError(
+                "--live plays the bag to the running node, which has its own model: drop the model flags"
+            )
+        live = LiveOptions(
+            rate_factor=args.rate_factor,
+            publish_reliability=args.publish_qos,
+            mask_topic=args.mask_topic,
+            probability_topic=args.probability_topic,
+        )
         try:
             summary = live_replay(args.bag, args.out, options, live)
         except TimeoutError as e:
             print(f"rgbd-saliency replay: error: {e}", file=sys.stderr)
             return 2
     else:
-        summary = replay_bag(args.bag, args.out, _backend_from_args(args), options, args.weights or args.engine)
+        summary = replay_bag(
+            args.bag, args.out, _backend_from_args(args), options, args.weights or args.engine
+        )
     print(summary_text(summary, args.out))
     return 0
 
@@ -244,23 +328,48 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="masks for an RGB-D sequence in two image folders")
     _add_model_flags(p)
     p.add_argument("--backend", choices=BACKENDS, default="torch")
-    p.add_argument("--engine", help="for onnxruntime and tensorrt: the file written by `rgbd-saliency export`")
-    p.add_argument("--precision", choices=PRECISIONS, default="float32", help="float16/bfloat16: torch on CUDA; tensorrt")
-    p.add_argument("--rgb-dir", required=True, help="color frames (matched to depth by sorted name)")
-    p.add_argument("--depth-dir", required=True, help="aligned depth frames, 8-bit relative depth (value / 255)")
+    p.add_argument(
+        "--engine", help="for onnxruntime and tensorrt: the file written by `rgbd-saliency export`"
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="float16/bfloat16: torch on CUDA; tensorrt",
+    )
+    p.add_argument(
+        "--rgb-dir", required=True, help="color frames (matched to depth by sorted name)"
+    )
+    p.add_argument(
+        "--depth-dir",
+        required=True,
+        help="aligned depth frames, 8-bit relative depth (value / 255)",
+    )
     p.add_argument("--out-dir", required=True, help="where the 0/255 mask PNGs go")
-    p.add_argument("--probabilities", action="store_true", help="also write float32 .npy probability maps at the input size")
+    p.add_argument(
+        "--probabilities",
+        action="store_true",
+        help="also write float32 .npy probability maps at the input size",
+    )
     p.set_defaults(run=_predict)
 
-    p = sub.add_parser("export", help="the step as ONNX (state in and out, dynamic batch), or a TensorRT engine")
+    p = sub.add_parser(
+        "export", help="the step as ONNX (state in and out, dynamic batch), or a TensorRT engine"
+    )
     _add_model_flags(p)
     p.add_argument("--format", choices=("onnx", "tensorrt"), default="onnx")
-    p.add_argument("--output", required=True, help="the ONNX file to write (tensorrt: built from it)")
-    p.add_argument("--max-batch", type=int, default=16, help="largest batch of streams the export accepts")
+    p.add_argument(
+        "--output", required=True, help="the ONNX file to write (tensorrt: built from it)"
+    )
+    p.add_argument(
+        "--max-batch", type=int, default=16, help="largest batch of streams the export accepts"
+    )
     p.add_argument("--opt-batch", type=int, default=1, help="tensorrt: the batch size to tune for")
     p.add_argument("--precision", choices=PRECISIONS, default="float16", help="tensorrt precision")
     p.add_argument("--calibration-dir", help="tensorrt int8: folder with rgb/ and depth/ frames")
-    p.add_argument("--cache-dir", help="tensorrt: engine cache (default ~/.cache/rgbd_saliency_ros/engines)")
+    p.add_argument(
+        "--cache-dir", help="tensorrt: engine cache (default ~/.cache/rgbd_saliency_ros/engines)"
+    )
     p.set_defaults(run=_export)
 
     p = sub.add_parser("bench-step", help="median step time and its breakdown (random weights)")
@@ -271,129 +380,306 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--compile", action="store_true", help="torch.compile the encoder (slow first step)")
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the encoder (slow first step)"
+    )
     p.set_defaults(run=_bench_step)
 
-    p = sub.add_parser("bench-streams", help="throughput of streams batched into one step versus one at a time")
+    p = sub.add_parser(
+        "bench-streams", help="throughput of streams batched into one step versus one at a time"
+    )
     p.add_argument("--model", choices=sorted(BACKBONE_CHANNELS), default="sam2.1_hiera_t")
     p.add_argument("--input-size", type=int, default=512)
     p.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--engine", help="time this exported ONNX file with onnxruntime instead of torch")
+    p.add_argument(
+        "--engine", help="time this exported ONNX file with onnxruntime instead of torch"
+    )
     p.set_defaults(run=_bench_streams)
 
-    p = sub.add_parser("bench-node", help="node overhead (color stamp to mask publish, minus the step) over real DDS")
-    p.add_argument("--sam2-checkpoint", help="with --weights: run these weights (default: random ones)")
+    p = sub.add_parser(
+        "bench-node",
+        help="node overhead (color stamp to mask publish, minus the step) over real DDS",
+    )
+    p.add_argument(
+        "--sam2-checkpoint", help="with --weights: run these weights (default: random ones)"
+    )
     p.add_argument("--weights", help="SAM-DAQ weights file")
     p.add_argument("--input-size", type=int, default=64, help="input size of the random weights")
     p.add_argument("--device", default="cpu")
     p.add_argument("--frames", type=int, default=120, help="640x480 color + depth pairs to send")
-    p.add_argument("--rate", type=float, default=4.0, help="pairs per second; below the model's rate, nothing waits")
-    p.add_argument("--input-qos", choices=("auto", "reliable", "best_effort"), default="auto",
-                   help="the node's input QoS (auto, its default: follow the publisher)")
-    p.add_argument("--publisher-qos", choices=("reliable", "best_effort"), default="reliable",
-                   help="the camera publisher's reliability")
-    p.add_argument("--fastdds-profile", help="Fast DDS XML profile for all processes, e.g. config/fastdds_large_images.xml")
-    p.add_argument("--node-fastdds-profile", help="Fast DDS XML profile for the node's process only")
-    p.add_argument("--transport", choices=("raw", "compressed"), default="raw",
-                   help="compressed: JPEG color, compressedDepth PNG depth (decoded by the node)")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=4.0,
+        help="pairs per second; below the model's rate, nothing waits",
+    )
+    p.add_argument(
+        "--input-qos",
+        choices=("auto", "reliable", "best_effort"),
+        default="auto",
+        help="the node's input QoS (auto, its default: follow the publisher)",
+    )
+    p.add_argument(
+        "--publisher-qos",
+        choices=("reliable", "best_effort"),
+        default="reliable",
+        help="the camera publisher's reliability",
+    )
+    p.add_argument(
+        "--fastdds-profile",
+        help="Fast DDS XML profile for all processes, e.g. config/fastdds_large_images.xml",
+    )
+    p.add_argument(
+        "--node-fastdds-profile", help="Fast DDS XML profile for the node's process only"
+    )
+    p.add_argument(
+        "--transport",
+        choices=("raw", "compressed"),
+        default="raw",
+        help="compressed: JPEG color, compressedDepth PNG depth (decoded by the node)",
+    )
     p.set_defaults(run=_bench_node)
 
-    p = sub.add_parser("bench-soak",
-                       help="the node's memory growth and latency drift over many pairs")
-    p.add_argument("--pairs", type=int, default=1000,
-                   help="640x480 color + depth pairs to send (10000: the long run)")
+    p = sub.add_parser(
+        "bench-soak", help="the node's memory growth and latency drift over many pairs"
+    )
+    p.add_argument(
+        "--pairs",
+        type=int,
+        default=1000,
+        help="640x480 color + depth pairs to send (10000: the long run)",
+    )
     p.add_argument("--rate", type=float, default=20.0, help="pairs per second")
     p.add_argument("--sam2-checkpoint", help="with --weights: these weights (default: random)")
     p.add_argument("--weights", help="SAM-DAQ weights file")
-    p.add_argument("--input-size", type=int, default=64,
-                   help="input size of the random weights")
+    p.add_argument("--input-size", type=int, default=64, help="input size of the random weights")
     p.add_argument("--input-qos", choices=("auto", "reliable", "best_effort"), default="auto")
     p.add_argument("--device", default="cpu")
     p.set_defaults(run=_bench_soak)
 
-    p = sub.add_parser("bench-geometry", help="per-frame cost of the 3D outputs (object geometry, messages, "
-                       "registration) at 640x480")
+    p = sub.add_parser(
+        "bench-geometry",
+        help="per-frame cost of the 3D outputs (object geometry, messages, "
+        "registration) at 640x480",
+    )
     p.add_argument("--repeats", type=int, default=50, help="timed runs of each part")
     p.set_defaults(run=_bench_geometry)
 
-    p = sub.add_parser("bench-memory", help="query memory over a long stream: state norms and S-measure at 10,000 steps")
+    p = sub.add_parser(
+        "bench-memory",
+        help="query memory over a long stream: state norms and S-measure at 10,000 steps",
+    )
     _add_model_flags(p)
     p.add_argument("--rgb-dir", required=True)
-    p.add_argument("--depth-dir", required=True, help="relative depth as the data sets store it (value / 255)")
-    p.add_argument("--gt-dir", help="ground-truth masks, matched by sorted name (S-measure when given)")
-    p.add_argument("--steps", type=int, default=10000, help="steps, the sequence played back and forth")
+    p.add_argument(
+        "--depth-dir", required=True, help="relative depth as the data sets store it (value / 255)"
+    )
+    p.add_argument(
+        "--gt-dir", help="ground-truth masks, matched by sorted name (S-measure when given)"
+    )
+    p.add_argument(
+        "--steps", type=int, default=10000, help="steps, the sequence played back and forth"
+    )
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--json", help="also write the figures here")
     p.set_defaults(run=_bench_memory)
 
-    p = sub.add_parser("make-bag", help="a rosbag2 (sqlite3 or MCAP) from RGB-D image folders and ground truth")
-    p.add_argument("--rgb-dir", required=True, help="color frames (matched to depth and ground truth by sorted name)")
+    p = sub.add_parser(
+        "make-bag", help="a rosbag2 (sqlite3 or MCAP) from RGB-D image folders and ground truth"
+    )
+    p.add_argument(
+        "--rgb-dir",
+        required=True,
+        help="color frames (matched to depth and ground truth by sorted name)",
+    )
     p.add_argument("--depth-dir", required=True, help="depth frames aligned to color")
     p.add_argument("--gt-dir", help="ground-truth masks, written as mono8 0/255 on --gt-topic")
     p.add_argument("--out", required=True, help="the bag folder to create")
-    p.add_argument("--depth-format", choices=("relative8", "mm16", "tum", "sun", "nyu"), default="relative8",
-                   help="relative8: data sets' 8-bit relative depth, near dark (written as PSEUDO-metres, see "
-                        "--relative-range-m); mm16: 16-bit millimetres, 0 invalid; tum, sun, nyu: those data sets' files")
-    p.add_argument("--depth-encoding", choices=("16UC1", "32FC1"), default="16UC1", help="REP 118: 16UC1 mm or 32FC1 m")
-    p.add_argument("--relative-range-m", type=float, nargs=2, default=(0.1, 10.0), metavar=("MIN", "MAX"),
-                   help="relative8: value v/255 becomes MIN + v/255 (MAX - MIN) metres (default: the runtime's clip range)")
-    p.add_argument("--relative-near-is-bright", action="store_true", help="relative8 files with near = bright")
-    p.add_argument("--rate", type=float, default=30.0, help="frames per second: frame i is stamped start + i / rate")
-    p.add_argument("--start-time", type=float, default=1_700_000_000.0, help="stamp of the first frame, seconds since the epoch")
+    p.add_argument(
+        "--depth-format",
+        choices=("relative8", "mm16", "tum", "sun", "nyu"),
+        default="relative8",
+        help="relative8: data sets' 8-bit relative depth, near dark (written as PSEUDO-metres, see "
+        "--relative-range-m); mm16: 16-bit millimetres, 0 invalid; tum, sun, nyu: those data sets' files",
+    )
+    p.add_argument(
+        "--depth-encoding",
+        choices=("16UC1", "32FC1"),
+        default="16UC1",
+        help="REP 118: 16UC1 mm or 32FC1 m",
+    )
+    p.add_argument(
+        "--relative-range-m",
+        type=float,
+        nargs=2,
+        default=(0.1, 10.0),
+        metavar=("MIN", "MAX"),
+        help="relative8: value v/255 becomes MIN + v/255 (MAX - MIN) metres (default: the runtime's clip range)",
+    )
+    p.add_argument(
+        "--relative-near-is-bright", action="store_true", help="relative8 files with near = bright"
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=30.0,
+        help="frames per second: frame i is stamped start + i / rate",
+    )
+    p.add_argument(
+        "--start-time",
+        type=float,
+        default=1_700_000_000.0,
+        help="stamp of the first frame, seconds since the epoch",
+    )
     p.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3")
-    p.add_argument("--distro", choices=("humble", "jazzy"), default="humble", help="message definitions stored in the bag")
-    p.add_argument("--frame-id", default="camera_color_optical_frame", help="header frame id of every message")
-    p.add_argument("--camera-info", help="camera calibration YAML (camera_info_manager format) for CameraInfo messages")
-    p.add_argument("--hfov-deg", type=float, help="or: CameraInfo of a pinhole camera with this horizontal field of view")
+    p.add_argument(
+        "--distro",
+        choices=("humble", "jazzy"),
+        default="humble",
+        help="message definitions stored in the bag",
+    )
+    p.add_argument(
+        "--frame-id", default="camera_color_optical_frame", help="header frame id of every message"
+    )
+    p.add_argument(
+        "--camera-info",
+        help="camera calibration YAML (camera_info_manager format) for CameraInfo messages",
+    )
+    p.add_argument(
+        "--hfov-deg",
+        type=float,
+        help="or: CameraInfo of a pinhole camera with this horizontal field of view",
+    )
     p.add_argument("--color-topic", default="/camera/color/image_raw")
     p.add_argument("--depth-topic", default="/camera/aligned_depth_to_color/image_raw")
     p.add_argument("--camera-info-topic", default="/camera/color/camera_info")
     p.add_argument("--gt-topic", default="/ground_truth/mask")
-    p.add_argument("--compressed", nargs="?", const="jpeg", choices=("jpeg", "png"),
-                   help="CompressedImage topics as image_transport records them: color (JPEG, "
-                        "or PNG: lossless) on <color-topic>/compressed, depth on "
-                        "<depth-topic>/compressedDepth")
-    p.add_argument("--jpeg-quality", type=int, default=95,
-                   help="--compressed jpeg: quality, 1..100")
-    p.add_argument("--depth-max-m", type=float, default=10.0,
-                   help="--compressed: compressedDepth's depth_max; farther is no measurement")
+    p.add_argument(
+        "--compressed",
+        nargs="?",
+        const="jpeg",
+        choices=("jpeg", "png"),
+        help="CompressedImage topics as image_transport records them: color (JPEG, "
+        "or PNG: lossless) on <color-topic>/compressed, depth on "
+        "<depth-topic>/compressedDepth",
+    )
+    p.add_argument(
+        "--jpeg-quality", type=int, default=95, help="--compressed jpeg: quality, 1..100"
+    )
+    p.add_argument(
+        "--depth-max-m",
+        type=float,
+        default=10.0,
+        help="--compressed: compressedDepth's depth_max; farther is no measurement",
+    )
     p.set_defaults(run=_make_bag)
 
-    p = sub.add_parser("replay", help="masks, metrics and a report for a rosbag, offline or through a running node (--live)")
+    p = sub.add_parser(
+        "replay",
+        help="masks, metrics and a report for a rosbag, offline or through a running node (--live)",
+    )
     _add_model_flags(p)
     p.add_argument("--backend", choices=BACKENDS, default="torch")
-    p.add_argument("--engine", help="for onnxruntime and tensorrt: the file written by `rgbd-saliency export`")
-    p.add_argument("--precision", choices=PRECISIONS, default="float32", help="float16/bfloat16: torch on CUDA; tensorrt")
+    p.add_argument(
+        "--engine", help="for onnxruntime and tensorrt: the file written by `rgbd-saliency export`"
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="float16/bfloat16: torch on CUDA; tensorrt",
+    )
     p.add_argument("--bag", required=True, help="rosbag2 folder (sqlite3 or MCAP)")
-    p.add_argument("--out", required=True, help="where masks, metrics.json, report.md and the overlay video go")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="where masks, metrics.json, report.md and the overlay video go",
+    )
     p.add_argument("--color-topic", default="/camera/color/image_raw")
     p.add_argument("--depth-topic", default="/camera/aligned_depth_to_color/image_raw")
-    p.add_argument("--gt-topic", default="/ground_truth/mask", help="mono8 masks in the bag, matched by stamp (used if present)")
+    p.add_argument(
+        "--gt-topic",
+        default="/ground_truth/mask",
+        help="mono8 masks in the bag, matched by stamp (used if present)",
+    )
     p.add_argument("--gt-dir", help="ground-truth masks in a folder instead (see --gt-match)")
-    p.add_argument("--gt-match", choices=("index", "stamp"), default="index",
-                   help="--gt-dir masks by color frame index (sorted names) or by stamp (file names in seconds)")
-    p.add_argument("--camera-info-topic", default="/camera/color/camera_info",
-                   help="the color CameraInfo, for the 3D centroids (empty: none)")
-    p.add_argument("--sync-slop-s", type=float, default=0.02, help="largest color/depth stamp difference of a pair")
-    p.add_argument("--threshold", type=float, default=0.5, help="mask threshold on the probability")
-    p.add_argument("--reset-timeout-s", type=float, default=1.0, help="query memory restarts after a gap this long in the stamps")
-    p.add_argument("--probabilities", action="store_true", help="also write probability maps (8-bit PNG)")
+    p.add_argument(
+        "--gt-match",
+        choices=("index", "stamp"),
+        default="index",
+        help="--gt-dir masks by color frame index (sorted names) or by stamp (file names in seconds)",
+    )
+    p.add_argument(
+        "--camera-info-topic",
+        default="/camera/color/camera_info",
+        help="the color CameraInfo, for the 3D centroids (empty: none)",
+    )
+    p.add_argument(
+        "--sync-slop-s",
+        type=float,
+        default=0.02,
+        help="largest color/depth stamp difference of a pair",
+    )
+    p.add_argument(
+        "--threshold", type=float, default=0.5, help="mask threshold on the probability"
+    )
+    p.add_argument(
+        "--reset-timeout-s",
+        type=float,
+        default=1.0,
+        help="query memory restarts after a gap this long in the stamps",
+    )
+    p.add_argument(
+        "--probabilities", action="store_true", help="also write probability maps (8-bit PNG)"
+    )
     p.add_argument("--no-video", action="store_true", help="no overlay video")
-    p.add_argument("--distro", choices=("humble", "jazzy"), default="humble", help="message definitions to decode with")
-    p.add_argument("--live", action="store_true", help="play the bag to a running saliency_node and record its answers")
-    p.add_argument("--rate-factor", type=float, default=1.0, help="--live: play at this multiple of the recorded pace")
-    p.add_argument("--publish-qos", choices=("reliable", "best_effort"), default="reliable", help="--live: QoS of what is played")
+    p.add_argument(
+        "--distro",
+        choices=("humble", "jazzy"),
+        default="humble",
+        help="message definitions to decode with",
+    )
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="play the bag to a running saliency_node and record its answers",
+    )
+    p.add_argument(
+        "--rate-factor",
+        type=float,
+        default=1.0,
+        help="--live: play at this multiple of the recorded pace",
+    )
+    p.add_argument(
+        "--publish-qos",
+        choices=("reliable", "best_effort"),
+        default="reliable",
+        help="--live: QoS of what is played",
+    )
     p.add_argument("--mask-topic", default="/saliency/mask", help="--live: the node's mask topic")
-    p.add_argument("--probability-topic", default="/saliency/probability", help="--live: the node's probability topic")
+    p.add_argument(
+        "--probability-topic",
+        default="/saliency/probability",
+        help="--live: the node's probability topic",
+    )
     p.set_defaults(run=_replay)
 
-    p = sub.add_parser("eval", help="frame-averaged saliency metrics of prediction images against ground truth")
-    p.add_argument("--pred", required=True, help="prediction images (8-bit grey), matched to --gt by name without suffix")
+    p = sub.add_parser(
+        "eval", help="frame-averaged saliency metrics of prediction images against ground truth"
+    )
+    p.add_argument(
+        "--pred",
+        required=True,
+        help="prediction images (8-bit grey), matched to --gt by name without suffix",
+    )
     p.add_argument("--gt", required=True, help="ground-truth masks (foreground > 128)")
-    p.add_argument("--json", help="write the metrics here (keys Smeasure, adpEm, meanEm, maxEm, adpFm, meanFm, maxFm, wFmeasure, MAE)")
+    p.add_argument(
+        "--json",
+        help="write the metrics here (keys Smeasure, adpEm, meanEm, maxEm, adpFm, meanFm, maxFm, wFmeasure, MAE)",
+    )
     p.set_defaults(run=_eval)
 
     p = sub.add_parser("bench", help="every benchmark: bench.json and bench.md")

@@ -1,7 +1,7 @@
 """Shared test helpers: the project's shared data lives at ../shared, beside the repository root.
 
-    def test_parity(shared_path):
-        expected = shared_path("fixtures", "samdaq_parity", "expected.npz")
+def test_parity(shared_path):
+    expected = shared_path("fixtures", "samdaq_parity", "expected.npz")
 """
 
 import time
@@ -27,7 +27,9 @@ def find_shared(*parts: str) -> Path:
 
 def package_files() -> list[Path]:
     """The Python files a robot installs: the package and the launch files."""
-    return sorted((REPO_ROOT / "rgbd_saliency_ros").rglob("*.py")) + sorted((REPO_ROOT / "launch").glob("*.py"))
+    return sorted((REPO_ROOT / "rgbd_saliency_ros").rglob("*.py")) + sorted(
+        (REPO_ROOT / "launch").glob("*.py")
+    )
 
 
 def wait_for(get, what: str, timeout_s: float = 60.0):

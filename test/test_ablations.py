@@ -16,10 +16,14 @@ def build(**kw):
 
 def clip(t=2):
     g = torch.Generator().manual_seed(1)
-    return torch.randn(1, t, 3, SIZE, SIZE, generator=g), torch.rand(1, t, 1, SIZE, SIZE, generator=g)
+    return torch.randn(1, t, 3, SIZE, SIZE, generator=g), torch.rand(
+        1, t, 1, SIZE, SIZE, generator=g
+    )
 
 
-@pytest.mark.parametrize("adapter, trunk_trained", [("parallel", False), ("serial", False), ("lora", True)])
+@pytest.mark.parametrize(
+    "adapter, trunk_trained", [("parallel", False), ("serial", False), ("lora", True)]
+)
 def test_adapter_variants_train(adapter, trunk_trained):
     model = build(adapter=adapter).train()
     probs, inter = model.forward_clip(*clip())
@@ -28,7 +32,9 @@ def test_adapter_variants_train(adapter, trunk_trained):
     lora = [n for n in trunk_grads if ".lora_" in n]
     assert bool(lora) == trunk_trained
     assert all(trunk_grads[n] is not None for n in lora)
-    assert all(trunk_grads[n] is None for n in trunk_grads if ".lora_" not in n), "frozen trunk weights get no grad"
+    assert all(trunk_grads[n] is None for n in trunk_grads if ".lora_" not in n), (
+        "frozen trunk weights get no grad"
+    )
     for adapter_module in model.adapters:
         assert adapter_module.conv_in.weight.grad is not None
 
@@ -68,7 +74,9 @@ def test_lora_weights_round_trip_without_frozen_trunk(tmp_path):
     assert any(".lora_b" in k for k in keys) and not any(k.endswith("qkv.weight") for k in keys)
     fresh = build(adapter="lora")
     load_samdaq_weights(fresh, tmp_path / "lora.safetensors")
-    torch.testing.assert_close(fresh.trunk.blocks[0].attn.qkv.lora_b, model.trunk.blocks[0].attn.qkv.lora_b)
+    torch.testing.assert_close(
+        fresh.trunk.blocks[0].attn.qkv.lora_b, model.trunk.blocks[0].attn.qkv.lora_b
+    )
     with pytest.raises(CheckpointError, match="adapter: file 'lora', model 'parallel'"):
         load_samdaq_weights(build(), tmp_path / "lora.safetensors")
 
@@ -89,7 +97,9 @@ def test_memory_bank_grows_to_its_size_and_stays():
     sizes = []
     with torch.no_grad():
         for _ in range(5):
-            prob, bank = model.step(torch.randn(2, 3, SIZE, SIZE), torch.rand(2, 1, SIZE, SIZE), bank)
+            prob, bank = model.step(
+                torch.randn(2, 3, SIZE, SIZE), torch.rand(2, 1, SIZE, SIZE), bank
+            )
             sizes.append(bank.shape[1])
     assert sizes == [1, 2, 3, 3, 3] and prob.shape == (2, 1, SIZE, SIZE)
     assert torch.isfinite(prob).all()

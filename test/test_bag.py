@@ -1,6 +1,6 @@
 """Bags written by make-bag and BagWriter, read back with rosbags itself: messages, encodings, stamps.
 
-    .venv/bin/python -m pytest -q test/test_bag.py
+.venv/bin/python -m pytest -q test/test_bag.py
 """
 
 import os
@@ -26,7 +26,12 @@ from rgbd_saliency_ros.evaluation.bags import (
     typestore,
 )
 from rgbd_saliency_ros.evaluation.make_bag import MakeBagOptions, make_bag
-from rgbd_saliency_ros.runtime.depth import DepthConversion, decode_ros_depth, depth_to_model_input, read_tum_depth
+from rgbd_saliency_ros.runtime.depth import (
+    DepthConversion,
+    decode_ros_depth,
+    depth_to_model_input,
+    read_tum_depth,
+)
 
 START_NS = 1_700_000_000 * 10**9
 
@@ -62,8 +67,11 @@ def test_round_trip_through_rosbags(tmp_path, storage):
     seen = {}
     with Reader(path) as reader:
         assert {c.topic: c.msgtype for c in reader.connections} == {
-            "/color": "sensor_msgs/msg/Image", "/depth_mm": "sensor_msgs/msg/Image",
-            "/depth_m": "sensor_msgs/msg/Image", "/gt": "sensor_msgs/msg/Image", "/info": "sensor_msgs/msg/CameraInfo",
+            "/color": "sensor_msgs/msg/Image",
+            "/depth_mm": "sensor_msgs/msg/Image",
+            "/depth_m": "sensor_msgs/msg/Image",
+            "/gt": "sensor_msgs/msg/Image",
+            "/info": "sensor_msgs/msg/CameraInfo",
         }
         for connection, log_time, raw in reader.messages():
             msg = store.deserialize_cdr(raw, connection.msgtype)
@@ -76,7 +84,13 @@ def test_round_trip_through_rosbags(tmp_path, storage):
         stamp = START_NS + i * 100_000_000
         color = seen["/color"][i][1]
         assert seen["/color"][i][0] == stamp
-        assert (color.encoding, color.height, color.width, color.step, color.is_bigendian) == ("rgb8", 6, 8, 24, 0)
+        assert (color.encoding, color.height, color.width, color.step, color.is_bigendian) == (
+            "rgb8",
+            6,
+            8,
+            24,
+            0,
+        )
         np.testing.assert_array_equal(color.data.reshape(6, 8, 3), rgb)
         depth = seen["/depth_mm"][i][1]
         assert (depth.encoding, depth.step) == ("16UC1", 16)
@@ -101,7 +115,9 @@ def test_image_array_reads_padded_and_big_endian_rows():
     values = np.arange(12, dtype=np.uint16).reshape(3, 4) * 1000
     rows = np.zeros((3, 10), np.uint8)  # 8 bytes of pixels + 2 of padding per row
     rows[:, :8] = values.astype(">u2").view(np.uint8).reshape(3, 8)
-    msg = SimpleNamespace(height=3, width=4, encoding="16UC1", is_bigendian=1, step=10, data=rows.tobytes())
+    msg = SimpleNamespace(
+        height=3, width=4, encoding="16UC1", is_bigendian=1, step=10, data=rows.tobytes()
+    )
     np.testing.assert_array_equal(image_array(msg), values)
     with pytest.raises(ValueError, match="truncated"):
         image_array(SimpleNamespace(**{**vars(msg), "data": rows.tobytes()[:-5]}))
@@ -111,16 +127,30 @@ def test_image_array_reads_padded_and_big_endian_rows():
 
 def test_make_bag_from_relative_depth_recovers_it(tmp_path, shared_path):
     data = shared_path("data", "ssd_rgbd_sod")
-    made = make_bag(data / "rgb", data / "depth", tmp_path / "bag", data / "gt",
-                    MakeBagOptions(rate_hz=10.0, storage="mcap"), hfov_deg=69.0, progress=False)
+    made = make_bag(
+        data / "rgb",
+        data / "depth",
+        tmp_path / "bag",
+        data / "gt",
+        MakeBagOptions(rate_hz=10.0, storage="mcap"),
+        hfov_deg=69.0,
+        progress=False,
+    )
     assert made.frames == 3 and "PSEUDO-metric" in made.depth_note
     metadata = yaml.safe_load((tmp_path / "bag" / "metadata.yaml").read_text())
-    assert "PSEUDO-metric" in metadata["rosbag2_bagfile_information"]["custom_data"]["rgbd_saliency.depth"]
+    assert (
+        "PSEUDO-metric"
+        in metadata["rosbag2_bagfile_information"]["custom_data"]["rgbd_saliency.depth"]
+    )
     by_topic = {}
     for m in read_bag(tmp_path / "bag"):
         by_topic.setdefault(m.topic, []).append(m)
-    assert sorted(by_topic) == ["/camera/aligned_depth_to_color/image_raw", "/camera/color/camera_info",
-                                "/camera/color/image_raw", "/ground_truth/mask"]
+    assert sorted(by_topic) == [
+        "/camera/aligned_depth_to_color/image_raw",
+        "/camera/color/camera_info",
+        "/camera/color/image_raw",
+        "/ground_truth/mask",
+    ]
     names = sorted(p.stem for p in (data / "depth").iterdir())
     for i, name in enumerate(names):
         stamps = {topic: msgs[i].msg.header.stamp for topic, msgs in by_topic.items()}
@@ -129,7 +159,9 @@ def test_make_bag_from_relative_depth_recovers_it(tmp_path, shared_path):
         assert depth_msg.encoding == "16UC1"
         relative = cv2.imread(str(data / "depth" / f"{name}.png"), cv2.IMREAD_GRAYSCALE) / 255.0
         # The runtime's default conversion turns the pseudo-metres back into the file's values.
-        back = depth_to_model_input(decode_ros_depth(image_array(depth_msg), "16UC1"), DepthConversion())
+        back = depth_to_model_input(
+            decode_ros_depth(image_array(depth_msg), "16UC1"), DepthConversion()
+        )
         assert np.abs(back - relative).max() < 1e-3
         rgb = cv2.cvtColor(cv2.imread(str(data / "rgb" / f"{name}.jpg")), cv2.COLOR_BGR2RGB)
         np.testing.assert_array_equal(image_array(by_topic["/camera/color/image_raw"][i].msg), rgb)
@@ -144,15 +176,32 @@ def test_make_bag_metric_depth_is_rep118(tmp_path, shared_path, encoding):
         (tmp_path / sub).mkdir()
     os.symlink(data / "TUM_color.png", tmp_path / "rgb" / "0.png")
     os.symlink(data / "TUM_depth.png", tmp_path / "depth" / "0.png")
-    code = cli_main(["make-bag", "--rgb-dir", str(tmp_path / "rgb"), "--depth-dir", str(tmp_path / "depth"),
-                     "--out", str(tmp_path / "bag"), "--depth-format", "tum", "--depth-encoding", encoding])
+    code = cli_main(
+        [
+            "make-bag",
+            "--rgb-dir",
+            str(tmp_path / "rgb"),
+            "--depth-dir",
+            str(tmp_path / "depth"),
+            "--out",
+            str(tmp_path / "bag"),
+            "--depth-format",
+            "tum",
+            "--depth-encoding",
+            encoding,
+        ]
+    )
     assert code == 0
-    [msg] = [m.msg for m in read_bag(tmp_path / "bag", ["/camera/aligned_depth_to_color/image_raw"])]
+    [msg] = [
+        m.msg for m in read_bag(tmp_path / "bag", ["/camera/aligned_depth_to_color/image_raw"])
+    ]
     assert msg.encoding == encoding
     expected = read_tum_depth(data / "TUM_depth.png")
     decoded = decode_ros_depth(image_array(msg), encoding)
     np.testing.assert_array_equal(np.isnan(decoded), np.isnan(expected))
-    np.testing.assert_allclose(decoded, expected, atol=0.0006 if encoding == "16UC1" else 0, equal_nan=True)
+    np.testing.assert_allclose(
+        decoded, expected, atol=0.0006 if encoding == "16UC1" else 0, equal_nan=True
+    )
 
 
 def test_make_bag_refuses_mismatched_folders_and_existing_output(tmp_path, shared_path):
@@ -163,8 +212,20 @@ def test_make_bag_refuses_mismatched_folders_and_existing_output(tmp_path, share
     with pytest.raises(ValueError, match="has 2 images"):
         make_bag(data / "rgb", data / "depth", tmp_path / "bag", tmp_path / "two", progress=False)
     (tmp_path / "exists").mkdir()
-    assert cli_main(["make-bag", "--rgb-dir", str(data / "rgb"), "--depth-dir", str(data / "depth"),
-                     "--out", str(tmp_path / "exists")]) == 2
+    assert (
+        cli_main(
+            [
+                "make-bag",
+                "--rgb-dir",
+                str(data / "rgb"),
+                "--depth-dir",
+                str(data / "depth"),
+                "--out",
+                str(tmp_path / "exists"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_unreadable_bags_give_clear_errors(tmp_path):
@@ -182,9 +243,13 @@ def test_unreadable_bags_give_clear_errors(tmp_path):
 
 def test_offline_tools_import_no_rclpy(repo_root):
     """make-bag and the offline replay run without ROS: only --live needs rclpy."""
-    code = ("import sys, rgbd_saliency_ros.evaluation.replay, rgbd_saliency_ros.evaluation.make_bag; "
-            "print([m for m in ('rclpy', 'sensor_msgs') if m in sys.modules])")
-    done = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys, rgbd_saliency_ros.evaluation.replay, rgbd_saliency_ros.evaluation.make_bag; "
+        "print([m for m in ('rclpy', 'sensor_msgs') if m in sys.modules])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
@@ -226,7 +291,7 @@ def test_mcap_chunks_carry_crcs_that_readers_check(tmp_path):
     offset, body = chunks[1]
     data = bytearray(mcap.read_bytes())
     middle = offset + 9 + len(body) // 2
-    data[middle: middle + 64] = bytes(b ^ 0xFF for b in data[middle: middle + 64])
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
     mcap.write_bytes(bytes(data))
     with pytest.raises(Exception, match="checksum"):
         with Reader(path) as reader:

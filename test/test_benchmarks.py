@@ -24,7 +24,10 @@ def test_bench_step_command_prints_breakdown(capsys):
 
 
 def test_bench_streams_measures_batched_and_sequential(capsys):
-    assert cli_main(["bench-streams", "--input-size", "64", "--streams", "1", "2", "--repeats", "1"]) == 0
+    assert (
+        cli_main(["bench-streams", "--input-size", "64", "--streams", "1", "2", "--repeats", "1"])
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert "input 64" in lines[0]
     rows = [line.split() for line in lines[2:]]
@@ -59,8 +62,18 @@ def test_every_command_is_wired(repo_root):
     from rgbd_saliency_ros.cli import build_parser
 
     commands = build_parser()._subparsers._group_actions[0].choices
-    documented = set(re.findall(r"rgbd-saliency ([a-z][a-z-]*[a-z])", (repo_root / "README.md").read_text()))
-    assert {"predict", "eval", "export", "replay", "make-bag", "bench", "bench-memory"} <= documented
+    documented = set(
+        re.findall(r"rgbd-saliency ([a-z][a-z-]*[a-z])", (repo_root / "README.md").read_text())
+    )
+    assert {
+        "predict",
+        "eval",
+        "export",
+        "replay",
+        "make-bag",
+        "bench",
+        "bench-memory",
+    } <= documented
     assert documented <= set(commands)
     for name, parser in commands.items():
         assert callable(parser.get_default("run")), name
@@ -108,16 +121,42 @@ def test_bench_memory_command_reports_norms_and_scores(tmp_path, capsys):
         gt = np.zeros((48, 48), np.uint8)
         depth[14:34, 8 + 4 * t : 28 + 4 * t] = 20
         gt[depth == 20] = 255
-        cv2.imwrite(str(tmp_path / "rgb" / f"{t}.png"), rng.integers(0, 255, (48, 48, 3), dtype=np.uint8))
+        cv2.imwrite(
+            str(tmp_path / "rgb" / f"{t}.png"), rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)
+        )
         cv2.imwrite(str(tmp_path / "depth" / f"{t}.png"), depth)
         cv2.imwrite(str(tmp_path / "gt" / f"{t}.png"), gt)
     sam2, weights = write_random_weights(tmp_path, 64)
     out = tmp_path / "memory.json"
-    assert cli_main(["bench-memory", "--sam2-checkpoint", str(sam2), "--weights", str(weights),
-                     "--rgb-dir", str(tmp_path / "rgb"), "--depth-dir", str(tmp_path / "depth"),
-                     "--gt-dir", str(tmp_path / "gt"), "--steps", "11", "--json", str(out)]) == 0
+    assert (
+        cli_main(
+            [
+                "bench-memory",
+                "--sam2-checkpoint",
+                str(sam2),
+                "--weights",
+                str(weights),
+                "--rgb-dir",
+                str(tmp_path / "rgb"),
+                "--depth-dir",
+                str(tmp_path / "depth"),
+                "--gt-dir",
+                str(tmp_path / "gt"),
+                "--steps",
+                "11",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "S-measure over the frames" in capsys.readouterr().out
     result = json.loads(out.read_text())
     assert result["steps"] == 11 and result["frames"] == 3 and result["non_finite_states"] == 0
-    assert 0 < result["query_norm_at_10"] <= result["query_norm_max"] <= result["query_norm_bound"] * 1.0001
+    assert (
+        0
+        < result["query_norm_at_10"]
+        <= result["query_norm_max"]
+        <= result["query_norm_bound"] * 1.0001
+    )
     assert all(0.0 <= result[k] <= 1.0 for k in ("S_first_pass", "S_last_pass", "S_fresh_state"))

@@ -1,7 +1,5 @@
 """Weights files: Meta's SAM2.1 format, the reference SAM-DAQ format, this project's safetensors."""
 
-import pickle
-
 import pytest
 import torch
 
@@ -44,7 +42,9 @@ def test_project_format_round_trip(tiny, tmp_path):
         assert torch.equal(other.state_dict()[k], v), k
     rgb, depth = torch.randn(1, 3, 128, 128), torch.rand(1, 1, 128, 128)
     with torch.no_grad():
-        other.trunk.load_state_dict(tiny.trunk.state_dict())  # frozen parts come from SAM2, not the file
+        other.trunk.load_state_dict(
+            tiny.trunk.state_dict()
+        )  # frozen parts come from SAM2, not the file
         other.neck.load_state_dict(tiny.neck.state_dict())
         other.prompt_encoder.load_state_dict(tiny.prompt_encoder.state_dict())
         a = tiny.step(rgb, depth, tiny.initial_state(1))
@@ -63,7 +63,9 @@ def test_project_format_holds_only_trained_parameters(tiny, tmp_path):
     assert "no_mem_embed" in keys  # trained by the reference (added to E every frame)
 
 
-@pytest.mark.parametrize("change", [{"input_size": 256}, {"backbone": "sam2.1_hiera_s"}, {"num_video_queries": 4}])
+@pytest.mark.parametrize(
+    "change", [{"input_size": 256}, {"backbone": "sam2.1_hiera_s"}, {"num_video_queries": 4}]
+)
 def test_project_format_refuses_another_configuration(tiny, tmp_path, change):
     path = tmp_path / "w.safetensors"
     save_weights(tiny, path)
@@ -111,12 +113,21 @@ FIXTURE = ("fixtures", "samdaq_parity")
 
 
 def test_reference_keys_all_mapped_or_listed_unused(shared_path):
-    sd = torch.load(shared_path(*FIXTURE, "samdaq_tiny_random.pt"), map_location="cpu", weights_only=True)
+    sd = torch.load(
+        shared_path(*FIXTURE, "samdaq_tiny_random.pt"), map_location="cpu", weights_only=True
+    )
     mapped, skipped, unknown = map_reference_state_dict(sd)
     assert unknown == []
     assert all(k.startswith(REFERENCE_UNUSED) for k in skipped)
-    assert {k.split(".")[0] for k in skipped} == {"mixer0", "mixer1", "encoder_adapter1", "encoder_adapter2",
-                                                  "encoder_adapter3", "encoder_adapter4", "sam2"}
+    assert {k.split(".")[0] for k in skipped} == {
+        "mixer0",
+        "mixer1",
+        "encoder_adapter1",
+        "encoder_adapter2",
+        "encoder_adapter3",
+        "encoder_adapter4",
+        "sam2",
+    }
     model_keys = set(SamDaq(SamDaqConfig(input_size=1024)).trained_state_dict())
     assert set(mapped) == model_keys
 
@@ -185,7 +196,11 @@ def test_random_weights_are_reproducible_and_leave_the_callers_random_state(tmp_
     expected = torch.rand(3)
     torch.manual_seed(5)
     first = write_random_weights(tmp_path / "a", 64)
-    assert torch.equal(torch.rand(3), expected)  # the caller's stream goes on as if nothing was drawn
+    assert torch.equal(
+        torch.rand(3), expected
+    )  # the caller's stream goes on as if nothing was drawn
     second = write_random_weights(tmp_path / "b", 64)
     a, b = load_file(first[1]), load_file(second[1])
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # same seed, same weights
+    assert a.keys() == b.keys() and all(
+        torch.equal(a[k], b[k]) for k in a
+    )  # same seed, same weights

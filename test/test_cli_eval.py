@@ -1,6 +1,6 @@
 """``rgbd-saliency eval``: metrics of a prediction folder against ground truth, as JSON.
 
-    .venv/bin/python -m pytest -q test/test_cli_eval.py
+.venv/bin/python -m pytest -q test/test_cli_eval.py
 """
 
 import json
@@ -16,7 +16,17 @@ from rgbd_saliency_ros.evaluation.metrics import RESULT_KEYS
 def test_eval_writes_the_published_values(shared_path, tmp_path, capsys):
     reference = shared_path("data", "sod_metrics_reference")
     out = tmp_path / "metrics" / "eval.json"
-    code = cli_main(["eval", "--pred", str(reference / "preds"), "--gt", str(reference / "masks"), "--json", str(out)])
+    code = cli_main(
+        [
+            "eval",
+            "--pred",
+            str(reference / "preds"),
+            "--gt",
+            str(reference / "masks"),
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     results = json.loads(out.read_text())
     assert tuple(results) == RESULT_KEYS
@@ -32,8 +42,17 @@ def test_eval_refuses_unmatched_names(tmp_path, capsys):
     for folder, name in (("pred", "a.png"), ("gt", "b.png")):
         (tmp_path / folder).mkdir()
         cv2.imwrite(str(tmp_path / folder / name), np.zeros((4, 4), np.uint8))
-    code = cli_main(["eval", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"),
-                     "--json", str(tmp_path / "m.json")])
+    code = cli_main(
+        [
+            "eval",
+            "--pred",
+            str(tmp_path / "pred"),
+            "--gt",
+            str(tmp_path / "gt"),
+            "--json",
+            str(tmp_path / "m.json"),
+        ]
+    )
     assert code == 2
     assert "do not match" in capsys.readouterr().err
     assert not (tmp_path / "m.json").exists()

@@ -39,8 +39,9 @@ def bags(tmp_path_factory):
             for i in range(FRAMES):
                 stamp = START_NS + i * 100_000_000
                 bag.write_image("/camera/color/image_raw", stamp, rgb, "rgb8", "cam")
-                bag.write_image("/camera/aligned_depth_to_color/image_raw", stamp, mm, "16UC1",
-                                "cam")
+                bag.write_image(
+                    "/camera/aligned_depth_to_color/image_raw", stamp, mm, "16UC1", "cam"
+                )
         out[storage] = path
     return out
 
@@ -56,7 +57,7 @@ def _flip_in_chunk(bag, index: int) -> None:
         offset, body = list(_mcap_chunk_records(f))[index]
     data = bytearray(mcap.read_bytes())
     middle = offset + 9 + len(body) // 2
-    data[middle: middle + 64] = bytes(b ^ 0xFF for b in data[middle: middle + 64])
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
     mcap.write_bytes(bytes(data))
 
 
@@ -85,12 +86,23 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("storage, damage, phrase, processed, chunks", CASES,
-                         ids=["mcap-flipped", "mcap-two-flipped", "mcap-truncated",
-                              "mcap-bad-start", "sqlite3-no-metadata", "sqlite3-truncated",
-                              "sqlite3-bad-start", "sqlite3-empty"])
+@pytest.mark.parametrize(
+    "storage, damage, phrase, processed, chunks",
+    CASES,
+    ids=[
+        "mcap-flipped",
+        "mcap-two-flipped",
+        "mcap-truncated",
+        "mcap-bad-start",
+        "sqlite3-no-metadata",
+        "sqlite3-truncated",
+        "sqlite3-bad-start",
+        "sqlite3-empty",
+    ],
+)
 def test_damage_is_reported_and_what_came_before_is_kept(
-        tmp_path, bags, random_backend_64, storage, damage, phrase, processed, chunks):
+    tmp_path, bags, random_backend_64, storage, damage, phrase, processed, chunks
+):
     bag = tmp_path / "bag"
     shutil.copytree(bags[storage], bag)
     damage(bag)
@@ -108,7 +120,8 @@ def test_damage_is_reported_and_what_came_before_is_kept(
 
 
 def test_a_sound_bag_replays_complete_and_the_command_says_damage_with_status_2(
-        tmp_path, bags, random_backend_64, random_weights_64, capsys):
+    tmp_path, bags, random_backend_64, random_weights_64, capsys
+):
     options = ReplayOptions(progress=False, video=False)
     summary = replay_bag(bags["mcap"], tmp_path / "mcap", random_backend_64, options)
     assert summary["complete"] is True and summary["processed"] == FRAMES
@@ -116,9 +129,20 @@ def test_a_sound_bag_replays_complete_and_the_command_says_damage_with_status_2(
     damaged = tmp_path / "damaged"
     shutil.copytree(bags["mcap"], damaged)
     _flip_in_chunk(damaged, 3)
-    code = cli_main(["replay", "--bag", str(damaged), "--out", str(tmp_path / "cli"),
-                     "--sam2-checkpoint", random_weights_64[0], "--weights", random_weights_64[1],
-                     "--no-video"])
+    code = cli_main(
+        [
+            "replay",
+            "--bag",
+            str(damaged),
+            "--out",
+            str(tmp_path / "cli"),
+            "--sam2-checkpoint",
+            random_weights_64[0],
+            "--weights",
+            random_weights_64[1],
+            "--no-video",
+        ]
+    )
     assert code == 2
     assert "fail their CRC" in capsys.readouterr().err
     masks = sorted((tmp_path / "cli" / "masks").iterdir())

@@ -22,7 +22,9 @@ def test_demo_with_weights_present(tmp_path, monkeypatch, capsys):
     from rgbd_saliency_ros.model.random_weights import write_random_weights
 
     if not (demo.REPO_ROOT / "training" / "synthetic.py").exists():
-        pytest.skip("training/synthetic.py is not in this checkout: the demo makes its data with it")
+        pytest.skip(
+            "training/synthetic.py is not in this checkout: the demo makes its data with it"
+        )
     # The demo sets both in os.environ; monkeypatch puts back what was there before.
     monkeypatch.setenv("ROS_DOMAIN_ID", os.environ.get("ROS_DOMAIN_ID", "0"))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -51,13 +53,17 @@ def test_demo_with_weights_present(tmp_path, monkeypatch, capsys):
 
 def test_demo_data_and_weights_of_other_settings_are_not_reused(tmp_path):
     if not (demo.REPO_ROOT / "training" / "synthetic.py").exists():
-        pytest.skip("training/synthetic.py is not in this checkout: the demo makes its data with it")
+        pytest.skip(
+            "training/synthetic.py is not in this checkout: the demo makes its data with it"
+        )
     logs = tmp_path / "logs"
     logs.mkdir()
     demo.make_videos(tmp_path, videos=1, frames=2, size=32, bag_frames=2, log_dir=logs)
     train = tmp_path / "data" / "train"
     assert len(list((train / "video_000" / "rgb").iterdir())) == 2
-    demo.make_videos(tmp_path, videos=1, frames=3, size=32, bag_frames=2, log_dir=logs)  # an older demo's data
+    demo.make_videos(
+        tmp_path, videos=1, frames=3, size=32, bag_frames=2, log_dir=logs
+    )  # an older demo's data
     assert len(list((train / "video_000" / "rgb").iterdir())) == 3
     key = demo.training_key(300, 64, 24, 96)
     assert key == demo.training_key(300, 64, 24, 96) and key != demo.training_key(200, 64, 24, 96)

@@ -1,6 +1,6 @@
 """Depth decoding (REP 118 and real data-set files) and conversion to the model's relative depth.
 
-    .venv/bin/python -m pytest -q test/test_depth.py
+.venv/bin/python -m pytest -q test/test_depth.py
 """
 
 import cv2
@@ -30,7 +30,10 @@ def _plausible_indoor(depth_m: np.ndarray) -> bool:
     if valid.mean() <= 0.5:
         return False
     values = depth_m[valid]
-    return 0.5 < float(np.median(values)) < 6.0 and 0.2 < float(values.min()) <= float(values.max()) < 12.0
+    return (
+        0.5 < float(np.median(values)) < 6.0
+        and 0.2 < float(values.min()) <= float(values.max()) < 12.0
+    )
 
 
 # Measured on the files (valid fraction, median m, min m, max m), to document what "plausible" means:
@@ -47,7 +50,9 @@ def test_tum_depth_is_plausible(shared_path):
 def test_tum_depth_in_millimetres_would_fail(shared_path):
     path = shared_path("data", "rgbd_encodings", "TUM_depth.png")
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    assert not _plausible_indoor(decode_ros_depth(raw, "16UC1"))  # 5000/m read as 1000/m: 5x too far
+    assert not _plausible_indoor(
+        decode_ros_depth(raw, "16UC1")
+    )  # 5000/m read as 1000/m: 5x too far
 
 
 def test_sun_depth_is_plausible(shared_path):
@@ -75,7 +80,7 @@ def test_nyu_pgm_byte_order(shared_path):
     data = path.read_bytes()
     header = b"P5 640 480 65535\n"
     assert data.startswith(header)
-    big_endian = np.frombuffer(data[len(header):], dtype=">u2").reshape(480, 640)
+    big_endian = np.frombuffer(data[len(header) :], dtype=">u2").reshape(480, 640)
     # cv2 follows the PGM spec (big-endian samples); NYU wrote little-endian ones, so the Kinect's
     # 11-bit disparity only appears after a byte swap.
     from_cv2 = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -88,8 +93,12 @@ def test_nyu_pgm_byte_order(shared_path):
 def test_nyu_disparity_formula_and_invalid():
     disparity = np.array([[0, 700, 1057, 1060, 1092, 1093, 2047]], dtype=np.uint16)
     depth_m = decode_nyu_disparity(disparity)
-    np.testing.assert_allclose(depth_m[0, :3], 351.3 / (1092.5 - np.array([0, 700, 1057])), rtol=1e-6)
-    assert depth_m[0, 3] == 10.0 and depth_m[0, 4] == 10.0  # beyond 10 m: clipped as the toolbox does
+    np.testing.assert_allclose(
+        depth_m[0, :3], 351.3 / (1092.5 - np.array([0, 700, 1057])), rtol=1e-6
+    )
+    assert (
+        depth_m[0, 3] == 10.0 and depth_m[0, 4] == 10.0
+    )  # beyond 10 m: clipped as the toolbox does
     assert np.isnan(depth_m[0, 5]) and np.isnan(depth_m[0, 6])  # negative depth; no measurement
 
 
@@ -130,10 +139,13 @@ def test_bad_depth_encoding_or_data_raises(encoding, image):
         decode_ros_depth(image, encoding)
 
 
-@pytest.mark.parametrize("encoding, raw", [
-    ("16UC1", np.array([[0, 1000, 2000, 4000]], np.uint16)),
-    ("32FC1", np.array([[np.nan, 1.0, 2.0, 4.0]], np.float32)),
-])
+@pytest.mark.parametrize(
+    "encoding, raw",
+    [
+        ("16UC1", np.array([[0, 1000, 2000, 4000]], np.uint16)),
+        ("32FC1", np.array([[np.nan, 1.0, 2.0, 4.0]], np.float32)),
+    ],
+)
 @pytest.mark.parametrize("invalid_value", [0.0, 0.25, 1.0])
 def test_invalid_pixels_become_invalid_value(encoding, raw, invalid_value):
     conversion = DepthConversion(invalid_value=invalid_value)
@@ -156,13 +168,17 @@ def test_per_frame_vs_fixed_normalization():
 
     near = np.array([[2.0, 3.0]], np.float32)
     per_frame = depth_to_model_input(near, DepthConversion(min_depth_m=0.0, max_depth_m=10.0))
-    fixed = depth_to_model_input(near, DepthConversion(min_depth_m=0.0, max_depth_m=10.0, normalization="fixed"))
+    fixed = depth_to_model_input(
+        near, DepthConversion(min_depth_m=0.0, max_depth_m=10.0, normalization="fixed")
+    )
     np.testing.assert_allclose(per_frame, [[0.0, 1.0]])
     np.testing.assert_allclose(fixed, [[0.2, 0.3]], atol=1e-6)
 
 
 def test_single_depth_frame_gives_mid_grey():
-    out = depth_to_model_input(np.array([[2.0, 2.0, np.nan]], np.float32), DepthConversion(invalid_value=0.0))
+    out = depth_to_model_input(
+        np.array([[2.0, 2.0, np.nan]], np.float32), DepthConversion(invalid_value=0.0)
+    )
     np.testing.assert_array_equal(out, [[0.5, 0.5, 0.0]])
 
 
@@ -182,11 +198,14 @@ def test_real_depth_converts_into_unit_range(shared_path):
     assert out.min() == 0.0 and out.max() == 1.0 and not np.isnan(out).any()
 
 
-@pytest.mark.parametrize("depth_m", [
-    np.zeros((3, 4), np.float32),
-    np.full((3, 4), np.nan, np.float32),
-    np.array([[np.inf, -1.0]], np.float32),
-])
+@pytest.mark.parametrize(
+    "depth_m",
+    [
+        np.zeros((3, 4), np.float32),
+        np.full((3, 4), np.nan, np.float32),
+        np.array([[np.inf, -1.0]], np.float32),
+    ],
+)
 def test_all_invalid_depth_raises_specific_error(depth_m):
     with pytest.raises(InvalidDepthError):
         depth_to_model_input(depth_m, DepthConversion())
@@ -194,13 +213,23 @@ def test_all_invalid_depth_raises_specific_error(depth_m):
 
 
 def test_depth_conversion_round_trip_and_validation():
-    conversion = DepthConversion(min_depth_m=0.3, max_depth_m=6.0, normalization="fixed",
-                                 near_is_bright=True, invalid_value=0.0)
+    conversion = DepthConversion(
+        min_depth_m=0.3,
+        max_depth_m=6.0,
+        normalization="fixed",
+        near_is_bright=True,
+        invalid_value=0.0,
+    )
     assert DepthConversion.from_dict(conversion.to_dict()) == conversion
     with pytest.raises(ValueError, match="unknown"):
         DepthConversion.from_dict({**conversion.to_dict(), "max_depth": 5.0})
-    for bad in [dict(min_depth_m=5.0, max_depth_m=1.0), dict(min_depth_m=-1.0),
-                dict(max_depth_m=float("inf")), dict(normalization="global"), dict(invalid_value=1.5)]:
+    for bad in [
+        dict(min_depth_m=5.0, max_depth_m=1.0),
+        dict(min_depth_m=-1.0),
+        dict(max_depth_m=float("inf")),
+        dict(normalization="global"),
+        dict(invalid_value=1.5),
+    ]:
         with pytest.raises(ValueError):
             DepthConversion(**bad)
 

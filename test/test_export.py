@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from rgbd_saliency_ros.cli import main as cli_main
-from rgbd_saliency_ros.model import SamDaq, SamDaqConfig, save_weights
+from rgbd_saliency_ros.model import SamDaq, SamDaqConfig
 from rgbd_saliency_ros.runtime.backends import create_backend
 from rgbd_saliency_ros.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from rgbd_saliency_ros.runtime.backends.tensorrt_backend import engine_cache_key
@@ -29,26 +29,37 @@ def small(tmp_path_factory):
     """A random model at input 64, its export, and both backends on it."""
     torch.manual_seed(0)
     model = SamDaq(SamDaqConfig(input_size=SIZE)).eval()
-    path = export_onnx(model, tmp_path_factory.mktemp("onnx") / "step.onnx",
-                       {"depth_conversion": {"max_depth_m": 4.0}}, max_batch=4, progress=False)
+    path = export_onnx(
+        model,
+        tmp_path_factory.mktemp("onnx") / "step.onnx",
+        {"depth_conversion": {"max_depth_m": 4.0}},
+        max_batch=4,
+        progress=False,
+    )
     return model, path, TorchBackend(model), OnnxRuntimeBackend(path)
 
 
 def random_frames(batch, seed):
     g = np.random.default_rng(seed)
-    return (g.standard_normal((batch, 3, SIZE, SIZE), dtype=np.float32),
-            g.random((batch, 1, SIZE, SIZE), dtype=np.float32))
+    return (
+        g.standard_normal((batch, 3, SIZE, SIZE), dtype=np.float32),
+        g.random((batch, 1, SIZE, SIZE), dtype=np.float32),
+    )
 
 
 def test_metadata_lets_the_runtime_rebuild_itself(small):
     model, path, _, ort_backend = small
     meta = read_onnx_metadata(path)
     assert meta["config"] == model.config
-    np.testing.assert_array_equal(meta["initial_state"], model.initial_state(1)[0].detach().numpy())
+    np.testing.assert_array_equal(
+        meta["initial_state"], model.initial_state(1)[0].detach().numpy()
+    )
     assert ort_backend.metadata["depth_conversion"] == {"max_depth_m": 4.0}
     assert len(meta["weights_sha256"]) == 64 and meta["max_batch"] == "4"
     # The memory guard's bound travels with the file (float32 rounding of the weights aside).
-    assert ort_backend.metadata["state_norm_bound"] == pytest.approx(model.state_norm_bound(), rel=1e-6)
+    assert ort_backend.metadata["state_norm_bound"] == pytest.approx(
+        model.state_norm_bound(), rel=1e-6
+    )
 
 
 def test_onnxruntime_equals_torch_over_a_sequence(small):
@@ -66,7 +77,9 @@ def test_onnxruntime_equals_torch_over_a_sequence(small):
 def test_onnxruntime_batch_of_three_equals_three_single_runs(small):
     _, _, _, ort_backend = small
     rgb, depth = random_frames(3, 7)
-    state = ort_backend.initial_state(3) + np.random.default_rng(1).normal(0, 0.1, (3, 8, 64)).astype(np.float32)
+    state = ort_backend.initial_state(3) + np.random.default_rng(1).normal(
+        0, 0.1, (3, 8, 64)
+    ).astype(np.float32)
     prob, new_state = ort_backend.step(rgb, depth, state)
     for i in range(3):
         p, s = ort_backend.step(rgb[i : i + 1], depth[i : i + 1], state[i : i + 1])
@@ -86,12 +99,26 @@ def test_not_an_export_is_refused(tmp_path):
 
 
 def test_engine_cache_key_changes_with_every_field():
-    base = dict(gpu_name="NVIDIA H100", compute_capability=(9, 0), trt_version="10.9.0", precision="float16",
-                input_size=1024, batch_range=(1, 1, 4), weights_sha256="a" * 64)
+    base = dict(
+        gpu_name="NVIDIA H100",
+        compute_capability=(9, 0),
+        trt_version="10.9.0",
+        precision="float16",
+        input_size=1024,
+        batch_range=(1, 1, 4),
+        weights_sha256="a" * 64,
+    )
     key = engine_cache_key(**base)
     assert key == engine_cache_key(**base)
-    changes = dict(gpu_name="NVIDIA Orin", compute_capability=(8, 7), trt_version="10.3.0", precision="int8",
-                   input_size=512, batch_range=(1, 2, 4), weights_sha256="b" * 64)
+    changes = dict(
+        gpu_name="NVIDIA Orin",
+        compute_capability=(8, 7),
+        trt_version="10.3.0",
+        precision="int8",
+        input_size=512,
+        batch_range=(1, 2, 4),
+        weights_sha256="b" * 64,
+    )
     for field, value in changes.items():
         assert engine_cache_key(**{**base, field: value}) != key, field
 
@@ -110,8 +137,13 @@ def test_int8_engine_from_the_cache_needs_no_calibration_frames(tmp_path, monkey
 
     config = SamDaqConfig(backbone="sam2.1_hiera_t", input_size=64)
     model = onnx.helper.make_model(onnx.helper.make_graph([], "step", [], []))
-    for key, value in {"format": FORMAT_NAME, "config": json.dumps(config.to_dict()), "max_batch": "4",
-                       "initial_state": json.dumps(np.zeros((8, 64)).tolist()), "weights_sha256": "ab" * 32}.items():
+    for key, value in {
+        "format": FORMAT_NAME,
+        "config": json.dumps(config.to_dict()),
+        "max_batch": "4",
+        "initial_state": json.dumps(np.zeros((8, 64)).tolist()),
+        "weights_sha256": "ab" * 32,
+    }.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx_path = tmp_path / "step.onnx"
@@ -125,11 +157,18 @@ def test_int8_engine_from_the_cache_needs_no_calibration_frames(tmp_path, monkey
     key = engine_cache_key("Orin", (8, 7), "10.9.0", "int8", 64, (1, 1, 4), "ab" * 32)
     cache.mkdir()
     (cache / f"{key}.engine").write_bytes(b"built by export with calibration frames")
-    assert tensorrt_backend.build_engine(onnx_path, "cuda", "int8", cache_dir=cache) == cache / f"{key}.engine"
+    assert (
+        tensorrt_backend.build_engine(onnx_path, "cuda", "int8", cache_dir=cache)
+        == cache / f"{key}.engine"
+    )
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="TensorRT backend needs a CUDA GPU; none is visible")
-@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None, reason="the tensorrt package is not installed")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="TensorRT backend needs a CUDA GPU; none is visible"
+)
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorrt") is None, reason="the tensorrt package is not installed"
+)
 def test_tensorrt_float32_matches_onnxruntime(small, tmp_path):
     from rgbd_saliency_ros.runtime.backends.tensorrt_backend import TensorRTBackend
 
@@ -148,14 +187,28 @@ def test_tensorrt_float32_matches_onnxruntime(small, tmp_path):
 
 # ------------------------------------------------------------ the reference fixture, at 1024
 
+
 @pytest.fixture(scope="module")
 def fixture_export(tmp_path_factory):
     from conftest import find_shared
 
     fixture = find_shared("fixtures", "samdaq_parity")
     out = tmp_path_factory.mktemp("fixture_onnx") / "step.onnx"
-    code = cli_main(["export", "--format", "onnx", "--sam2-checkpoint", str(fixture / "sam2.1_hiera_tiny_random.pt"),
-                     "--weights", str(fixture / "samdaq_tiny_random.pt"), "--output", str(out), "--max-batch", "2"])
+    code = cli_main(
+        [
+            "export",
+            "--format",
+            "onnx",
+            "--sam2-checkpoint",
+            str(fixture / "sam2.1_hiera_tiny_random.pt"),
+            "--weights",
+            str(fixture / "samdaq_tiny_random.pt"),
+            "--output",
+            str(out),
+            "--max-batch",
+            "2",
+        ]
+    )
     assert code == 0
     return fixture, out
 
@@ -166,7 +219,11 @@ def test_onnxruntime_matches_reference_on_all_fixture_frames(fixture_export):
     backend = OnnxRuntimeBackend(path)
     state = backend.initial_state(1)
     for i in range(3):
-        inputs = prepare_inputs(read_rgb(fixture / f"rgb_{i}.png"), read_relative_depth_png(fixture / f"depth_{i}.png"), 1024)
+        inputs = prepare_inputs(
+            read_rgb(fixture / f"rgb_{i}.png"),
+            read_relative_depth_png(fixture / f"depth_{i}.png"),
+            1024,
+        )
         prob, state = backend.step(*inputs, state)
         np.testing.assert_allclose(prob[0, 0], expected["prob"][i], rtol=0, atol=1e-3)
         np.testing.assert_allclose(state[0], expected["video_queries"][i], rtol=0, atol=1e-3)
@@ -178,8 +235,24 @@ def test_predict_with_onnxruntime_backend(fixture_export, tmp_path):
     for sub in ("rgb", "depth"):
         (tmp_path / sub).mkdir()
         (tmp_path / sub / "f0.png").symlink_to(fixture / f"{sub}_0.png")
-    code = cli_main(["predict", "--backend", "onnxruntime", "--engine", str(path), "--rgb-dir", str(tmp_path / "rgb"),
-                     "--depth-dir", str(tmp_path / "depth"), "--out-dir", str(tmp_path / "out"), "--probabilities"])
+    code = cli_main(
+        [
+            "predict",
+            "--backend",
+            "onnxruntime",
+            "--engine",
+            str(path),
+            "--rgb-dir",
+            str(tmp_path / "rgb"),
+            "--depth-dir",
+            str(tmp_path / "depth"),
+            "--out-dir",
+            str(tmp_path / "out"),
+            "--probabilities",
+        ]
+    )
     assert code == 0
-    np.testing.assert_allclose(np.load(tmp_path / "out" / "f0.npy"), expected["prob"][0], rtol=0, atol=1e-3)
+    np.testing.assert_allclose(
+        np.load(tmp_path / "out" / "f0.npy"), expected["prob"][0], rtol=0, atol=1e-3
+    )
     assert Path(tmp_path / "out" / "f0.png").is_file()

@@ -1,6 +1,6 @@
 """Color frame preparation: encodings, normalisation, resizing.
 
-    .venv/bin/python -m pytest -q test/test_frames.py
+.venv/bin/python -m pytest -q test/test_frames.py
 """
 
 import cv2
@@ -15,7 +15,6 @@ from rgbd_saliency_ros.runtime.frames import (
     resize_probability,
     resize_square,
 )
-
 
 
 @pytest.fixture
@@ -86,8 +85,12 @@ def test_normalize_rgb_matches_definition(rgb):
 def test_normalize_rgb_on_fixture_frame(shared_path):
     path = shared_path("fixtures", "samdaq_parity", "rgb_0.png")
     frame = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    expected = ((frame / 255.0 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)).astype(np.float32)
-    np.testing.assert_allclose(normalize_rgb(frame), expected.transpose(2, 0, 1), rtol=0, atol=1e-6)
+    expected = ((frame / 255.0 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)).astype(
+        np.float32
+    )
+    np.testing.assert_allclose(
+        normalize_rgb(frame), expected.transpose(2, 0, 1), rtol=0, atol=1e-6
+    )
 
 
 def test_normalize_rgb_rejects_other_input():

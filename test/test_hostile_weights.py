@@ -55,6 +55,7 @@ def _config_edit(**fields):
         config = json.loads(metadata["config"])
         config.update(fields)
         metadata["config"] = json.dumps(config)
+
     return change
 
 
@@ -161,20 +162,39 @@ def rig(tmp_path_factory):
     cv2.imwrite(str(frames / "depth" / "0.png"), gen.integers(1, 256, (48, 64), np.uint8))
     bag = root / "bag"
     with BagWriter(bag, "sqlite3") as writer:
-        writer.write_image("/camera/color/image_raw", 10**18,
-                           gen.integers(0, 256, (48, 64, 3), np.uint8), "rgb8", "cam")
-        writer.write_image("/camera/aligned_depth_to_color/image_raw", 10**18,
-                           gen.integers(300, 3000, (48, 64)).astype(np.uint16), "16UC1", "cam")
-    return dict(root=root, sam2=sam2_ckpt, good=good, files=files, marker=marker, frames=frames,
-                bag=bag)
+        writer.write_image(
+            "/camera/color/image_raw",
+            10**18,
+            gen.integers(0, 256, (48, 64, 3), np.uint8),
+            "rgb8",
+            "cam",
+        )
+        writer.write_image(
+            "/camera/aligned_depth_to_color/image_raw",
+            10**18,
+            gen.integers(300, 3000, (48, 64)).astype(np.uint16),
+            "16UC1",
+            "cam",
+        )
+    return dict(
+        root=root, sam2=sam2_ckpt, good=good, files=files, marker=marker, frames=frames, bag=bag
+    )
 
 
 def _command(rig, entry: str, sam2: Path, weights: Path) -> list[str]:
     model = ["--sam2-checkpoint", str(sam2), "--weights", str(weights)]
     out = str(rig["root"] / f"out_{entry}")
     if entry == "predict":
-        return ["predict", *model, "--rgb-dir", str(rig["frames"] / "rgb"), "--depth-dir",
-                str(rig["frames"] / "depth"), "--out-dir", out]
+        return [
+            "predict",
+            *model,
+            "--rgb-dir",
+            str(rig["frames"] / "rgb"),
+            "--depth-dir",
+            str(rig["frames"] / "depth"),
+            "--out-dir",
+            out,
+        ]
     if entry == "export":
         return ["export", *model, "--output", out + ".onnx"]
     return ["replay", *model, "--bag", str(rig["bag"]), "--out", out]
@@ -190,8 +210,11 @@ def _assert_one_line_naming(text: str, path: Path, phrase: str) -> None:
 # Every file through predict; export and replay load through the same code, so there the .pt
 # files that need a model built first (about 2.5 s each here) are represented by the payload alone.
 CASES = [("predict", name) for name in sorted(HOSTILE)] + [
-    (entry, name) for entry in ("export", "replay") for name in sorted(HOSTILE)
-    if name.endswith(".safetensors") or name == "payload.pt"]
+    (entry, name)
+    for entry in ("export", "replay")
+    for name in sorted(HOSTILE)
+    if name.endswith(".safetensors") or name == "payload.pt"
+]
 
 
 @pytest.mark.parametrize("entry, name", CASES)
@@ -233,8 +256,13 @@ def test_node_refuses_at_start_with_a_startup_error(rig, ros_context, name):
     if weights is None:
         sam2, weights = rig["files"]["payload.pt"], rig["good"]
     bad = sam2 if weights == rig["good"] else weights
-    node = SaliencyNode(context=ros_context, parameter_overrides=[
-        Parameter("sam2_checkpoint", value=str(sam2)), Parameter("weights", value=str(weights))])
+    node = SaliencyNode(
+        context=ros_context,
+        parameter_overrides=[
+            Parameter("sam2_checkpoint", value=str(sam2)),
+            Parameter("weights", value=str(weights)),
+        ],
+    )
     try:
         with pytest.raises(STARTUP_ERRORS) as caught:
             node.start()
@@ -250,12 +278,27 @@ def test_node_refuses_at_start_with_a_startup_error(rig, ros_context, name):
 def test_node_process_exits_1_with_one_line(rig, name):
     """End to end: the console script, its exit status and what it prints (no traceback)."""
     path = rig["files"][name]
-    env = dict(os.environ, ROS_DOMAIN_ID=str(1 + (os.getpid() + 60) % 200),
-               ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    env = dict(
+        os.environ,
+        ROS_DOMAIN_ID=str(1 + (os.getpid() + 60) % 200),
+        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "rgbd_saliency_ros.ros.node", "--ros-args",
-         "-p", f"sam2_checkpoint:={rig['sam2']}", "-p", f"weights:={path}"],
-        env=env, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "rgbd_saliency_ros.ros.node",
+            "--ros-args",
+            "-p",
+            f"sam2_checkpoint:={rig['sam2']}",
+            "-p",
+            f"weights:={path}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert "Traceback" not in output

@@ -1,6 +1,6 @@
 """What the node says about its inputs beyond the messages: pure checks, without spinning.
 
-    .venv/bin/python -m pytest -q test/test_input_health.py
+.venv/bin/python -m pytest -q test/test_input_health.py
 """
 
 from types import SimpleNamespace
@@ -14,17 +14,24 @@ PROFILE = health.__file__.rsplit("/rgbd_saliency_ros/", 1)[0] + "/config/fastdds
 
 
 def test_one_sided_input_and_wrong_type_publishers_are_found():
-    snapshots = {"front": {"color_in_hz": 30.0, "depth_in_hz": 0.0},
-                 "rear": {"color_in_hz": 30.0, "depth_in_hz": 29.0}}
-    topics = {"front": {"/front/color/image_raw": health.IMAGE_TYPE},
-              "rear": {"/rear/color/image_raw": health.IMAGE_TYPE}}
-    endpoint = SimpleNamespace(node_namespace="/", node_name="talker",
-                               topic_type="std_msgs/msg/String")
+    snapshots = {
+        "front": {"color_in_hz": 30.0, "depth_in_hz": 0.0},
+        "rear": {"color_in_hz": 30.0, "depth_in_hz": 29.0},
+    }
+    topics = {
+        "front": {"/front/color/image_raw": health.IMAGE_TYPE},
+        "rear": {"/rear/color/image_raw": health.IMAGE_TYPE},
+    }
+    endpoint = SimpleNamespace(
+        node_namespace="/", node_name="talker", topic_type="std_msgs/msg/String"
+    )
     good = SimpleNamespace(node_namespace="/cam", node_name="driver", topic_type=health.IMAGE_TYPE)
     graph = {"/front/color/image_raw": [good], "/rear/color/image_raw": [good, endpoint]}
     found = health.input_findings(snapshots, topics, lambda topic: graph[topic])
-    assert [(s, k, n) for s, k, _, n in found] == [("front", health.ONE_SIDED, 1),
-                                                   ("rear", health.WRONG_TYPE, 1)]
+    assert [(s, k, n) for s, k, _, n in found] == [
+        ("front", health.ONE_SIDED, 1),
+        ("rear", health.WRONG_TYPE, 1),
+    ]
     assert "no depth frames" in found[0][2] and "/talker (std_msgs/msg/String)" in found[1][2]
     assert health.one_sided({"color_in_hz": 0.0, "depth_in_hz": 2.0}) == "depth"
     assert health.one_sided({"color_in_hz": 0.0, "depth_in_hz": 0.0}) is None

@@ -1,6 +1,6 @@
 """Layers import downward only (DESIGN.md "Layers"): each one imports without the layers above it.
 
-    .venv/bin/python -m pytest -q test/test_layers.py
+.venv/bin/python -m pytest -q test/test_layers.py
 """
 
 import json

@@ -1,6 +1,6 @@
 """Saliency metrics against the values the pysodmetrics authors publish, and folder evaluation.
 
-    .venv/bin/python -m pytest -q test/test_metrics.py
+.venv/bin/python -m pytest -q test/test_metrics.py
 """
 
 import json

@@ -16,7 +16,9 @@ def model():
 
 def frames(seed: int, batch: int = 1):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, 3, SIZE, SIZE, generator=g), torch.rand(batch, 1, SIZE, SIZE, generator=g)
+    return torch.randn(batch, 3, SIZE, SIZE, generator=g), torch.rand(
+        batch, 1, SIZE, SIZE, generator=g
+    )
 
 
 def run(model, seeds, state=None):
@@ -71,7 +73,12 @@ def test_clip_forward_equals_steps(model):
     depth = torch.stack([frames(s)[1][0] for s in seeds])[None]
     with torch.no_grad():
         clip, intermediate = model.forward_clip(rgb, depth)
-    assert clip.shape == (1, 3, SIZE, SIZE) and intermediate.shape == (1, 3, SIZE // 16, SIZE // 16)
+    assert clip.shape == (1, 3, SIZE, SIZE) and intermediate.shape == (
+        1,
+        3,
+        SIZE // 16,
+        SIZE // 16,
+    )
     for t in range(3):
         torch.testing.assert_close(clip[0, t], probs[t][0, 0], rtol=0, atol=1e-5)
 
@@ -86,9 +93,16 @@ def test_training_gradients_reach_trained_parts_only():
     grads = {n: p.grad for n, p in model.named_parameters()}
     frozen = [n for n in grads if n.startswith(("trunk.", "neck.", "prompt_encoder."))]
     assert frozen and all(grads[n] is None for n in frozen)
-    for name in ("depth_projector.0.weight", "depth_stem_skip.0.weight", "adapters.0.conv_in.weight",
-                 "adapters.3.conv_out.weight", "qtm.video_queries.weight", "qtm.prompt_proj.weight",
-                 "mask_decoder.transformer.layers.0.mlp.layers.0.weight", "self_inference_head.0.weight"):
+    for name in (
+        "depth_projector.0.weight",
+        "depth_stem_skip.0.weight",
+        "adapters.0.conv_in.weight",
+        "adapters.3.conv_out.weight",
+        "qtm.video_queries.weight",
+        "qtm.prompt_proj.weight",
+        "mask_decoder.transformer.layers.0.mlp.layers.0.weight",
+        "self_inference_head.0.weight",
+    ):
         assert grads[name] is not None and grads[name].abs().sum() > 0, name
 
 
@@ -105,7 +119,9 @@ def test_bad_input_shapes_are_refused(model):
 def test_every_sam2_size_builds_and_steps(backbone):
     model = SamDaq(SamDaqConfig(backbone=backbone, input_size=64)).eval()
     with torch.no_grad():
-        prob, state = model.step(torch.randn(1, 3, 64, 64), torch.rand(1, 1, 64, 64), model.initial_state(1))
+        prob, state = model.step(
+            torch.randn(1, 3, 64, 64), torch.rand(1, 1, 64, 64), model.initial_state(1)
+        )
     assert prob.shape == (1, 1, 64, 64) and state.shape == (1, 8, 64)
     assert model.qtm.prompt_proj.in_features == (64 // 16) ** 2
 

@@ -170,9 +170,16 @@ def test_camera_model_of_a_binned_region_of_interest():
 
     from rgbd_saliency_ros.ros.object_outputs import camera_model
 
-    info = CameraInfo(width=1280, height=960, k=[1050.0, 0, 639.0, 0, 1050.0, 479.0, 0, 0, 1],
-                      binning_x=2, binning_y=2, distortion_model="plumb_bob", d=[0.0] * 5,
-                      roi=RegionOfInterest(x_offset=100, y_offset=60, width=640, height=480))
+    info = CameraInfo(
+        width=1280,
+        height=960,
+        k=[1050.0, 0, 639.0, 0, 1050.0, 479.0, 0, 0, 1],
+        binning_x=2,
+        binning_y=2,
+        distortion_model="plumb_bob",
+        d=[0.0] * 5,
+        roi=RegionOfInterest(x_offset=100, y_offset=60, width=640, height=480),
+    )
     model = camera_model(info)
     assert (model.width, model.height) == (320, 240)
     assert (model.fx, model.fy, model.cx, model.cy) == (525.0, 525.0, 269.5, 209.5)

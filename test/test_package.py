@@ -1,6 +1,6 @@
 """package.xml and setup.py describe the package colcon and pip install.
 
-    .venv/bin/python -m pytest -q test/test_package.py
+.venv/bin/python -m pytest -q test/test_package.py
 """
 
 import ast
@@ -45,9 +45,21 @@ def test_package_xml_declares_ros_dependencies(repo_root):
     assert root.findtext("export/build_type") == "ament_python"
     exec_depends = {e.text for e in root.findall("exec_depend")}
     assert {
-        "rclpy", "rcl_interfaces", "sensor_msgs", "std_msgs", "std_srvs", "diagnostic_msgs",
-        "geometry_msgs", "visualization_msgs", "launch", "launch_ros", "ament_index_python",
-        "ros2launch", "python3-numpy", "python3-opencv", "python3-yaml",
+        "rclpy",
+        "rcl_interfaces",
+        "sensor_msgs",
+        "std_msgs",
+        "std_srvs",
+        "diagnostic_msgs",
+        "geometry_msgs",
+        "visualization_msgs",
+        "launch",
+        "launch_ros",
+        "ament_index_python",
+        "ros2launch",
+        "python3-numpy",
+        "python3-opencv",
+        "python3-yaml",
     } <= exec_depends
     assert "python3-pytest" in {e.text for e in root.findall("test_depend")}
 
@@ -67,9 +79,12 @@ def test_setup_py_installs_ament_files_and_scripts(repo_root):
         assert all((repo_root / f).is_file() for f in files)
     # every launch file and config file in the tree is installed
     assert sorted(data_files["share/" + NAME + "/launch"]) == sorted(
-        str(p.relative_to(repo_root)) for p in repo_root.glob("launch/*.py"))
+        str(p.relative_to(repo_root)) for p in repo_root.glob("launch/*.py")
+    )
     assert sorted(data_files["share/" + NAME + "/config"]) == sorted(
-        str(p.relative_to(repo_root)) for p in [*repo_root.glob("config/*.yaml"), *repo_root.glob("config/*.xml")])
+        str(p.relative_to(repo_root))
+        for p in [*repo_root.glob("config/*.yaml"), *repo_root.glob("config/*.xml")]
+    )
     assert NAME in kwargs["packages"]
     assert not any(p.split(".")[0] in ("test", "training") for p in kwargs["packages"])
     assert set(kwargs["entry_points"]["console_scripts"]) == {
@@ -96,7 +111,9 @@ def imported_modules() -> dict[str, str]:
             else:
                 continue
             for name in names:
-                found.setdefault(name.split(".")[0], f"{path.relative_to(REPO_ROOT)}:{node.lineno}")
+                found.setdefault(
+                    name.split(".")[0], f"{path.relative_to(REPO_ROOT)}:{node.lineno}"
+                )
     return found
 
 
@@ -104,9 +121,13 @@ def ros_packages() -> set[str]:
     """The ROS packages this environment has: the ament index under each AMENT_PREFIX_PATH entry
     (a ROS install, a colcon workspace) and under this Python's prefix (where the PyPI wheels of
     rclpy and the messages, and ../shared/ros2-python's launch and ros2cli, put theirs)."""
-    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p] + [sys.prefix]
+    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p] + [
+        sys.prefix
+    ]
     index = [Path(p, "share", "ament_index", "resource_index", "packages") for p in prefixes]
-    return {entry.name for folder in index if folder.is_dir() for entry in folder.iterdir()} - {NAME}
+    return {entry.name for folder in index if folder.is_dir() for entry in folder.iterdir()} - {
+        NAME
+    }
 
 
 def test_every_imported_ros_package_is_declared(repo_root):
@@ -118,10 +139,23 @@ def test_every_imported_ros_package_is_declared(repo_root):
     installed |= {"launch", "launch_ros"}  # ROS packages, installed or not (../shared/ros2-python)
     ros_imports = {m for m in imported if m in installed}
     # what the node, its parameters and the launch file import, known independently of the index
-    assert {"rclpy", "rcl_interfaces", "sensor_msgs", "std_msgs", "std_srvs", "diagnostic_msgs",
-            "launch", "launch_ros", "ament_index_python"} <= ros_imports
+    assert {
+        "rclpy",
+        "rcl_interfaces",
+        "sensor_msgs",
+        "std_msgs",
+        "std_srvs",
+        "diagnostic_msgs",
+        "launch",
+        "launch_ros",
+        "ament_index_python",
+    } <= ros_imports
     missing = {m: imported[m] for m in ros_imports if m not in declared}
     assert not missing, f"ROS packages imported but not declared in package.xml: {missing}"
-    missing = {ROSDEP_KEYS[m]: imported[m] for m in ROSDEP_KEYS if m in imported and ROSDEP_KEYS[m] not in declared}
+    missing = {
+        ROSDEP_KEYS[m]: imported[m]
+        for m in ROSDEP_KEYS
+        if m in imported and ROSDEP_KEYS[m] not in declared
+    }
     assert not missing, f"rosdep keys missing from package.xml: {missing}"
     assert "ros2launch" in declared  # `ros2 launch` itself, for the launch file

@@ -1,13 +1,25 @@
 """Color/depth pairing by stamp, driven with stamped messages directly (no spinning).
 
-    .venv/bin/python -m pytest -q test/test_ros_pairing.py
+.venv/bin/python -m pytest -q test/test_ros_pairing.py
 """
 
 import pytest
 
 from rgbd_saliency_ros.runtime.pairing import (
-    CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, PAIRS, STAMP_FUTURE, STAMP_NANOSEC, STAMP_NEGATIVE,
-    STAMP_PAST, STAMP_ZERO, STRAY_STAMP, UNPAIRED_COLOR, UNPAIRED_DEPTH, StampPairer, check_stamp,
+    CLOCK_JUMPS,
+    DUPLICATE_STAMP,
+    OUT_OF_ORDER,
+    PAIRS,
+    STAMP_FUTURE,
+    STAMP_NANOSEC,
+    STAMP_NEGATIVE,
+    STAMP_PAST,
+    STAMP_ZERO,
+    STRAY_STAMP,
+    UNPAIRED_COLOR,
+    UNPAIRED_DEPTH,
+    StampPairer,
+    check_stamp,
 )
 
 PERIOD = 1 / 30
@@ -20,7 +32,9 @@ def play(pairer, events):
         add = pairer.add_color if kind == "c" else pairer.add_depth
         pair = add(stamp, f"{kind}{stamp:.4f}")
         if pair is not None:
-            assert pair.color == f"c{pair.stamp_s:.4f}" and pair.depth == f"d{pair.depth_stamp_s:.4f}"
+            assert (
+                pair.color == f"c{pair.stamp_s:.4f}" and pair.depth == f"d{pair.depth_stamp_s:.4f}"
+            )
             pairs.append((round(pair.stamp_s, 4), round(pair.depth_stamp_s, 4)))
     return pairs
 
@@ -55,7 +69,9 @@ def test_frames_without_partner_are_counted_and_queues_stay_bounded():
     play(pairer, [("c", 1.0 + i * PERIOD) for i in range(10)])  # depth never comes
     assert pairer.queued("color") == 3 and pairer.counters[UNPAIRED_COLOR] == 7
     # depth arriving later than the queued color frames can still pair with the newest
-    assert play(pairer, [("d", 1.0 + 9 * PERIOD)]) == [(round(1.0 + 9 * PERIOD, 4), round(1.0 + 9 * PERIOD, 4))]
+    assert play(pairer, [("d", 1.0 + 9 * PERIOD)]) == [
+        (round(1.0 + 9 * PERIOD, 4), round(1.0 + 9 * PERIOD, 4))
+    ]
     assert pairer.counters[UNPAIRED_COLOR] == 9 and pairer.queued("color") == 0
     # every other depth frame lost (best-effort QoS): the lone color frames are dropped as depth moves on
     events = [e for i, e in enumerate(camera(2.0, 20)) if not (e[0] == "d" and i % 4 == 1)]
@@ -65,7 +81,10 @@ def test_frames_without_partner_are_counted_and_queues_stay_bounded():
 
 def test_duplicate_and_out_of_order_stamps_are_dropped_and_counted():
     pairer = StampPairer(slop_s=0.01)
-    events = camera(5.0, 3) + [("c", 5.0 + 2 * PERIOD), ("d", 5.0 + 2 * PERIOD)]  # the last pair again
+    events = camera(5.0, 3) + [
+        ("c", 5.0 + 2 * PERIOD),
+        ("d", 5.0 + 2 * PERIOD),
+    ]  # the last pair again
     events += [("c", 5.0 + PERIOD), ("d", 5.0 + PERIOD)]  # a step back of one frame
     events += camera(5.0 + 3 * PERIOD, 3)
     assert len(play(pairer, events)) == 6
@@ -130,15 +149,18 @@ def test_a_loop_is_believed_when_one_kind_alone_goes_on_from_it():
     assert play(pairer, [("d", 50.0 + PERIOD)]) == [(after, after)]
 
 
-@pytest.mark.parametrize("sec, nanosec, expected", [
-    (0, 0, STAMP_ZERO),
-    (-5, 0, STAMP_NEGATIVE),
-    (1_700_000_000, 1_000_000_000, STAMP_NANOSEC),
-    (2**31 - 1, 0, STAMP_FUTURE),  # 2038
-    (1_000, 0, STAMP_PAST),  # seconds since boot, not since the epoch
-    (1_700_000_009, 999_999_999, None),
-    (1_699_999_000, 0, None),
-])
+@pytest.mark.parametrize(
+    "sec, nanosec, expected",
+    [
+        (0, 0, STAMP_ZERO),
+        (-5, 0, STAMP_NEGATIVE),
+        (1_700_000_000, 1_000_000_000, STAMP_NANOSEC),
+        (2**31 - 1, 0, STAMP_FUTURE),  # 2038
+        (1_000, 0, STAMP_PAST),  # seconds since boot, not since the epoch
+        (1_700_000_009, 999_999_999, None),
+        (1_699_999_000, 0, None),
+    ],
+)
 def test_check_stamp_against_the_clock(sec, nanosec, expected):
     now_s = 1_700_000_000.0
     assert check_stamp(sec, nanosec, now_s, max_ahead_s=10.0, max_behind_s=3600.0) == expected

@@ -17,6 +17,7 @@ from rgbd_saliency_ros.runtime.sequence import prepare_inputs, read_rgb
 def as_tensors(arrays):
     return tuple(torch.from_numpy(a) for a in arrays)
 
+
 TOL = 1e-4
 FRAMES = 3
 
@@ -36,8 +37,12 @@ def expected(fixture_dir):
 
 @pytest.fixture(scope="module")
 def reference_model(fixture_dir):
-    loaded = load_model(fixture_dir / "sam2.1_hiera_tiny_random.pt", fixture_dir / "samdaq_tiny_random.pt",
-                        "sam2.1_hiera_t", 1024)
+    loaded = load_model(
+        fixture_dir / "sam2.1_hiera_tiny_random.pt",
+        fixture_dir / "samdaq_tiny_random.pt",
+        "sam2.1_hiera_t",
+        1024,
+    )
     return loaded.model
 
 
@@ -56,7 +61,9 @@ def api_outputs(reference_model, fixture_dir):
             prob, state = reference_model.step(*as_tensors(fixture_inputs(fixture_dir, i)), state)
             probs.append(prob[0, 0].numpy())
             states.append(state[0].numpy())
-        reset_prob, reset_state = reference_model.step(*as_tensors(fixture_inputs(fixture_dir, 0)), reference_model.initial_state(1))
+        reset_prob, reset_state = reference_model.step(
+            *as_tensors(fixture_inputs(fixture_dir, 0)), reference_model.initial_state(1)
+        )
     return probs, states, (reset_prob[0, 0].numpy(), reset_state[0].numpy())
 
 
@@ -86,12 +93,26 @@ def test_predict_command_matches_reference(fixture_dir, expected, tmp_path):
     for i in range(FRAMES):
         (rgb_dir / f"frame_{i}.png").symlink_to(fixture_dir / f"rgb_{i}.png")
         (depth_dir / f"frame_{i}.png").symlink_to(fixture_dir / f"depth_{i}.png")
-    code = cli_main([
-        "predict", "--sam2-checkpoint", str(fixture_dir / "sam2.1_hiera_tiny_random.pt"),
-        "--weights", str(fixture_dir / "samdaq_tiny_random.pt"), "--model", "sam2.1_hiera_t",
-        "--input-size", "1024", "--rgb-dir", str(rgb_dir), "--depth-dir", str(depth_dir),
-        "--out-dir", str(out), "--probabilities",
-    ])
+    code = cli_main(
+        [
+            "predict",
+            "--sam2-checkpoint",
+            str(fixture_dir / "sam2.1_hiera_tiny_random.pt"),
+            "--weights",
+            str(fixture_dir / "samdaq_tiny_random.pt"),
+            "--model",
+            "sam2.1_hiera_t",
+            "--input-size",
+            "1024",
+            "--rgb-dir",
+            str(rgb_dir),
+            "--depth-dir",
+            str(depth_dir),
+            "--out-dir",
+            str(out),
+            "--probabilities",
+        ]
+    )
     assert code == 0
     import cv2
 

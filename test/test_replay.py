@@ -42,8 +42,15 @@ def ssd_bag(tmp_path_factory):
 
     data = find_shared("data", "ssd_rgbd_sod")
     path = tmp_path_factory.mktemp("bags") / "ssd"
-    make_bag(data / "rgb", data / "depth", path, data / "gt", MakeBagOptions(rate_hz=10.0, storage="mcap"),
-             hfov_deg=69.0, progress=False)
+    make_bag(
+        data / "rgb",
+        data / "depth",
+        path,
+        data / "gt",
+        MakeBagOptions(rate_hz=10.0, storage="mcap"),
+        hfov_deg=69.0,
+        progress=False,
+    )
     return path
 
 
@@ -59,7 +66,9 @@ def test_replay_writes_masks_metrics_and_report(tmp_path, backend, ssd_bag):
     assert summary["latency_ms_p95"] >= summary["latency_ms_p50"] > 0
     assert (summary["pairs"], summary["processed"], summary["frames_scored"]) == (3, 3, 3)
     assert (summary["unpaired_color"], summary["unpaired_depth"]) == (0, 0)
-    assert summary["resets_by_cause"] == {"new_stream": 1}  # 10 Hz: the memory carries over after that
+    assert summary["resets_by_cause"] == {
+        "new_stream": 1
+    }  # 10 Hz: the memory carries over after that
     assert summary["complete"] is True and summary["error"] is None
     masks = sorted((out / "masks").iterdir())
     assert [p.name for p in masks] == ["000000.png", "000001.png", "000002.png"]
@@ -73,13 +82,32 @@ def test_replay_writes_masks_metrics_and_report(tmp_path, backend, ssd_bag):
     assert len((out / "frames.csv").read_text().splitlines()) == 4
 
 
-def test_replay_cli_with_gt_folder_is_deterministic(tmp_path, weights, backend, ssd_bag, shared_path, capsys):
+def test_replay_cli_with_gt_folder_is_deterministic(
+    tmp_path, weights, backend, ssd_bag, shared_path, capsys
+):
     """Ground truth from a folder by index, through the command line: the same masks and metrics as
     from the bag's mask topic (every pair, in order, no drops)."""
-    reference = replay_bag(ssd_bag, tmp_path / "topic", backend, ReplayOptions(progress=False, video=False))
-    code = cli_main(["replay", "--bag", str(ssd_bag), "--out", str(tmp_path / "folder"), "--sam2-checkpoint", weights[0],
-                     "--weights", weights[1], "--gt-topic", "", "--gt-dir", str(shared_path("data", "ssd_rgbd_sod", "gt")),
-                     "--no-video"])
+    reference = replay_bag(
+        ssd_bag, tmp_path / "topic", backend, ReplayOptions(progress=False, video=False)
+    )
+    code = cli_main(
+        [
+            "replay",
+            "--bag",
+            str(ssd_bag),
+            "--out",
+            str(tmp_path / "folder"),
+            "--sam2-checkpoint",
+            weights[0],
+            "--weights",
+            weights[1],
+            "--gt-topic",
+            "",
+            "--gt-dir",
+            str(shared_path("data", "ssd_rgbd_sod", "gt")),
+            "--no-video",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "Smeasure" in printed and str(tmp_path / "folder" / "report.md") in printed
@@ -101,10 +129,20 @@ def test_unpaired_frames_bad_depth_and_gaps_are_counted(tmp_path, backend):
     with BagWriter(path, "sqlite3") as bag:
         for i in range(6):
             stamp = start + i * period + (3 * 10**9 if i >= 4 else 0)
-            bag.write_image("/camera/color/image_raw", stamp, gen.integers(0, 256, (48, 64, 3), dtype=np.uint8), "rgb8", "c")
+            bag.write_image(
+                "/camera/color/image_raw",
+                stamp,
+                gen.integers(0, 256, (48, 64, 3), dtype=np.uint8),
+                "rgb8",
+                "c",
+            )
             if i == 1:
                 continue  # this color frame never gets a partner
-            depth = np.zeros((48, 64), np.uint16) if i == 2 else gen.integers(500, 4000, (48, 64)).astype(np.uint16)
+            depth = (
+                np.zeros((48, 64), np.uint16)
+                if i == 2
+                else gen.integers(500, 4000, (48, 64)).astype(np.uint16)
+            )
             bag.write_image("/camera/aligned_depth_to_color/image_raw", stamp, depth, "16UC1", "c")
     summary = replay_bag(path, tmp_path / "out", backend, ReplayOptions(progress=False))
     assert (summary["color_frames"], summary["depth_frames"], summary["pairs"]) == (6, 5, 5)
@@ -112,9 +150,15 @@ def test_unpaired_frames_bad_depth_and_gaps_are_counted(tmp_path, backend):
     assert summary["bad_input"] == {"invalid_depth": 1}
     assert summary["processed"] == 4
     assert summary["resets_by_cause"] == {"new_stream": 1, "timeout": 1}
-    assert summary["frames_scored"] == 0 and summary["Smeasure"] is None  # no ground truth in this bag
+    assert (
+        summary["frames_scored"] == 0 and summary["Smeasure"] is None
+    )  # no ground truth in this bag
     assert sorted(p.name for p in (tmp_path / "out" / "masks").iterdir()) == [
-        "000000.png", "000003.png", "000004.png", "000005.png"]
+        "000000.png",
+        "000003.png",
+        "000004.png",
+        "000005.png",
+    ]
     assert "No ground truth" in (tmp_path / "out" / "report.md").read_text()
 
 
@@ -134,14 +178,36 @@ def test_truncated_bag_keeps_what_was_processed(tmp_path, weights, backend, ssd_
     assert summary["complete"] is False and "truncated" in summary["error"]
     assert (summary["processed"], summary["frames_scored"]) == (2, 2)
     assert np.isfinite(summary["Smeasure"])
-    assert sorted(p.name for p in (tmp_path / "out" / "masks").iterdir()) == ["000000.png", "000001.png"]
+    assert sorted(p.name for p in (tmp_path / "out" / "masks").iterdir()) == [
+        "000000.png",
+        "000001.png",
+    ]
     assert "**Incomplete**" in (tmp_path / "out" / "report.md").read_text()
 
     # The command line says so in one message, with exit status 2, and keeps the outputs too.
-    assert cli_main(["replay", "--bag", str(bag), "--out", str(tmp_path / "cli"), "--sam2-checkpoint", weights[0],
-                     "--weights", weights[1], "--no-video"]) == 2
+    assert (
+        cli_main(
+            [
+                "replay",
+                "--bag",
+                str(bag),
+                "--out",
+                str(tmp_path / "cli"),
+                "--sam2-checkpoint",
+                weights[0],
+                "--weights",
+                weights[1],
+                "--no-video",
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err
-    assert "rgbd-saliency replay: error:" in error and "truncated" in error and "2 pairs processed" in error
+    assert (
+        "rgbd-saliency replay: error:" in error
+        and "truncated" in error
+        and "2 pairs processed" in error
+    )
     assert _metrics(tmp_path / "cli")["processed"] == 2
 
 
@@ -155,7 +221,7 @@ def test_corrupt_bag_keeps_what_was_processed(tmp_path, backend, ssd_bag, capsys
     at = -1
     for _ in range(3):
         at = data.find(b"16UC1", at + 1)
-    data[at - 4: at] = (0xFFFFFF00).to_bytes(4, "little")
+    data[at - 4 : at] = (0xFFFFFF00).to_bytes(4, "little")
     mcap.write_bytes(bytes(data))
     with pytest.raises(BagError, match="damaged after"):
         replay_bag(bag, tmp_path / "out", backend, ReplayOptions(progress=False))

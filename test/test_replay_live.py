@@ -27,11 +27,18 @@ pytestmark = pytest.mark.slow
 def _small_ssd(shared_path, folder):
     """The SSD frames at a quarter of their size (real frames, small messages)."""
     data = shared_path("data", "ssd_rgbd_sod")
-    for sub, interpolation in (("rgb", cv2.INTER_AREA), ("depth", cv2.INTER_AREA), ("gt", cv2.INTER_NEAREST)):
+    for sub, interpolation in (
+        ("rgb", cv2.INTER_AREA),
+        ("depth", cv2.INTER_AREA),
+        ("gt", cv2.INTER_NEAREST),
+    ):
         (folder / sub).mkdir(parents=True)
         for path in sorted((data / sub).iterdir()):
             image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-            cv2.imwrite(str(folder / sub / f"{path.stem}.png"), cv2.resize(image, (240, 270), interpolation=interpolation))
+            cv2.imwrite(
+                str(folder / sub / f"{path.stem}.png"),
+                cv2.resize(image, (240, 270), interpolation=interpolation),
+            )
     return folder
 
 
@@ -49,18 +56,42 @@ def test_live_replay_through_the_node(tmp_path, shared_path, ros_domain):
     from rgbd_saliency_ros.evaluation.live import LiveOptions, live_replay
 
     frames = _small_ssd(shared_path, tmp_path / "frames")
-    make_bag(frames / "rgb", frames / "depth", tmp_path / "bag", frames / "gt", MakeBagOptions(rate_hz=4.0),
-             hfov_deg=69.0, progress=False)
+    make_bag(
+        frames / "rgb",
+        frames / "depth",
+        tmp_path / "bag",
+        frames / "gt",
+        MakeBagOptions(rate_hz=4.0),
+        hfov_deg=69.0,
+        progress=False,
+    )
     sam2, weights = write_random_weights(tmp_path, 64)
     node = subprocess.Popen(
-        [sys.executable, "-m", "rgbd_saliency_ros.ros.node", "--ros-args", "-p", f"sam2_checkpoint:={sam2}",
-         "-p", f"weights:={weights}", "-p", "input_qos.reliability:=reliable", "-p", "diagnostics_period_s:=0.5",
-         "--log-level", "warn"],
+        [
+            sys.executable,
+            "-m",
+            "rgbd_saliency_ros.ros.node",
+            "--ros-args",
+            "-p",
+            f"sam2_checkpoint:={sam2}",
+            "-p",
+            f"weights:={weights}",
+            "-p",
+            "input_qos.reliability:=reliable",
+            "-p",
+            "diagnostics_period_s:=0.5",
+            "--log-level",
+            "warn",
+        ],
         env=dict(os.environ),
     )
     try:
-        summary = live_replay(tmp_path / "bag", tmp_path / "out", ReplayOptions(progress=False),
-                              LiveOptions(discovery_timeout_s=120.0, drain_timeout_s=15.0))
+        summary = live_replay(
+            tmp_path / "bag",
+            tmp_path / "out",
+            ReplayOptions(progress=False),
+            LiveOptions(discovery_timeout_s=120.0, drain_timeout_s=15.0),
+        )
         assert node.poll() is None, "the node died"
     finally:
         stop_process(node)
@@ -77,11 +108,18 @@ def test_live_replay_through_the_node(tmp_path, shared_path, ros_domain):
     node_counts = summary["node_counters"]
     assert node_counts is not None and node_counts["published"] == received
     lost = 3 - node_counts["color_frames"]
-    accounted = (lost + node_counts["unpaired_color"] + node_counts["dropped"] + node_counts["step_errors"]
-                 + sum(node_counts["bad_input"].values()))
+    accounted = (
+        lost
+        + node_counts["unpaired_color"]
+        + node_counts["dropped"]
+        + node_counts["step_errors"]
+        + sum(node_counts["bad_input"].values())
+    )
     assert summary["frames_without_mask"] == 3 - received == accounted
     assert len(list((tmp_path / "out" / "masks").iterdir())) == received
-    assert (tmp_path / "out" / "report.md").exists() and (tmp_path / "out" / "overview.png").exists()
+    assert (tmp_path / "out" / "report.md").exists() and (
+        tmp_path / "out" / "overview.png"
+    ).exists()
     # 3D: the bag's CameraInfo places the ground truth in (pseudo-metric, relative8) depth
     assert summary["centroid_camera"] is True
     rows = (tmp_path / "out" / "frames.csv").read_text().splitlines()

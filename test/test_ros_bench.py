@@ -17,9 +17,15 @@ def test_bench_node_measures_overhead_from_the_nodes_own_figures():
     result = bench_node(frames=20, rate_hz=5.0, timeout_s=240.0)
     node = result.node
     assert node["color_frames"] > 0 and node["published"] > 0
-    assert node["published"] + node["dropped"] <= node["pairs"] <= min(node["color_frames"], node["depth_frames"])
+    assert (
+        node["published"] + node["dropped"]
+        <= node["pairs"]
+        <= min(node["color_frames"], node["depth_frames"])
+    )
     for name in ("overhead_ms", "model_ms", "latency_ms", "input_ms", "wait_ms"):
-        assert math.isfinite(node[f"{name}_p50"]) and node[f"{name}_p95"] >= node[f"{name}_p50"], name
+        assert math.isfinite(node[f"{name}_p50"]) and node[f"{name}_p95"] >= node[f"{name}_p50"], (
+            name
+        )
     assert node["latency_ms_p50"] > node["model_ms_p50"] > 0
     assert len(result.received_latency_ms) == node["published"]
     report = result.report()

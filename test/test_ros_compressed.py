@@ -46,13 +46,24 @@ def test_transports_choose_type_topic_and_decoder(tum):
     from rgbd_saliency_ros.ros.conversions import frame_arrays, image_message
 
     rgb, mm, _ = tum
-    color_in, depth_in = input_transport("color", "compressed"), input_transport(
-        "depth", "compressedDepth"
+    color_in, depth_in = (
+        input_transport("color", "compressed"),
+        input_transport("depth", "compressedDepth"),
     )
-    assert (color_in.msg_type, color_in.topic("cam/color")) == (CompressedImage, "cam/color/compressed")
-    assert (depth_in.msg_type, depth_in.topic("cam/depth")) == (CompressedImage, "cam/depth/compressedDepth")
+    assert (color_in.msg_type, color_in.topic("cam/color")) == (
+        CompressedImage,
+        "cam/color/compressed",
+    )
+    assert (depth_in.msg_type, depth_in.topic("cam/depth")) == (
+        CompressedImage,
+        "cam/depth/compressedDepth",
+    )
     raw_color, raw_depth = input_transport("color", "raw"), input_transport("depth", "raw")
-    assert (raw_color.msg_type, raw_color.topic("cam/color"), raw_depth.msg_type) == (Image, "cam/color", Image)
+    assert (raw_color.msg_type, raw_color.topic("cam/color"), raw_depth.msg_type) == (
+        Image,
+        "cam/color",
+        Image,
+    )
     for kind, transport in (
         ("color", "compressedDepth"),
         ("depth", "compressed"),
@@ -120,8 +131,6 @@ def test_bad_compressed_inputs_raise_image_errors_with_counted_kinds(tum):
 
 DEADLINE_S = 60.0
 COLOR, DEPTH = "/camera/color/image_raw", "/camera/aligned_depth_to_color/image_raw"
-
-
 
 
 @pytest.fixture(scope="module")
@@ -297,8 +306,9 @@ def test_node_counts_lossy_and_broken_compressed_inputs_and_goes_on(rig):
             sec,
         )
         wait_for(
-            lambda: node.counters("camera")[f"bad_input.{kind}"]
-            == before[f"bad_input.{kind}"] + 1,
+            lambda: (
+                node.counters("camera")[f"bad_input.{kind}"] == before[f"bad_input.{kind}"] + 1
+            ),
             f"bad_input.{kind}",
         )
         good = Stamps.next()

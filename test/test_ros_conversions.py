@@ -1,6 +1,6 @@
 """Image <-> numpy conversions of the node, on real frames, without spinning.
 
-    .venv/bin/python -m pytest -q test/test_ros_conversions.py
+.venv/bin/python -m pytest -q test/test_ros_conversions.py
 """
 
 import array
@@ -39,7 +39,9 @@ def raw_image(pixels: np.ndarray, encoding: str, step=None, bigendian=False, pad
     raw = rows.view(np.uint8)
     if pad:
         raw = np.concatenate([raw, np.full((raw.shape[0], pad), 7, np.uint8)], axis=1)
-    msg = Image(height=pixels.shape[0], width=pixels.shape[1], encoding=encoding, is_bigendian=bigendian)
+    msg = Image(
+        height=pixels.shape[0], width=pixels.shape[1], encoding=encoding, is_bigendian=bigendian
+    )
     msg.step = step if step is not None else raw.shape[1]
     msg.data = array.array("B", raw.tobytes())
     return msg
@@ -51,8 +53,12 @@ def test_color_encodings_give_rgb(tum):
     alpha = np.full(rgb.shape[:2] + (1,), 255, np.uint8)
     assert np.array_equal(conv.color_rgb(raw_image(rgb, "rgb8"), BIG), rgb)
     assert np.array_equal(conv.color_rgb(raw_image(bgr, "bgr8"), BIG), rgb)
-    assert np.array_equal(conv.color_rgb(raw_image(np.concatenate([rgb, alpha], 2), "rgba8"), BIG), rgb)
-    assert np.array_equal(conv.color_rgb(raw_image(np.concatenate([bgr, alpha], 2), "bgra8"), BIG), rgb)
+    assert np.array_equal(
+        conv.color_rgb(raw_image(np.concatenate([rgb, alpha], 2), "rgba8"), BIG), rgb
+    )
+    assert np.array_equal(
+        conv.color_rgb(raw_image(np.concatenate([bgr, alpha], 2), "bgra8"), BIG), rgb
+    )
     grey = conv.color_rgb(raw_image(rgb[:, :, 0].copy(), "mono8"), BIG)
     assert grey.shape == rgb.shape and np.array_equal(grey[:, :, 2], rgb[:, :, 0])
 
@@ -62,8 +68,11 @@ def test_padded_rows_are_skipped(tum):
     padded = conv.color_rgb(raw_image(rgb, "rgb8", step=640 * 3 + 64, pad=64), BIG)
     assert np.array_equal(padded, rgb) and padded.flags.c_contiguous
     mm = np.nan_to_num(depth_m * 1000, nan=0).round().astype(np.uint16)
-    assert np.array_equal(conv.depth_metres(raw_image(mm, "16UC1", step=640 * 2 + 6, pad=6), BIG),
-                          conv.depth_metres(raw_image(mm, "16UC1"), BIG), equal_nan=True)
+    assert np.array_equal(
+        conv.depth_metres(raw_image(mm, "16UC1", step=640 * 2 + 6, pad=6), BIG),
+        conv.depth_metres(raw_image(mm, "16UC1"), BIG),
+        equal_nan=True,
+    )
 
 
 def test_depth_encodings_rep118(tum):
@@ -74,7 +83,9 @@ def test_depth_encodings_rep118(tum):
     assert np.array_equal(np.isnan(from_mm), mm == 0)
     assert np.allclose(from_mm[mm > 0], mm[mm > 0] / 1000.0)
     # a big-endian publisher's 16UC1 reads the same
-    assert np.array_equal(conv.depth_metres(raw_image(mm, "16UC1", bigendian=True), BIG), from_mm, equal_nan=True)
+    assert np.array_equal(
+        conv.depth_metres(raw_image(mm, "16UC1", bigendian=True), BIG), from_mm, equal_nan=True
+    )
     metres = depth_m.copy()
     metres[0, :3] = (np.inf, -1.0, 0.0)
     from_m = conv.depth_metres(raw_image(metres, "32FC1"), BIG)
@@ -82,15 +93,18 @@ def test_depth_encodings_rep118(tum):
     assert np.array_equal(from_m[1:], depth_m[1:], equal_nan=True)
 
 
-@pytest.mark.parametrize("edit, kind", [
-    ({"encoding": "bgr16"}, conv.UNSUPPORTED_ENCODING),
-    ({"encoding": "16UC1"}, conv.UNSUPPORTED_ENCODING),  # a depth encoding on the color topic
-    ({"width": 0, "step": 0}, conv.EMPTY_IMAGE),
-    ({"height": 0}, conv.EMPTY_IMAGE),
-    ({"height": 481}, conv.TOO_LARGE),
-    ({"step": 640 * 3 - 1}, conv.STEP_TOO_SMALL),
-    ({"data": 640 * 3 * 480 - 1}, conv.TRUNCATED_DATA),
-])
+@pytest.mark.parametrize(
+    "edit, kind",
+    [
+        ({"encoding": "bgr16"}, conv.UNSUPPORTED_ENCODING),
+        ({"encoding": "16UC1"}, conv.UNSUPPORTED_ENCODING),  # a depth encoding on the color topic
+        ({"width": 0, "step": 0}, conv.EMPTY_IMAGE),
+        ({"height": 0}, conv.EMPTY_IMAGE),
+        ({"height": 481}, conv.TOO_LARGE),
+        ({"step": 640 * 3 - 1}, conv.STEP_TOO_SMALL),
+        ({"data": 640 * 3 * 480 - 1}, conv.TRUNCATED_DATA),
+    ],
+)
 def test_bad_color_messages_raise_their_kind(tum, edit, kind):
     msg = raw_image(tum[0], "rgb8")
     for field, value in edit.items():
@@ -161,18 +175,21 @@ def _camera_info(**fields):
     return info
 
 
-@pytest.mark.parametrize("fields, kind", [
-    ({"width": 99999, "height": 3}, conv.CAMERA_INFO_SIZE),
-    ({"width": 0, "height": 0}, conv.CAMERA_INFO_SIZE),
-    ({"k": [float("nan")] + [0.0] * 8}, conv.CAMERA_INFO_MATRIX),
-    ({"p": [float("inf")] + [0.0] * 11}, conv.CAMERA_INFO_MATRIX),
-    ({"k": [-525.0, 0.0, 319.5, 0.0, 525.0, 239.5, 0.0, 0.0, 1.0]}, conv.CAMERA_INFO_MATRIX),
-    ({"distortion_model": "x" * 100_000}, conv.CAMERA_INFO_MODEL),
-    ({"distortion_model": "plumb bob; rm -rf"}, conv.CAMERA_INFO_MODEL),
-    ({"d": [0.1, 0.2]}, conv.CAMERA_INFO_DISTORTION),
-    ({"d": [float("nan")] * 5}, conv.CAMERA_INFO_DISTORTION),
-    ({"distortion_model": "custom", "d": [0.0] * 65}, conv.CAMERA_INFO_DISTORTION),
-])
+@pytest.mark.parametrize(
+    "fields, kind",
+    [
+        ({"width": 99999, "height": 3}, conv.CAMERA_INFO_SIZE),
+        ({"width": 0, "height": 0}, conv.CAMERA_INFO_SIZE),
+        ({"k": [float("nan")] + [0.0] * 8}, conv.CAMERA_INFO_MATRIX),
+        ({"p": [float("inf")] + [0.0] * 11}, conv.CAMERA_INFO_MATRIX),
+        ({"k": [-525.0, 0.0, 319.5, 0.0, 525.0, 239.5, 0.0, 0.0, 1.0]}, conv.CAMERA_INFO_MATRIX),
+        ({"distortion_model": "x" * 100_000}, conv.CAMERA_INFO_MODEL),
+        ({"distortion_model": "plumb bob; rm -rf"}, conv.CAMERA_INFO_MODEL),
+        ({"d": [0.1, 0.2]}, conv.CAMERA_INFO_DISTORTION),
+        ({"d": [float("nan")] * 5}, conv.CAMERA_INFO_DISTORTION),
+        ({"distortion_model": "custom", "d": [0.0] * 65}, conv.CAMERA_INFO_DISTORTION),
+    ],
+)
 def test_camera_info_that_does_not_describe_the_image_is_refused(fields, kind):
     with pytest.raises(conv.ImageError) as caught:
         conv.check_camera_info(_camera_info(**fields), 640, 480)

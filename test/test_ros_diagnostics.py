@@ -1,6 +1,6 @@
 """Rates, latency percentiles and counters, and their DiagnosticArray form (no spinning).
 
-    .venv/bin/python -m pytest -q test/test_ros_diagnostics.py
+.venv/bin/python -m pytest -q test/test_ros_diagnostics.py
 """
 
 import math
@@ -9,7 +9,12 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus
 
 from rgbd_saliency_ros.ros.diagnostics import (
-    BAD_INPUT_KINDS, COUNTERS, RateMeter, StreamStats, diagnostic_array, status_values,
+    BAD_INPUT_KINDS,
+    COUNTERS,
+    RateMeter,
+    StreamStats,
+    diagnostic_array,
+    status_values,
 )
 
 
@@ -29,11 +34,16 @@ def test_stream_stats_snapshot_has_every_counter_and_percentiles():
     assert {f"bad_input.{kind}" for kind in BAD_INPUT_KINDS} <= set(snapshot)
     assert math.isnan(snapshot["latency_ms_p50"]) and math.isnan(snapshot["query_norm"])
     for i in range(100):
-        stats.record_frame(latency_ms=40.0 + i, model_ms=30.0, input_ms=3.0, wait_ms=0.0, now_s=i / 10)
+        stats.record_frame(
+            latency_ms=40.0 + i, model_ms=30.0, input_ms=3.0, wait_ms=0.0, now_s=i / 10
+        )
     stats.count("bad_input.truncated_data")
     snapshot = stats.snapshot(9.9)
     assert snapshot["published"] == 100 and snapshot["bad_input.truncated_data"] == 1
-    assert abs(snapshot["latency_ms_p50"] - 89.5) < 1e-9 and abs(snapshot["overhead_ms_p50"] - 59.5) < 1e-9
+    assert (
+        abs(snapshot["latency_ms_p50"] - 89.5) < 1e-9
+        and abs(snapshot["overhead_ms_p50"] - 59.5) < 1e-9
+    )
     assert snapshot["latency_ms_p95"] > snapshot["latency_ms_p50"]
     assert abs(snapshot["output_hz"] - 10.0) < 1e-6
 
@@ -45,10 +55,18 @@ def test_diagnostic_array_round_trips_the_numbers():
     stats.count("dropped", 3)
     stats.count("reset.bad_state")
     stats.set_gauge("query_norm", 8.25)
-    msg = diagnostic_array(Time(sec=5), "saliency_node", {"state": "ready", "backend": "torch", "device": "cpu"},
-                           {"camera": stats.snapshot(0.1)})
+    msg = diagnostic_array(
+        Time(sec=5),
+        "saliency_node",
+        {"state": "ready", "backend": "torch", "device": "cpu"},
+        {"camera": stats.snapshot(0.1)},
+    )
     node, camera = msg.status
-    assert node.name == "saliency_node" and node.message == "ready" and status_values(node)["backend"] == "torch"
+    assert (
+        node.name == "saliency_node"
+        and node.message == "ready"
+        and status_values(node)["backend"] == "torch"
+    )
     assert camera.name == "saliency_node: camera" and camera.hardware_id == "cpu"
     assert camera.level == DiagnosticStatus.WARN and camera.message == "input but no output"
     values = status_values(camera)

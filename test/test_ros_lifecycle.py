@@ -28,8 +28,6 @@ def rss_mib() -> float:
     raise RuntimeError("no VmRSS")
 
 
-
-
 class Client:
     """Lifecycle, parameter and frame client of the node under test."""
 
@@ -48,18 +46,26 @@ class Client:
 
         tum = find_shared("data", "rgbd_encodings")
         rgb = cv2.cvtColor(cv2.imread(str(tum / "TUM_color.png")), cv2.COLOR_BGR2RGB)
-        mm = np.nan_to_num(read_tum_depth(tum / "TUM_depth.png") * 1000, nan=0).round().astype(np.uint16)
+        mm = (
+            np.nan_to_num(read_tum_depth(tum / "TUM_depth.png") * 1000, nan=0)
+            .round()
+            .astype(np.uint16)
+        )
         self.node = rclpy.create_node("lifecycle_client", context=context)
         self.color = image_message(rgb, "rgb8", Header(frame_id="tum_camera"))
         self.depth = image_message(mm, "16UC1", Header(frame_id="tum_camera"))
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.publishers = [self.node.create_publisher(Image, topic, qos)
-                           for topic in ("/camera/color/image_raw", "/camera/aligned_depth_to_color/image_raw")]
+        self.publishers = [
+            self.node.create_publisher(Image, topic, qos)
+            for topic in ("/camera/color/image_raw", "/camera/aligned_depth_to_color/image_raw")
+        ]
         self.masks: list = []
         self.node.create_subscription(Image, "/saliency/mask", self.masks.append, qos)
         self.get_state = self.node.create_client(GetState, f"/{node_name}/get_state")
         self.change_state = self.node.create_client(ChangeState, f"/{node_name}/change_state")
-        self.set_parameters = self.node.create_client(SetParameters, f"/{node_name}/set_parameters")
+        self.set_parameters = self.node.create_client(
+            SetParameters, f"/{node_name}/set_parameters"
+        )
         self.stamp_s = time.time() - 600.0  # behind the node's clock, as a replayed bag's
 
     def call(self, client, request):
@@ -76,16 +82,24 @@ class Client:
         from lifecycle_msgs.msg import Transition
         from lifecycle_msgs.srv import ChangeState
 
-        ids = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
-               "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP,
-               "shutdown": Transition.TRANSITION_UNCONFIGURED_SHUTDOWN}
-        return self.call(self.change_state, ChangeState.Request(transition=Transition(id=ids[label]))).success
+        ids = {
+            "configure": Transition.TRANSITION_CONFIGURE,
+            "activate": Transition.TRANSITION_ACTIVATE,
+            "deactivate": Transition.TRANSITION_DEACTIVATE,
+            "cleanup": Transition.TRANSITION_CLEANUP,
+            "shutdown": Transition.TRANSITION_UNCONFIGURED_SHUTDOWN,
+        }
+        return self.call(
+            self.change_state, ChangeState.Request(transition=Transition(id=ids[label]))
+        ).success
 
     def set(self, name: str, value: str) -> bool:
         from rcl_interfaces.srv import SetParameters
         from rclpy.parameter import Parameter
 
-        request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+        request = SetParameters.Request(
+            parameters=[Parameter(name, value=value).to_parameter_msg()]
+        )
         return self.call(self.set_parameters, request).results[0].successful
 
     def masks_for_frames(self, active: bool, frames: int = 10) -> int:
@@ -93,7 +107,10 @@ class Client:
         node's subscriptions have matched (frames sent before would be lost, not refused), and
         waiting for the first mask; inactive: waiting QUIET_S for masks that must not come."""
         if active:
-            wait_for(lambda: all(p.get_subscription_count() for p in self.publishers), "the node's subscriptions")
+            wait_for(
+                lambda: all(p.get_subscription_count() for p in self.publishers),
+                "the node's subscriptions",
+            )
         before = len(self.masks)
         for _ in range(frames):
             self.stamp_s += 0.1
@@ -121,11 +138,16 @@ def managed(random_weights_64):
     domain = 1 + (os.getpid() + 37) % 200
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain)
-    node = SaliencyNode(context=context, parameter_overrides=[
-        Parameter("managed", value=True), Parameter("autostart", value=False),
-        Parameter("sam2_checkpoint", value=sam2), Parameter("weights", value=weights + ".missing"),
-        Parameter("max_image_pixels", value=640 * 480),
-    ])
+    node = SaliencyNode(
+        context=context,
+        parameter_overrides=[
+            Parameter("managed", value=True),
+            Parameter("autostart", value=False),
+            Parameter("sam2_checkpoint", value=sam2),
+            Parameter("weights", value=weights + ".missing"),
+            Parameter("max_image_pixels", value=640 * 480),
+        ],
+    )
     client = Client(context, node.get_name())
     # One thread, as rclpy.spin runs the node: it re-creates subscriptions from its own callbacks
     # (QoS following, lifecycle), which a multi-threaded executor can race (InvalidHandle).
@@ -192,8 +214,13 @@ def test_a_dead_worker_is_reported_and_shuts_the_node_down(random_weights_64):
     sam2, weights = random_weights_64
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=1 + (os.getpid() + 53) % 200)
-    node = SaliencyNode(context=context, parameter_overrides=[
-        rclpy.parameter.Parameter("sam2_checkpoint", value=sam2), rclpy.parameter.Parameter("weights", value=weights)])
+    node = SaliencyNode(
+        context=context,
+        parameter_overrides=[
+            rclpy.parameter.Parameter("sam2_checkpoint", value=sam2),
+            rclpy.parameter.Parameter("weights", value=weights),
+        ],
+    )
     try:
         node.start()
         node.publish_diagnostics()
@@ -240,10 +267,28 @@ def test_a_dead_worker_makes_the_process_exit_1(random_weights_64):
     import sys
 
     sam2, weights = random_weights_64
-    env = dict(os.environ, ROS_DOMAIN_ID=str(1 + (os.getpid() + 59) % 200), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    env = dict(
+        os.environ,
+        ROS_DOMAIN_ID=str(1 + (os.getpid() + 59) % 200),
+        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+    )
     done = subprocess.run(
-        [sys.executable, "-c", DEAD_WORKER_SCRIPT, "--ros-args", "-p", f"sam2_checkpoint:={sam2}",
-         "-p", f"weights:={weights}", "-p", "diagnostics_period_s:=0.2"],
-        env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-c",
+            DEAD_WORKER_SCRIPT,
+            "--ros-args",
+            "-p",
+            f"sam2_checkpoint:={sam2}",
+            "-p",
+            f"weights:={weights}",
+            "-p",
+            "diagnostics_period_s:=0.2",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 1, done.stderr[-2000:]
     assert "the worker thread stopped" in done.stderr and "Traceback" not in done.stderr

@@ -49,7 +49,11 @@ def publisher_main() -> None:
     from rgbd_saliency_ros.runtime.depth import read_tum_depth
 
     rgb = cv2.cvtColor(cv2.imread(str(TUM / "TUM_color.png")), cv2.COLOR_BGR2RGB)
-    mm = np.nan_to_num(read_tum_depth(TUM / "TUM_depth.png") * 1000, nan=0).round().astype(np.uint16)
+    mm = (
+        np.nan_to_num(read_tum_depth(TUM / "TUM_depth.png") * 1000, nan=0)
+        .round()
+        .astype(np.uint16)
+    )
     frames = {
         "color": (rgb, "rgb8"),
         "depth": (mm, "16UC1"),
@@ -59,7 +63,10 @@ def publisher_main() -> None:
     }
     rclpy.init()
     node = rclpy.create_node("test_camera")
-    policies = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
+    policies = {
+        "reliable": ReliabilityPolicy.RELIABLE,
+        "best_effort": ReliabilityPolicy.BEST_EFFORT,
+    }
     publishers = {}
     for line in sys.stdin:
         command = json.loads(line)
@@ -67,7 +74,9 @@ def publisher_main() -> None:
         key = (topic, command.get("reliability", "reliable"))
         if key not in publishers:
             qos = QoSProfile(depth=10, reliability=policies[key[1]])
-            publishers[key] = node.create_publisher(CameraInfo if frame == "info" else Image, topic, qos)
+            publishers[key] = node.create_publisher(
+                CameraInfo if frame == "info" else Image, topic, qos
+            )
             deadline = time.monotonic() + DEADLINE_S
             while publishers[key].get_subscription_count() == 0 and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -96,20 +105,46 @@ class Camera:
 
     def __init__(self, env: dict) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--publisher"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [sys.executable, __file__, "--publisher"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
 
-    def send(self, topic: str, frame: str, stamp: float, reliability: str = "reliable", **edit) -> None:
-        command = {"topic": topic, "frame": frame, "stamp": stamp, "edit": edit, "reliability": reliability}
+    def send(
+        self, topic: str, frame: str, stamp: float, reliability: str = "reliable", **edit
+    ) -> None:
+        command = {
+            "topic": topic,
+            "frame": frame,
+            "stamp": stamp,
+            "edit": edit,
+            "reliability": reliability,
+        }
         self.process.stdin.write(json.dumps(command) + "\n")
         self.process.stdin.flush()
         answer = self.process.stdout.readline().strip()
         assert answer == "ok", f"publisher: {answer!r} (exit status {self.process.poll()})"
 
-    def pair(self, ns: str, stamp: float, color: str = "color", depth: str = "depth", color_edit=None, depth_edit=None,
-             reliability: str = "reliable") -> None:
+    def pair(
+        self,
+        ns: str,
+        stamp: float,
+        color: str = "color",
+        depth: str = "depth",
+        color_edit=None,
+        depth_edit=None,
+        reliability: str = "reliable",
+    ) -> None:
         self.send(f"/{ns}/color/image_raw", color, stamp, reliability, **(color_edit or {}))
-        self.send(f"/{ns}/aligned_depth_to_color/image_raw", depth, stamp, reliability, **(depth_edit or {}))
+        self.send(
+            f"/{ns}/aligned_depth_to_color/image_raw",
+            depth,
+            stamp,
+            reliability,
+            **(depth_edit or {}),
+        )
 
     def close(self) -> None:
         self.process.stdin.close()
@@ -132,9 +167,15 @@ class Outputs:
         self.lock = threading.Lock()
         self.masks, self.probabilities, self.overlays, self.infos = {}, {}, {}, {}
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        for topic, store, kind in ((f"{prefix}/mask", self.masks, Image), (f"{prefix}/probability", self.probabilities, Image),
-                                   (f"{prefix}/overlay", self.overlays, Image), (f"{prefix}/camera_info", self.infos, CameraInfo)):
-            probe.create_subscription(kind, topic, lambda msg, store=store: self._keep(store, msg), qos)
+        for topic, store, kind in (
+            (f"{prefix}/mask", self.masks, Image),
+            (f"{prefix}/probability", self.probabilities, Image),
+            (f"{prefix}/overlay", self.overlays, Image),
+            (f"{prefix}/camera_info", self.infos, CameraInfo),
+        ):
+            probe.create_subscription(
+                kind, topic, lambda msg, store=store: self._keep(store, msg), qos
+            )
 
     def _keep(self, store: dict, msg) -> None:
         from rgbd_saliency_ros.ros.conversions import stamp_to_s
@@ -145,8 +186,6 @@ class Outputs:
     def probability(self, stamp: float) -> np.ndarray:
         msg = wait_for(lambda: self.probabilities.get(round(stamp, 6)), f"probability at {stamp}")
         return np.frombuffer(msg.data, np.float32).reshape(msg.height, msg.width)
-
-
 
 
 class Timeline:
@@ -191,24 +230,41 @@ def rig(tmp_path_factory):
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain)
     common = [
-        Parameter("sam2_checkpoint", value=str(sam2_ckpt)), Parameter("weights", value=str(weights)),
-        Parameter("input_qos.reliability", value="reliable"), Parameter("max_image_pixels", value=640 * 480),
-        Parameter("reset_timeout_s", value=1.0), Parameter("diagnostics_period_s", value=0.5),
+        Parameter("sam2_checkpoint", value=str(sam2_ckpt)),
+        Parameter("weights", value=str(weights)),
+        Parameter("input_qos.reliability", value="reliable"),
+        Parameter("max_image_pixels", value=640 * 480),
+        Parameter("reset_timeout_s", value=1.0),
+        Parameter("diagnostics_period_s", value=0.5),
     ]
     single = SaliencyNode(context=context, parameter_overrides=common)
-    pair = SaliencyNode(context=context, parameter_overrides=common + [Parameter("streams", value=["left", "right"])],
-                        cli_args=["--ros-args", "-r", "__node:=saliency_pair"])
+    pair = SaliencyNode(
+        context=context,
+        parameter_overrides=common + [Parameter("streams", value=["left", "right"])],
+        cli_args=["--ros-args", "-r", "__node:=saliency_pair"],
+    )
     # the package's defaults (input QoS following the publishers), in a namespace
     defaults = common[:2] + [Parameter("diagnostics_period_s", value=0.5)]
-    auto = SaliencyNode(context=context, parameter_overrides=defaults,
-                        cli_args=["--ros-args", "-r", "__node:=saliency_auto", "-r", "__ns:=/robot1"])
+    auto = SaliencyNode(
+        context=context,
+        parameter_overrides=defaults,
+        cli_args=["--ros-args", "-r", "__node:=saliency_auto", "-r", "__ns:=/robot1"],
+    )
     for node in (single, pair, auto):
         node.start()
     probe = rclpy.create_node("probe", context=context)
-    outputs = {"camera": Outputs(probe, "/saliency"), "left": Outputs(probe, "/saliency/left"),
-               "right": Outputs(probe, "/saliency/right"), "robot1/camera": Outputs(probe, "/robot1/saliency")}
-    streams = {"camera": (single, "camera"), "left": (pair, "left"), "right": (pair, "right"),
-               "robot1/camera": (auto, "camera")}
+    outputs = {
+        "camera": Outputs(probe, "/saliency"),
+        "left": Outputs(probe, "/saliency/left"),
+        "right": Outputs(probe, "/saliency/right"),
+        "robot1/camera": Outputs(probe, "/robot1/saliency"),
+    }
+    streams = {
+        "camera": (single, "camera"),
+        "left": (pair, "left"),
+        "right": (pair, "right"),
+        "robot1/camera": (auto, "camera"),
+    }
     diagnostics = []
     from diagnostic_msgs.msg import DiagnosticArray
 
@@ -221,8 +277,18 @@ def rig(tmp_path_factory):
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     camera = Camera(env)
-    rig = dict(single=single, pair=pair, auto=auto, probe=probe, outputs=outputs, streams=streams, camera=camera,
-               diagnostics=diagnostics, time=Timeline(), context=context)
+    rig = dict(
+        single=single,
+        pair=pair,
+        auto=auto,
+        probe=probe,
+        outputs=outputs,
+        streams=streams,
+        camera=camera,
+        diagnostics=diagnostics,
+        time=Timeline(),
+        context=context,
+    )
     try:
         for ns in outputs:
             handshake(rig, ns)
@@ -247,7 +313,11 @@ def handshake(rig, ns: str, **pair_kwargs) -> float:
         stamp = rig["time"].next()
         rig["camera"].pair(ns, stamp, **pair_kwargs)
         try:
-            wait_for(lambda: outputs.masks.get(round(stamp, 6)), "a first mask", timeout_s=DEADLINE_S / 4)
+            wait_for(
+                lambda: outputs.masks.get(round(stamp, 6)),
+                "a first mask",
+                timeout_s=DEADLINE_S / 4,
+            )
             return stamp
         except AssertionError:
             continue
@@ -266,7 +336,10 @@ def send_and_wait(rig, ns: str, stamp: float, **pair_kwargs):
 
 def counter_after(node, stream: str, name: str, target: float) -> float:
     """Waits until ``name`` of ``stream`` reaches ``target``; returns the counters."""
-    return wait_for(lambda: node.counters(stream)[name] >= target and node.counters(stream), f"{stream} {name} >= {target}")
+    return wait_for(
+        lambda: node.counters(stream)[name] >= target and node.counters(stream),
+        f"{stream} {name} >= {target}",
+    )
 
 
 def test_masks_come_back_with_input_stamps_size_and_encoding(rig):
@@ -281,10 +354,16 @@ def test_masks_come_back_with_input_stamps_size_and_encoding(rig):
         assert set(np.unique(pixels)) <= {0, 255}
         prob = rig["outputs"]["camera"].probability(stamp)
         assert prob.shape == (480, 640) and 0.0 <= prob.min() and prob.max() <= 1.0
-        assert np.array_equal(pixels.reshape(480, 640), np.where(prob >= 0.5, 255, 0).astype(np.uint8))
-    overlay = wait_for(lambda: rig["outputs"]["camera"].overlays.get(round(stamps[-1], 6)), "overlay")
+        assert np.array_equal(
+            pixels.reshape(480, 640), np.where(prob >= 0.5, 255, 0).astype(np.uint8)
+        )
+    overlay = wait_for(
+        lambda: rig["outputs"]["camera"].overlays.get(round(stamps[-1], 6)), "overlay"
+    )
     assert (overlay.height, overlay.width, overlay.encoding) == (480, 640, "rgb8")
-    info = wait_for(lambda: rig["outputs"]["camera"].infos.get(round(stamps[-1], 6)), "restamped camera_info")
+    info = wait_for(
+        lambda: rig["outputs"]["camera"].infos.get(round(stamps[-1], 6)), "restamped camera_info"
+    )
     assert info.header.frame_id == "tum_camera" and info.k[0] == 525.0
     counts = rig["single"].counters("camera")
     assert counts["published"] >= 3 and counts["reset.timeout"] + counts["reset.new_stream"] >= 1
@@ -294,7 +373,9 @@ def test_bag_loop_keeps_masks_coming_and_resets_memory(rig):
     node, t = rig["single"], rig["time"]
     outputs = rig["outputs"]["camera"]
     start = t.gap()
-    loop = [round(start + 0.25 * i, 6) for i in range(6)]  # a 1.25 s bag: steps back more than backward_jump_s
+    loop = [
+        round(start + 0.25 * i, 6) for i in range(6)
+    ]  # a 1.25 s bag: steps back more than backward_jump_s
     for stamp in loop:
         send_and_wait(rig, "camera", stamp)
     fresh, continued = outputs.probability(loop[0]), outputs.probability(loop[-1])
@@ -351,9 +432,24 @@ def test_every_bad_input_is_survived_counted_and_gives_no_output(rig):
     expected = {f"bad_input.{kind}": after[f"bad_input.{kind}"] for kind, _ in BAD_INPUTS}
     for name in ("bad_input.duplicate_stamp", "bad_input.out_of_order", "published"):
         expected[name] = after[name]
-    reported = wait_for(lambda: matching_diagnostics(rig["diagnostics"], "saliency_node: camera", expected), "/diagnostics")
-    assert all(k in reported for k in ("color_in_hz", "output_hz", "model_ms_p50", "model_ms_p95", "latency_ms_p95",
-                                       "dropped", "unpaired_color", "reset.request", "reset.backward_jump"))
+    reported = wait_for(
+        lambda: matching_diagnostics(rig["diagnostics"], "saliency_node: camera", expected),
+        "/diagnostics",
+    )
+    assert all(
+        k in reported
+        for k in (
+            "color_in_hz",
+            "output_hz",
+            "model_ms_p50",
+            "model_ms_p95",
+            "latency_ms_p95",
+            "dropped",
+            "unpaired_color",
+            "reset.request",
+            "reset.backward_jump",
+        )
+    )
 
 
 def matching_diagnostics(received: list, name: str, expected: dict):
@@ -426,10 +522,16 @@ def test_two_streams_keep_separate_memories_and_run_batched(rig):
         pairs = {s: node.counters(s)["pairs"] for s in ("left", "right")}
         camera.pair("left", together)
         camera.pair("right", together)
-        wait_for(lambda: all(node.counters(s)["pairs"] > pairs[s] for s in ("left", "right")), "both pairs")
+        wait_for(
+            lambda: all(node.counters(s)["pairs"] > pairs[s] for s in ("left", "right")),
+            "both pairs",
+        )
         published = {s: node.counters(s)["published"] for s in ("left", "right")}
         release.set()
-        wait_for(lambda: round(together, 6) in left.masks and round(together, 6) in right.masks, "both masks")
+        wait_for(
+            lambda: round(together, 6) in left.masks and round(together, 6) in right.masks,
+            "both masks",
+        )
         counter_after(node, "left", "published", published["left"] + 2)
         counter_after(node, "right", "published", published["right"] + 1)
     finally:
@@ -444,18 +546,25 @@ def test_two_streams_keep_separate_memories_and_run_batched(rig):
 
 def test_defaults_follow_reliable_and_best_effort_publishers_in_the_node_namespace(rig):
     node, t = rig["auto"], rig["time"]
-    color, depth = "/robot1/camera/color/image_raw", "/robot1/camera/aligned_depth_to_color/image_raw"
+    color, depth = (
+        "/robot1/camera/color/image_raw",
+        "/robot1/camera/aligned_depth_to_color/image_raw",
+    )
     # the rig's reliable publishers: subscribed reliable (no frame lost to UDP fragments), masks
     # published under the node's namespace
     assert node.input_reliability()[color] == node.input_reliability()[depth] == "reliable"
     send_and_wait(rig, "robot1/camera", t.next())
     # a best-effort publisher appears on the same topics: the node follows it (a reliable
     # subscription would not match it), and its frames come back as masks
-    stamp = handshake(rig, "robot1/camera", color="color_small", depth="depth_small", reliability="best_effort")
+    stamp = handshake(
+        rig, "robot1/camera", color="color_small", depth="depth_small", reliability="best_effort"
+    )
     assert node.input_reliability()[color] == node.input_reliability()[depth] == "best_effort"
     mask = rig["outputs"]["robot1/camera"].masks[round(stamp, 6)]
     assert (mask.height, mask.width) == (240, 320)
-    send_and_wait(rig, "robot1/camera", t.next(), color="color_small", depth="depth_small")  # and the reliable one
+    send_and_wait(
+        rig, "robot1/camera", t.next(), color="color_small", depth="depth_small"
+    )  # and the reliable one
 
 
 def test_pairs_arriving_back_to_back_leave_the_newest_and_count_as_a_burst(rig):
@@ -465,7 +574,9 @@ def test_pairs_arriving_back_to_back_leave_the_newest_and_count_as_a_burst(rig):
     send_and_wait(rig, "camera", t.next())
     before = node.counters("camera")
     first, second = t.next(), t.next()
-    with mock.patch.object(node._cond, "notify", lambda *args: None):  # the worker sleeps through both
+    with mock.patch.object(
+        node._cond, "notify", lambda *args: None
+    ):  # the worker sleeps through both
         rig["camera"].pair("camera", first)
         rig["camera"].pair("camera", second)
         counter_after(node, "camera", "pairs", before["pairs"] + 2)
@@ -474,7 +585,9 @@ def test_pairs_arriving_back_to_back_leave_the_newest_and_count_as_a_burst(rig):
     wait_for(lambda: outputs.masks.get(round(second, 6)), "the newest pair's mask")
     after = counter_after(node, "camera", "published", before["published"] + 1)
     assert after["dropped"] == before["dropped"] + 1
-    assert after["dropped_in_burst"] == before["dropped_in_burst"] + 1  # the worker was idle: not the model's fault
+    assert (
+        after["dropped_in_burst"] == before["dropped_in_burst"] + 1
+    )  # the worker was idle: not the model's fault
     assert round(first, 6) not in outputs.masks
 
 
@@ -518,7 +631,9 @@ def test_a_state_gone_bad_restarts_the_stream_and_shows_in_the_counters(rig):
     step = backend.step
     bound = node.runtime.state_norm_bound
 
-    def corrupting(rgb, depth, state):  # one step whose new state is non-finite, as a faulty device gives
+    def corrupting(
+        rgb, depth, state
+    ):  # one step whose new state is non-finite, as a faulty device gives
         backend.step = step
         prob, new_state = step(rgb, depth, state)
         return prob, np.full_like(new_state, np.nan)

@@ -64,15 +64,17 @@ class Camera:
         self.color.publish(image_message(rgb, "rgb8", header))
         self.depth.publish(image_message(depth_mm, "16UC1", header))
 
-    def set_info(self, width: int = 640, height: int = 480, scale: float = 1.0,
-                 depth: bool = False) -> None:
+    def set_info(
+        self, width: int = 640, height: int = 480, scale: float = 1.0, depth: bool = False
+    ) -> None:
         """The color (or depth) CameraInfo: TUM's K, scaled for a smaller image."""
         from sensor_msgs.msg import CameraInfo
 
         k = [v * scale for v in K[:8]] + [1.0]
         k[2], k[5] = (K[2] + 0.5) * scale - 0.5, (K[5] + 0.5) * scale - 0.5  # pixel centres too
-        msg = CameraInfo(width=width, height=height, distortion_model="plumb_bob", d=[0.0] * 5,
-                         k=k)
+        msg = CameraInfo(
+            width=width, height=height, distortion_model="plumb_bob", d=[0.0] * 5, k=k
+        )
         self.infos[self.depth_info if depth else self.info] = msg
 
 
@@ -327,8 +329,11 @@ def test_depth_from_its_own_camera_is_registered_into_color(rig):
     for _ in range(10):  # DDS matching may lose the first pairs
         camera.send(rig["time"].next(), rig["rgb"], small)
         try:
-            wait_for(lambda: node.counters("camera")["bad_input.unregistered_depth"] > before,
-                     "the unregistered pair", timeout_s=DEADLINE_S / 4)
+            wait_for(
+                lambda: node.counters("camera")["bad_input.unregistered_depth"] > before,
+                "the unregistered pair",
+                timeout_s=DEADLINE_S / 4,
+            )
             break
         except AssertionError:
             continue

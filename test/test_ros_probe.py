@@ -43,7 +43,8 @@ def _frames():
     metres = read_tum_depth(TUM / "TUM_depth.png")
     mm = np.nan_to_num(metres * 1000, nan=0).round().astype(np.uint16)
     return {
-        "color": (rgb, "rgb8"), "depth": (mm, "16UC1"),
+        "color": (rgb, "rgb8"),
+        "depth": (mm, "16UC1"),
         "color_small": (cv2.resize(rgb, (320, 240)), "rgb8"),
         "depth_small": (cv2.resize(mm, (320, 240), interpolation=cv2.INTER_NEAREST), "16UC1"),
         "depth_zero": (np.zeros_like(mm), "16UC1"),
@@ -72,8 +73,10 @@ def publisher_main() -> None:
     rclpy.init()
     node = rclpy.create_node("probe_camera")
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    publishers = {topic: node.create_publisher(kind, topic, qos)
-                  for topic, kind in ((COLOR, Image), (DEPTH, Image), (INFO, CameraInfo))}
+    publishers = {
+        topic: node.create_publisher(kind, topic, qos)
+        for topic, kind in ((COLOR, Image), (DEPTH, Image), (INFO, CameraInfo))
+    }
     deadline = time.monotonic() + DEADLINE_S
     matched = lambda: all(p.get_subscription_count() for p in publishers.values())  # noqa: E731
     while time.monotonic() < deadline and not matched():
@@ -128,8 +131,13 @@ class Camera(test_ros_node.Camera):
     """Test-side handle of this file's publisher process (closed as test_ros_node's is)."""
 
     def __init__(self, env: dict) -> None:
-        self.process = subprocess.Popen([sys.executable, __file__, "--publisher"], env=env,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--publisher"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
 
     def command(self, **command) -> None:
         self.process.stdin.write(json.dumps(command) + "\n")
@@ -173,8 +181,11 @@ IMAGE_CLASSES = [
     ("color step one byte short", "step_too_small", {"color": {"fields": {"step": 640 * 3 - 1}}}),
     ("color rgba8 with rgb8 rows", "step_too_small", {"color": {"fields": {"encoding": "rgba8"}}}),
     ("depth step 1", "step_too_small", {"depth": {"fields": {"step": 1}}}),
-    ("depth 32FC1 label, 16-bit rows", "step_too_small",
-     {"depth": {"fields": {"encoding": "32FC1"}}}),
+    (
+        "depth 32FC1 label, 16-bit rows",
+        "step_too_small",
+        {"depth": {"fields": {"encoding": "32FC1"}}},
+    ),
     ("color step 2^32-1", "truncated_data", {"color": {"fields": {"step": BIG}}}),
     ("color data cut to 1000 bytes", "truncated_data", {"color": {"data": {"keep": 1000}}}),
     ("color data empty", "truncated_data", {"color": {"data": {"keep": 0}}}),
@@ -192,8 +203,11 @@ IMAGE_CLASSES = [
     ("depth 32FC1 all NaN", "invalid_depth", {"depth": {"frame": "depth_nan"}}),
     ("depth 32FC1 all inf", "invalid_depth", {"depth": {"frame": "depth_inf"}}),
     ("depth 32FC1 all negative", "invalid_depth", {"depth": {"frame": "depth_negative"}}),
-    ("depth big-endian zeros", "invalid_depth",
-     {"depth": {"frame": "depth_zero", "fields": {"is_bigendian": 1}}}),
+    (
+        "depth big-endian zeros",
+        "invalid_depth",
+        {"depth": {"frame": "depth_zero", "fields": {"is_bigendian": 1}}},
+    ),
 ]
 
 # (class name, counter, stamp (sec, nanosec) given the node clock's whole seconds)
@@ -234,19 +248,26 @@ def rig(tmp_path_factory, random_weights_64):
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain)
-    node = SaliencyNode(context=context, parameter_overrides=[
-        Parameter("sam2_checkpoint", value=random_weights_64[0]),
-        Parameter("weights", value=random_weights_64[1]),
-        Parameter("input_qos.reliability", value="reliable"),
-        Parameter("max_image_pixels", value=640 * 480),
-        Parameter("diagnostics_period_s", value=0.25),
-        Parameter("max_stamp_behind_s", value=86400.0)])  # off by default; the "past" classes need it
+    node = SaliencyNode(
+        context=context,
+        parameter_overrides=[
+            Parameter("sam2_checkpoint", value=random_weights_64[0]),
+            Parameter("weights", value=random_weights_64[1]),
+            Parameter("input_qos.reliability", value="reliable"),
+            Parameter("max_image_pixels", value=640 * 480),
+            Parameter("diagnostics_period_s", value=0.25),
+            Parameter("max_stamp_behind_s", value=86400.0),
+        ],
+    )  # off by default; the "past" classes need it
     node.start()
     listener = rclpy.create_node("probe_listener", context=context)
     masks, infos = {}, {}
     qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-    for topic, kind, store in (("/saliency/mask", Image, masks),
-                               ("/saliency/camera_info", CameraInfo, infos)):
+    for topic, kind, store in (
+        ("/saliency/mask", Image, masks),
+        ("/saliency/camera_info", CameraInfo, infos),
+    ):
+
         def keep(msg, store=store):  # keyed by the exact stamp: a float key can round apart
             store[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
 
@@ -256,8 +277,14 @@ def rig(tmp_path_factory, random_weights_64):
     executor.add_node(listener)
     threading.Thread(target=executor.spin, daemon=True).start()
     camera = Camera(env)
-    rig = {"node": node, "camera": camera, "masks": masks, "infos": infos, "seen": {},
-           "t": int(time.time()) * 10**9}
+    rig = {
+        "node": node,
+        "camera": camera,
+        "masks": masks,
+        "infos": infos,
+        "seen": {},
+        "t": int(time.time()) * 10**9,
+    }
     try:
         _valid_pair(rig)  # each class starts after a mask came back
         yield rig
@@ -347,21 +374,24 @@ def _pairs_until(rig, done, what: str) -> tuple[int, int]:
     raise AssertionError(f"no pair after which {what}")
 
 
-@pytest.mark.parametrize("name, key, fields", CAMERA_INFO_CLASSES,
-                         ids=[c[0] for c in CAMERA_INFO_CLASSES])
+@pytest.mark.parametrize(
+    "name, key, fields", CAMERA_INFO_CLASSES, ids=[c[0] for c in CAMERA_INFO_CLASSES]
+)
 def test_camera_info_classes(rig, name, key, fields):
     before = rig["node"].counters("camera")
     rig["camera"].send(INFO, _next_stamp(rig), frame="info", fields=fields)
     counter = f"bad_input.{key}"
     node = rig["node"]
     # counted before that pair's "published": no race with the listener
-    counted = _pairs_until(rig, lambda: node.counters("camera")[counter] > before[counter],
-                           f"{key} was counted")
+    counted = _pairs_until(
+        rig, lambda: node.counters("camera")[counter] > before[counter], f"{key} was counted"
+    )
     good = _next_stamp(rig)
     rig["camera"].send(INFO, good, frame="info")  # a good one is used again
     # the republished info may reach the listener after its pair's mask: any later one will do
-    _pairs_until(rig, lambda: any(stamp > good for stamp in rig["infos"]),
-                 "a good CameraInfo came back")
+    _pairs_until(
+        rig, lambda: any(stamp > good for stamp in rig["infos"]), "a good CameraInfo came back"
+    )
     # the output info has one writer, so every info published before the good one is here now
     republished = [stamp for stamp in rig["infos"] if counted <= stamp < good]
     assert not republished, f"a bad CameraInfo was republished at {republished}"

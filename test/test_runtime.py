@@ -26,7 +26,9 @@ def test_memory_continues_within_timeout():
     assert np.array_equal(mem.begin("a", 0.6)[0], STATE * 2)
 
 
-@pytest.mark.parametrize("stamp, cause", [(0.9, ResetCause.BACKWARD_JUMP), (2.6, ResetCause.TIMEOUT)])
+@pytest.mark.parametrize(
+    "stamp, cause", [(0.9, ResetCause.BACKWARD_JUMP), (2.6, ResetCause.TIMEOUT)]
+)
 def test_memory_resets_on_backward_jump_and_gap(stamp, cause):
     mem = StreamMemory(reset_timeout_s=1.5)
     mem.commit("a", 1.0, STATE)
@@ -67,7 +69,9 @@ def test_memory_evicts_idle_and_bounds_streams():
 @pytest.fixture(scope="module")
 def runtime():
     torch.manual_seed(0)
-    return SaliencyRuntime(TorchBackend(SamDaq(SamDaqConfig(input_size=64))), SaliencyConfig(reset_timeout_s=0.5))
+    return SaliencyRuntime(
+        TorchBackend(SamDaq(SamDaqConfig(input_size=64))), SaliencyConfig(reset_timeout_s=0.5)
+    )
 
 
 def tum_pair(shared_path, stream="cam", stamp=0.0):
@@ -114,7 +118,9 @@ def test_bad_frames_are_refused_with_reasons(runtime, shared_path):
 
 
 def test_weights_depth_convention_wins_over_the_configured_one():
-    backend = TorchBackend(SamDaq(SamDaqConfig(input_size=64)), metadata={"depth_conversion": {"max_depth_m": 3.0}})
+    backend = TorchBackend(
+        SamDaq(SamDaqConfig(input_size=64)), metadata={"depth_conversion": {"max_depth_m": 3.0}}
+    )
     rt = SaliencyRuntime(backend, SaliencyConfig())
     assert rt.depth_conversion.max_depth_m == 3.0
 
@@ -148,12 +154,17 @@ class _SlowStub:
         return np.zeros((rgb.shape[0], 1, 64, 64), np.float32), state + 1.0
 
 
-@pytest.mark.parametrize("allows_step_time, gap_s, restarts", [
-    (False, 1.5, True),  # plain timeout (replay): 1.5 s > reset_timeout_s
-    (True, 1.5, False),  # the node: 1.5 s < 1.0 + 2 x 0.6 s of step time
-    (True, 2.5, True),  # but not without bound
-])
-def test_the_timeout_allows_twice_the_step_time_only_when_asked(monkeypatch, allows_step_time, gap_s, restarts):
+@pytest.mark.parametrize(
+    "allows_step_time, gap_s, restarts",
+    [
+        (False, 1.5, True),  # plain timeout (replay): 1.5 s > reset_timeout_s
+        (True, 1.5, False),  # the node: 1.5 s < 1.0 + 2 x 0.6 s of step time
+        (True, 2.5, True),  # but not without bound
+    ],
+)
+def test_the_timeout_allows_twice_the_step_time_only_when_asked(
+    monkeypatch, allows_step_time, gap_s, restarts
+):
     import itertools
     import types
 
@@ -161,11 +172,19 @@ def test_the_timeout_allows_twice_the_step_time_only_when_asked(monkeypatch, all
 
     ticks = itertools.count(step=0.3)  # two readings per step: 0.6 s a step
     monkeypatch.setattr(saliency, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
-    runtime = SaliencyRuntime(_SlowStub(), SaliencyConfig(reset_timeout_s=1.0, timeout_allows_step_time=allows_step_time))
-    assert SaliencyConfig().timeout_allows_step_time is False  # replay and predict stay deterministic
+    runtime = SaliencyRuntime(
+        _SlowStub(), SaliencyConfig(reset_timeout_s=1.0, timeout_allows_step_time=allows_step_time)
+    )
+    assert (
+        SaliencyConfig().timeout_allows_step_time is False
+    )  # replay and predict stay deterministic
     rgb, depth = np.zeros((48, 64, 3), np.uint8), np.full((48, 64), 2.0, np.float32)
-    [first] = runtime.run([runtime.prepare(FramePair("cam", 10.0, rgb, depth, depth_is_metric=True))])
-    [later] = runtime.run([runtime.prepare(FramePair("cam", 10.0 + gap_s, rgb, depth, depth_is_metric=True))])
+    [first] = runtime.run(
+        [runtime.prepare(FramePair("cam", 10.0, rgb, depth, depth_is_metric=True))]
+    )
+    [later] = runtime.run(
+        [runtime.prepare(FramePair("cam", 10.0 + gap_s, rgb, depth, depth_is_metric=True))]
+    )
     assert first.reset == ResetCause.NEW_STREAM
     assert (later.reset == ResetCause.TIMEOUT) == restarts
 
@@ -173,7 +192,9 @@ def test_the_timeout_allows_twice_the_step_time_only_when_asked(monkeypatch, all
 # ---------------------------------------------------------------------------------- memory health
 
 
-@pytest.mark.parametrize("bad", [STATE * np.float32(100.0), np.where(np.eye(8, 64) > 0, np.nan, STATE)])
+@pytest.mark.parametrize(
+    "bad", [STATE * np.float32(100.0), np.where(np.eye(8, 64) > 0, np.nan, STATE)]
+)
 def test_memory_drops_a_bad_state_and_restarts_the_stream(bad):
     mem = StreamMemory(state_norm_bound=10.0)  # STATE's rows have norm 8
     assert mem.commit("a", 0.0, STATE) and mem.state_norm("a") == pytest.approx(8.0)

@@ -54,16 +54,26 @@ def one_thread():
 def videos(tmp_path_factory):
     """Synthetic training and held-out videos at 64 x 64, as the tiny CPU config expects."""
     root = tmp_path_factory.mktemp("synthetic")
-    synthetic.generate(root / "train", synthetic.SyntheticConfig(videos=48, frames=8, size=64, seed=0))
-    synthetic.generate(root / "heldout", synthetic.SyntheticConfig(videos=4, frames=8, size=64, seed=1))
+    synthetic.generate(
+        root / "train", synthetic.SyntheticConfig(videos=48, frames=8, size=64, seed=0)
+    )
+    synthetic.generate(
+        root / "heldout", synthetic.SyntheticConfig(videos=4, frames=8, size=64, seed=1)
+    )
     return root
 
 
 def tiny(videos, out_dir, *overrides):
     """The tiny CPU config on the fixture's videos, written to ``out_dir``."""
-    return load_config(CONFIGS / "tiny_cpu.yaml", [f"data.root={videos / 'train'}",
-                                                   f"eval_data.root={videos / 'heldout'}",
-                                                   f"out_dir={out_dir}", *overrides])
+    return load_config(
+        CONFIGS / "tiny_cpu.yaml",
+        [
+            f"data.root={videos / 'train'}",
+            f"eval_data.root={videos / 'heldout'}",
+            f"out_dir={out_dir}",
+            *overrides,
+        ],
+    )
 
 
 # ------------------------------------------------------------------------------ configuration
@@ -72,7 +82,12 @@ def tiny(videos, out_dir, *overrides):
 @pytest.mark.parametrize("name", ["rdvs", "vidsod100", "dvisal"])
 def test_paper_configs_hold_the_papers_setting(name):
     cfg = load_config(CONFIGS / f"{name}.yaml")
-    assert (cfg.backbone, cfg.input_size, cfg.clip_frames, cfg.iterations) == ("sam2.1_hiera_l", 1024, 10, 2000)
+    assert (cfg.backbone, cfg.input_size, cfg.clip_frames, cfg.iterations) == (
+        "sam2.1_hiera_l",
+        1024,
+        10,
+        2000,
+    )
     assert (cfg.lr, cfg.weight_decay, cfg.batch_size, cfg.schedule) == (1e-4, 0.05, 1, "constant")
     assert cfg.sam2_checkpoint.endswith("sam2.1_hiera_large.pt")
     assert cfg.data.layout == name and cfg.eval_data.layout == name
@@ -80,8 +95,16 @@ def test_paper_configs_hold_the_papers_setting(name):
 
 
 def test_overrides_and_unknown_keys(tmp_path):
-    cfg = load_config(CONFIGS / "tiny_cpu.yaml", ["iterations=7", "data.root=/x", "data.depth.mode=metric",
-                                                  "data.depth.conversion.max_depth_m=4.5", "sam2_checkpoint=null"])
+    cfg = load_config(
+        CONFIGS / "tiny_cpu.yaml",
+        [
+            "iterations=7",
+            "data.root=/x",
+            "data.depth.mode=metric",
+            "data.depth.conversion.max_depth_m=4.5",
+            "sam2_checkpoint=null",
+        ],
+    )
     assert cfg.iterations == 7 and cfg.data.root == "/x" and cfg.sam2_checkpoint is None
     assert cfg.data.depth.mode == "metric" and cfg.data.depth.conversion.max_depth_m == 4.5
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
@@ -91,13 +114,19 @@ def test_overrides_and_unknown_keys(tmp_path):
         load_config(CONFIGS / "tiny_cpu.yaml", ["data.depth.units=1000"])
     with pytest.raises(ValueError, match="input_size 100"):
         load_config(CONFIGS / "tiny_cpu.yaml", ["input_size=100"])
-    assert train_main(["--config", str(CONFIGS / "tiny_cpu.yaml"), "--set", "schedule=linear"]) == 2
+    assert (
+        train_main(["--config", str(CONFIGS / "tiny_cpu.yaml"), "--set", "schedule=linear"]) == 2
+    )
 
 
 def test_schedule_warmup_cosine_poly():
-    cfg = TrainConfig(iterations=110, lr=1e-3, warmup_iterations=10, schedule="cosine", min_lr=1e-5)
+    cfg = TrainConfig(
+        iterations=110, lr=1e-3, warmup_iterations=10, schedule="cosine", min_lr=1e-5
+    )
     assert lr_at(cfg, 0) == pytest.approx(1e-4) and lr_at(cfg, 9) == pytest.approx(1e-3)
-    assert lr_at(cfg, 10) == pytest.approx(1e-3) and lr_at(cfg, 60) == pytest.approx((1e-3 + 1e-5) / 2)
+    assert lr_at(cfg, 10) == pytest.approx(1e-3) and lr_at(cfg, 60) == pytest.approx(
+        (1e-3 + 1e-5) / 2
+    )
     assert lr_at(cfg, 110) == pytest.approx(1e-5)
     poly = TrainConfig(iterations=100, lr=1e-3, schedule="poly", poly_power=0.9)
     assert lr_at(poly, 50) == pytest.approx(1e-3 * 0.5**0.9)
@@ -114,20 +143,30 @@ def test_loss_is_bce_plus_half_intermediate_bce():
     expected_inter = -(small * inter.log() + (1 - small) * (1 - inter).log()).mean()
     assert mask.item() == pytest.approx(expected_mask.item(), rel=1e-5)
     assert intermediate.item() == pytest.approx(expected_inter.item(), rel=1e-5)
-    assert total.item() == pytest.approx(expected_mask.item() + 0.5 * expected_inter.item(), rel=1e-5)
+    assert total.item() == pytest.approx(
+        expected_mask.item() + 0.5 * expected_inter.item(), rel=1e-5
+    )
 
 
 # ------------------------------------------------------------------------------------ resume
 
 
 def test_resume_continues_as_the_uninterrupted_run(videos, tmp_path):
-    settings = ["iterations=4", "save_every=2", "eval_data=null", "schedule=cosine", "warmup_iterations=1"]
+    settings = [
+        "iterations=4",
+        "save_every=2",
+        "eval_data=null",
+        "schedule=cosine",
+        "warmup_iterations=1",
+    ]
     whole = train(tiny(videos, tmp_path / "whole", *settings), progress=False)
     first = train(tiny(videos, tmp_path / "parts", *settings), stop_after=2, progress=False)
     assert first.weights is None and first.iterations_done == 2
     state = torch.load(tmp_path / "parts" / STATE_FILE, map_location="cpu", weights_only=True)
     assert state["iteration"] == 2 and state["sam2_checkpoint"].endswith(RANDOM_BACKBONE_FILE)
-    rest = train(tiny(videos, tmp_path / "parts", *settings), resume=tmp_path / "parts", progress=False)
+    rest = train(
+        tiny(videos, tmp_path / "parts", *settings), resume=tmp_path / "parts", progress=False
+    )
     assert rest.start_iteration == 2 and len(rest.losses) == 2
     assert rest.losses == pytest.approx(whole.losses[2:], rel=1e-5)
 
@@ -138,7 +177,11 @@ def test_resume_continues_as_the_uninterrupted_run(videos, tmp_path):
     with open(tmp_path / "parts" / "loss.csv") as f:
         assert [int(r["iteration"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
     with pytest.raises(ValueError, match="the state is for"):
-        train(tiny(videos, tmp_path / "other", *settings, "input_size=96"), resume=tmp_path / "parts", progress=False)
+        train(
+            tiny(videos, tmp_path / "other", *settings, "input_size=96"),
+            resume=tmp_path / "parts",
+            progress=False,
+        )
 
 
 # ---------------------------------------------------------------------------------------- DDP
@@ -147,20 +190,44 @@ def test_resume_continues_as_the_uninterrupted_run(videos, tmp_path):
 def test_ddp_two_gloo_processes_match_one_process_with_both_clips(videos, tmp_path):
     """Two processes with one clip each average their gradients: the same step as one process
     with a batch of both clips (the clip indices are the same by construction)."""
-    common = [f"data.root={videos / 'train'}", "eval_data=null", "iterations=2", "save_every=1",
-              "warmup_iterations=0", "schedule=constant", "clip_frames=2"]
+    common = [
+        f"data.root={videos / 'train'}",
+        "eval_data=null",
+        "iterations=2",
+        "save_every=1",
+        "warmup_iterations=0",
+        "schedule=constant",
+        "clip_frames=2",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "training.train", "--config", str(CONFIGS / "tiny_cpu.yaml"), "--no-progress",
-               *[a for s in common + [f"out_dir={tmp_path / 'ddp'}"] for a in ("--set", s)]]
-    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "training.train",
+        "--config",
+        str(CONFIGS / "tiny_cpu.yaml"),
+        "--no-progress",
+        *[a for s in common + [f"out_dir={tmp_path / 'ddp'}"] for a in ("--set", s)],
+    ]
+    done = subprocess.run(
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
-    cfg = load_config(CONFIGS / "tiny_cpu.yaml", common + ["batch_size=2", f"out_dir={tmp_path / 'one'}"])
+    cfg = load_config(
+        CONFIGS / "tiny_cpu.yaml", common + ["batch_size=2", f"out_dir={tmp_path / 'one'}"]
+    )
     single = train(cfg, progress=False)
     with open(tmp_path / "ddp" / "loss.csv") as f:
         ddp_losses = [float(r["loss"]) for r in csv.DictReader(f)]
-    assert ddp_losses == pytest.approx(single.losses, rel=1e-4)  # the second loss follows the first update
+    assert ddp_losses == pytest.approx(
+        single.losses, rel=1e-4
+    )  # the second loss follows the first update
     init = build_model(cfg, single.sam2_checkpoint).trained_state_dict()
     a = load_train_state(tmp_path / "ddp")["model"]
     b = load_train_state(tmp_path / "one")["model"]
@@ -186,9 +253,11 @@ def test_smoke_training_learns_and_its_weights_load_into_predict(videos, tmp_pat
     untrained = build_model(cfg, result.sam2_checkpoint)
     before = evaluate_videos(untrained, find_videos(cfg.eval_data))
     after = result.eval
-    print(f"\nsmoke training: loss {first:.3f} (first 20) -> {last:.3f} (last 50); held-out S-measure "
-          f"{before['Smeasure']:.3f} untrained -> {after['Smeasure']:.3f} trained, MAE {before['MAE']:.3f} -> "
-          f"{after['MAE']:.3f} over {after['frames']} frames")
+    print(
+        f"\nsmoke training: loss {first:.3f} (first 20) -> {last:.3f} (last 50); held-out S-measure "
+        f"{before['Smeasure']:.3f} untrained -> {after['Smeasure']:.3f} trained, MAE {before['MAE']:.3f} -> "
+        f"{after['MAE']:.3f} over {after['frames']} frames"
+    )
     assert last < 0.6 * first
     assert after["Smeasure"] > before["Smeasure"] + 0.1
     # Measured 0.81; clips of 2 with SAM2's untrained multimask fall-back left it at 0.67.
@@ -196,16 +265,31 @@ def test_smoke_training_learns_and_its_weights_load_into_predict(videos, tmp_pat
     assert after["MAE"] < before["MAE"]
 
     metadata = read_weights_metadata(result.weights)
-    assert (metadata["config"]["backbone"], metadata["config"]["input_size"]) == ("sam2.1_hiera_t", 64)
+    assert (metadata["config"]["backbone"], metadata["config"]["input_size"]) == (
+        "sam2.1_hiera_t",
+        64,
+    )
     assert metadata["config"]["multimask_fallback"] is False  # predict runs what training trained
     assert metadata["depth_conversion"]["near_is_bright"] is False
     assert metadata["training"]["iterations"] == cfg.iterations
 
     heldout = videos / "heldout" / "video_000"
     out = tmp_path / "masks"
-    code = cli_main(["predict", "--sam2-checkpoint", result.sam2_checkpoint, "--weights", str(result.weights),
-                     "--rgb-dir", str(heldout / "rgb"), "--depth-dir", str(heldout / "depth"),
-                     "--out-dir", str(out)])
+    code = cli_main(
+        [
+            "predict",
+            "--sam2-checkpoint",
+            result.sam2_checkpoint,
+            "--weights",
+            str(result.weights),
+            "--rgb-dir",
+            str(heldout / "rgb"),
+            "--depth-dir",
+            str(heldout / "depth"),
+            "--out-dir",
+            str(out),
+        ]
+    )
     assert code == 0
     masks = sorted(out.glob("*.png"))
     assert len(masks) == 8

@@ -1,6 +1,6 @@
 """Data set readers and the synthetic generator, on tiny layouts written in tmp_path.
 
-    .venv/bin/python -m pytest -q test/test_training_datasets.py
+.venv/bin/python -m pytest -q test/test_training_datasets.py
 """
 
 import json
@@ -28,8 +28,15 @@ from training.datasets import (  # noqa: E402
 )
 
 
-def write_video(folder: Path, names, dirs=("rgb", "depth", "gt"), gt_names=None, depth_dtype=np.uint8,
-                rgb_suffix=".png", size=(24, 32)):
+def write_video(
+    folder: Path,
+    names,
+    dirs=("rgb", "depth", "gt"),
+    gt_names=None,
+    depth_dtype=np.uint8,
+    rgb_suffix=".png",
+    size=(24, 32),
+):
     """A video of random frames: rgb (H, W, 3) uint8, depth uint8 or uint16, gt 0/255."""
     rng = np.random.default_rng(len(str(folder)))
     h, w = size
@@ -37,11 +44,18 @@ def write_video(folder: Path, names, dirs=("rgb", "depth", "gt"), gt_names=None,
     for d in (rgb_dir, depth_dir, gt_dir):
         d.mkdir(parents=True, exist_ok=True)
     for n in names:
-        cv2.imwrite(str(rgb_dir / f"{n}{rgb_suffix}"), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        cv2.imwrite(
+            str(rgb_dir / f"{n}{rgb_suffix}"), rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        )
         top = 255 if depth_dtype == np.uint8 else 65535
-        cv2.imwrite(str(depth_dir / f"{n}.png"), rng.integers(1, top, (h, w), dtype=np.int64).astype(depth_dtype))
+        cv2.imwrite(
+            str(depth_dir / f"{n}.png"),
+            rng.integers(1, top, (h, w), dtype=np.int64).astype(depth_dtype),
+        )
     for n in names if gt_names is None else gt_names:
-        cv2.imwrite(str(gt_dir / f"{n}.png"), np.where(rng.random((h, w)) > 0.5, 255, 0).astype(np.uint8))
+        cv2.imwrite(
+            str(gt_dir / f"{n}.png"), np.where(rng.random((h, w)) > 0.5, 255, 0).astype(np.uint8)
+        )
 
 
 def test_generic_layout_frames_in_natural_order(tmp_path):
@@ -53,14 +67,24 @@ def test_generic_layout_frames_in_natural_order(tmp_path):
 
 
 def test_rdvs_layout_and_its_synthetic_depth_folder(tmp_path):
-    write_video(tmp_path / "train" / "v1", ["001", "002"], dirs=("rgb", "Depth", "ground-truth"), rgb_suffix=".jpg")
+    write_video(
+        tmp_path / "train" / "v1",
+        ["001", "002"],
+        dirs=("rgb", "Depth", "ground-truth"),
+        rgb_suffix=".jpg",
+    )
     (tmp_path / "train" / "v1" / "SyntheticDepth").mkdir()
     for n in ("001", "002"):
-        cv2.imwrite(str(tmp_path / "train" / "v1" / "SyntheticDepth" / f"{n}.png"), np.full((24, 32), 7, np.uint8))
+        cv2.imwrite(
+            str(tmp_path / "train" / "v1" / "SyntheticDepth" / f"{n}.png"),
+            np.full((24, 32), 7, np.uint8),
+        )
     videos = find_videos(DatasetSpec(root=str(tmp_path), layout="rdvs", split="train"))
     assert [f.rgb.suffix for f in videos[0].frames] == [".jpg", ".jpg"]
     assert videos[0].frames[0].depth.parent.name == "Depth"
-    synth = find_videos(DatasetSpec(root=str(tmp_path), layout="rdvs", split="train", depth_dir="SyntheticDepth"))
+    synth = find_videos(
+        DatasetSpec(root=str(tmp_path), layout="rdvs", split="train", depth_dir="SyntheticDepth")
+    )
     _, depth, _ = load_frame(synth[0].frames[0], 32, DepthReading())
     np.testing.assert_allclose(depth, 7 / 255, rtol=1e-6)
     with pytest.raises(LayoutError, match="needs a split"):
@@ -75,14 +99,21 @@ def test_vidsod100_layout(tmp_path):
 
 def test_dvisal_split_files_and_frames_with_gt_only(tmp_path):
     data = tmp_path / "data"
-    write_video(data / "s1", [f"{i:03d}" for i in range(6)], dirs=("RGB", "Depth", "GT"), rgb_suffix=".jpg",
-                gt_names=["000", "003", "005"])
+    write_video(
+        data / "s1",
+        [f"{i:03d}" for i in range(6)],
+        dirs=("RGB", "Depth", "GT"),
+        rgb_suffix=".jpg",
+        gt_names=["000", "003", "005"],
+    )
     write_video(data / "s2", ["000", "001"], dirs=("RGB", "Depth", "GT"))
     (tmp_path / "train.txt").write_text("s1\n\n")
     (tmp_path / "test_all.txt").write_text("s2\n")
     videos = find_videos(DatasetSpec(root=str(tmp_path), layout="dvisal", split="train"))
     assert [v.name for v in videos] == ["s1"]
-    assert [f.name for f in videos[0].frames] == ["000", "003", "005"] and videos[0].total_frames == 6
+    assert [f.name for f in videos[0].frames] == ["000", "003", "005"] and videos[
+        0
+    ].total_frames == 6
     with pytest.raises(LayoutError, match=r"val\.txt: no such split file"):
         find_videos(DatasetSpec(root=str(tmp_path), layout="dvisal", split="val"))
 
@@ -141,7 +172,11 @@ def test_clips_are_ordered_reproducible_and_flip_together(tmp_path):
         video, picks, flip = clips.choose(i)
         assert video.name == "v0" and picks == sorted(set(picks)) and len(picks) == 4
     a, b = clips[5], clips[5]
-    assert a["rgb"].shape == (4, 3, 32, 32) and a["depth"].shape == (4, 1, 32, 32) and a["gt"].shape == (4, 32, 32)
+    assert (
+        a["rgb"].shape == (4, 3, 32, 32)
+        and a["depth"].shape == (4, 1, 32, 32)
+        and a["gt"].shape == (4, 32, 32)
+    )
     assert torch.equal(a["rgb"], b["rgb"]) and a["frames"] == b["frames"]
     flipped = next(i for i in range(50) if clips.choose(i)[2])
     video, picks, _ = clips.choose(flipped)
@@ -162,7 +197,9 @@ def test_synthetic_videos_seeded_nearest_object_salient(tmp_path):
     for sub in ("rgb", "depth", "gt"):
         for name in ("00000.png", "00002.png"):
             a = cv2.imread(str(folders[1] / sub / name), cv2.IMREAD_UNCHANGED)
-            b = cv2.imread(str(tmp_path / "b" / folders[1].name / sub / name), cv2.IMREAD_UNCHANGED)
+            b = cv2.imread(
+                str(tmp_path / "b" / folders[1].name / sub / name), cv2.IMREAD_UNCHANGED
+            )
             assert np.array_equal(a, b)
     info = json.loads((tmp_path / "a" / "synthetic.json").read_text())
     assert "near = dark" in info["depth_convention"]
@@ -179,8 +216,23 @@ def test_synthetic_videos_seeded_nearest_object_salient(tmp_path):
 
 
 def test_synthetic_metric_depth_and_cli(tmp_path):
-    assert synthetic.main(["--out", str(tmp_path), "--videos", "1", "--frames", "2", "--size", "40",
-                           "--depth-format", "mm16"]) == 0
+    assert (
+        synthetic.main(
+            [
+                "--out",
+                str(tmp_path),
+                "--videos",
+                "1",
+                "--frames",
+                "2",
+                "--size",
+                "40",
+                "--depth-format",
+                "mm16",
+            ]
+        )
+        == 0
+    )
     depth = cv2.imread(str(tmp_path / "video_000" / "depth" / "00001.png"), cv2.IMREAD_UNCHANGED)
     gt = cv2.imread(str(tmp_path / "video_000" / "gt" / "00001.png"), cv2.IMREAD_UNCHANGED) > 0
     assert depth.dtype == np.uint16 and (depth == 0).any()  # holes
@@ -195,15 +247,34 @@ def test_synthetic_metric_depth_and_cli(tmp_path):
 def test_synthetic_long_video_keeps_the_salient_object_nearest(tmp_path):
     # Seed 77 once drove an object through the camera near frame 172 (no valid depth pixel) and,
     # before that, a distractor in front of the salient object (empty ground truth).
-    assert synthetic.main(["--out", str(tmp_path), "--videos", "1", "--frames", "300", "--size", "32",
-                           "--seed", "77", "--depth-format", "mm16"]) == 0
+    assert (
+        synthetic.main(
+            [
+                "--out",
+                str(tmp_path),
+                "--videos",
+                "1",
+                "--frames",
+                "300",
+                "--size",
+                "32",
+                "--seed",
+                "77",
+                "--depth-format",
+                "mm16",
+            ]
+        )
+        == 0
+    )
     video = tmp_path / "video_000"
     assert [len(list((video / sub).glob("*.png"))) for sub in ("rgb", "depth", "gt")] == [300] * 3
     for name in ("00000.png", "00171.png", "00172.png", "00250.png", "00299.png"):
         depth = cv2.imread(str(video / "depth" / name), cv2.IMREAD_UNCHANGED)
         gt = cv2.imread(str(video / "gt" / name), cv2.IMREAD_UNCHANGED) > 0
         near, rest = depth[gt & (depth > 0)], depth[~gt & (depth > 0)]
-        assert near.size and 600 < np.median(near) < 1600 and np.percentile(near, 90) < np.min(rest)
+        assert (
+            near.size and 600 < np.median(near) < 1600 and np.percentile(near, 90) < np.min(rest)
+        )
 
 
 def test_synthetic_failure_leaves_no_half_written_frame(tmp_path, monkeypatch):
@@ -220,5 +291,6 @@ def test_synthetic_failure_leaves_no_half_written_frame(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="simulated"):
         synthetic.generate(tmp_path, synthetic.SyntheticConfig(videos=1, frames=5, size=32))
     video = tmp_path / "video_000"
-    assert [sorted(p.name for p in (video / sub).iterdir()) for sub in ("rgb", "depth", "gt")] == \
-        [["00000.png", "00001.png"]] * 3
+    assert [sorted(p.name for p in (video / sub).iterdir()) for sub in ("rgb", "depth", "gt")] == [
+        ["00000.png", "00001.png"]
+    ] * 3

@@ -44,22 +44,27 @@ class TrainConfig:
     data: DatasetSpec = field(default_factory=lambda: DatasetSpec(root="data/train"))
     eval_data: DatasetSpec | None = None  # held-out videos scored once at the end (eval.json)
     clip_frames: int = 10  # frames per clip, in time order, from one video
-    clip_sampling: Literal["random_sorted", "contiguous"] = "random_sorted"  # random_sorted: the reference's
-    hflip_prob: float = 0.0  # probability of mirroring a whole clip; the reference does no augmentation
+    # random_sorted: the reference's
+    clip_sampling: Literal["random_sorted", "contiguous"] = "random_sorted"
+    # probability of mirroring a whole clip; the reference does no augmentation
+    hflip_prob: float = 0.0
     num_workers: int = 2  # data loader processes (0: load in the training process)
 
     # --- optimisation
     iterations: int = 2000  # optimizer steps
     batch_size: int = 1  # clips per forward, per process
-    grad_accum: int = 1  # forwards per optimizer step: effective batch = batch_size * grad_accum * processes
+    # forwards per optimizer step: effective batch = batch_size * grad_accum * processes
+    grad_accum: int = 1
     lr: float = 1e-4
     weight_decay: float = 0.05
-    schedule: Literal["constant", "cosine", "poly"] = "constant"  # after warm-up; the reference: constant
+    # after warm-up; the reference: constant
+    schedule: Literal["constant", "cosine", "poly"] = "constant"
     warmup_iterations: int = 0  # linear ramp from lr / warmup_iterations to lr
     min_lr: float = 0.0  # cosine floor
     poly_power: float = 0.9
     intermediate_weight: float = 0.5  # weight of the self-inference head's BCE
-    max_grad_norm: float | None = None  # clip the gradient's global norm; null: no clipping (the reference)
+    # clip the gradient's global norm; null: no clipping (the reference)
+    max_grad_norm: float | None = None
     precision: Literal["float32", "bfloat16", "float16"] = "float32"  # autocast dtype, CUDA only
     device: str = "auto"  # auto (cuda when available), cpu, cuda
     # torch CPU threads per process (0: torch's default, one per core). On a CPU that others share,
@@ -69,33 +74,51 @@ class TrainConfig:
 
     # --- output
     out_dir: str = "runs/train"
-    save_every: int = 250  # iterations between resume states (train_state.pt); the last is always saved
+    # iterations between resume states (train_state.pt); the last is always saved
+    save_every: int = 250
 
     def __post_init__(self) -> None:
         self.model_config()  # validates backbone and input_size
-        positive = {"clip_frames": self.clip_frames, "iterations": self.iterations, "batch_size": self.batch_size,
-                    "grad_accum": self.grad_accum, "save_every": self.save_every}
+        positive = {
+            "clip_frames": self.clip_frames,
+            "iterations": self.iterations,
+            "batch_size": self.batch_size,
+            "grad_accum": self.grad_accum,
+            "save_every": self.save_every,
+        }
         bad = {k: v for k, v in positive.items() if not (isinstance(v, int) and v >= 1)}
         if bad:
             raise ValueError(f"must be integers >= 1: {bad}")
         if self.clip_sampling not in ("random_sorted", "contiguous"):
-            raise ValueError(f"clip_sampling must be 'random_sorted' or 'contiguous', got {self.clip_sampling!r}")
+            raise ValueError(
+                f"clip_sampling must be 'random_sorted' or 'contiguous', got {self.clip_sampling!r}"
+            )
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if not (self.lr > 0 and self.weight_decay >= 0 and self.min_lr >= 0 and self.warmup_iterations >= 0):
+        if not (
+            self.lr > 0
+            and self.weight_decay >= 0
+            and self.min_lr >= 0
+            and self.warmup_iterations >= 0
+        ):
             raise ValueError("need lr > 0, weight_decay >= 0, min_lr >= 0, warmup_iterations >= 0")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise ValueError(f"max_grad_norm must be positive or null, got {self.max_grad_norm}")
         if not 0.0 <= self.hflip_prob <= 1.0:
             raise ValueError(f"hflip_prob must be in [0, 1], got {self.hflip_prob}")
         if self.num_workers < 0 or self.threads < 0:
-            raise ValueError(f"num_workers and threads must be >= 0, got {self.num_workers} and {self.threads}")
+            raise ValueError(
+                f"num_workers and threads must be >= 0, got {self.num_workers} and {self.threads}"
+            )
 
     def model_config(self) -> SamDaqConfig:
-        return SamDaqConfig(backbone=self.backbone, input_size=self.input_size,
-                            multimask_fallback=self.multimask_fallback)
+        return SamDaqConfig(
+            backbone=self.backbone,
+            input_size=self.input_size,
+            multimask_fallback=self.multimask_fallback,
+        )
 
     def to_dict(self) -> dict:
         """Plain nested dict (YAML / JSON / weights_only-checkpoint safe)."""
@@ -111,7 +134,9 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown training config keys {unknown}; valid keys: {sorted(known)}")
+            raise ValueError(
+                f"unknown training config keys {unknown}; valid keys: {sorted(known)}"
+            )
         if "data" in values:
             if not isinstance(values["data"], dict):
                 raise ValueError("data must be a mapping (root, layout, split, depth_dir, depth)")
@@ -138,7 +163,9 @@ def apply_override(values: dict, assignment: str) -> None:
     target[parts[-1]] = yaml.safe_load(raw)
 
 
-def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+def load_config(
+    path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()
+) -> TrainConfig:
     """A ``TrainConfig`` from a YAML file (or the defaults when ``path`` is None) and overrides."""
     values: dict = {}
     if path is not None:

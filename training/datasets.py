@@ -97,13 +97,19 @@ class DepthReading:
             return read_relative_depth_png(path)
         raw = read_depth_png(path)
         if raw.dtype != np.uint16:
-            raise ValueError(f"{os.fspath(path)}: metric depth needs 16-bit files, got {raw.dtype}")
+            raise ValueError(
+                f"{os.fspath(path)}: metric depth needs 16-bit files, got {raw.dtype}"
+            )
         depth_m = raw.astype(np.float32) / np.float32(self.units_per_m)
         depth_m[raw == 0] = np.nan
         return depth_to_model_input(depth_m, self.conversion)
 
     def to_dict(self) -> dict:
-        return {"mode": self.mode, "units_per_m": self.units_per_m, "conversion": self.conversion.to_dict()}
+        return {
+            "mode": self.mode,
+            "units_per_m": self.units_per_m,
+            "conversion": self.conversion.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, values: dict) -> DepthReading:
@@ -123,17 +129,25 @@ class DatasetSpec:
 
     root: str
     layout: str = "generic"  # one of LAYOUTS
-    split: str | None = None  # rdvs / vidsod100: train or test; dvisal: name of a split file; generic: optional sub-folder
+    # rdvs / vidsod100: train or test; dvisal: name of a split file; generic: optional sub-folder
+    split: str | None = None
     depth_dir: str | None = None  # replaces the layout's depth folder name (RDVS: SyntheticDepth)
     depth: DepthReading = field(default_factory=DepthReading)
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
-            raise ValueError(f"unknown data set layout {self.layout!r}; expected one of {sorted(LAYOUTS)}")
+            raise ValueError(
+                f"unknown data set layout {self.layout!r}; expected one of {sorted(LAYOUTS)}"
+            )
 
     def to_dict(self) -> dict:
-        return {"root": self.root, "layout": self.layout, "split": self.split, "depth_dir": self.depth_dir,
-                "depth": self.depth.to_dict()}
+        return {
+            "root": self.root,
+            "layout": self.layout,
+            "split": self.split,
+            "depth_dir": self.depth_dir,
+            "depth": self.depth.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, values: dict) -> DatasetSpec:
@@ -199,7 +213,11 @@ def read_video(folder: Path, spec: DatasetSpec) -> Video:
     has no color image or no depth, or no frame has ground truth.
     """
     lay = LAYOUTS[spec.layout]
-    subdirs = {"rgb": folder / lay.rgb, "depth": folder / (spec.depth_dir or lay.depth), "gt": folder / lay.gt}
+    subdirs = {
+        "rgb": folder / lay.rgb,
+        "depth": folder / (spec.depth_dir or lay.depth),
+        "gt": folder / lay.gt,
+    }
     missing = [p.name for p in subdirs.values() if not p.is_dir()]
     if missing:
         present = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
@@ -233,13 +251,20 @@ def find_videos(spec: DatasetSpec) -> list[Video]:
         raise LayoutError(f"{root}: no such folder; expected the {_layout_text(spec)}")
     if lay.split_files:
         if not spec.split:
-            raise LayoutError(f"{root}: the {spec.layout} layout needs a split (the name of a split file, e.g. train)")
+            raise LayoutError(
+                f"{root}: the {spec.layout} layout needs a split (the name of a split file, e.g. train)"
+            )
         split_file = root / f"{spec.split}.txt"
         if not split_file.is_file():
             present = sorted(p.name for p in root.glob("*.txt"))
-            raise LayoutError(f"{split_file}: no such split file (found {present}); expected the {_layout_text(spec)}")
+            raise LayoutError(
+                f"{split_file}: no such split file (found {present}); expected the {_layout_text(spec)}"
+            )
         videos_root = root / "data"
-        names = sorted({line.strip() for line in split_file.read_text().splitlines() if line.strip()}, key=_natural_key)
+        names = sorted(
+            {line.strip() for line in split_file.read_text().splitlines() if line.strip()},
+            key=_natural_key,
+        )
         folders = [videos_root / n for n in names]
     else:
         videos_root = root / spec.split if spec.split else root
@@ -247,8 +272,12 @@ def find_videos(spec: DatasetSpec) -> list[Video]:
             raise LayoutError(f"{root}: the {spec.layout} layout needs a split (train or test)")
         if not videos_root.is_dir():
             present = sorted(p.name for p in root.iterdir() if p.is_dir())
-            raise LayoutError(f"{videos_root}: no such folder (has {present}); expected the {_layout_text(spec)}")
-        folders = sorted((p for p in videos_root.iterdir() if p.is_dir()), key=lambda p: _natural_key(p.name))
+            raise LayoutError(
+                f"{videos_root}: no such folder (has {present}); expected the {_layout_text(spec)}"
+            )
+        folders = sorted(
+            (p for p in videos_root.iterdir() if p.is_dir()), key=lambda p: _natural_key(p.name)
+        )
     if not folders:
         raise LayoutError(f"{videos_root}: no video folders; expected the {_layout_text(spec)}")
     return [read_video(f, spec) for f in folders]
@@ -271,7 +300,9 @@ def read_gt(path: Path) -> np.ndarray:
     return image.astype(np.float32) / np.float32(255.0)
 
 
-def load_frame(frame: Frame, input_size: int, depth: DepthReading) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def load_frame(
+    frame: Frame, input_size: int, depth: DepthReading
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One frame as the model sees it: the runtime's resize and normalisation.
 
     Returns rgb (3, S, S) float32 ImageNet-normalised, depth (1, S, S) float32 in [0, 1] and gt
@@ -317,7 +348,9 @@ class ClipDataset(Dataset):
         if clip_frames < 1:
             raise ValueError(f"clip_frames must be at least 1, got {clip_frames}")
         if sampling not in ("random_sorted", "contiguous"):
-            raise ValueError(f"clip sampling must be 'random_sorted' or 'contiguous', got {sampling!r}")
+            raise ValueError(
+                f"clip sampling must be 'random_sorted' or 'contiguous', got {sampling!r}"
+            )
         if not 0.0 <= hflip_prob <= 1.0:
             raise ValueError(f"hflip_prob must be in [0, 1], got {hflip_prob}")
         self.videos = [v for v in videos if len(v.frames) >= clip_frames]
@@ -355,13 +388,21 @@ class ClipDataset(Dataset):
         """rgb (T, 3, S, S) float32, depth (T, 1, S, S) float32 in [0, 1], gt (T, S, S) float32 in
         [0, 1], video (str), frames (list of T names), index (int)."""
         video, picks, flip = self.choose(index)
-        rgbs, depths, gts = zip(*(load_frame(video.frames[i], self.input_size, self.depth) for i in picks))
+        rgbs, depths, gts = zip(
+            *(load_frame(video.frames[i], self.input_size, self.depth) for i in picks)
+        )
         rgb, depth, gt = (torch.from_numpy(np.stack(x)) for x in (rgbs, depths, gts))
         if flip:
             # A mirrored scene is as plausible as the original; the whole clip flips together.
             rgb, depth, gt = rgb.flip(-1), depth.flip(-1), gt.flip(-1)
-        return {"rgb": rgb, "depth": depth, "gt": gt, "video": video.name,
-                "frames": [video.frames[i].name for i in picks], "index": index}
+        return {
+            "rgb": rgb,
+            "depth": depth,
+            "gt": gt,
+            "video": video.name,
+            "frames": [video.frames[i].name for i in picks],
+            "index": index,
+        }
 
 
 def describe(videos: list[Video]) -> str:

@@ -41,7 +41,9 @@ import numpy as np
 from rgbd_saliency_ros.runtime.depth import DepthConversion, depth_to_model_input
 
 # The per-frame relative convention of the data sets (and of the parity fixture): near is dark.
-RELATIVE_DEPTH_CONVERSION = DepthConversion(min_depth_m=0.1, max_depth_m=10.0, normalization="per_frame")
+RELATIVE_DEPTH_CONVERSION = DepthConversion(
+    min_depth_m=0.1, max_depth_m=10.0, normalization="per_frame"
+)
 
 DEPTH_CONVENTION = {
     "relative8": "8-bit relative depth normalised per frame: near = dark (0), far = bright (255); "
@@ -60,17 +62,22 @@ class SyntheticConfig:
     seed: int = 0
     depth_format: Literal["relative8", "mm16"] = "relative8"
     max_distractors: int = 3  # 1..max_distractors distractor objects per video
-    depth_noise_per_m2: float = 0.006  # std of the depth noise at 1 m, metres; grows with distance^2
+    # std of the depth noise at 1 m, metres; grows with distance^2
+    depth_noise_per_m2: float = 0.006
     hole_rate: float = 0.01  # fraction of isolated pixels without a measurement
     rgb_noise: float = 3.0  # std of additive color noise, 8-bit levels
 
     def __post_init__(self) -> None:
         if self.videos < 1 or self.frames < 1:
-            raise ValueError(f"need at least one video of one frame, got {self.videos} videos of {self.frames}")
+            raise ValueError(
+                f"need at least one video of one frame, got {self.videos} videos of {self.frames}"
+            )
         if self.size < 32:
             raise ValueError(f"size must be at least 32 pixels, got {self.size}")
         if self.depth_format not in DEPTH_CONVENTION:
-            raise ValueError(f"depth_format must be one of {sorted(DEPTH_CONVENTION)}, got {self.depth_format!r}")
+            raise ValueError(
+                f"depth_format must be one of {sorted(DEPTH_CONVENTION)}, got {self.depth_format!r}"
+            )
         if self.max_distractors < 1:
             raise ValueError(f"max_distractors must be at least 1, got {self.max_distractors}")
 
@@ -114,7 +121,9 @@ def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(tex, 0.0, 255.0).astype(np.float32)
 
 
-def _new_object(rng: np.random.Generator, size: int, depth_range_m: tuple[float, float], salient: bool) -> _Object:
+def _new_object(
+    rng: np.random.Generator, size: int, depth_range_m: tuple[float, float], salient: bool
+) -> _Object:
     speed = rng.uniform(0.5, 2.0) * size / 128.0
     heading = rng.uniform(0.0, 2.0 * np.pi)
     return _Object(
@@ -170,7 +179,10 @@ def _object_at(obj: _Object, t: int, size: int) -> tuple[np.ndarray, np.ndarray,
             theta = (np.arctan2(v, u) + np.pi) / (2.0 * np.pi) * len(obj.blob_radii)
             i0 = np.floor(theta).astype(int) % len(obj.blob_radii)
             frac = theta - np.floor(theta)
-            r = obj.blob_radii[i0] * (1 - frac) + obj.blob_radii[(i0 + 1) % len(obj.blob_radii)] * frac
+            r = (
+                obj.blob_radii[i0] * (1 - frac)
+                + obj.blob_radii[(i0 + 1) % len(obj.blob_radii)] * frac
+            )
             rho = rho / r
     return rho <= 1.0, np.clip(rho, 0.0, 1.0).astype(np.float32), float(depth_m)
 
@@ -187,7 +199,10 @@ def _render_video(rng: np.random.Generator, cfg: SyntheticConfig):
     lighting = 1.0 + 0.25 * _smooth_noise(rng, s, 2, 1)  # (S, S, 1) slow shading across the frame
 
     salient = _new_object(rng, s, (0.7, 1.4), salient=True)
-    distractors = [_new_object(rng, s, (1.9, 3.2), salient=False) for _ in range(int(rng.integers(1, cfg.max_distractors + 1)))]
+    distractors = [
+        _new_object(rng, s, (1.9, 3.2), salient=False)
+        for _ in range(int(rng.integers(1, cfg.max_distractors + 1)))
+    ]
     # Drawn far to near; the salient object is nearest, so it is drawn last and never hidden.
     objects = sorted(distractors, key=lambda o: -o.depth_m) + [salient]
 
@@ -199,7 +214,9 @@ def _render_video(rng: np.random.Generator, cfg: SyntheticConfig):
         casters = []
         for obj in objects:
             mask, rho, front_m = _object_at(obj, t, s)
-            surface = front_m + obj.bulge_m * rho * rho  # rounded: the rim is farther than the middle
+            surface = (
+                front_m + obj.bulge_m * rho * rho
+            )  # rounded: the rim is farther than the middle
             visible = mask & (surface < depth)
             # The texture window follows the object's center, so the pattern moves with it.
             tx, ty = (int(round(c)) for c in np.clip(s - _center_at(obj, t, s), 0, s))
@@ -218,7 +235,13 @@ def _render_video(rng: np.random.Generator, cfg: SyntheticConfig):
             left_of_edge[:, :-band] = mask[:, band:]
             shadow |= left_of_edge & ~mask & (depth > front_m + 0.2)
         rgb = rgb * lighting + rng.normal(0.0, cfg.rgb_noise, rgb.shape)
-        depth = depth + rng.normal(0.0, 1.0, depth.shape).astype(np.float32) * cfg.depth_noise_per_m2 * depth * depth
+        depth = (
+            depth
+            + rng.normal(0.0, 1.0, depth.shape).astype(np.float32)
+            * cfg.depth_noise_per_m2
+            * depth
+            * depth
+        )
         holes = shadow | (rng.random((s, s)) < cfg.hole_rate)
         for _ in range(int(rng.integers(0, 3))):
             cx, cy = rng.uniform(0, s, 2)
@@ -249,7 +272,9 @@ def _write_frame(folder: Path, name: str, images: dict[str, np.ndarray]) -> None
     for sub, image in images.items():
         ok, data = cv2.imencode(".png", image)
         if not ok:
-            raise ValueError(f"{folder / sub / name}: PNG encoding failed for {image.dtype} {image.shape}")
+            raise ValueError(
+                f"{folder / sub / name}: PNG encoding failed for {image.dtype} {image.shape}"
+            )
         encoded[sub] = data
     temporary = {sub: folder / sub / f".{name}.tmp" for sub in encoded}
     try:
@@ -277,8 +302,11 @@ def generate(out_dir: str | os.PathLike, config: SyntheticConfig) -> list[Path]:
         for sub in ("rgb", "depth", "gt"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         for t, (rgb, depth_m, gt) in enumerate(_render_video(rng, config)):
-            images = {"rgb": cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                      "depth": _encode_depth(depth_m, config.depth_format), "gt": gt}
+            images = {
+                "rgb": cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                "depth": _encode_depth(depth_m, config.depth_format),
+                "gt": gt,
+            }
             _write_frame(folder, f"{t:05d}.png", images)
         folders.append(folder)
     info = {
@@ -293,19 +321,34 @@ def generate(out_dir: str | os.PathLike, config: SyntheticConfig) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.synthetic", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m training.synthetic", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--out", required=True, help="folder to write the videos into")
     parser.add_argument("--videos", type=int, default=SyntheticConfig.videos)
-    parser.add_argument("--frames", type=int, default=SyntheticConfig.frames, help="frames per video")
-    parser.add_argument("--size", type=int, default=SyntheticConfig.size, help="side of the square frames, pixels")
+    parser.add_argument(
+        "--frames", type=int, default=SyntheticConfig.frames, help="frames per video"
+    )
+    parser.add_argument(
+        "--size", type=int, default=SyntheticConfig.size, help="side of the square frames, pixels"
+    )
     parser.add_argument("--seed", type=int, default=SyntheticConfig.seed)
-    parser.add_argument("--depth-format", choices=sorted(DEPTH_CONVENTION), default=SyntheticConfig.depth_format)
+    parser.add_argument(
+        "--depth-format", choices=sorted(DEPTH_CONVENTION), default=SyntheticConfig.depth_format
+    )
     args = parser.parse_args(argv)
-    config = SyntheticConfig(videos=args.videos, frames=args.frames, size=args.size, seed=args.seed,
-                             depth_format=args.depth_format)
+    config = SyntheticConfig(
+        videos=args.videos,
+        frames=args.frames,
+        size=args.size,
+        seed=args.seed,
+        depth_format=args.depth_format,
+    )
     folders = generate(args.out, config)
-    print(f"wrote {len(folders)} videos of {config.frames} frames ({config.size}x{config.size}, "
-          f"depth {config.depth_format}) to {args.out}")
+    print(
+        f"wrote {len(folders)} videos of {config.frames} frames ({config.size}x{config.size}, "
+        f"depth {config.depth_format}) to {args.out}"
+    )
     return 0
 
 

@@ -50,7 +50,12 @@ from tqdm import tqdm
 
 from rgbd_saliency_ros.evaluation.metrics import SaliencyMetrics
 from rgbd_saliency_ros.model.random_weights import write_random_sam2_checkpoint
-from rgbd_saliency_ros.model import SamDaq, SamDaqConfig, load_sam2_checkpoint, load_samdaq_weights, save_weights
+from rgbd_saliency_ros.model import (
+    SamDaq,
+    load_sam2_checkpoint,
+    load_samdaq_weights,
+    save_weights,
+)
 from rgbd_saliency_ros.runtime.frames import resize_probability
 
 from .config import TrainConfig, load_config
@@ -61,7 +66,15 @@ log = logging.getLogger("training")
 WEIGHTS_FILE = "weights.safetensors"
 STATE_FILE = "train_state.pt"
 RANDOM_BACKBONE_FILE = "sam2_random_backbone.pt"
-LOSS_FIELDS = ("iteration", "loss", "loss_mask", "loss_intermediate", "lr", "grad_norm", "elapsed_s")
+LOSS_FIELDS = (
+    "iteration",
+    "loss",
+    "loss_mask",
+    "loss_intermediate",
+    "lr",
+    "grad_norm",
+    "elapsed_s",
+)
 # Consecutive optimizer steps with a non-finite gradient that are skipped before the run stops.
 MAX_SKIPPED_STEPS = 5
 
@@ -81,7 +94,9 @@ def clip_loss(
     """
     # BCE is not autocast-safe: always in float32.
     with torch.autocast(probs.device.type, enabled=False):
-        gt_small = F.interpolate(gt.float(), size=intermediate.shape[-2:], mode="bilinear", align_corners=False)
+        gt_small = F.interpolate(
+            gt.float(), size=intermediate.shape[-2:], mode="bilinear", align_corners=False
+        )
         mask = F.binary_cross_entropy(probs.float(), gt.float())
         inter = F.binary_cross_entropy(intermediate.float(), gt_small)
     return mask + intermediate_weight * inter, mask, inter
@@ -220,7 +235,9 @@ def _train_mode(model: SamDaq) -> None:
 
 
 @torch.no_grad()
-def evaluate_videos(model: SamDaq, videos: list[Video], depth: DepthReading | None = None, progress: bool = False) -> dict:
+def evaluate_videos(
+    model: SamDaq, videos: list[Video], depth: DepthReading | None = None, progress: bool = False
+) -> dict:
     """Runs ``model`` over every annotated frame of each video, state carried frame to frame from a
     fresh state per video (as predict does), and scores the probabilities against the ground
     truth at its own size. Returns frame-averaged metrics (``SaliencyMetrics.results()`` keys) and
@@ -237,7 +254,11 @@ def evaluate_videos(model: SamDaq, videos: list[Video], depth: DepthReading | No
         if frame is video.frames[0]:
             state = model.initial_state(1).to(device)
         rgb, depth01, _ = load_frame(frame, size, depth)
-        prob, state = model.step(torch.from_numpy(rgb)[None].to(device), torch.from_numpy(depth01)[None].to(device), state)
+        prob, state = model.step(
+            torch.from_numpy(rgb)[None].to(device),
+            torch.from_numpy(depth01)[None].to(device),
+            state,
+        )
         gt = cv2.imread(str(frame.gt), cv2.IMREAD_GRAYSCALE)
         metrics.update(resize_probability(prob[0, 0].float().cpu().numpy(), gt.shape), gt)
     return {**metrics.results(), "frames": len(metrics)}
@@ -246,8 +267,15 @@ def evaluate_videos(model: SamDaq, videos: list[Video], depth: DepthReading | No
 # ------------------------------------------------------------------------------- resume state
 
 
-def save_train_state(path: Path, model: SamDaq, optimizer: torch.optim.Optimizer, scaler, iteration: int,
-                     cfg: TrainConfig, sam2_checkpoint: str) -> None:
+def save_train_state(
+    path: Path,
+    model: SamDaq,
+    optimizer: torch.optim.Optimizer,
+    scaler,
+    iteration: int,
+    cfg: TrainConfig,
+    sam2_checkpoint: str,
+) -> None:
     """Writes what ``--resume`` needs: tensors and plain values only (``weights_only`` loadable)."""
     state = {
         "format": "rgbd_saliency_ros.train_state",
@@ -279,11 +307,15 @@ def load_train_state(path: str | os.PathLike) -> dict:
 def _restore(model: SamDaq, optimizer, scaler, state: dict, cfg: TrainConfig, path) -> None:
     saved = TrainConfig.from_dict(state["config"]).model_config()
     if saved != cfg.model_config():
-        raise ValueError(f"{path}: the state is for {saved}, the config asks for {cfg.model_config()}")
+        raise ValueError(
+            f"{path}: the state is for {saved}, the config asks for {cfg.model_config()}"
+        )
     own = set(model.trained_state_dict())
     if set(state["model"]) != own:
-        raise ValueError(f"{path}: trained parameters differ from this model's "
-                         f"(missing {sorted(own - set(state['model']))[:5]}, unexpected {sorted(set(state['model']) - own)[:5]})")
+        raise ValueError(
+            f"{path}: trained parameters differ from this model's "
+            f"(missing {sorted(own - set(state['model']))[:5]}, unexpected {sorted(set(state['model']) - own)[:5]})"
+        )
     model.load_state_dict(state["model"], strict=False)
     optimizer.load_state_dict(state["optimizer"])
     if state["scaler"]:
@@ -343,8 +375,12 @@ class TrainResult:
     eval: dict | None
 
 
-def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, stop_after: int | None = None,
-          progress: bool = True) -> TrainResult:
+def train(
+    cfg: TrainConfig,
+    resume: str | os.PathLike | None = None,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> TrainResult:
     """Runs (or resumes) a training; see the module docstring for what is written.
 
     ``stop_after``: stop once this many iterations are done (saving the resume state, not the
@@ -360,7 +396,9 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None, stop_after:
             dist.destroy_process_group()
 
 
-def _train(cfg: TrainConfig, procs: Processes, resume, stop_after: int | None, progress: bool) -> TrainResult:
+def _train(
+    cfg: TrainConfig, procs: Processes, resume, stop_after: int | None, progress: bool
+) -> TrainResult:
     out = Path(cfg.out_dir)
     if procs.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -379,9 +417,12 @@ def _train(cfg: TrainConfig, procs: Processes, resume, stop_after: int | None, p
             write_random_sam2_checkpoint(cfg.model_config(), cfg.seed, Path(sam2_checkpoint))
         _barrier(procs)
     if cfg.sam2_checkpoint is None or Path(sam2_checkpoint).name == RANDOM_BACKBONE_FILE:
-        log.warning("sam2_checkpoint is null: the SAM2.1 backbone is RANDOM (seed %d), not Meta's pretrained "
-                    "one; fit for smoke tests only. It is saved as %s: pass it to predict's --sam2-checkpoint.",
-                    cfg.seed, sam2_checkpoint)
+        log.warning(
+            "sam2_checkpoint is null: the SAM2.1 backbone is RANDOM (seed %d), not Meta's pretrained "
+            "one; fit for smoke tests only. It is saved as %s: pass it to predict's --sam2-checkpoint.",
+            cfg.seed,
+            sam2_checkpoint,
+        )
 
     model = build_model(cfg, sam2_checkpoint).to(procs.device)
     trained = [p for p in model.parameters() if p.requires_grad]
@@ -389,7 +430,11 @@ def _train(cfg: TrainConfig, procs: Processes, resume, stop_after: int | None, p
     use_cuda = procs.device.type == "cuda"
     autocast_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(cfg.precision)
     if autocast_dtype is not None and not use_cuda:
-        log.warning("precision %s applies on CUDA only: training in float32 on %s", cfg.precision, procs.device)
+        log.warning(
+            "precision %s applies on CUDA only: training in float32 on %s",
+            cfg.precision,
+            procs.device,
+        )
         autocast_dtype = None
     scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype == torch.float16)
     start = 0
@@ -400,29 +445,65 @@ def _train(cfg: TrainConfig, procs: Processes, resume, stop_after: int | None, p
     stop = cfg.iterations if stop_after is None else min(cfg.iterations, stop_after)
 
     videos = find_videos(cfg.data)
-    dataset = ClipDataset(videos, cfg.clip_frames, cfg.input_size, cfg.data.depth, cfg.clip_sampling,
-                          cfg.hflip_prob, cfg.seed)
+    dataset = ClipDataset(
+        videos,
+        cfg.clip_frames,
+        cfg.input_size,
+        cfg.data.depth,
+        cfg.clip_sampling,
+        cfg.hflip_prob,
+        cfg.seed,
+    )
     if procs.is_main:
-        log.info("data %s: %s; %d usable for %d-frame clips%s", cfg.data.root, describe(videos), len(dataset.videos),
-                 cfg.clip_frames, f" (too short: {dataset.skipped})" if dataset.skipped else "")
-        log.info("model %s at %d: %d trained parameters of %d; %d process(es) on %s, %s",
-                 cfg.backbone, cfg.input_size, sum(p.numel() for p in trained),
-                 sum(p.numel() for p in model.parameters()), procs.world, procs.device,
-                 cfg.precision if autocast_dtype else "float32")
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=_ClipIndices(cfg, procs, start, stop),
-                        num_workers=cfg.num_workers, collate_fn=_collate, pin_memory=use_cuda,
-                        persistent_workers=False)
+        log.info(
+            "data %s: %s; %d usable for %d-frame clips%s",
+            cfg.data.root,
+            describe(videos),
+            len(dataset.videos),
+            cfg.clip_frames,
+            f" (too short: {dataset.skipped})" if dataset.skipped else "",
+        )
+        log.info(
+            "model %s at %d: %d trained parameters of %d; %d process(es) on %s, %s",
+            cfg.backbone,
+            cfg.input_size,
+            sum(p.numel() for p in trained),
+            sum(p.numel() for p in model.parameters()),
+            procs.world,
+            procs.device,
+            cfg.precision if autocast_dtype else "float32",
+        )
+    loader = DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        sampler=_ClipIndices(cfg, procs, start, stop),
+        num_workers=cfg.num_workers,
+        collate_fn=_collate,
+        pin_memory=use_cuda,
+        persistent_workers=False,
+    )
 
     _train_mode(model)
     net: nn.Module = ClipLoss(model, cfg.intermediate_weight)
     if procs.world > 1:
         # The IoU and object-score heads of SAM2's decoder are trainable but get no gradient.
         net = nn.parallel.DistributedDataParallel(
-            net, device_ids=[procs.device.index] if use_cuda else None, find_unused_parameters=True)
-    autocast = (lambda: torch.autocast("cuda", dtype=autocast_dtype)) if autocast_dtype else contextlib.nullcontext
+            net, device_ids=[procs.device.index] if use_cuda else None, find_unused_parameters=True
+        )
+    autocast = (
+        (lambda: torch.autocast("cuda", dtype=autocast_dtype))
+        if autocast_dtype
+        else contextlib.nullcontext
+    )
 
     loss_log = _LossLog(out, start) if procs.is_main else None
-    bar = tqdm(total=stop, initial=start, desc="train", unit="it", disable=not (progress and procs.is_main))
+    bar = tqdm(
+        total=stop,
+        initial=start,
+        desc="train",
+        unit="it",
+        disable=not (progress and procs.is_main),
+    )
     losses: list[float] = []
     skipped = 0
     batches = iter(loader)
@@ -437,12 +518,18 @@ def _train(cfg: TrainConfig, procs: Processes, resume, stop_after: int | None, p
             for micro in range(cfg.grad_accum):
                 batch = next(batches)
                 # Gradients are averaged across processes once per step, on the last micro-step.
-                sync = net.no_sync() if procs.world > 1 and micro < cfg.grad_accum - 1 else contextlib.nullcontext()
+                sync = (
+                    net.no_sync()
+                    if procs.world > 1 and micro < cfg.grad_accum - 1
+                    else contextlib.nullcontext()
+                )
                 with sync:
                     with autocast():
-                        total, mask, inter = net(batch["rgb"].to(procs.device, non_blocking=True),
-                                                 batch["depth"].to(procs.device, non_blocking=True),
-                                                 batch["gt"].to(procs.device, non_blocking=True))
+                        total, mask, inter = net(
+                            batch["rgb"].to(procs.device, non_blocking=True),
+                            batch["depth"].to(procs.device, non_blocking=True),
+                            batch["gt"].to(procs.device, non_blocking=True),
+                        )
                     scaler.scale(total / cfg.grad_accum).backward()
                 parts += torch.stack([total, mask, inter]).detach() / cfg.grad_accum
             scaler.unscale_(optimizer)
@@ -453,24 +540,42 @@ def _train(cfg: TrainConfig, procs: Processes, resume, stop_after: int | None, p
             else:
                 # A rare overflow (e.g. in SAM2's attention backward) must not poison the weights.
                 skipped += 1
-                log.warning("iteration %d: non-finite gradient norm, step skipped (%d in a row)", it + 1, skipped)
+                log.warning(
+                    "iteration %d: non-finite gradient norm, step skipped (%d in a row)",
+                    it + 1,
+                    skipped,
+                )
                 if skipped >= MAX_SKIPPED_STEPS:
-                    raise FloatingPointError(f"{skipped} non-finite gradients in a row at iteration {it + 1}: "
-                                             "lower lr or set max_grad_norm")
+                    raise FloatingPointError(
+                        f"{skipped} non-finite gradients in a row at iteration {it + 1}: "
+                        "lower lr or set max_grad_norm"
+                    )
             scaler.update()
             parts = _mean_over_processes(parts, procs).tolist()
             if not math.isfinite(parts[0]):
-                raise FloatingPointError(f"loss is {parts[0]} at iteration {it + 1}; lower lr or set max_grad_norm")
+                raise FloatingPointError(
+                    f"loss is {parts[0]} at iteration {it + 1}; lower lr or set max_grad_norm"
+                )
             losses.append(parts[0])
             if loss_log is not None:
-                loss_log.write({"iteration": it + 1, "loss": parts[0], "loss_mask": parts[1],
-                                "loss_intermediate": parts[2], "lr": lr, "grad_norm": grad_norm,
-                                "elapsed_s": round(time.monotonic() - began, 3)})
+                loss_log.write(
+                    {
+                        "iteration": it + 1,
+                        "loss": parts[0],
+                        "loss_mask": parts[1],
+                        "loss_intermediate": parts[2],
+                        "lr": lr,
+                        "grad_norm": grad_norm,
+                        "elapsed_s": round(time.monotonic() - began, 3),
+                    }
+                )
             bar.update(1)
             bar.set_postfix(loss=f"{parts[0]:.4f}", lr=f"{lr:.2e}")
             done = it + 1
             if procs.is_main and (done % cfg.save_every == 0 or done == stop):
-                save_train_state(out / STATE_FILE, model, optimizer, scaler, done, cfg, sam2_checkpoint)
+                save_train_state(
+                    out / STATE_FILE, model, optimizer, scaler, done, cfg, sam2_checkpoint
+                )
     finally:
         bar.close()
         if loss_log is not None:
@@ -480,45 +585,88 @@ def _train(cfg: TrainConfig, procs: Processes, resume, stop_after: int | None, p
     weights, eval_results = None, None
     if stop == cfg.iterations and procs.is_main:
         weights = out / WEIGHTS_FILE
-        summary = {"iterations": cfg.iterations, "clip_frames": cfg.clip_frames, "lr": cfg.lr,
-                   "schedule": cfg.schedule, "effective_batch": cfg.batch_size * cfg.grad_accum * procs.world,
-                   "seed": cfg.seed, "data": cfg.data.to_dict(),
-                   "sam2_checkpoint": cfg.sam2_checkpoint or f"random (seed {cfg.seed}), {RANDOM_BACKBONE_FILE}",
-                   "final_loss": losses[-1] if losses else None}
+        summary = {
+            "iterations": cfg.iterations,
+            "clip_frames": cfg.clip_frames,
+            "lr": cfg.lr,
+            "schedule": cfg.schedule,
+            "effective_batch": cfg.batch_size * cfg.grad_accum * procs.world,
+            "seed": cfg.seed,
+            "data": cfg.data.to_dict(),
+            "sam2_checkpoint": cfg.sam2_checkpoint
+            or f"random (seed {cfg.seed}), {RANDOM_BACKBONE_FILE}",
+            "final_loss": losses[-1] if losses else None,
+        }
         if cfg.eval_data is not None:
-            eval_results = evaluate_videos(model, find_videos(cfg.eval_data), cfg.eval_data.depth, progress)
+            eval_results = evaluate_videos(
+                model, find_videos(cfg.eval_data), cfg.eval_data.depth, progress
+            )
             (out / "eval.json").write_text(json.dumps(eval_results, indent=2) + "\n")
-            log.info("held-out %s: S %.4f, maxF %.4f, MAE %.4f over %d frames", cfg.eval_data.root,
-                     eval_results["Smeasure"], eval_results["maxFm"], eval_results["MAE"], eval_results["frames"])
+            log.info(
+                "held-out %s: S %.4f, maxF %.4f, MAE %.4f over %d frames",
+                cfg.eval_data.root,
+                eval_results["Smeasure"],
+                eval_results["maxFm"],
+                eval_results["MAE"],
+                eval_results["frames"],
+            )
             summary["eval"] = eval_results
-        save_weights(model, weights, extra_metadata={
-            "depth_conversion": cfg.data.depth.conversion.to_dict(),
-            "depth_input": cfg.data.depth.to_dict(),
-            "training": summary,
-        })
+        save_weights(
+            model,
+            weights,
+            extra_metadata={
+                "depth_conversion": cfg.data.depth.conversion.to_dict(),
+                "depth_input": cfg.data.depth.to_dict(),
+                "training": summary,
+            },
+        )
         log.info("wrote %s (load with --sam2-checkpoint %s)", weights, sam2_checkpoint)
     return TrainResult(out, weights, sam2_checkpoint, start, stop, losses, eval_results)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="YAML training configuration (training/configs/*.yaml)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a setting, value parsed as YAML; dotted keys reach into data: data.root=/x")
-    parser.add_argument("--resume", help="continue from a train_state.pt, or the run folder holding one")
-    parser.add_argument("--stop-after", type=int, help="stop after this many iterations (resume state saved, no weights)")
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--config", required=True, help="YAML training configuration (training/configs/*.yaml)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, value parsed as YAML; dotted keys reach into data: data.root=/x",
+    )
+    parser.add_argument(
+        "--resume", help="continue from a train_state.pt, or the run folder holding one"
+    )
+    parser.add_argument(
+        "--stop-after",
+        type=int,
+        help="stop after this many iterations (resume state saved, no weights)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         cfg = load_config(args.config, args.set)
     except (OSError, ValueError) as e:
         print(f"python -m training.train: error: {e}", file=sys.stderr)
         return 2
-    result = train(cfg, resume=args.resume, stop_after=args.stop_after, progress=not args.no_progress)
+    result = train(
+        cfg, resume=args.resume, stop_after=args.stop_after, progress=not args.no_progress
+    )
     if result.losses:
-        log.info("iterations %d..%d: loss %.4f -> %.4f", result.start_iteration + 1, result.iterations_done,
-                 result.losses[0], result.losses[-1])
+        log.info(
+            "iterations %d..%d: loss %.4f -> %.4f",
+            result.start_iteration + 1,
+            result.iterations_done,
+            result.losses[0],
+            result.losses[-1],
+        )
     return 0
 
 

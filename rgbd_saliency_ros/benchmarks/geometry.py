@@ -79,6 +79,8 @@ def report(results: dict[str, tuple[float, float, float]], repeats: int) -> str:
     """The results as lines of text: median, 95th percentile and fastest run, milliseconds."""
     lines = [f"3D outputs per 640x480 frame, {repeats} runs each (median / p95 / fastest, ms)"]
     width = max(map(len, results))
-    lines += [f"  {name:<{width}}  {median:7.2f}  {p95:7.2f}  {fastest:7.2f}"
-              for name, (median, p95, fastest) in results.items()]
+    lines += [
+        f"  {name:<{width}}  {median:7.2f}  {p95:7.2f}  {fastest:7.2f}"
+        for name, (median, p95, fastest) in results.items()
+    ]
     return "\n".join(lines)

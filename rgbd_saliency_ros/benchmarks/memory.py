@@ -40,7 +40,9 @@ def ping_pong(frames: int, steps: int) -> list[int]:
     return [period[i % len(period)] for i in range(steps)]
 
 
-def load_sequence(rgb_dir, depth_dir, gt_dir, size: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+def load_sequence(
+    rgb_dir, depth_dir, gt_dir, size: int
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
     """(rgb (1, 3, S, S), depth (1, 1, S, S), gt (H, W) uint8 or None) per frame, matched by sorted
     name as ``predict`` does; depth in the data sets' relative convention."""
     pairs = list_frames(rgb_dir, depth_dir)
@@ -75,9 +77,14 @@ def bench_memory(model: SamDaq, sequence: list, steps: int = 10000) -> dict:
     later) and run from a fresh state (``S_fresh_state``: the model without memory).
     """
     model.eval()
-    features = [model.encode(torch.from_numpy(rgb), torch.from_numpy(depth)) for rgb, depth, _ in sequence]
+    features = [
+        model.encode(torch.from_numpy(rgb), torch.from_numpy(depth)) for rgb, depth, _ in sequence
+    ]
     scored = [i for i, item in enumerate(sequence) if item[2] is not None]
-    fresh = [_score(model.step_features(features[i], model.initial_state(1))[0], sequence[i][2]) for i in scored]
+    fresh = [
+        _score(model.step_features(features[i], model.initial_state(1))[0], sequence[i][2])
+        for i in scored
+    ]
     state = model.initial_state(1)
     norms, first, last = [], {}, {}
     start = time.perf_counter()
@@ -93,7 +100,9 @@ def bench_memory(model: SamDaq, sequence: list, steps: int = 10000) -> dict:
     elapsed = time.perf_counter() - start
     finite = np.asarray(norms)[np.isfinite(norms)]
     result = {
-        "steps": steps, "frames": len(sequence), "step_ms": 1e3 * elapsed / steps,
+        "steps": steps,
+        "frames": len(sequence),
+        "step_ms": 1e3 * elapsed / steps,
         "query_norm_bound": model.state_norm_bound(),
         "query_norm_initial": query_norm(model.initial_state(1)[0].numpy()),
         "query_norm_max": float(finite.max()) if finite.size else float("nan"),
@@ -101,21 +110,32 @@ def bench_memory(model: SamDaq, sequence: list, steps: int = 10000) -> dict:
         **{f"query_norm_at_{p}": norms[p - 1] for p in PROBES if p <= steps},
     }
     if first:
-        result.update(S_first_pass=float(np.mean(list(first.values()))),
-                      S_last_pass=float(np.mean([last[i] for i in first])), S_fresh_state=float(np.mean(fresh)))
+        result.update(
+            S_first_pass=float(np.mean(list(first.values()))),
+            S_last_pass=float(np.mean([last[i] for i in first])),
+            S_fresh_state=float(np.mean(fresh)),
+        )
     return result
 
 
 def report(result: dict) -> str:
     """Lines for people: the norms and, with ground truth, S at the start and the end."""
-    lines = [f"{result['steps']} steps over {result['frames']} frames (ping-pong), "
-             f"{result['step_ms']:.1f} ms per step after encoding",
-             f"largest query norm: initial {result['query_norm_initial']:.3f}, "
-             + ", ".join(f"step {p} {result[f'query_norm_at_{p}']:.3f}" for p in PROBES if f"query_norm_at_{p}" in result)
-             + f"; max {result['query_norm_max']:.3f} (model's bound {result['query_norm_bound']:.3f}); "
-             f"non-finite states {result['non_finite_states']}"]
+    lines = [
+        f"{result['steps']} steps over {result['frames']} frames (ping-pong), "
+        f"{result['step_ms']:.1f} ms per step after encoding",
+        f"largest query norm: initial {result['query_norm_initial']:.3f}, "
+        + ", ".join(
+            f"step {p} {result[f'query_norm_at_{p}']:.3f}"
+            for p in PROBES
+            if f"query_norm_at_{p}" in result
+        )
+        + f"; max {result['query_norm_max']:.3f} (model's bound {result['query_norm_bound']:.3f}); "
+        f"non-finite states {result['non_finite_states']}",
+    ]
     if "S_first_pass" in result:
         change = result["S_last_pass"] - result["S_first_pass"]
-        lines.append(f"S-measure over the frames: first visit {result['S_first_pass']:.4f}, last visit "
-                     f"{result['S_last_pass']:.4f} ({change:+.4f}); each from a fresh state {result['S_fresh_state']:.4f}")
+        lines.append(
+            f"S-measure over the frames: first visit {result['S_first_pass']:.4f}, last visit "
+            f"{result['S_last_pass']:.4f} ({change:+.4f}); each from a fresh state {result['S_fresh_state']:.4f}"
+        )
     return "\n".join(lines)

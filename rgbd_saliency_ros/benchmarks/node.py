@@ -52,7 +52,9 @@ def tum_frames() -> tuple[np.ndarray, np.ndarray]:
         depth_m = read_tum_depth(TUM_DIR / "TUM_depth.png")
         return rgb, np.nan_to_num(depth_m * 1000.0, nan=0.0).round().astype(np.uint16)
     gen = np.random.default_rng(0)
-    return gen.integers(0, 256, (480, 640, 3), np.uint8), gen.integers(300, 5000, (480, 640)).astype(np.uint16)
+    return gen.integers(0, 256, (480, 640, 3), np.uint8), gen.integers(
+        300, 5000, (480, 640)
+    ).astype(np.uint16)
 
 
 def camera_messages(transport: str, header) -> list:
@@ -66,16 +68,25 @@ def camera_messages(transport: str, header) -> list:
 
     rgb, depth_mm = tum_frames()
     if transport == "raw":
-        return [(COLOR_TOPIC, image_message(rgb, "rgb8", header)),
-                (DEPTH_TOPIC, image_message(depth_mm, "16UC1", header))]
+        return [
+            (COLOR_TOPIC, image_message(rgb, "rgb8", header)),
+            (DEPTH_TOPIC, image_message(depth_mm, "16UC1", header)),
+        ]
     color = compressed_message(*compressed.encode_color(rgb, "jpeg"), header)
     depth = compressed_message(*compressed.encode_depth(depth_mm, "16UC1"), header)
-    return [(compressed.transport_topic(COLOR_TOPIC, compressed.COMPRESSED), color),
-            (compressed.transport_topic(DEPTH_TOPIC, compressed.COMPRESSED_DEPTH), depth)]
+    return [
+        (compressed.transport_topic(COLOR_TOPIC, compressed.COMPRESSED), color),
+        (compressed.transport_topic(DEPTH_TOPIC, compressed.COMPRESSED_DEPTH), depth),
+    ]
 
 
-def publish(frames: int, rate_hz: float, reliability: str, discovery_timeout_s: float = 60.0,
-            transport: str = "raw") -> dict:
+def publish(
+    frames: int,
+    rate_hz: float,
+    reliability: str,
+    discovery_timeout_s: float = 60.0,
+    transport: str = "raw",
+) -> dict:
     """The publisher process: ``frames`` color + depth pairs at ``rate_hz``, stamped at send time,
     raw or ``compressed`` (see ``camera_messages``).
 
@@ -87,7 +98,9 @@ def publish(frames: int, rate_hz: float, reliability: str, discovery_timeout_s: 
 
     rclpy.init()
     node = rclpy.create_node("bench_camera")
-    policy = ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    policy = (
+        ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    )
     qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=policy)
     header = Header(frame_id="camera_color_optical_frame")
     messages = camera_messages(transport, header)  # both messages share this header
@@ -122,37 +135,47 @@ class NodeBench:
     fastdds_profile: str | None = None
     publisher_qos: str = "reliable"
     transport: str = "raw"  # raw, or compressed (JPEG color + compressedDepth PNG depth)
-    node: dict[str, float] = field(default_factory=dict)  # the node's last /diagnostics of the stream
+    node: dict[str, float] = field(
+        default_factory=dict
+    )  # the node's last /diagnostics of the stream
     received_latency_ms: list[float] = field(default_factory=list)  # stamp -> mask received here
     decode_ms: dict[str, tuple[float, float]] = field(default_factory=dict)  # input -> p50, p95
 
     def report(self) -> str:
         n = self.node
-        received = np.percentile(self.received_latency_ms, (50, 95)) if self.received_latency_ms else (np.nan, np.nan)
+        received = (
+            np.percentile(self.received_latency_ms, (50, 95))
+            if self.received_latency_ms
+            else (np.nan, np.nan)
+        )
         lost_color = 1.0 - n.get("color_frames", 0) / self.frames
         lost_depth = 1.0 - n.get("depth_frames", 0) / self.frames
-        return "\n".join([
-            f"node overhead, 640x480 {TRANSPORT_NAMES[self.transport]}, "
-            f"{self.frames} pairs at {self.rate_hz:g} Hz, "
-            f"publisher QoS {self.publisher_qos}, node input QoS {self.input_qos}, "
-            f"model input {self.input_size}, publisher / node / receiver in three processes, "
-            f"Fast DDS profile {Path(self.fastdds_profile).name if self.fastdds_profile else 'none'}",
-            f"  overhead (stamp -> mask publish - model)  p50 {n['overhead_ms_p50']:7.1f} ms   p95 {n['overhead_ms_p95']:7.1f} ms",
-            f"    of which stamp -> pair complete in node  p50 {n['input_ms_p50']:7.1f} ms   p95 {n['input_ms_p95']:7.1f} ms",
-            f"    of which waiting for the previous step   p50 {n['wait_ms_p50']:7.1f} ms   p95 {n['wait_ms_p95']:7.1f} ms",
-            f"  model step                                p50 {n['model_ms_p50']:7.1f} ms   p95 {n['model_ms_p95']:7.1f} ms",
-            f"  stamp -> mask publish                     p50 {n['latency_ms_p50']:7.1f} ms   p95 {n['latency_ms_p95']:7.1f} ms",
-            f"  stamp -> mask received by another process p50 {received[0]:7.1f} ms   p95 {received[1]:7.1f} ms",
-            f"  masks answered {int(n.get('published', 0))} of {self.frames} pairs sent "
-            f"({100 * n.get('published', 0) / self.frames:.0f} %)",
-            f"  node received {int(n.get('color_frames', 0))} color ({100 * lost_color:.0f} % lost), "
-            f"{int(n.get('depth_frames', 0))} depth ({100 * lost_depth:.0f} % lost); {int(n.get('pairs', 0))} pairs, "
-            f"{int(n.get('published', 0))} masks published, {int(n.get('dropped', 0))} pairs dropped for newer ones "
-            f"({int(n.get('dropped_in_burst', 0))} of them arrived back to back while the worker was idle), "
-            f"{int(n.get('unpaired_color', 0))} color / {int(n.get('unpaired_depth', 0))} depth unpaired",
-            *(f"  decoding the {name} alone (this process)  p50 {p50:7.1f} ms   p95 {p95:7.1f} ms"
-              for name, (p50, p95) in self.decode_ms.items()),
-        ])
+        return "\n".join(
+            [
+                f"node overhead, 640x480 {TRANSPORT_NAMES[self.transport]}, "
+                f"{self.frames} pairs at {self.rate_hz:g} Hz, "
+                f"publisher QoS {self.publisher_qos}, node input QoS {self.input_qos}, "
+                f"model input {self.input_size}, publisher / node / receiver in three processes, "
+                f"Fast DDS profile {Path(self.fastdds_profile).name if self.fastdds_profile else 'none'}",
+                f"  overhead (stamp -> mask publish - model)  p50 {n['overhead_ms_p50']:7.1f} ms   p95 {n['overhead_ms_p95']:7.1f} ms",
+                f"    of which stamp -> pair complete in node  p50 {n['input_ms_p50']:7.1f} ms   p95 {n['input_ms_p95']:7.1f} ms",
+                f"    of which waiting for the previous step   p50 {n['wait_ms_p50']:7.1f} ms   p95 {n['wait_ms_p95']:7.1f} ms",
+                f"  model step                                p50 {n['model_ms_p50']:7.1f} ms   p95 {n['model_ms_p95']:7.1f} ms",
+                f"  stamp -> mask publish                     p50 {n['latency_ms_p50']:7.1f} ms   p95 {n['latency_ms_p95']:7.1f} ms",
+                f"  stamp -> mask received by another process p50 {received[0]:7.1f} ms   p95 {received[1]:7.1f} ms",
+                f"  masks answered {int(n.get('published', 0))} of {self.frames} pairs sent "
+                f"({100 * n.get('published', 0) / self.frames:.0f} %)",
+                f"  node received {int(n.get('color_frames', 0))} color ({100 * lost_color:.0f} % lost), "
+                f"{int(n.get('depth_frames', 0))} depth ({100 * lost_depth:.0f} % lost); {int(n.get('pairs', 0))} pairs, "
+                f"{int(n.get('published', 0))} masks published, {int(n.get('dropped', 0))} pairs dropped for newer ones "
+                f"({int(n.get('dropped_in_burst', 0))} of them arrived back to back while the worker was idle), "
+                f"{int(n.get('unpaired_color', 0))} color / {int(n.get('unpaired_depth', 0))} depth unpaired",
+                *(
+                    f"  decoding the {name} alone (this process)  p50 {p50:7.1f} ms   p95 {p95:7.1f} ms"
+                    for name, (p50, p95) in self.decode_ms.items()
+                ),
+            ]
+        )
 
 
 def decode_times_ms(repeats: int = 30) -> dict[str, tuple[float, float]]:
@@ -208,15 +231,22 @@ def bench_node(
         env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(fastdds_profile).resolve())
     if transport not in TRANSPORT_NAMES:
         raise ValueError(f"transport must be one of {', '.join(TRANSPORT_NAMES)}: {transport!r}")
-    result = NodeBench(frames, rate_hz, input_qos, input_size, fastdds_profile, publisher_qos, transport)
+    result = NodeBench(
+        frames, rate_hz, input_qos, input_size, fastdds_profile, publisher_qos, transport
+    )
     with tempfile.TemporaryDirectory() as tmp:
         if weights is None:
             from ..model.random_weights import write_random_weights
 
             sam2_checkpoint, weights = map(str, write_random_weights(tmp, input_size))
-        node_env = dict(env, FASTDDS_DEFAULT_PROFILES_FILE=str(Path(node_fastdds_profile).resolve())) \
-            if node_fastdds_profile else env
-        node = subprocess.Popen(_node_command(sam2_checkpoint, weights, device, input_qos, transport), env=node_env)
+        node_env = (
+            dict(env, FASTDDS_DEFAULT_PROFILES_FILE=str(Path(node_fastdds_profile).resolve()))
+            if node_fastdds_profile
+            else env
+        )
+        node = subprocess.Popen(
+            _node_command(sam2_checkpoint, weights, device, input_qos, transport), env=node_env
+        )
         publisher = None
         receiver = _Receiver(domain, result)
         try:
@@ -224,8 +254,20 @@ def bench_node(
             while receiver.status.get("saliency_node", {}).get("state") != "active":
                 receiver.spin_a_while(node, deadline)
             publisher = subprocess.Popen(
-                [sys.executable, "-m", "rgbd_saliency_ros.benchmarks.node", "publish", "--frames", str(frames),
-                 "--rate", str(rate_hz), "--reliability", publisher_qos, "--transport", transport],
+                [
+                    sys.executable,
+                    "-m",
+                    "rgbd_saliency_ros.benchmarks.node",
+                    "publish",
+                    "--frames",
+                    str(frames),
+                    "--rate",
+                    str(rate_hz),
+                    "--reliability",
+                    publisher_qos,
+                    "--transport",
+                    transport,
+                ],
                 env=env,
             )
             while publisher.poll() is None:
@@ -248,13 +290,36 @@ def bench_node(
     return result
 
 
-def _node_command(sam2_checkpoint: str, weights: str, device: str, input_qos: str, transport: str) -> list[str]:
-    color_in, depth_in = ("compressed", "compressedDepth") if transport == "compressed" else ("raw", "raw")
-    return [sys.executable, "-m", "rgbd_saliency_ros.ros.node", "--ros-args",
-            "-p", f"sam2_checkpoint:={sam2_checkpoint}", "-p", f"weights:={weights}", "-p", f"device:={device}",
-            "-p", f"input_qos.reliability:={input_qos}", "-p", "diagnostics_period_s:=0.5",
-            "-p", "camera_info_topic:=''", "-p", f"color_transport:={color_in}",
-            "-p", f"depth_transport:={depth_in}", "--log-level", "warn"]
+def _node_command(
+    sam2_checkpoint: str, weights: str, device: str, input_qos: str, transport: str
+) -> list[str]:
+    color_in, depth_in = (
+        ("compressed", "compressedDepth") if transport == "compressed" else ("raw", "raw")
+    )
+    return [
+        sys.executable,
+        "-m",
+        "rgbd_saliency_ros.ros.node",
+        "--ros-args",
+        "-p",
+        f"sam2_checkpoint:={sam2_checkpoint}",
+        "-p",
+        f"weights:={weights}",
+        "-p",
+        f"device:={device}",
+        "-p",
+        f"input_qos.reliability:={input_qos}",
+        "-p",
+        "diagnostics_period_s:=0.5",
+        "-p",
+        "camera_info_topic:=''",
+        "-p",
+        f"color_transport:={color_in}",
+        "-p",
+        f"depth_transport:={depth_in}",
+        "--log-level",
+        "warn",
+    ]
 
 
 class _Receiver:
@@ -274,8 +339,12 @@ class _Receiver:
         self.executor.add_node(self.probe)
         self.status: dict = {}  # the latest /diagnostics values by status name
         self._result = result
-        self.probe.create_subscription(Image, MASK_TOPIC, self._on_mask,
-                                       QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        self.probe.create_subscription(
+            Image,
+            MASK_TOPIC,
+            self._on_mask,
+            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
+        )
         self.probe.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
 
     def _on_mask(self, msg) -> None:
@@ -322,9 +391,9 @@ def bench_node_overhead(**kwargs) -> dict[str, float | str]:
     n = result.node
     out: dict[str, float | str] = {
         "setup": f"{TRANSPORT_NAMES[result.transport]}, "
-                 f"{result.frames} pairs at {result.rate_hz:g} Hz, "
-                 f"publisher QoS {result.publisher_qos}, "
-                 f"node input QoS {result.input_qos}, model input {result.input_size}",
+        f"{result.frames} pairs at {result.rate_hz:g} Hz, "
+        f"publisher QoS {result.publisher_qos}, "
+        f"node input QoS {result.input_qos}, model input {result.input_size}",
         "answered %": 100.0 * n.get("published", 0) / result.frames,
     }
     for name in ("overhead", "input", "wait", "model", "latency"):
@@ -334,7 +403,9 @@ def bench_node_overhead(**kwargs) -> dict[str, float | str]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m rgbd_saliency_ros.benchmarks.node publish ...``: the publisher process."""
-    parser = argparse.ArgumentParser(description="bench-node's camera: publishes 640x480 color + depth pairs")
+    parser = argparse.ArgumentParser(
+        description="bench-node's camera: publishes 640x480 color + depth pairs"
+    )
     parser.add_argument("role", choices=["publish"])
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--rate", type=float, default=4.0)

@@ -51,7 +51,9 @@ class StepTimings:
             named += t
             lines.append(f"  {part:<16} {t:8.3f} s  {100 * t / self.median_s:5.1f} %")
         other = max(self.median_s - named, 0.0)
-        lines.append(f"  {'other':<16} {other:8.3f} s  {100 * other / self.median_s:5.1f} %  (resizes, concatenations)")
+        lines.append(
+            f"  {'other':<16} {other:8.3f} s  {100 * other / self.median_s:5.1f} %  (resizes, concatenations)"
+        )
         return "\n".join(lines)
 
 
@@ -95,7 +97,12 @@ def _instrument(model: SamDaq, clock: _PartClock) -> None:
 
 
 def bench_step(
-    config: SamDaqConfig, batch: int = 1, repeats: int = 5, warmup: int = 1, device: str = "cpu", compile: bool = False
+    config: SamDaqConfig,
+    batch: int = 1,
+    repeats: int = 5,
+    warmup: int = 1,
+    device: str = "cpu",
+    compile: bool = False,
 ) -> StepTimings:
     """Times ``repeats`` steps (after ``warmup``) of a random-weight model on random frames.
 
@@ -107,7 +114,8 @@ def bench_step(
     if compile:
         import torch._inductor.config as inductor_config
 
-        inductor_config.freezing = True  # weights are constants at inference: lets inductor prepack them
+        # weights are constants at inference: lets inductor prepack them
+        inductor_config.freezing = True
         model.encode = clock.wrap("trunk", torch.compile(model.encode))
     else:
         _instrument(model, clock)

@@ -29,7 +29,9 @@ class StreamsResult:
         return self.batched_fps / self.sequential_fps
 
 
-def bench_streams(backend: StepBackend, stream_counts=(1, 2, 4), repeats: int = 3, warmup: int = 1) -> list[StreamsResult]:
+def bench_streams(
+    backend: StepBackend, stream_counts=(1, 2, 4), repeats: int = 3, warmup: int = 1
+) -> list[StreamsResult]:
     """Times one frame of every stream, as one batched step and as separate steps."""
     s = backend.config.input_size
     rng = np.random.default_rng(0)
@@ -60,7 +62,12 @@ def bench_streams(backend: StepBackend, stream_counts=(1, 2, 4), repeats: int = 
 
 
 def report(results: list[StreamsResult], description: str) -> str:
-    lines = [description, f"  {'streams':>7} {'batched fps':>12} {'one-by-one fps':>15} {'speed-up':>9}"]
+    lines = [
+        description,
+        f"  {'streams':>7} {'batched fps':>12} {'one-by-one fps':>15} {'speed-up':>9}",
+    ]
     for r in results:
-        lines.append(f"  {r.streams:>7} {r.batched_fps:>12.3f} {r.sequential_fps:>15.3f} {r.speedup:>8.2f}x")
+        lines.append(
+            f"  {r.streams:>7} {r.batched_fps:>12.3f} {r.sequential_fps:>15.3f} {r.speedup:>8.2f}x"
+        )
     return "\n".join(lines)

@@ -48,11 +48,19 @@ def machine_info(device: str) -> dict:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            cpu = next(
+                line.split(":", 1)[1].strip() for line in f if line.startswith("model name")
+            )
     except (OSError, StopIteration):
         pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "device": device, "python": platform.python_version()}
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": device,
+        "python": platform.python_version(),
+    }
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return info
@@ -64,38 +72,68 @@ def run_suite(st: SuiteSettings, device: str, node: bool = True, progress=print)
     results: dict = {"settings": name, "machine": machine_info(device)}
 
     progress(f"step breakdown: {st.backbone}, input {st.step_input}")
-    timings = bench_step(SamDaqConfig(backbone=st.backbone, input_size=st.step_input), repeats=3, device=device)
-    results["step"] = {"model": st.backbone, "input": st.step_input, "median_s": timings.median_s,
-                       "parts_s": {p: timings.part_median_s(p) for p in PARTS}}
+    timings = bench_step(
+        SamDaqConfig(backbone=st.backbone, input_size=st.step_input), repeats=3, device=device
+    )
+    results["step"] = {
+        "model": st.backbone,
+        "input": st.step_input,
+        "median_s": timings.median_s,
+        "parts_s": {p: timings.part_median_s(p) for p in PARTS},
+    }
 
     progress(f"multi-stream batching: input {st.streams_input}, 1/2/4 streams")
-    backend = TorchBackend(SamDaq(SamDaqConfig(backbone=st.backbone, input_size=st.streams_input)).to(device))
-    results["streams"] = {"input": st.streams_input, "rows": [
-        {"streams": r.streams, "batched_fps": r.batched_fps, "sequential_fps": r.sequential_fps, "speedup": r.speedup}
-        for r in bench_streams(backend, (1, 2, 4), repeats=2)]}
+    backend = TorchBackend(
+        SamDaq(SamDaqConfig(backbone=st.backbone, input_size=st.streams_input)).to(device)
+    )
+    results["streams"] = {
+        "input": st.streams_input,
+        "rows": [
+            {
+                "streams": r.streams,
+                "batched_fps": r.batched_fps,
+                "sequential_fps": r.sequential_fps,
+                "speedup": r.speedup,
+            }
+            for r in bench_streams(backend, (1, 2, 4), repeats=2)
+        ],
+    }
     del backend
 
     rows = []
     for adapter in ("parallel", "serial", "lora"):
-        progress(f"training step: {adapter} adapters, {st.train_backbone}, input {st.train_input}, clip {st.train_clip}")
+        progress(
+            f"training step: {adapter} adapters, {st.train_backbone}, input {st.train_input}, clip {st.train_clip}"
+        )
         cfg = SamDaqConfig(backbone=st.train_backbone, input_size=st.train_input, adapter=adapter)
         rows.append(measure_in_subprocess(cfg, st.train_clip, device))
     serial = next(r for r in rows if r["adapter"] == "serial")
     for r in rows:
         r["peak_vs_serial"] = r["peak_bytes"] / serial["peak_bytes"]
         r["time_vs_serial"] = r["step_s"] / serial["step_s"]
-    results["training"] = {"model": st.train_backbone, "input": st.train_input, "clip": st.train_clip,
-                           "peak_memory": "cuda max_memory_allocated" if device.startswith("cuda") else
-                           "rise of peak resident memory (CPU)", "rows": rows}
+    results["training"] = {
+        "model": st.train_backbone,
+        "input": st.train_input,
+        "clip": st.train_clip,
+        "peak_memory": "cuda max_memory_allocated"
+        if device.startswith("cuda")
+        else "rise of peak resident memory (CPU)",
+        "rows": rows,
+    }
 
     rows = []
     for temporal in ("qtm", "memory_bank"):
-        progress(f"temporal part: {temporal}, input {st.temporal_input}, {st.temporal_frames} frames")
+        progress(
+            f"temporal part: {temporal}, input {st.temporal_input}, {st.temporal_frames} frames"
+        )
         cfg = SamDaqConfig(backbone=st.backbone, input_size=st.temporal_input, temporal=temporal)
         probe = tuple(sorted({1, min(10, st.temporal_frames), st.temporal_frames}))
         rows.append(bench_temporal(cfg, frames=st.temporal_frames, probe=probe, device=device))
-    results["temporal"] = {"input": st.temporal_input, "rows": rows,
-                           "qtm_vs_memory_bank": rows[0]["temporal_median_s"] / rows[1]["temporal_median_s"]}
+    results["temporal"] = {
+        "input": st.temporal_input,
+        "rows": rows,
+        "qtm_vs_memory_bank": rows[0]["temporal_median_s"] / rows[1]["temporal_median_s"],
+    }
 
     results["node"] = _node_overhead(progress) if node else {"skipped": "not requested"}
     return results
@@ -122,33 +160,73 @@ def write_reports(results: dict, out_dir: str | os.PathLike) -> tuple[Path, Path
 def markdown(r: dict) -> str:
     """The results as markdown tables."""
     m = r["machine"]
-    lines = [f"Benchmarks ({r['settings']} settings) on {m['cpu']}, {m['cores']} cores, {m.get('gpu', 'no GPU')}, "
-             f"torch {m['torch']}, {m['threads']} threads, device {m['device']}.", ""]
+    lines = [
+        f"Benchmarks ({r['settings']} settings) on {m['cpu']}, {m['cores']} cores, {m.get('gpu', 'no GPU')}, "
+        f"torch {m['torch']}, {m['threads']} threads, device {m['device']}.",
+        "",
+    ]
     s = r["step"]
-    lines += [f"**Step** ({s['model']}, input {s['input']}): median {s['median_s']:.3f} s", "",
-              "| part | s | % |", "|---|---:|---:|"]
-    lines += [f"| {p} | {t:.3f} | {100 * t / s['median_s']:.1f} |" for p, t in s["parts_s"].items()]
+    lines += [
+        f"**Step** ({s['model']}, input {s['input']}): median {s['median_s']:.3f} s",
+        "",
+        "| part | s | % |",
+        "|---|---:|---:|",
+    ]
+    lines += [
+        f"| {p} | {t:.3f} | {100 * t / s['median_s']:.1f} |" for p, t in s["parts_s"].items()
+    ]
     st = r["streams"]
-    lines += ["", f"**Streams** (input {st['input']})", "", "| streams | batched fps | one-by-one fps | speed-up |",
-              "|---:|---:|---:|---:|"]
-    lines += [f"| {x['streams']} | {x['batched_fps']:.2f} | {x['sequential_fps']:.2f} | {x['speedup']:.2f}x |"
-              for x in st["rows"]]
+    lines += [
+        "",
+        f"**Streams** (input {st['input']})",
+        "",
+        "| streams | batched fps | one-by-one fps | speed-up |",
+        "|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {x['streams']} | {x['batched_fps']:.2f} | {x['sequential_fps']:.2f} | {x['speedup']:.2f}x |"
+        for x in st["rows"]
+    ]
     tr = r["training"]
-    lines += ["", f"**Training step** ({tr['model']}, input {tr['input']}, clip {tr['clip']}; peak memory: "
-              f"{tr['peak_memory']})", "", "| adapters | trainable params | peak MiB | vs serial | step s | vs serial |",
-              "|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {x['adapter']} | {x['trainable_params']:,} | {x['peak_bytes'] / 2**20:.0f} | {x['peak_vs_serial']:.2f} "
-              f"| {x['step_s']:.2f} | {x['time_vs_serial']:.2f} |" for x in tr["rows"]]
+    lines += [
+        "",
+        f"**Training step** ({tr['model']}, input {tr['input']}, clip {tr['clip']}; peak memory: "
+        f"{tr['peak_memory']})",
+        "",
+        "| adapters | trainable params | peak MiB | vs serial | step s | vs serial |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {x['adapter']} | {x['trainable_params']:,} | {x['peak_bytes'] / 2**20:.0f} | {x['peak_vs_serial']:.2f} "
+        f"| {x['step_s']:.2f} | {x['time_vs_serial']:.2f} |"
+        for x in tr["rows"]
+    ]
     tp = r["temporal"]
-    lines += ["", f"**Temporal part** (input {tp['input']}; QTM / memory bank time: {tp['qtm_vs_memory_bank']:.2f})", "",
-              "| temporal | state floats | temporal ms | step after encoder ms | " +
-              " | ".join(f"frame {k} ms" for k in tp["rows"][0]["step_at_frame_s"]) + " |",
-              "|---|---:|---:|---:|" + "---:|" * len(tp["rows"][0]["step_at_frame_s"])]
+    lines += [
+        "",
+        f"**Temporal part** (input {tp['input']}; QTM / memory bank time: {tp['qtm_vs_memory_bank']:.2f})",
+        "",
+        "| temporal | state floats | temporal ms | step after encoder ms | "
+        + " | ".join(f"frame {k} ms" for k in tp["rows"][0]["step_at_frame_s"])
+        + " |",
+        "|---|---:|---:|---:|" + "---:|" * len(tp["rows"][0]["step_at_frame_s"]),
+    ]
     for x in tp["rows"]:
         at = " | ".join(f"{v * 1000:.1f}" for v in x["step_at_frame_s"].values())
-        lines.append(f"| {x['temporal']} | {x['state_floats']:,} | {x['temporal_median_s'] * 1000:.1f} | "
-                     f"{x['step_after_encoder_median_s'] * 1000:.1f} | {at} |")
+        lines.append(
+            f"| {x['temporal']} | {x['state_floats']:,} | {x['temporal_median_s'] * 1000:.1f} | "
+            f"{x['step_after_encoder_median_s'] * 1000:.1f} | {at} |"
+        )
     node = r["node"]
-    lines += ["", "**Node overhead**: " + (node["skipped"] if "skipped" in node else
-              ", ".join(f"{k} {v:.1f} ms" if isinstance(v, float) else f"{k} {v}" for k, v in node.items()))]
+    lines += [
+        "",
+        "**Node overhead**: "
+        + (
+            node["skipped"]
+            if "skipped" in node
+            else ", ".join(
+                f"{k} {v:.1f} ms" if isinstance(v, float) else f"{k} {v}" for k, v in node.items()
+            )
+        ),
+    ]
     return "\n".join(lines) + "\n"

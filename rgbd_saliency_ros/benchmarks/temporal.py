@@ -14,15 +14,22 @@ import torch
 from ..model import SamDaq, SamDaqConfig
 
 
-def bench_temporal(config: SamDaqConfig, frames: int = 1000, probe: tuple[int, ...] = (1, 10, 1000),
-                   window: int = 5, device: str = "cpu") -> dict:
+def bench_temporal(
+    config: SamDaqConfig,
+    frames: int = 1000,
+    probe: tuple[int, ...] = (1, 10, 1000),
+    window: int = 5,
+    device: str = "cpu",
+) -> dict:
     """Steps ``frames`` frames; returns the median time per frame of the temporal part and of the
     whole step after features (decoder + temporal), and those step times around each ``probe`` frame."""
     torch.manual_seed(0)
     model = SamDaq(config).to(device).eval()
     s = config.input_size
     with torch.inference_mode():
-        feats = model.encode(torch.randn(1, 3, s, s, device=device), torch.rand(1, 1, s, s, device=device))
+        feats = model.encode(
+            torch.randn(1, 3, s, s, device=device), torch.rand(1, 1, s, s, device=device)
+        )
         temporal_s, step_s = [], []
         parts = {"t": 0.0}
 
@@ -32,6 +39,7 @@ def bench_temporal(config: SamDaqConfig, frames: int = 1000, probe: tuple[int, .
                 out = fn(*a, **k)
                 parts["t"] += time.perf_counter() - start
                 return out
+
             return wrapper
 
         # The temporal part: reading the memory into this frame's prompt (QTM's read attention, or
@@ -42,7 +50,9 @@ def bench_temporal(config: SamDaqConfig, frames: int = 1000, probe: tuple[int, .
             model._attend_to_memory = timed(model._attend_to_memory)
         else:
             model.qtm.update = timed(model.qtm.update)
-        model.step_features(feats, model.initial_state(1).to(device))  # first-call set-up, not timed
+        model.step_features(
+            feats, model.initial_state(1).to(device)
+        )  # first-call set-up, not timed
         state = model.initial_state(1).to(device)
         for _ in range(frames):
             parts["t"] = 0.0

@@ -100,11 +100,26 @@ def _train_step(model, optimizer, rgb, depth, gt, cuda: bool) -> float:
 
 def measure_in_subprocess(config: SamDaqConfig, clip: int, device: str = "cpu") -> dict:
     """``measure`` in a fresh interpreter (a process's peak memory cannot be reset)."""
-    cmd = [sys.executable, "-m", __name__, "--adapter", config.adapter, "--model", config.backbone,
-           "--input-size", str(config.input_size), "--clip", str(clip), "--device", device]
+    cmd = [
+        sys.executable,
+        "-m",
+        __name__,
+        "--adapter",
+        config.adapter,
+        "--model",
+        config.backbone,
+        "--input-size",
+        str(config.input_size),
+        "--clip",
+        str(clip),
+        "--device",
+        device,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"training-step benchmark for {config.adapter} failed:\n{done.stderr[-2000:]}")
+        raise RuntimeError(
+            f"training-step benchmark for {config.adapter} failed:\n{done.stderr[-2000:]}"
+        )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -73,7 +73,9 @@ def typestore(distro: str = "humble"):
 
     stores = {"humble": Stores.ROS2_HUMBLE, "jazzy": Stores.ROS2_JAZZY}
     if distro not in stores:
-        raise ValueError(f"unknown ROS distribution {distro!r}; expected one of {', '.join(DISTROS)}")
+        raise ValueError(
+            f"unknown ROS distribution {distro!r}; expected one of {', '.join(DISTROS)}"
+        )
     return get_typestore(stores[distro])
 
 
@@ -100,17 +102,29 @@ def image_fields(array: np.ndarray, encoding: str) -> dict[str, Any]:
         padding) and data ((H * step,) uint8, a new contiguous array).
     """
     if encoding not in IMAGE_ENCODINGS:
-        raise ValueError(f"unsupported encoding {encoding!r}; expected one of {', '.join(IMAGE_ENCODINGS)}")
+        raise ValueError(
+            f"unsupported encoding {encoding!r}; expected one of {', '.join(IMAGE_ENCODINGS)}"
+        )
     dtype, channels = IMAGE_ENCODINGS[encoding]
     shape_ok = array.ndim == 2 and channels == 1 or array.ndim == 3 and array.shape[2] == channels
-    if not shape_ok or array.dtype.kind != np.dtype(dtype).kind or array.dtype.itemsize != np.dtype(dtype).itemsize:
-        raise ValueError(f"encoding {encoding} needs (H, W{'' if channels == 1 else f', {channels}'}) {np.dtype(dtype)}, "
-                         f"got {array.shape} {array.dtype}")
+    if (
+        not shape_ok
+        or array.dtype.kind != np.dtype(dtype).kind
+        or array.dtype.itemsize != np.dtype(dtype).itemsize
+    ):
+        raise ValueError(
+            f"encoding {encoding} needs (H, W{'' if channels == 1 else f', {channels}'}) {np.dtype(dtype)}, "
+            f"got {array.shape} {array.dtype}"
+        )
     little = np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("<"))
     height, width = array.shape[:2]
     return {
-        "height": height, "width": width, "encoding": encoding, "is_bigendian": 0,
-        "step": width * channels * little.dtype.itemsize, "data": little.reshape(-1).view(np.uint8),
+        "height": height,
+        "width": width,
+        "encoding": encoding,
+        "is_bigendian": 0,
+        "step": width * channels * little.dtype.itemsize,
+        "data": little.reshape(-1).view(np.uint8),
     }
 
 
@@ -127,21 +141,29 @@ def image_array(msg: Any) -> np.ndarray:
     """
     encoding = msg.encoding
     if encoding not in IMAGE_ENCODINGS:
-        raise ValueError(f"unsupported encoding {encoding!r}; expected one of {', '.join(IMAGE_ENCODINGS)}")
+        raise ValueError(
+            f"unsupported encoding {encoding!r}; expected one of {', '.join(IMAGE_ENCODINGS)}"
+        )
     dtype, channels = IMAGE_ENCODINGS[encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height == 0 or width == 0:
         raise ValueError(f"empty image: {width}x{height}")
     row_bytes = width * channels * np.dtype(dtype).itemsize
     if step < row_bytes:
-        raise ValueError(f"step {step} is shorter than a row of {width} {encoding} pixels ({row_bytes} bytes)")
+        raise ValueError(
+            f"step {step} is shorter than a row of {width} {encoding} pixels ({row_bytes} bytes)"
+        )
     data = np.frombuffer(memoryview(msg.data), dtype=np.uint8)
     if data.size < step * height:
-        raise ValueError(f"truncated image: {data.size} bytes, {step * height} expected ({width}x{height} {encoding})")
+        raise ValueError(
+            f"truncated image: {data.size} bytes, {step * height} expected ({width}x{height} {encoding})"
+        )
     rows = data[: step * height].reshape(height, step)[:, :row_bytes]
     stored = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
     pixels = np.ascontiguousarray(rows).view(stored).astype(dtype)  # native order, a copy
-    return pixels.reshape(height, width) if channels == 1 else pixels.reshape(height, width, channels)
+    return (
+        pixels.reshape(height, width) if channels == 1 else pixels.reshape(height, width, channels)
+    )
 
 
 def message_rgb(msgtype: str, msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -178,7 +200,9 @@ class CameraIntrinsics:
     def from_hfov(cls, width: int, height: int, hfov_deg: float) -> CameraIntrinsics:
         """Square pixels, principal point at the centre, horizontal field of view ``hfov_deg``."""
         if not 0.0 < hfov_deg < 180.0:
-            raise ValueError(f"horizontal field of view must be in (0, 180) degrees, got {hfov_deg}")
+            raise ValueError(
+                f"horizontal field of view must be in (0, 180) degrees, got {hfov_deg}"
+            )
         f = width / 2.0 / np.tan(np.radians(hfov_deg) / 2.0)
         return cls(width, height, float(f), float(f), (width - 1) / 2.0, (height - 1) / 2.0)
 
@@ -192,11 +216,21 @@ class CameraIntrinsics:
         try:
             k = calib["camera_matrix"]["data"]
             d = calib.get("distortion_coefficients", {}).get("data", [0.0] * 5)
-            return cls(int(calib["image_width"]), int(calib["image_height"]), float(k[0]), float(k[4]), float(k[2]),
-                       float(k[5]), calib.get("distortion_model", "plumb_bob"), tuple(float(x) for x in d))
+            return cls(
+                int(calib["image_width"]),
+                int(calib["image_height"]),
+                float(k[0]),
+                float(k[4]),
+                float(k[2]),
+                float(k[5]),
+                calib.get("distortion_model", "plumb_bob"),
+                tuple(float(x) for x in d),
+            )
         except (KeyError, IndexError, TypeError) as e:
-            raise ValueError(f"{path}: not a camera calibration file (need image_width, image_height, "
-                             f"camera_matrix.data): {e!r}") from e
+            raise ValueError(
+                f"{path}: not a camera calibration file (need image_width, image_height, "
+                f"camera_matrix.data): {e!r}"
+            ) from e
 
 
 class BagWriter:
@@ -210,7 +244,9 @@ class BagWriter:
         distro: message definitions stored in the bag: "humble" or "jazzy".
     """
 
-    def __init__(self, path: str | os.PathLike, storage: str = "sqlite3", distro: str = "humble") -> None:
+    def __init__(
+        self, path: str | os.PathLike, storage: str = "sqlite3", distro: str = "humble"
+    ) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         plugins = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
@@ -218,7 +254,9 @@ class BagWriter:
             raise ValueError(f"unknown storage {storage!r}; expected one of {', '.join(STORAGES)}")
         self.path = Path(path)
         if self.path.exists():
-            raise ValueError(f"{self.path} exists: a bag is written into a new folder (remove it or choose another)")
+            raise ValueError(
+                f"{self.path} exists: a bag is written into a new folder (remove it or choose another)"
+            )
         self.typestore = typestore(distro)
         self._writer = Writer(self.path, version=BAG_VERSION, storage_plugin=plugins[storage])
         self._connections: dict[str, Any] = {}
@@ -244,44 +282,69 @@ class BagWriter:
 
     def _connection(self, topic: str, msgtype: str):
         if topic not in self._connections:
-            self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=self.typestore)
+            self._connections[topic] = self._writer.add_connection(
+                topic, msgtype, typestore=self.typestore
+            )
             self.counts[topic] = 0
         return self._connections[topic]
 
     def _header(self, stamp: int, frame_id: str):
         types = self.typestore.types
         sec, nanosec = split_ns(stamp)
-        return types["std_msgs/msg/Header"](stamp=types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec),
-                                            frame_id=frame_id)
+        return types["std_msgs/msg/Header"](
+            stamp=types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec), frame_id=frame_id
+        )
 
     def _write(self, topic: str, msgtype: str, stamp: int, msg: Any) -> None:
-        self._writer.write(self._connection(topic, msgtype), stamp, self.typestore.serialize_cdr(msg, msgtype))
+        self._writer.write(
+            self._connection(topic, msgtype), stamp, self.typestore.serialize_cdr(msg, msgtype)
+        )
         self.counts[topic] += 1
 
-    def write_image(self, topic: str, stamp: int, array: np.ndarray, encoding: str, frame_id: str) -> None:
+    def write_image(
+        self, topic: str, stamp: int, array: np.ndarray, encoding: str, frame_id: str
+    ) -> None:
         """One sensor_msgs/Image stamped ``stamp`` (integer nanoseconds); see ``image_fields``."""
-        msg = self.typestore.types[IMAGE_TYPE](header=self._header(stamp, frame_id), **image_fields(array, encoding))
+        msg = self.typestore.types[IMAGE_TYPE](
+            header=self._header(stamp, frame_id), **image_fields(array, encoding)
+        )
         self._write(topic, IMAGE_TYPE, stamp, msg)
 
-    def write_compressed(self, topic: str, stamp: int, fmt: str, data: bytes,
-                         frame_id: str) -> None:
+    def write_compressed(
+        self, topic: str, stamp: int, fmt: str, data: bytes, frame_id: str
+    ) -> None:
         """One sensor_msgs/CompressedImage (``format``, ``data`` from ``runtime.compressed``'s
         encoders) stamped ``stamp`` (integer nanoseconds)."""
         header = self._header(stamp, frame_id)
-        msg = self.typestore.types[COMPRESSED_TYPE](header=header, format=fmt,
-                                                    data=np.frombuffer(data, np.uint8))
+        msg = self.typestore.types[COMPRESSED_TYPE](
+            header=header, format=fmt, data=np.frombuffer(data, np.uint8)
+        )
         self._write(topic, COMPRESSED_TYPE, stamp, msg)
 
-    def write_camera_info(self, topic: str, stamp: int, camera: CameraIntrinsics, frame_id: str) -> None:
+    def write_camera_info(
+        self, topic: str, stamp: int, camera: CameraIntrinsics, frame_id: str
+    ) -> None:
         """One sensor_msgs/CameraInfo of a camera without rectification (R identity, P = [K | 0])."""
         types = self.typestore.types
         k = np.array([camera.fx, 0.0, camera.cx, 0.0, camera.fy, camera.cy, 0.0, 0.0, 1.0])
-        p = np.array([camera.fx, 0.0, camera.cx, 0.0, 0.0, camera.fy, camera.cy, 0.0, 0.0, 0.0, 1.0, 0.0])
-        roi = types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+        p = np.array(
+            [camera.fx, 0.0, camera.cx, 0.0, 0.0, camera.fy, camera.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+        )
+        roi = types["sensor_msgs/msg/RegionOfInterest"](
+            x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
+        )
         msg = types[CAMERA_INFO_TYPE](
-            header=self._header(stamp, frame_id), height=camera.height, width=camera.width,
-            distortion_model=camera.distortion_model, d=np.array(camera.d, dtype=np.float64), k=k,
-            r=np.eye(3).reshape(-1), p=p, binning_x=0, binning_y=0, roi=roi,
+            header=self._header(stamp, frame_id),
+            height=camera.height,
+            width=camera.width,
+            distortion_model=camera.distortion_model,
+            d=np.array(camera.d, dtype=np.float64),
+            k=k,
+            r=np.eye(3).reshape(-1),
+            p=p,
+            binning_x=0,
+            binning_y=0,
+            roi=roi,
         )
         self._write(topic, CAMERA_INFO_TYPE, stamp, msg)
 
@@ -315,7 +378,9 @@ def bag_info(path: str | os.PathLike) -> BagInfo:
         return info
 
 
-def read_bag(path: str | os.PathLike, topics: Sequence[str] | None = None, distro: str = "humble") -> Iterator[BagMessage]:
+def read_bag(
+    path: str | os.PathLike, topics: Sequence[str] | None = None, distro: str = "humble"
+) -> Iterator[BagMessage]:
     """Messages of ``topics`` (all when None) in log-time order, deserialised with rosbags.
 
     Raises:
@@ -336,8 +401,12 @@ def read_bag(path: str | os.PathLike, topics: Sequence[str] | None = None, distr
             chunks = f"; {damaged} of its {total} MCAP chunks fail their CRC or size check"
             chunks = chunks if damaged else ""
             cause = str(e) if isinstance(e, BagError) else f"({type(e).__name__}: {e})"
-            raise BagError(f"{path}: damaged after {read} messages: {cause}: "
-                           f"the bag is truncated or corrupt{chunks}", read, damaged) from e
+            raise BagError(
+                f"{path}: damaged after {read} messages: {cause}: "
+                f"the bag is truncated or corrupt{chunks}",
+                read,
+                damaged,
+            ) from e
 
 
 class _open:
@@ -355,13 +424,17 @@ class _open:
         if not path.exists():
             raise BagError(f"{path}: no such bag")
         if not path.is_dir():
-            raise BagError(f"{path}: a rosbag2 is a folder (with metadata.yaml and a .db3 or .mcap file)")
+            raise BagError(
+                f"{path}: a rosbag2 is a folder (with metadata.yaml and a .db3 or .mcap file)"
+            )
         mcaps = sorted(path.glob("*.mcap"))
         metadata = path / "metadata.yaml"
         if not metadata.is_file() and len(mcaps) != 1:
             # rosbags names the folder here; the file is what is missing.
-            raise BagError(f"{metadata}: missing: a rosbag2 folder needs its metadata.yaml (a "
-                           f"recording cut short? `ros2 bag reindex {path}` may recreate it)")
+            raise BagError(
+                f"{metadata}: missing: a rosbag2 folder needs its metadata.yaml (a "
+                f"recording cut short? `ros2 bag reindex {path}` may recreate it)"
+            )
         try:
             self._reader = Reader(path)
             self._reader.open()
@@ -369,8 +442,10 @@ class _open:
             self._reader = None
             if len(mcaps) == 1:
                 return self._salvage_mcap(mcaps[0], e)
-            raise BagError(f"{path}: cannot open the bag ({type(e).__name__}: {e}); if it is a recording that was "
-                           "cut short, `ros2 bag reindex` may recover its metadata") from e
+            raise BagError(
+                f"{path}: cannot open the bag ({type(e).__name__}: {e}); if it is a recording that was "
+                "cut short, `ros2 bag reindex` may recover its metadata"
+            ) from e
         reader = self._reader
         storage = "mcap" if any(path.glob("*.mcap")) else "sqlite3"
         topics = {c.topic: (c.msgtype, c.msgcount) for c in reader.connections}
@@ -390,11 +465,15 @@ class _open:
         except (OSError, BagError, struct.error) as e:
             if self._file is not None:
                 self._file.close()  # __exit__ does not run when __enter__ raises
-            raise BagError(f"{self.path}: cannot open the bag ({type(cause).__name__}: {cause}), "
-                           f"and reading it record by record failed too ({e})") from e
+            raise BagError(
+                f"{self.path}: cannot open the bag ({type(cause).__name__}: {cause}), "
+                f"and reading it record by record failed too ({e})"
+            ) from e
         if not channels:
             self._file.close()
-            raise BagError(f"{self.path}: cannot open the bag ({type(cause).__name__}: {cause}); no topic found in it")
+            raise BagError(
+                f"{self.path}: cannot open the bag ({type(cause).__name__}: {cause}); no topic found in it"
+            )
         topics = {topic: (msgtype, -1) for topic, msgtype in channels.values()}
 
         def source(wanted):
@@ -448,7 +527,9 @@ class _McapScanner:
             if topic in wanted:
                 yield topic, msgtype, log_time, raw
         if not self._ended_cleanly:
-            raise BagError("the MCAP file ends without its footer (truncated: the recording was not closed)")
+            raise BagError(
+                "the MCAP file ends without its footer (truncated: the recording was not closed)"
+            )
 
     def _records(self, stream, top: bool):
         """Yields (channel id, log time, data) of message records; records schemas and channels.
@@ -485,7 +566,7 @@ class _McapScanner:
 
 def _mcap_string(body: bytes, offset: int) -> tuple[str, int]:
     (size,) = struct.unpack_from("<I", body, offset)
-    return body[offset + 4: offset + 4 + size].decode(), offset + 4 + size
+    return body[offset + 4 : offset + 4 + size].decode(), offset + 4 + size
 
 
 def _mcap_chunk_records(file) -> Iterator[tuple[int, bytes]]:
@@ -517,8 +598,10 @@ def fill_mcap_chunk_crcs(path: str | os.PathLike) -> int:
     Returns the number of chunks. Raises BagError for a file that is not a complete MCAP file.
     """
     with open(path, "r+b") as file:
-        crcs = [(offset, zlib.crc32(_mcap_chunk_parts(body)[2]))
-                for offset, body in _mcap_chunk_records(file)]
+        crcs = [
+            (offset, zlib.crc32(_mcap_chunk_parts(body)[2]))
+            for offset, body in _mcap_chunk_records(file)
+        ]
         for offset, crc in crcs:
             file.seek(offset + 9 + 24)  # opcode, length; start time, end time, uncompressed size
             file.write(struct.pack("<I", crc))
@@ -550,7 +633,7 @@ def _mcap_chunk_parts(body: bytes) -> tuple[int, int, bytes]:
     _, _, size, crc = struct.unpack_from("<QQQI", body)
     compression, offset = _mcap_string(body, 28)
     (compressed_size,) = struct.unpack_from("<Q", body, offset)
-    data = body[offset + 8: offset + 8 + compressed_size]
+    data = body[offset + 8 : offset + 8 + compressed_size]
     if compression == "zstd":
         try:
             from compression import zstd  # Python 3.14

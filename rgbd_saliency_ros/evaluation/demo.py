@@ -78,7 +78,9 @@ def _run(command: list[str], log: Path, what: str) -> None:
         done = subprocess.run(command, cwd=REPO_ROOT, stdout=f, stderr=subprocess.STDOUT)
     if done.returncode != 0:
         tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
-        raise DemoError(f"{what} failed (exit status {done.returncode}); last lines of {log}:\n{tail}")
+        raise DemoError(
+            f"{what} failed (exit status {done.returncode}); last lines of {log}:\n{tail}"
+        )
 
 
 def _generated_with(folder: Path, **settings) -> bool:
@@ -90,36 +92,88 @@ def _generated_with(folder: Path, **settings) -> bool:
     return all(config.get(k) == v for k, v in settings.items())
 
 
-def make_videos(out: Path, videos: int, frames: int, size: int, bag_frames: int, log_dir: Path) -> tuple[Path, Path]:
+def make_videos(
+    out: Path, videos: int, frames: int, size: int, bag_frames: int, log_dir: Path
+) -> tuple[Path, Path]:
     """Training videos (relative8 depth) and one held-out video (mm16 depth), made again when the
     settings changed. Returns (train root, held-out video)."""
     train, heldout = out / "data" / "train", out / "data" / "heldout"
-    for folder, settings in ((train, dict(videos=videos, frames=frames, size=size)),
-                             (heldout, dict(frames=bag_frames, size=size))):
+    for folder, settings in (
+        (train, dict(videos=videos, frames=frames, size=size)),
+        (heldout, dict(frames=bag_frames, size=size)),
+    ):
         if folder.exists() and not _generated_with(folder, **settings):
             shutil.rmtree(folder)
     if not (train / "synthetic.json").exists():
-        _run([sys.executable, "-m", "training.synthetic", "--out", str(train), "--videos", str(videos),
-              "--frames", str(frames), "--size", str(size), "--seed", "0"], log_dir / "synthetic_train.log", "synthetic data")
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "training.synthetic",
+                "--out",
+                str(train),
+                "--videos",
+                str(videos),
+                "--frames",
+                str(frames),
+                "--size",
+                str(size),
+                "--seed",
+                "0",
+            ],
+            log_dir / "synthetic_train.log",
+            "synthetic data",
+        )
     if not (heldout / "synthetic.json").exists():
         # Another seed: a scene the weights never saw. Metric depth: what a robot's camera sends.
-        _run([sys.executable, "-m", "training.synthetic", "--out", str(heldout), "--videos", "1", "--frames",
-              str(bag_frames), "--size", str(size), "--seed", "1", "--depth-format", "mm16"],
-             log_dir / "synthetic_heldout.log", "synthetic held-out video")
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "training.synthetic",
+                "--out",
+                str(heldout),
+                "--videos",
+                "1",
+                "--frames",
+                str(bag_frames),
+                "--size",
+                str(size),
+                "--seed",
+                "1",
+                "--depth-format",
+                "mm16",
+            ],
+            log_dir / "synthetic_heldout.log",
+            "synthetic held-out video",
+        )
     return train, heldout / "video_000"
 
 
 def training_key(iterations: int, videos: int, frames: int, size: int) -> dict:
     """What the demo's weights depend on: the training config's text, the overrides and the data."""
     config = (REPO_ROOT / TRAIN_CONFIG).read_bytes()
-    return {"config_sha256": hashlib.sha256(config).hexdigest(), "iterations": iterations,
-            "input_size": INPUT_SIZE, "videos": videos, "frames": frames, "size": size}
+    return {
+        "config_sha256": hashlib.sha256(config).hexdigest(),
+        "iterations": iterations,
+        "input_size": INPUT_SIZE,
+        "videos": videos,
+        "frames": frames,
+        "size": size,
+    }
 
 
-def train_weights(train_root: Path, weights_dir: Path, iterations: int, log: Path) -> tuple[Path, Path]:
+def train_weights(
+    train_root: Path, weights_dir: Path, iterations: int, log: Path
+) -> tuple[Path, Path]:
     """Runs training.train into ``weights_dir``; returns (SAM2.1 backbone .pt, SAM-DAQ .safetensors)."""
-    overrides = [f"data.root={train_root}", "eval_data=null", f"out_dir={weights_dir}", f"iterations={iterations}",
-                 f"input_size={INPUT_SIZE}"]
+    overrides = [
+        f"data.root={train_root}",
+        "eval_data=null",
+        f"out_dir={weights_dir}",
+        f"iterations={iterations}",
+        f"input_size={INPUT_SIZE}",
+    ]
     command = [sys.executable, "-m", "training.train", "--config", TRAIN_CONFIG, "--no-progress"]
     for item in overrides:
         command += ["--set", item]
@@ -127,19 +181,36 @@ def train_weights(train_root: Path, weights_dir: Path, iterations: int, log: Pat
     return weights_dir / BACKBONE_FILE, weights_dir / WEIGHTS_FILE
 
 
-def start_node(sam2: Path, weights: Path, log: Path, domain: int, timeout_s: float = 300.0) -> subprocess.Popen:
+def start_node(
+    sam2: Path, weights: Path, log: Path, domain: int, timeout_s: float = 300.0
+) -> subprocess.Popen:
     """Starts the node on ``domain`` and waits for its "ready" line (model loaded, subscribed)."""
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     with open(log, "w") as f:
         node = subprocess.Popen(
-            [sys.executable, "-m", "rgbd_saliency_ros.ros.node", "--ros-args", "-p", f"sam2_checkpoint:={sam2}",
-             "-p", f"weights:={weights}", "-p", "diagnostics_period_s:=0.5"],
-            cwd=REPO_ROOT, env=env, stdout=f, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "rgbd_saliency_ros.ros.node",
+                "--ros-args",
+                "-p",
+                f"sam2_checkpoint:={sam2}",
+                "-p",
+                f"weights:={weights}",
+                "-p",
+                "diagnostics_period_s:=0.5",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=f,
+            stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + timeout_s
     while "ready:" not in log.read_text():
         if node.poll() is not None:
-            raise DemoError(f"the node exited (status {node.returncode}); its log {log}:\n{log.read_text()[-2000:]}")
+            raise DemoError(
+                f"the node exited (status {node.returncode}); its log {log}:\n{log.read_text()[-2000:]}"
+            )
         if time.monotonic() > deadline:
             stop_node(node)
             raise DemoError(f"the node was not ready after {timeout_s:.0f} s; its log: {log}")
@@ -156,37 +227,71 @@ def stop_node(node: subprocess.Popen) -> None:
             node.kill()
 
 
-def run_demo(out: Path, retrain: bool = False, iterations: int = ITERATIONS, videos: int = VIDEOS,
-             frames: int = FRAMES, size: int = 96, bag_frames: int = 40, rate_hz: float = 10.0) -> dict:
+def run_demo(
+    out: Path,
+    retrain: bool = False,
+    iterations: int = ITERATIONS,
+    videos: int = VIDEOS,
+    frames: int = FRAMES,
+    size: int = 96,
+    bag_frames: int = 40,
+    rate_hz: float = 10.0,
+) -> dict:
     """The six steps (see the module docstring); returns the report's metrics.json content."""
     step = _Steps()
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     if not (REPO_ROOT / "training" / "train.py").exists():
-        raise DemoError(f"{REPO_ROOT / 'training'} not found: the demo runs from a clone of the repository")
+        raise DemoError(
+            f"{REPO_ROOT / 'training'} not found: the demo runs from a clone of the repository"
+        )
 
-    step(f"synthetic RGB-D videos: {videos} x {frames} frames for training, {bag_frames} held out ({size}x{size} px)")
+    step(
+        f"synthetic RGB-D videos: {videos} x {frames} frames for training, {bag_frames} held out ({size}x{size} px)"
+    )
     train_root, video = make_videos(out, videos, frames, size, bag_frames, logs)
 
     weights_dir = out / "weights"
-    sam2, weights, stamp = weights_dir / BACKBONE_FILE, weights_dir / WEIGHTS_FILE, weights_dir / STAMP_FILE
+    sam2, weights, stamp = (
+        weights_dir / BACKBONE_FILE,
+        weights_dir / WEIGHTS_FILE,
+        weights_dir / STAMP_FILE,
+    )
     key = training_key(iterations, videos, frames, size)
     # Weights from another training setting (an older demo, say) are trained again, not reused.
-    current = sam2.exists() and weights.exists() and stamp.exists() and json.loads(stamp.read_text()) == key
+    current = (
+        sam2.exists()
+        and weights.exists()
+        and stamp.exists()
+        and json.loads(stamp.read_text()) == key
+    )
     if current and not retrain:
         step(f"weights: reusing {weights} (--retrain to train again)")
     else:
-        step(f"weights: training ({TRAIN_CONFIG}, {iterations} iterations), log {logs / 'train.log'}")
+        step(
+            f"weights: training ({TRAIN_CONFIG}, {iterations} iterations), log {logs / 'train.log'}"
+        )
         sam2, weights = train_weights(train_root, weights_dir, iterations, logs / "train.log")
         stamp.write_text(json.dumps(key) + "\n")
         step.note(f"wrote {weights}")
 
     bag = out / "demo_bag"
-    step(f"bag: {video} -> {bag} (sqlite3; rgb8, 16UC1 mm, ground truth, CameraInfo; {rate_hz:g} Hz)")
+    step(
+        f"bag: {video} -> {bag} (sqlite3; rgb8, 16UC1 mm, ground truth, CameraInfo; {rate_hz:g} Hz)"
+    )
     if bag.exists():
-        shutil.rmtree(bag)  # made from the held-out video each time: cheap, and always consistent with it
-    made = make_bag(video / "rgb", video / "depth", bag, video / "gt",
-                    MakeBagOptions(depth_format="mm16", rate_hz=rate_hz), hfov_deg=69.0, progress=False)
+        shutil.rmtree(
+            bag
+        )  # made from the held-out video each time: cheap, and always consistent with it
+    made = make_bag(
+        video / "rgb",
+        video / "depth",
+        bag,
+        video / "gt",
+        MakeBagOptions(depth_format="mm16", rate_hz=rate_hz),
+        hfov_deg=69.0,
+        progress=False,
+    )
     step.note(f"{made.frames} frames; depth: {made.depth_note}")
 
     domain = 1 + (os.getpid() * 13) % 200
@@ -196,7 +301,9 @@ def run_demo(out: Path, retrain: bool = False, iterations: int = ITERATIONS, vid
     node = start_node(sam2, weights, logs / "node.log", domain)
     report = out / "report"
     try:
-        step(f"live replay: {made.frames} frames at {rate_hz:g} Hz through the node, its masks recorded")
+        step(
+            f"live replay: {made.frames} frames at {rate_hz:g} Hz through the node, its masks recorded"
+        )
         summary = live_replay(bag, report, ReplayOptions(), LiveOptions(domain_id=domain))
     finally:
         stop_node(node)
@@ -205,17 +312,27 @@ def run_demo(out: Path, retrain: bool = False, iterations: int = ITERATIONS, vid
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rgbd_saliency_ros.evaluation.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out/demo", help="where everything goes (relative to the repository root)")
-    parser.add_argument("--retrain", action="store_true", help="train again even if OUT/weights holds weights")
+    parser = argparse.ArgumentParser(
+        prog="python -m rgbd_saliency_ros.evaluation.demo", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--out", default="out/demo", help="where everything goes (relative to the repository root)"
+    )
+    parser.add_argument(
+        "--retrain", action="store_true", help="train again even if OUT/weights holds weights"
+    )
     parser.add_argument("--iterations", type=int, default=ITERATIONS, help="training iterations")
-    parser.add_argument("--bag-frames", type=int, default=40, help="frames of the held-out video in the bag")
+    parser.add_argument(
+        "--bag-frames", type=int, default=40, help="frames of the held-out video in the bag"
+    )
     parser.add_argument("--rate", type=float, default=10.0, help="frames per second of the bag")
     args = parser.parse_args(argv)
     out = Path(args.out) if Path(args.out).is_absolute() else REPO_ROOT / args.out
     started = time.monotonic()
     try:
-        summary = run_demo(out, args.retrain, args.iterations, bag_frames=args.bag_frames, rate_hz=args.rate)
+        summary = run_demo(
+            out, args.retrain, args.iterations, bag_frames=args.bag_frames, rate_hz=args.rate
+        )
     except (DemoError, BagError, TimeoutError, ValueError) as e:
         print(f"demo: error: {e}", file=sys.stderr)
         return 1

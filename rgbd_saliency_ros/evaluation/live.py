@@ -31,10 +31,28 @@ import numpy as np
 from tqdm import tqdm
 
 from ..runtime.pairing import StampPairer
-from .bags import (CAMERA_INFO_TYPE, COMPRESSED_TYPE, BagError, bag_info, image_array,
-                   message_depth_m, message_rgb, read_bag, stamp_ns, split_ns)
-from .replay import (ReplayOptions, bag_rate_hz, bag_topics, check_topics, fit_mask,
-                     frame_centroids, load_camera, load_ground_truth)
+from .bags import (
+    CAMERA_INFO_TYPE,
+    COMPRESSED_TYPE,
+    BagError,
+    bag_info,
+    image_array,
+    message_depth_m,
+    message_rgb,
+    read_bag,
+    stamp_ns,
+    split_ns,
+)
+from .replay import (
+    ReplayOptions,
+    bag_rate_hz,
+    bag_topics,
+    check_topics,
+    fit_mask,
+    frame_centroids,
+    load_camera,
+    load_ground_truth,
+)
 from .report import FrameRecord, ReplayRecorder
 
 
@@ -56,7 +74,9 @@ class LiveOptions:
             raise ValueError(f"rate factor must be positive, got {self.rate_factor}")
         for name in ("publish_reliability", "output_reliability"):
             if getattr(self, name) not in ("reliable", "best_effort"):
-                raise ValueError(f"{name} must be reliable or best_effort, got {getattr(self, name)!r}")
+                raise ValueError(
+                    f"{name} must be reliable or best_effort, got {getattr(self, name)!r}"
+                )
 
 
 @dataclass
@@ -71,7 +91,9 @@ class _Listener:
     """What the executor thread fills in."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
-    outputs: dict[int, _Received] = field(default_factory=dict)  # restamped color stamp ns -> outputs
+    outputs: dict[int, _Received] = field(
+        default_factory=dict
+    )  # restamped color stamp ns -> outputs
     masks: int = 0
     node_status: dict[str, float] | None = None  # the latest per-stream /diagnostics values
     statuses: int = 0  # per-stream statuses received so far
@@ -81,7 +103,9 @@ class _Listener:
 def _qos(reliability: str, depth: int):
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-    policy = ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    policy = (
+        ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    )
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policy)
 
 
@@ -123,8 +147,10 @@ def live_replay(
     camera, camera_source = load_camera(bag, options, contents.topics)
     info_topics = [t for t, (kind, _) in contents.topics.items() if kind == CAMERA_INFO_TYPE]
     played = [options.color_topic, options.depth_topic, *info_topics]
-    kinds = {t: CompressedImage if contents.topics[t][0] == COMPRESSED_TYPE else Image
-             for t in (options.color_topic, options.depth_topic)}
+    kinds = {
+        t: CompressedImage if contents.topics[t][0] == COMPRESSED_TYPE else Image
+        for t in (options.color_topic, options.depth_topic)
+    }
     kinds.update(dict.fromkeys(info_topics, CameraInfo))
 
     context = rclpy.Context()
@@ -159,23 +185,32 @@ def live_replay(
         def on_diagnostics(msg: DiagnosticArray) -> None:
             for status in msg.status:
                 values = _status_values(status)
-                if "pairs" in values and "published" in values:  # a stream's status, not the node's
+                if (
+                    "pairs" in values and "published" in values
+                ):  # a stream's status, not the node's
                     with listener.lock:
                         listener.node_status = values
                         listener.statuses += 1
 
         out_qos = _qos(live.output_reliability, 50)
         node.create_subscription(Image, live.mask_topic, lambda m: on_output("mask", m), out_qos)
-        node.create_subscription(Image, live.probability_topic, lambda m: on_output("prob", m), out_qos)
+        node.create_subscription(
+            Image, live.probability_topic, lambda m: on_output("prob", m), out_qos
+        )
         node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
-        publishers = {t: node.create_publisher(kinds[t], t, _qos(live.publish_reliability, 5)) for t in played}
+        publishers = {
+            t: node.create_publisher(kinds[t], t, _qos(live.publish_reliability, 5))
+            for t in played
+        }
         executor.add_node(node)
         spinner.start()
         _wait_for_node(publishers, options, live)
         with listener.lock:
             before = dict(listener.node_status or {})
 
-        sent, stamps, error = _publish(bag, options, live, publishers, kinds, clock, deserialize_message)
+        sent, stamps, error = _publish(
+            bag, options, live, publishers, kinds, clock, deserialize_message
+        )
         _drain(listener, sent["color"], live)
         _next_status(listener)
         with listener.lock:
@@ -190,28 +225,50 @@ def live_replay(
         if spinner.is_alive():
             spinner.join(timeout=5.0)
 
-    answered = sorted(index for new, (index, _) in stamps.items() if new in outputs and outputs[new].mask_png)
-    recorder = ReplayRecorder(out_dir, "live", sent["color"], options.probabilities, options.video,
-                              bag_rate_hz(contents, options.color_topic), example_indices=answered)
+    answered = sorted(
+        index for new, (index, _) in stamps.items() if new in outputs and outputs[new].mask_png
+    )
+    recorder = ReplayRecorder(
+        out_dir,
+        "live",
+        sent["color"],
+        options.probabilities,
+        options.video,
+        bag_rate_hz(contents, options.color_topic),
+        example_indices=answered,
+    )
     by_original = {original: new for new, (_, original) in stamps.items()}
     counts = _score(bag, options, recorder, gt, outputs, by_original, error, camera)
     counts.update({"centroid_source": camera_source, "centroid_camera": camera is not None})
-    counts.update({
-        "sent_color": sent["color"], "sent_depth": sent["depth"], "sent_camera_info": sent["camera_info"],
-        "masks_received": sum(1 for o in outputs.values() if o.mask_png is not None),
-        "frames_without_mask": sent["color"] - sum(1 for o in outputs.values() if o.mask_png is not None),
-        "bad_outputs": bad_outputs,
-        "rate_factor": live.rate_factor,
-    })
+    counts.update(
+        {
+            "sent_color": sent["color"],
+            "sent_depth": sent["depth"],
+            "sent_camera_info": sent["camera_info"],
+            "masks_received": sum(1 for o in outputs.values() if o.mask_png is not None),
+            "frames_without_mask": sent["color"]
+            - sum(1 for o in outputs.values() if o.mask_png is not None),
+            "bad_outputs": bad_outputs,
+            "rate_factor": live.rate_factor,
+        }
+    )
     counts.update(_node_counts(before, after))
-    info = {"bag": os.fspath(bag), "node": live.mask_topic, "publish_qos": live.publish_reliability}
+    info = {
+        "bag": os.fspath(bag),
+        "node": live.mask_topic,
+        "publish_qos": live.publish_reliability,
+    }
     if after:
         info["node_latency_ms_p50"] = after.get("latency_ms_p50")
         info["node_model_ms_p50"] = after.get("model_ms_p50")
-    summary = recorder.finish(counts, info, complete=error is None, error=str(error) if error else None)
+    summary = recorder.finish(
+        counts, info, complete=error is None, error=str(error) if error else None
+    )
     if error is not None:
-        raise BagError(f"{error}\nwhat was played before it is reported in {out_dir} (metrics.json: \"complete\": false)",
-                       error.messages_read) from error
+        raise BagError(
+            f'{error}\nwhat was played before it is reported in {out_dir} (metrics.json: "complete": false)',
+            error.messages_read,
+        ) from error
     return summary
 
 
@@ -221,19 +278,31 @@ def _wait_for_node(publishers: dict, options: ReplayOptions, live: LiveOptions) 
     inputs = [publishers[options.color_topic], publishers[options.depth_topic]]
     while any(p.get_subscription_count() == 0 for p in inputs):
         if time.monotonic() > deadline:
-            raise TimeoutError(f"no subscriber on {options.color_topic} and {options.depth_topic} after "
-                               f"{live.discovery_timeout_s:.0f} s: is saliency_node running, on the same ROS_DOMAIN_ID?")
+            raise TimeoutError(
+                f"no subscriber on {options.color_topic} and {options.depth_topic} after "
+                f"{live.discovery_timeout_s:.0f} s: is saliency_node running, on the same ROS_DOMAIN_ID?"
+            )
         time.sleep(0.05)
     time.sleep(1.0)  # the node's side of the match can lag this side's
 
 
-def _publish(bag, options: ReplayOptions, live: LiveOptions, publishers: dict, kinds: dict, clock, deserialize):
+def _publish(
+    bag,
+    options: ReplayOptions,
+    live: LiveOptions,
+    publishers: dict,
+    kinds: dict,
+    clock,
+    deserialize,
+):
     """Publishes the bag at its pace; returns (sent counts, {new color stamp ns: (index, original
     stamp ns)}, the BagError that stopped it or None)."""
     sent = {"color": 0, "depth": 0, "camera_info": 0}
     stamps: dict[int, tuple[int, int]] = {}
     total = bag_info(bag).topics[options.color_topic][1]
-    progress = tqdm(total=total if total > 0 else None, desc="live", unit="frame", disable=not options.progress)
+    progress = tqdm(
+        total=total if total > 0 else None, desc="live", unit="frame", disable=not options.progress
+    )
     start_mono = time.monotonic()
     start_ros = clock.now().nanoseconds
     first_log = first_stamp = None
@@ -292,15 +361,23 @@ def _next_status(listener: _Listener, timeout_s: float = 3.0) -> None:
         time.sleep(0.05)
 
 
-def _score(bag, options: ReplayOptions, recorder: ReplayRecorder, gt,
-           outputs: dict[int, _Received], by_original: dict[int, int], error: BagError | None,
-           camera=None) -> dict[str, Any]:
+def _score(
+    bag,
+    options: ReplayOptions,
+    recorder: ReplayRecorder,
+    gt,
+    outputs: dict[int, _Received],
+    by_original: dict[int, int],
+    error: BagError | None,
+    camera=None,
+) -> dict[str, Any]:
     """Second pass over the bag's color frames: each one that got a mask goes to the recorder,
     with the 3D centroids of its mask and ground truth from its depth (paired as the node pairs)
     when ``camera`` (the color CameraInfo's model) is known."""
     counts = {"frames_without_gt": 0, "masks_without_probability": 0}
-    pairer: StampPairer = StampPairer(options.sync_slop_s, options.queue_size,
-                                      options.backward_jump_s)
+    pairer: StampPairer = StampPairer(
+        options.sync_slop_s, options.queue_size, options.backward_jump_s
+    )
     index = 0
     try:
         for message in read_bag(bag, [options.color_topic, options.depth_topic], options.distro):
@@ -311,17 +388,35 @@ def _score(bag, options: ReplayOptions, recorder: ReplayRecorder, gt,
             else:
                 pair = pairer.add_depth(stamp_s, message)
             if pair is not None:
-                _score_frame(*pair.color, pair.depth, options, recorder, gt, outputs, by_original,
-                             counts, camera)
+                _score_frame(
+                    *pair.color,
+                    pair.depth,
+                    options,
+                    recorder,
+                    gt,
+                    outputs,
+                    by_original,
+                    counts,
+                    camera,
+                )
     except BagError:
         if error is None:
             raise
     return counts
 
 
-def _score_frame(this: int, color, depth, options: ReplayOptions, recorder: ReplayRecorder, gt,
-                 outputs: dict[int, _Received], by_original: dict[int, int],
-                 counts: dict[str, Any], camera) -> None:
+def _score_frame(
+    this: int,
+    color,
+    depth,
+    options: ReplayOptions,
+    recorder: ReplayRecorder,
+    gt,
+    outputs: dict[int, _Received],
+    by_original: dict[int, int],
+    counts: dict[str, Any],
+    camera,
+) -> None:
     """One color frame (index ``this``) and its depth: to the recorder if the node answered it."""
     original = stamp_ns(color.msg.header.stamp)
     received = outputs.get(by_original.get(original, -1))
@@ -347,8 +442,9 @@ def _score_frame(this: int, color, depth, options: ReplayOptions, recorder: Repl
     except ValueError:
         depth_m = None
     if depth_m is not None and depth_m.shape == mask.shape:
-        record.centroid_m, record.gt_centroid_m = frame_centroids(mask, truth, depth_m, camera,
-                                                                  options.geometry)
+        record.centroid_m, record.gt_centroid_m = frame_centroids(
+            mask, truth, depth_m, camera, options.geometry
+        )
     recorder.add(record, rgb, prob, mask, truth)
 
 
@@ -356,11 +452,28 @@ def _node_counts(before: dict[str, float], after: dict[str, float]) -> dict[str,
     """The node's counters over this replay (its /diagnostics after minus before), None if unknown."""
     if not after:
         return {"node_counters": None}
-    names = ("color_frames", "depth_frames", "pairs", "published", "dropped", "unpaired_color", "unpaired_depth",
-             "clock_jumps", "step_errors")
+    names = (
+        "color_frames",
+        "depth_frames",
+        "pairs",
+        "published",
+        "dropped",
+        "unpaired_color",
+        "unpaired_depth",
+        "clock_jumps",
+        "step_errors",
+    )
     delta = {name: int(after.get(name, 0) - before.get(name, 0)) for name in names}
-    resets = {k.split(".", 1)[1]: int(after[k] - before.get(k, 0)) for k in after if k.startswith("reset.")}
-    bad = {k.split(".", 1)[1]: int(after[k] - before.get(k, 0)) for k in after if k.startswith("bad_input.")}
+    resets = {
+        k.split(".", 1)[1]: int(after[k] - before.get(k, 0))
+        for k in after
+        if k.startswith("reset.")
+    }
+    bad = {
+        k.split(".", 1)[1]: int(after[k] - before.get(k, 0))
+        for k in after
+        if k.startswith("bad_input.")
+    }
     return {
         "pairs": delta["pairs"],
         "unpaired_color": delta["unpaired_color"],

@@ -70,8 +70,12 @@ class MakeBagOptions:
 
     depth_format: str = "relative8"  # one of DEPTH_FORMATS
     depth_encoding: str = "16UC1"  # one of DEPTH_ENCODINGS
-    relative_range_m: tuple[float, float] = (DepthConversion().min_depth_m, DepthConversion().max_depth_m)
-    relative_near_is_bright: bool = False  # the relative files' orientation (flipped to near = small)
+    relative_range_m: tuple[float, float] = (
+        DepthConversion().min_depth_m,
+        DepthConversion().max_depth_m,
+    )
+    # the relative files' orientation (flipped to near = small)
+    relative_near_is_bright: bool = False
     rate_hz: float = 30.0
     start_s: float = DEFAULT_START_S  # stamp of the first frame, seconds since the epoch
     frame_id: str = "camera_color_optical_frame"
@@ -84,17 +88,27 @@ class MakeBagOptions:
 
     def __post_init__(self) -> None:
         if self.depth_format not in DEPTH_FORMATS:
-            raise ValueError(f"depth format {self.depth_format!r} is not one of {', '.join(DEPTH_FORMATS)}")
+            raise ValueError(
+                f"depth format {self.depth_format!r} is not one of {', '.join(DEPTH_FORMATS)}"
+            )
         if self.depth_encoding not in DEPTH_ENCODINGS:
-            raise ValueError(f"depth encoding {self.depth_encoding!r} is not one of {', '.join(DEPTH_ENCODINGS)}")
+            raise ValueError(
+                f"depth encoding {self.depth_encoding!r} is not one of {', '.join(DEPTH_ENCODINGS)}"
+            )
         low, high = self.relative_range_m
-        if not 0.0 < low < high <= 65.535:  # 16UC1 holds at most 65.535 m, and 0 means no measurement
-            raise ValueError(f"relative depth range must satisfy 0 < min < max <= 65.535 m, got {low}..{high}")
+        if (
+            not 0.0 < low < high <= 65.535
+        ):  # 16UC1 holds at most 65.535 m, and 0 means no measurement
+            raise ValueError(
+                f"relative depth range must satisfy 0 < min < max <= 65.535 m, got {low}..{high}"
+            )
         if not self.rate_hz > 0:
             raise ValueError(f"rate must be positive, got {self.rate_hz} Hz")
         if self.compressed not in (None, *COLOR_CODECS):
-            raise ValueError(f"compressed color codec {self.compressed!r} is not one of "
-                             f"{', '.join(COLOR_CODECS)}")
+            raise ValueError(
+                f"compressed color codec {self.compressed!r} is not one of "
+                f"{', '.join(COLOR_CODECS)}"
+            )
 
 
 @dataclass
@@ -124,7 +138,9 @@ def read_depth_m(path: Path, options: MakeBagOptions) -> np.ndarray:
         depth_m[stored == 0] = np.nan
         return depth_m
     if stored.dtype != np.uint8:
-        raise ValueError(f"{path}: relative8 depth must be an 8-bit image, got {stored.dtype} (metric? try --depth-format mm16)")
+        raise ValueError(
+            f"{path}: relative8 depth must be an 8-bit image, got {stored.dtype} (metric? try --depth-format mm16)"
+        )
     relative = stored.astype(np.float32) / np.float32(255.0)
     if options.relative_near_is_bright:
         relative = 1.0 - relative
@@ -143,7 +159,11 @@ def encode_depth(depth_m: np.ndarray, encoding: str) -> np.ndarray:
 
 def depth_note(options: MakeBagOptions) -> str:
     """One line on what the bag's depth values mean (stored in its custom_data)."""
-    unit = "millimetres, 0 = no measurement" if options.depth_encoding == "16UC1" else "metres, NaN = no measurement"
+    unit = (
+        "millimetres, 0 = no measurement"
+        if options.depth_encoding == "16UC1"
+        else "metres, NaN = no measurement"
+    )
     if options.compressed is not None:
         lossless = "lossless" if options.depth_encoding == "16UC1" else "inverse depth, quantised"
         unit += f"; compressedDepth PNG ({lossless}, none beyond {options.depth_max_m:g} m)"
@@ -151,12 +171,15 @@ def depth_note(options: MakeBagOptions) -> str:
         return f"{options.depth_encoding} {unit}; metric depth from {options.depth_format} files"
     low, high = options.relative_range_m
     orientation = "near = bright" if options.relative_near_is_bright else "near = dark"
-    return (f"{options.depth_encoding} {unit}; PSEUDO-metric: 8-bit relative depth v ({orientation}) written as "
-            f"{low:g} + v / 255 * {high - low:g} m (nearest = {low:g} m), not real distances")
+    return (
+        f"{options.depth_encoding} {unit}; PSEUDO-metric: 8-bit relative depth v ({orientation}) written as "
+        f"{low:g} + v / 255 * {high - low:g} m (nearest = {low:g} m), not real distances"
+    )
 
 
-def _write_frame(bag: BagWriter, options: MakeBagOptions, stamp: int, rgb: np.ndarray,
-                 depth: np.ndarray) -> None:
+def _write_frame(
+    bag: BagWriter, options: MakeBagOptions, stamp: int, rgb: np.ndarray, depth: np.ndarray
+) -> None:
     """One frame's color and depth: raw Images, or CompressedImages on the transports' topics."""
     topics, frame_id, encoding = options.topics, options.frame_id, options.depth_encoding
     if options.compressed is None:
@@ -214,18 +237,24 @@ def make_bag(
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with BagWriter(out, options.storage, options.distro) as bag:
         bag.set_custom_data("rgbd_saliency.depth", note)
-        for i, (rgb_path, depth_path) in enumerate(tqdm(frames, desc="make-bag", unit="frame", disable=not progress)):
+        for i, (rgb_path, depth_path) in enumerate(
+            tqdm(frames, desc="make-bag", unit="frame", disable=not progress)
+        ):
             stamp = start_ns + int(round(i * period_ns))
             rgb = read_rgb(rgb_path)
             depth_m = read_depth_m(depth_path, options)
             if depth_m.shape != rgb.shape[:2]:
                 # Aligned depth has the color frame's pixels; nearest keeps holes as holes.
-                depth_m = cv2.resize(depth_m, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)
+                depth_m = cv2.resize(
+                    depth_m, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST
+                )
             _write_frame(bag, options, stamp, rgb, encode_depth(depth_m, options.depth_encoding))
             if gts is not None:
                 gt = read_gt(gts[i])
                 if gt.shape != rgb.shape[:2]:
-                    raise ValueError(f"{gts[i]} is {gt.shape[1]}x{gt.shape[0]}, its color frame {rgb.shape[1]}x{rgb.shape[0]}")
+                    raise ValueError(
+                        f"{gts[i]} is {gt.shape[1]}x{gt.shape[0]}, its color frame {rgb.shape[1]}x{rgb.shape[0]}"
+                    )
                 bag.write_image(topics.gt, stamp, gt, "mono8", options.frame_id)
             if camera is None and hfov_deg is not None:
                 camera = CameraIntrinsics.from_hfov(rgb.shape[1], rgb.shape[0], hfov_deg)

@@ -25,7 +25,15 @@ import py_sod_metrics
 from ..runtime.sequence import IMAGE_SUFFIXES
 
 RESULT_KEYS = (
-    "Smeasure", "adpEm", "meanEm", "maxEm", "adpFm", "meanFm", "maxFm", "wFmeasure", "MAE",
+    "Smeasure",
+    "adpEm",
+    "meanEm",
+    "maxEm",
+    "adpFm",
+    "meanFm",
+    "maxFm",
+    "wFmeasure",
+    "MAE",
 )
 F_BETA_SQUARED = 0.3  # the salient-object convention: precision weighted over recall
 FOREGROUND_ABOVE = 128  # a grey mask's foreground (ground truth, saved masks): values above this

@@ -42,18 +42,40 @@ from tqdm import tqdm
 
 # The node's own pairing: a pure module (no rclpy), so the replay pairs exactly as the node does.
 from ..runtime.pairing import (
-    CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, STRAY_STAMP, UNPAIRED_COLOR, UNPAIRED_DEPTH,
-    StampPairer, check_stamp,
+    CLOCK_JUMPS,
+    DUPLICATE_STAMP,
+    OUT_OF_ORDER,
+    STRAY_STAMP,
+    UNPAIRED_COLOR,
+    UNPAIRED_DEPTH,
+    StampPairer,
+    check_stamp,
 )
 from ..runtime.backends import StepBackend
-from ..runtime.compressed import (COMPRESSED, COMPRESSED_DEPTH, CompressedImageError,
-                                  transport_topic)
+from ..runtime.compressed import (
+    COMPRESSED,
+    COMPRESSED_DEPTH,
+    CompressedImageError,
+    transport_topic,
+)
 from ..runtime.depth import InvalidDepthError
 from ..runtime.geometry import CameraModel, GeometryConfig, object_geometry
 from ..runtime.saliency import FramePair, SaliencyConfig, SaliencyRuntime
 from ..runtime.sequence import IMAGE_SUFFIXES
-from .bags import (CAMERA_INFO_TYPE, COMPRESSED_TYPE, IMAGE_TYPE, BagError, BagInfo, BagMessage,
-                   bag_info, image_array, message_depth_m, message_rgb, read_bag, stamp_ns)
+from .bags import (
+    CAMERA_INFO_TYPE,
+    COMPRESSED_TYPE,
+    IMAGE_TYPE,
+    BagError,
+    BagInfo,
+    BagMessage,
+    bag_info,
+    image_array,
+    message_depth_m,
+    message_rgb,
+    read_bag,
+    stamp_ns,
+)
 from .make_bag import BagTopics, read_gt
 from .metrics import binarize
 from .report import FrameRecord, ReplayRecorder
@@ -70,13 +92,16 @@ class ReplayOptions:
     depth_topic: str = BagTopics.depth
     gt_topic: str | None = BagTopics.gt  # used when the bag has it
     gt_dir: str | None = None  # a folder of masks instead of the topic
-    gt_match: str = "index"  # folder masks by color frame "index" or by "stamp" (file name, seconds)
+    # folder masks by color frame "index" or by "stamp" (file name, seconds)
+    gt_match: str = "index"
     camera_info_topic: str | None = BagTopics.camera_info  # color camera's; None: no 3D centroids
     geometry: GeometryConfig = field(default_factory=GeometryConfig)  # the object's points
     sync_slop_s: float = 0.02  # largest color/depth stamp difference of a pair, seconds
     queue_size: int = 5
     backward_jump_s: float = 0.5
-    saliency: SaliencyConfig = field(default_factory=SaliencyConfig)  # threshold, reset_timeout_s, ...
+    saliency: SaliencyConfig = field(
+        default_factory=SaliencyConfig
+    )  # threshold, reset_timeout_s, ...
     probabilities: bool = False  # also write probability maps
     video: bool = True
     distro: str = "humble"  # message definitions to decode with
@@ -84,7 +109,9 @@ class ReplayOptions:
 
     def __post_init__(self) -> None:
         if self.gt_match not in GT_MATCHES:
-            raise ValueError(f"gt_match must be one of {', '.join(GT_MATCHES)}, got {self.gt_match!r}")
+            raise ValueError(
+                f"gt_match must be one of {', '.join(GT_MATCHES)}, got {self.gt_match!r}"
+            )
 
 
 class GroundTruth:
@@ -113,8 +140,10 @@ class GroundTruth:
             try:
                 stamp = int(round(float(path.stem) * 1e9))
             except ValueError as e:
-                raise ValueError(f"{path.name}: --gt-match stamp needs file names that are stamps in seconds "
-                                 "(e.g. 1700000000.033333.png)") from e
+                raise ValueError(
+                    f"{path.name}: --gt-match stamp needs file names that are stamps in seconds "
+                    "(e.g. 1700000000.033333.png)"
+                ) from e
             gt._by_stamp[stamp] = path
         gt._stamps = sorted(gt._by_stamp)
         return gt
@@ -132,7 +161,7 @@ class GroundTruth:
         if self._by_index is not None:
             return read_gt(self._by_index[index]) if index < len(self._by_index) else None
         i = bisect.bisect_left(self._stamps, stamp)
-        near = [s for s in self._stamps[max(0, i - 1): i + 1] if abs(s - stamp) <= self.slop_ns]
+        near = [s for s in self._stamps[max(0, i - 1) : i + 1] if abs(s - stamp) <= self.slop_ns]
         if not near:
             return None
         found = self._by_stamp[min(near, key=lambda s: abs(s - stamp))]
@@ -167,16 +196,24 @@ def check_topics(path: str | os.PathLike, options: ReplayOptions) -> BagInfo:
     topics = info.topics
     for what, topic in (("color", options.color_topic), ("depth", options.depth_topic)):
         if topic not in topics:
-            listed = "\n  ".join(f"{t} ({kind})" for t, (kind, _) in sorted(topics.items())) or "(none)"
-            raise BagError(f"{path}: no {what} topic {topic!r}; the bag has:\n  {listed}\n"
-                           f"(choose with --{what}-topic)")
+            listed = (
+                "\n  ".join(f"{t} ({kind})" for t, (kind, _) in sorted(topics.items())) or "(none)"
+            )
+            raise BagError(
+                f"{path}: no {what} topic {topic!r}; the bag has:\n  {listed}\n"
+                f"(choose with --{what}-topic)"
+            )
         if topics[topic][0] not in (IMAGE_TYPE, COMPRESSED_TYPE):
-            raise BagError(f"{path}: {what} topic {topic} carries {topics[topic][0]}, not "
-                           f"{IMAGE_TYPE} or {COMPRESSED_TYPE}")
+            raise BagError(
+                f"{path}: {what} topic {topic} carries {topics[topic][0]}, not "
+                f"{IMAGE_TYPE} or {COMPRESSED_TYPE}"
+            )
     return info
 
 
-def load_ground_truth(path: str | os.PathLike, options: ReplayOptions, topics: dict[str, tuple[str, int]]) -> GroundTruth | None:
+def load_ground_truth(
+    path: str | os.PathLike, options: ReplayOptions, topics: dict[str, tuple[str, int]]
+) -> GroundTruth | None:
     """The replay's ground truth: the folder if given, else the bag's mask topic if present, else None.
 
     Reading the mask topic stops quietly at damage: the main pass reports it.
@@ -189,14 +226,17 @@ def load_ground_truth(path: str | os.PathLike, options: ReplayOptions, topics: d
     try:
         for message in read_bag(path, [options.gt_topic], options.distro):
             mask = image_array(message.msg)
-            gt.add_message(stamp_ns(message.msg.header.stamp), mask if mask.ndim == 2 else mask[:, :, 0])
+            gt.add_message(
+                stamp_ns(message.msg.header.stamp), mask if mask.ndim == 2 else mask[:, :, 0]
+            )
     except BagError:
         pass
     return gt
 
 
-def load_camera(path: str | os.PathLike, options: ReplayOptions,
-                topics: dict[str, tuple[str, int]]) -> tuple[CameraModel | None, str]:
+def load_camera(
+    path: str | os.PathLike, options: ReplayOptions, topics: dict[str, tuple[str, int]]
+) -> tuple[CameraModel | None, str]:
     """The color camera from the bag's first CameraInfo, and a line saying where it came from or
     why there is none (then the replay has no 3D centroids). Damage stops the search quietly."""
     topic = options.camera_info_topic
@@ -208,8 +248,9 @@ def load_camera(path: str | os.PathLike, options: ReplayOptions,
         for message in read_bag(path, [topic], options.distro):
             info = message.msg
             try:
-                camera = CameraModel.from_camera_info(info.width, info.height, info.k, info.d,
-                                                      info.distortion_model)
+                camera = CameraModel.from_camera_info(
+                    info.width, info.height, info.k, info.d, info.distortion_model
+                )
             except ValueError as e:
                 return None, f"the CameraInfo on {topic} is unusable: {e}"
             undone = f"{camera.distortion_model} undone" if camera.distorted else "no distortion"
@@ -219,16 +260,22 @@ def load_camera(path: str | os.PathLike, options: ReplayOptions,
     return None, f"no readable CameraInfo on {topic}"
 
 
-def frame_centroids(mask: np.ndarray, truth: np.ndarray | None, depth_m: np.ndarray,
-                    camera: CameraModel | None,
-                    config: GeometryConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def frame_centroids(
+    mask: np.ndarray,
+    truth: np.ndarray | None,
+    depth_m: np.ndarray,
+    camera: CameraModel | None,
+    config: GeometryConfig,
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Centroids (x, y, z) in metres of the object under the mask and under the ground truth
     (NaN where a mask has no valid depth, there is no camera, or its size is not the frame's)."""
     missing = (np.nan, np.nan, np.nan)
     if camera is None or (camera.width, camera.height) != (mask.shape[1], mask.shape[0]):
         return missing, missing
-    found = [object_geometry(m, depth_m, camera, config) if m is not None else None
-             for m in (mask, truth)]
+    found = [
+        object_geometry(m, depth_m, camera, config) if m is not None else None
+        for m in (mask, truth)
+    ]
     return tuple(tuple(map(float, g.centroid_m)) if g is not None else missing for g in found)
 
 
@@ -241,8 +288,14 @@ def bag_rate_hz(info: BagInfo, color_topic: str) -> float:
 def model_info(backend: StepBackend, weights: str | None = None) -> dict[str, Any]:
     """What ran, for the report."""
     info = backend.info
-    return {"backend": info.name, "device": info.device, "precision": info.precision,
-            "model": backend.config.backbone, "input_size": backend.config.input_size, "weights": weights}
+    return {
+        "backend": info.name,
+        "device": info.device,
+        "precision": info.precision,
+        "model": backend.config.backbone,
+        "input_size": backend.config.input_size,
+        "weights": weights,
+    }
 
 
 def replay_bag(
@@ -268,17 +321,30 @@ def replay_bag(
     camera, camera_source = load_camera(bag, options, contents.topics)
     color_count = contents.topics[options.color_topic][1]
     runtime = SaliencyRuntime(backend, options.saliency)
-    backend.warmup(1)  # the first step initialises lazily: it would count as the first frame's latency
-    recorder = ReplayRecorder(out_dir, "offline", max(color_count, 0), options.probabilities, options.video,
-                              bag_rate_hz(contents, options.color_topic))
-    pairer: StampPairer[tuple[int, BagMessage]] = StampPairer(options.sync_slop_s, options.queue_size,
-                                                              options.backward_jump_s)
+    backend.warmup(
+        1
+    )  # the first step initialises lazily: it would count as the first frame's latency
+    recorder = ReplayRecorder(
+        out_dir,
+        "offline",
+        max(color_count, 0),
+        options.probabilities,
+        options.video,
+        bag_rate_hz(contents, options.color_topic),
+    )
+    pairer: StampPairer[tuple[int, BagMessage]] = StampPairer(
+        options.sync_slop_s, options.queue_size, options.backward_jump_s
+    )
     counts = {"color_frames": 0, "depth_frames": 0, "processed": 0, "frames_without_gt": 0}
     bad_input: dict[str, int] = {}
     error: BagError | None = None
     wanted = [options.color_topic, options.depth_topic]
-    progress = tqdm(total=color_count if color_count > 0 else None, desc="replay", unit="frame",
-                    disable=not options.progress)
+    progress = tqdm(
+        total=color_count if color_count > 0 else None,
+        desc="replay",
+        unit="frame",
+        disable=not options.progress,
+    )
     try:
         for message in read_bag(bag, wanted, options.distro):
             stamp = stamp_ns(message.msg.header.stamp)
@@ -302,9 +368,14 @@ def replay_bag(
                 bad_input[outcome] = bad_input.get(outcome, 0) + 1
                 continue
             record, rgb, depth_m, result = outcome
-            truth = fit_mask(gt.lookup(index, record.stamp_ns), rgb.shape[:2]) if gt is not None else None
+            truth = (
+                fit_mask(gt.lookup(index, record.stamp_ns), rgb.shape[:2])
+                if gt is not None
+                else None
+            )
             record.centroid_m, record.gt_centroid_m = frame_centroids(
-                result.mask, truth, depth_m, camera, options.geometry)
+                result.mask, truth, depth_m, camera, options.geometry
+            )
             if gt is not None and truth is None:
                 counts["frames_without_gt"] += 1
             recorder.add(record, rgb, result.probability, result.mask, truth)
@@ -313,28 +384,38 @@ def replay_bag(
         error = e
     finally:
         progress.close()
-    counts.update({
-        "pairs": pairer.counters["pairs"],
-        # Frames still waiting for a partner at the end never got one.
-        "unpaired_color": pairer.counters[UNPAIRED_COLOR] + pairer.queued("color"),
-        "unpaired_depth": pairer.counters[UNPAIRED_DEPTH] + pairer.queued("depth"),
-        "clock_jumps": pairer.counters[CLOCK_JUMPS],
-        "dropped_out_of_order": pairer.counters[OUT_OF_ORDER] + pairer.counters[DUPLICATE_STAMP],
-        "stray_stamps": pairer.counters[STRAY_STAMP],  # lone jumps back, dropped without a reset
-        "resets": sum(runtime.memory.resets.values()),
-        "resets_by_cause": dict(runtime.memory.resets),
-        "bad_input": bad_input,
-        # MCAP chunks failing their CRC
-        "damaged_chunks": error.damaged_chunks if error is not None else 0,
-        "gt_source": _gt_source(options, gt),
-        "centroid_source": camera_source,
-        "centroid_camera": camera is not None,
-    })
+    counts.update(
+        {
+            "pairs": pairer.counters["pairs"],
+            # Frames still waiting for a partner at the end never got one.
+            "unpaired_color": pairer.counters[UNPAIRED_COLOR] + pairer.queued("color"),
+            "unpaired_depth": pairer.counters[UNPAIRED_DEPTH] + pairer.queued("depth"),
+            "clock_jumps": pairer.counters[CLOCK_JUMPS],
+            "dropped_out_of_order": pairer.counters[OUT_OF_ORDER]
+            + pairer.counters[DUPLICATE_STAMP],
+            "stray_stamps": pairer.counters[
+                STRAY_STAMP
+            ],  # lone jumps back, dropped without a reset
+            "resets": sum(runtime.memory.resets.values()),
+            "resets_by_cause": dict(runtime.memory.resets),
+            "bad_input": bad_input,
+            # MCAP chunks failing their CRC
+            "damaged_chunks": error.damaged_chunks if error is not None else 0,
+            "gt_source": _gt_source(options, gt),
+            "centroid_source": camera_source,
+            "centroid_camera": camera is not None,
+        }
+    )
     info = {"bag": os.fspath(bag), **model_info(backend, weights_name)}
-    summary = recorder.finish(counts, info, complete=error is None, error=str(error) if error else None)
+    summary = recorder.finish(
+        counts, info, complete=error is None, error=str(error) if error else None
+    )
     if error is not None:
-        raise BagError(f"{error}\nthe {counts['processed']} pairs processed before it are written to {out_dir} "
-                       "(metrics.json: \"complete\": false)", error.messages_read) from error
+        raise BagError(
+            f"{error}\nthe {counts['processed']} pairs processed before it are written to {out_dir} "
+            '(metrics.json: "complete": false)',
+            error.messages_read,
+        ) from error
     return summary
 
 
@@ -371,6 +452,11 @@ def _process(runtime: SaliencyRuntime, index: int, color: BagMessage, depth: Bag
         return "mismatch"  # e.g. color and depth of different sizes
     [result] = runtime.run([prepared])
     latency_ms = (time.perf_counter() - started) * 1e3
-    record = FrameRecord(index, stamp, latency_ms, result.model_time_s * 1e3,
-                         result.reset.value if result.reset is not None else "")
+    record = FrameRecord(
+        index,
+        stamp,
+        latency_ms,
+        result.model_time_s * 1e3,
+        result.reset.value if result.reset is not None else "",
+    )
     return record, rgb, depth_m, result

@@ -78,7 +78,9 @@ def overlay_image(rgb: np.ndarray, mask: np.ndarray, gt: np.ndarray | None = Non
     out[on] = 0.45 * out[on] + 0.55 * MASK_COLOR
     out = np.clip(out, 0, 255).astype(np.uint8)
     if gt is not None:
-        contours, _ = cv2.findContours((gt > FOREGROUND_ABOVE).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        contours, _ = cv2.findContours(
+            (gt > FOREGROUND_ABOVE).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+        )
         cv2.drawContours(out, contours, -1, GT_COLOR, max(1, round(max(rgb.shape[:2]) / 300)))
     return out
 
@@ -97,7 +99,12 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     if not finite:
         return {"p50": None, "p95": None, "mean": None, "max": None}
     p50, p95 = np.percentile(finite, (50, 95))
-    return {"p50": float(p50), "p95": float(p95), "mean": float(np.mean(finite)), "max": float(np.max(finite))}
+    return {
+        "p50": float(p50),
+        "p95": float(p95),
+        "mean": float(np.mean(finite)),
+        "max": float(np.max(finite)),
+    }
 
 
 class ReplayRecorder:
@@ -112,8 +119,16 @@ class ReplayRecorder:
         video: write the overlay video; ``fps`` is its frame rate (the bag's).
     """
 
-    def __init__(self, out_dir: str | os.PathLike, mode: str, expected_frames: int = 0, probabilities: bool = False,
-                 video: bool = True, fps: float = 30.0, example_indices: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        out_dir: str | os.PathLike,
+        mode: str,
+        expected_frames: int = 0,
+        probabilities: bool = False,
+        video: bool = True,
+        fps: float = 30.0,
+        example_indices: list[int] | None = None,
+    ) -> None:
         self.out = Path(out_dir)
         self.mode = mode
         self.masks_dir = self.out / "masks"
@@ -127,13 +142,27 @@ class ReplayRecorder:
         self.metrics = SaliencyMetrics()
         self.frames: list[FrameRecord] = []
         self._scored: list[FrameRecord] = []  # frames with ground truth, in the metrics' order
-        candidates = example_indices if example_indices else list(range(max(expected_frames, EXAMPLE_FRAMES)))
-        picks = np.linspace(0, len(candidates) - 1, min(EXAMPLE_FRAMES, len(candidates))).round().astype(int)
+        candidates = (
+            example_indices
+            if example_indices
+            else list(range(max(expected_frames, EXAMPLE_FRAMES)))
+        )
+        picks = (
+            np.linspace(0, len(candidates) - 1, min(EXAMPLE_FRAMES, len(candidates)))
+            .round()
+            .astype(int)
+        )
         self._example_at = {candidates[i] for i in picks}
         self._examples: list[_Example] = []
 
-    def add(self, record: FrameRecord, rgb: np.ndarray, probability: np.ndarray, mask: np.ndarray,
-            gt: np.ndarray | None) -> None:
+    def add(
+        self,
+        record: FrameRecord,
+        rgb: np.ndarray,
+        probability: np.ndarray,
+        mask: np.ndarray,
+        gt: np.ndarray | None,
+    ) -> None:
         """One frame's outputs.
 
         Args:
@@ -148,17 +177,24 @@ class ReplayRecorder:
         if self.prob_dir is not None:
             cv2.imwrite(str(self.prob_dir / name), prob8)
         if gt is not None and gt.shape != mask.shape:
-            raise ValueError(f"frame {record.index}: ground truth {gt.shape} and color {mask.shape} differ in size")
+            raise ValueError(
+                f"frame {record.index}: ground truth {gt.shape} and color {mask.shape} differ in size"
+            )
         if gt is not None:
             self.metrics.update(probability, gt)
             per_frame = self.metrics.per_frame()
-            record.smeasure, record.mae = float(per_frame["Smeasure"][-1]), float(per_frame["MAE"][-1])
+            record.smeasure, record.mae = (
+                float(per_frame["Smeasure"][-1]),
+                float(per_frame["MAE"][-1]),
+            )
             self._scored.append(record)
         overlay = overlay_image(rgb, mask, gt)
         if self.video_enabled:
             self._write_video(overlay)
         if record.index in self._example_at:
-            self._examples.append(_Example(record.index, _scaled(overlay, 320), _scaled(prob8, 320)))
+            self._examples.append(
+                _Example(record.index, _scaled(overlay, 320), _scaled(prob8, 320))
+            )
         self.frames.append(record)
 
     def _write_video(self, overlay: np.ndarray) -> None:
@@ -166,7 +202,9 @@ class ReplayRecorder:
         if self._video is None:
             height, width = frame.shape[:2]
             for name, codec in (("overlay.mp4", "mp4v"), ("overlay.avi", "MJPG")):
-                writer = cv2.VideoWriter(str(self.out / name), cv2.VideoWriter_fourcc(*codec), self.fps, (width, height))
+                writer = cv2.VideoWriter(
+                    str(self.out / name), cv2.VideoWriter_fourcc(*codec), self.fps, (width, height)
+                )
                 if writer.isOpened():
                     self._video, self.video_path = writer, self.out / name
                     break
@@ -178,8 +216,13 @@ class ReplayRecorder:
             frame = cv2.resize(frame, self._video_size, interpolation=cv2.INTER_AREA)
         self._video.write(frame)
 
-    def finish(self, counts: dict[str, Any], info: dict[str, Any], complete: bool = True,
-               error: str | None = None) -> dict[str, Any]:
+    def finish(
+        self,
+        counts: dict[str, Any],
+        info: dict[str, Any],
+        complete: bool = True,
+        error: str | None = None,
+    ) -> dict[str, Any]:
         """Closes the video and writes frames.csv, metrics.json, report.md and its plots.
 
         Args:
@@ -200,28 +243,45 @@ class ReplayRecorder:
         model = percentiles([f.model_ms for f in self.frames])
         centroid = percentiles([f.centroid_error_m for f in self.frames])
         summary: dict[str, Any] = dict(scores)
-        summary.update({
-            "latency_ms_p50": latency["p50"], "latency_ms_p95": latency["p95"],
-            "latency_ms_mean": latency["mean"], "latency_ms_max": latency["max"],
-        })
+        summary.update(
+            {
+                "latency_ms_p50": latency["p50"],
+                "latency_ms_p95": latency["p95"],
+                "latency_ms_mean": latency["mean"],
+                "latency_ms_max": latency["max"],
+            }
+        )
         if model["p50"] is not None:
             summary.update({"model_ms_p50": model["p50"], "model_ms_p95": model["p95"]})
-        summary.update({
-            "centroid_error_m_p50": centroid["p50"], "centroid_error_m_p95": centroid["p95"],
-            "frames_with_centroid_error": sum(math.isfinite(f.centroid_error_m)
-                                              for f in self.frames),
-        })
+        summary.update(
+            {
+                "centroid_error_m_p50": centroid["p50"],
+                "centroid_error_m_p95": centroid["p95"],
+                "frames_with_centroid_error": sum(
+                    math.isfinite(f.centroid_error_m) for f in self.frames
+                ),
+            }
+        )
         summary.update({"frames": len(self.frames), "frames_scored": len(self._scored)})
         summary.update(counts)
-        summary.update({
-            "complete": complete, "error": error, "mode": self.mode,
-            "latency_means": LATENCY_MEANING[self.mode],
-            "outputs": {"masks": "masks/", "probabilities": "probabilities/" if self.prob_dir else None,
-                        "video": self.video_path.name if self.video_path else None},
-            "info": info,
-        })
+        summary.update(
+            {
+                "complete": complete,
+                "error": error,
+                "mode": self.mode,
+                "latency_means": LATENCY_MEANING[self.mode],
+                "outputs": {
+                    "masks": "masks/",
+                    "probabilities": "probabilities/" if self.prob_dir else None,
+                    "video": self.video_path.name if self.video_path else None,
+                },
+                "info": info,
+            }
+        )
         self._write_csv()
-        (self.out / "metrics.json").write_text(json.dumps(summary, indent=2, default=_jsonable) + "\n")
+        (self.out / "metrics.json").write_text(
+            json.dumps(summary, indent=2, default=_jsonable) + "\n"
+        )
         plots = self._plots()
         (self.out / "report.md").write_text(_report_markdown(summary, plots))
         return summary
@@ -230,13 +290,32 @@ class ReplayRecorder:
         with open(self.out / "frames.csv", "w", newline="") as f:
             writer = csv.writer(f)
             centroids = [f"{kind}centroid_{axis}_m" for kind in ("", "gt_") for axis in "xyz"]
-            writer.writerow(["index", "stamp_s", "latency_ms", "model_ms", "reset", "Smeasure",
-                             "MAE", *centroids, "centroid_error_m"])
+            writer.writerow(
+                [
+                    "index",
+                    "stamp_s",
+                    "latency_ms",
+                    "model_ms",
+                    "reset",
+                    "Smeasure",
+                    "MAE",
+                    *centroids,
+                    "centroid_error_m",
+                ]
+            )
             for r in self.frames:
-                writer.writerow([r.index, f"{r.stamp_ns * 1e-9:.9f}", _num(r.latency_ms), _num(r.model_ms), r.reset,
-                                 _num(r.smeasure, 6), _num(r.mae, 6)]
-                                + [_num(v, 4) for v in (*r.centroid_m, *r.gt_centroid_m,
-                                                        r.centroid_error_m)])
+                writer.writerow(
+                    [
+                        r.index,
+                        f"{r.stamp_ns * 1e-9:.9f}",
+                        _num(r.latency_ms),
+                        _num(r.model_ms),
+                        r.reset,
+                        _num(r.smeasure, 6),
+                        _num(r.mae, 6),
+                    ]
+                    + [_num(v, 4) for v in (*r.centroid_m, *r.gt_centroid_m, r.centroid_error_m)]
+                )
 
     def _plots(self) -> dict[str, str]:
         """Writes the report's PNG plots; returns {what: file name} of those written."""
@@ -292,10 +371,16 @@ class ReplayRecorder:
                 # faint but still shows where it looks. The range is in the title.
                 low, high = int(example.probability.min()), int(example.probability.max())
                 ax.imshow(example.probability, cmap="magma", vmin=low, vmax=max(high, low + 1))
-                ax.set_title(f"probability {low / 255:.2f}..{high / 255:.2f} (stretched)", fontsize=8)
+                ax.set_title(
+                    f"probability {low / 255:.2f}..{high / 255:.2f} (stretched)", fontsize=8
+                )
                 ax.axis("off")
             panels = [(_plot_pr, curves), (_plot_thresholds, curves)] if curves is not None else []
-            bottom = grid[2, :].subgridspec(1, 3 if curves is not None else 1, width_ratios=(1, 1.2, 1.8)[: 3 if curves is not None else 1])
+            bottom = grid[2, :].subgridspec(
+                1,
+                3 if curves is not None else 1,
+                width_ratios=(1, 1.2, 1.8)[: 3 if curves is not None else 1],
+            )
             for j, (plot, data) in enumerate(panels):
                 plot(fig.add_subplot(bottom[0, j]), data)
             ax = fig.add_subplot(bottom[0, len(panels)])
@@ -310,7 +395,7 @@ class ReplayRecorder:
 LATENCY_MEANING = {
     "offline": "per pair: message decoding, depth conversion and the model step, in this process (no transport)",
     "live": "per mask: from the color frame's stamp (set when it was published) to the mask's arrival here, "
-            "through the node (transport, pairing, waiting, model, publishing)",
+    "through the node (transport, pairing, waiting, model, publishing)",
 }
 
 
@@ -368,11 +453,18 @@ def _plot_centroid_error(ax, frames: list[FrameRecord], t0_ns: int) -> None:
 
 def _plot_latency(ax, frames: list[FrameRecord], mode: str) -> None:
     latency = [f.latency_ms for f in frames if math.isfinite(f.latency_ms)]
-    ax.hist(latency, bins=min(40, max(5, len(latency) // 3)), color="C0", alpha=0.8,
-            label="stamp to mask received" if mode == "live" else "per pair")
+    ax.hist(
+        latency,
+        bins=min(40, max(5, len(latency) // 3)),
+        color="C0",
+        alpha=0.8,
+        label="stamp to mask received" if mode == "live" else "per pair",
+    )
     model = [f.model_ms for f in frames if math.isfinite(f.model_ms)]
     if model:
-        ax.hist(model, bins=min(40, max(5, len(model) // 3)), color="C1", alpha=0.6, label="model step")
+        ax.hist(
+            model, bins=min(40, max(5, len(model) // 3)), color="C1", alpha=0.6, label="model step"
+        )
     for q, style in ((50, "-"), (95, "--")):
         ax.axvline(float(np.percentile(latency, q)), color="k", lw=0.8, ls=style, label=f"p{q}")
     ax.set_xlabel("milliseconds")
@@ -405,28 +497,55 @@ def _report_markdown(summary: dict[str, Any], plots: dict[str, str]) -> str:
     info = summary.get("info", {})
     lines = [f"# Saliency replay report ({summary['mode']})", ""]
     if not summary["complete"]:
-        lines += [f"**Incomplete**: {summary['error']}", "", "Everything below covers the frames processed before that.", ""]
+        lines += [
+            f"**Incomplete**: {summary['error']}",
+            "",
+            "Everything below covers the frames processed before that.",
+            "",
+        ]
     for key in ("bag", "backend", "device", "model", "input_size", "weights", "node"):
         if info.get(key) is not None:
             lines.append(f"- {key.replace('_', ' ')}: `{info[key]}`")
     lines += ["", "## Mask quality", ""]
     if summary["frames_scored"]:
-        lines += [f"Over {summary['frames_scored']} frames with ground truth (frame-averaged, each probability map "
-                  "min-max normalised as the published toolboxes do; MAE: lower is better).", "",
-                  "| " + " | ".join(RESULT_KEYS) + " |", "|" + "---|" * len(RESULT_KEYS),
-                  "| " + " | ".join(_fmt(summary[k]) for k in RESULT_KEYS) + " |", ""]
+        lines += [
+            f"Over {summary['frames_scored']} frames with ground truth (frame-averaged, each probability map "
+            "min-max normalised as the published toolboxes do; MAE: lower is better).",
+            "",
+            "| " + " | ".join(RESULT_KEYS) + " |",
+            "|" + "---|" * len(RESULT_KEYS),
+            "| " + " | ".join(_fmt(summary[k]) for k in RESULT_KEYS) + " |",
+            "",
+        ]
     else:
         lines += ["No ground truth in this replay: no quality metrics.", ""]
     lines += _centroid_markdown(summary)
-    lines += ["## Latency", "", f"{summary['latency_means']}.", "",
-              "| | p50 | p95 | mean | max |", "|---|---|---|---|---|",
-              f"| latency (ms) | {_fmt(summary['latency_ms_p50'])} | {_fmt(summary['latency_ms_p95'])} | "
-              f"{_fmt(summary['latency_ms_mean'])} | {_fmt(summary['latency_ms_max'])} |"]
+    lines += [
+        "## Latency",
+        "",
+        f"{summary['latency_means']}.",
+        "",
+        "| | p50 | p95 | mean | max |",
+        "|---|---|---|---|---|",
+        f"| latency (ms) | {_fmt(summary['latency_ms_p50'])} | {_fmt(summary['latency_ms_p95'])} | "
+        f"{_fmt(summary['latency_ms_mean'])} | {_fmt(summary['latency_ms_max'])} |",
+    ]
     if "model_ms_p50" in summary:
-        lines.append(f"| model step (ms) | {_fmt(summary['model_ms_p50'])} | {_fmt(summary['model_ms_p95'])} | | |")
+        lines.append(
+            f"| model step (ms) | {_fmt(summary['model_ms_p50'])} | {_fmt(summary['model_ms_p95'])} | | |"
+        )
     lines += ["", "## Counts", "", "| | |", "|---|---|"]
-    skip = set(RESULT_KEYS) | {"complete", "error", "mode", "latency_means", "outputs", "info",
-                               "centroid_source", "centroid_camera", "frames_with_centroid_error"}
+    skip = set(RESULT_KEYS) | {
+        "complete",
+        "error",
+        "mode",
+        "latency_means",
+        "outputs",
+        "info",
+        "centroid_source",
+        "centroid_camera",
+        "frames_with_centroid_error",
+    }
     for key, value in summary.items():
         if key in skip or key.startswith(("latency_ms", "model_ms", "centroid_error_m")):
             continue
@@ -434,21 +553,32 @@ def _report_markdown(summary: dict[str, Any], plots: dict[str, str]) -> str:
             value = ", ".join(f"{k} {v}" for k, v in value.items()) or "none"
         lines.append(f"| {key.replace('_', ' ')} | {value} |")
     lines.append("")
-    titles = {"overview": "Overview", "pr": "Precision-recall", "thresholds": "F- and E-measure against threshold",
-              "smeasure": "S-measure over time", "latency": "Latency",
-              "centroid": "Centroid error over time"}
+    titles = {
+        "overview": "Overview",
+        "pr": "Precision-recall",
+        "thresholds": "F- and E-measure against threshold",
+        "smeasure": "S-measure over time",
+        "latency": "Latency",
+        "centroid": "Centroid error over time",
+    }
     if plots:
         lines += ["## Plots", ""]
         for what in ("overview", "pr", "thresholds", "smeasure", "centroid", "latency"):
             if what in plots:
                 lines += [f"### {titles[what]}", "", f"![{titles[what]}]({plots[what]})", ""]
     outputs = summary["outputs"]
-    lines += ["## Files", "", f"- masks: `{outputs['masks']}` (0/255 PNG, named by color frame index; frames.csv "
-              "gives each one's stamp)"]
+    lines += [
+        "## Files",
+        "",
+        f"- masks: `{outputs['masks']}` (0/255 PNG, named by color frame index; frames.csv "
+        "gives each one's stamp)",
+    ]
     if outputs["probabilities"]:
         lines.append(f"- probabilities: `{outputs['probabilities']}` (8-bit PNG, value / 255)")
     if outputs["video"]:
-        lines.append(f"- overlay video: `{outputs['video']}` (mask red, ground truth outlined green)")
+        lines.append(
+            f"- overlay video: `{outputs['video']}` (mask red, ground truth outlined green)"
+        )
     lines += ["- per frame: `frames.csv`; all numbers: `metrics.json`", ""]
     return "\n".join(lines)
 
@@ -459,18 +589,26 @@ def _centroid_markdown(summary: dict[str, Any]) -> list[str]:
     lines = ["## 3D centroid", ""]
     source = summary["centroid_source"]
     if summary.get("frames_with_centroid_error"):
-        lines += [f"The object's centroid in the color optical frame, from the mask and from the "
-                  f"ground truth, each from the aligned depth through {source} (`frames.csv` has "
-                  f"both per frame). Distance between them over "
-                  f"{summary['frames_with_centroid_error']} frames:", "",
-                  "| | p50 | p95 |", "|---|---|---|",
-                  f"| centroid error (m) | {_fmt(summary['centroid_error_m_p50'])} | "
-                  f"{_fmt(summary['centroid_error_m_p95'])} |", ""]
+        lines += [
+            f"The object's centroid in the color optical frame, from the mask and from the "
+            f"ground truth, each from the aligned depth through {source} (`frames.csv` has "
+            f"both per frame). Distance between them over "
+            f"{summary['frames_with_centroid_error']} frames:",
+            "",
+            "| | p50 | p95 |",
+            "|---|---|---|",
+            f"| centroid error (m) | {_fmt(summary['centroid_error_m_p50'])} | "
+            f"{_fmt(summary['centroid_error_m_p95'])} |",
+            "",
+        ]
     elif not summary.get("centroid_camera"):
         lines += [f"No 3D centroids: {source or 'no CameraInfo'}.", ""]
     else:
-        lines += ["No centroid error: no frame had both a centroid and a ground-truth centroid (no "
-                  "ground truth, or no valid depth under the masks).", ""]
+        lines += [
+            "No centroid error: no frame had both a centroid and a ground-truth centroid (no "
+            "ground truth, or no valid depth under the masks).",
+            "",
+        ]
     return lines
 
 
@@ -483,15 +621,25 @@ def summary_text(summary: dict[str, Any], out_dir: str | os.PathLike) -> str:
     else:
         lines.append("no ground truth: no quality metrics")
     if summary.get("centroid_error_m_p50") is not None:
-        lines.append(f"3D centroid error p50 {100 * summary['centroid_error_m_p50']:.1f} cm, "
-                     f"p95 {100 * summary['centroid_error_m_p95']:.1f} cm")
+        lines.append(
+            f"3D centroid error p50 {100 * summary['centroid_error_m_p50']:.1f} cm, "
+            f"p95 {100 * summary['centroid_error_m_p95']:.1f} cm"
+        )
     if summary.get("latency_ms_p50") is not None:
-        lines.append(f"latency ({summary['mode']}) p50 {summary['latency_ms_p50']:.1f} ms, p95 {summary['latency_ms_p95']:.1f} ms")
-    counts = [f"{summary.get('frames', 0)} masks", f"{summary.get('pairs')} pairs",
-              f"unpaired color {summary.get('unpaired_color')} / depth {summary.get('unpaired_depth')}",
-              f"resets {summary.get('resets')}"]
+        lines.append(
+            f"latency ({summary['mode']}) p50 {summary['latency_ms_p50']:.1f} ms, p95 {summary['latency_ms_p95']:.1f} ms"
+        )
+    counts = [
+        f"{summary.get('frames', 0)} masks",
+        f"{summary.get('pairs')} pairs",
+        f"unpaired color {summary.get('unpaired_color')} / depth {summary.get('unpaired_depth')}",
+        f"resets {summary.get('resets')}",
+    ]
     if summary["mode"] == "live":
-        counts.insert(0, f"{summary.get('sent_color')} color frames sent, {summary.get('frames_without_mask')} without a mask")
+        counts.insert(
+            0,
+            f"{summary.get('sent_color')} color frames sent, {summary.get('frames_without_mask')} without a mask",
+        )
     lines.append(", ".join(counts))
     if not summary.get("complete", True):
         lines.append(f"INCOMPLETE: {summary.get('error')}")

@@ -22,7 +22,10 @@ class DepthStemSkip(nn.Sequential):
 
     def __init__(self, out_channels: int, hidden: int = 64) -> None:
         super().__init__(
-            nn.Conv2d(3, hidden, 3, padding=1), nn.ReLU(), nn.Conv2d(hidden, out_channels, 1), nn.ReLU()
+            nn.Conv2d(3, hidden, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(hidden, out_channels, 1),
+            nn.ReLU(),
         )
 
 

@@ -80,7 +80,8 @@ def _torch_load(path: Path) -> dict:
     except Exception as e:  # torch.load raises many kinds (zipfile, struct, EOF, Runtime...)
         first = str(e).splitlines()[0] if str(e) else ""
         raise CheckpointError(
-            f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {first})") from None
+            f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {first})"
+        ) from None
 
 
 def _tensor_dict(path: Path, value, what: str) -> dict[str, torch.Tensor]:
@@ -88,14 +89,17 @@ def _tensor_dict(path: Path, value, what: str) -> dict[str, torch.Tensor]:
     CheckpointError."""
     if not isinstance(value, dict):
         raise CheckpointError(
-            f"{path}: not {what} (expected a dict of tensors, found {type(value).__name__})")
+            f"{path}: not {what} (expected a dict of tensors, found {type(value).__name__})"
+        )
     if len(value) > MAX_TENSORS:
         raise CheckpointError(
-            f"{path}: {len(value)} entries, more than the limit of {MAX_TENSORS}")
+            f"{path}: {len(value)} entries, more than the limit of {MAX_TENSORS}"
+        )
     for k, v in value.items():
         if not isinstance(k, str) or not isinstance(v, torch.Tensor):
             raise CheckpointError(
-                f"{path}: not {what}: entry {_short(k)} is a {type(v).__name__}, not a tensor")
+                f"{path}: not {what}: entry {_short(k)} is a {type(v).__name__}, not a tensor"
+            )
     return value
 
 
@@ -116,7 +120,8 @@ def check_safetensors_header(path: Path) -> None:
     size = os.path.getsize(path)
     if size < 10:
         raise CheckpointError(
-            f"{path}: not a safetensors file ({size} bytes: too short for a header)")
+            f"{path}: not a safetensors file ({size} bytes: too short for a header)"
+        )
     with open(path, "rb") as f:
         head = f.read(9)
     n = int.from_bytes(head[:8], "little")
@@ -125,17 +130,22 @@ def check_safetensors_header(path: Path) -> None:
     if head.startswith((b"PK\x03\x04", b"\x80\x02", b"\x80\x04")):  # zip (torch.save), pickle
         raise CheckpointError(
             f"{path}: not a safetensors file: it is a PyTorch/pickle file; only a reference "
-            "checkpoint may be one, named .pt (it then loads tensors only)")
+            "checkpoint may be one, named .pt (it then loads tensors only)"
+        )
     if n > MAX_HEADER_BYTES:
         raise CheckpointError(
             f"{path}: not a usable safetensors file: header length {n} bytes is above the limit "
-            f"of {MAX_HEADER_BYTES} bytes")
+            f"of {MAX_HEADER_BYTES} bytes"
+        )
     raise CheckpointError(
         f"{path}: not a safetensors file (header length {n}, file {size} bytes, first header "
-        f"byte {head[8:9]!r}: damaged?)")
+        f"byte {head[8:9]!r}: damaged?)"
+    )
 
 
-def _load_into(model: SamDaq, path: Path, weights: dict[str, torch.Tensor], required: set[str]) -> None:
+def _load_into(
+    model: SamDaq, path: Path, weights: dict[str, torch.Tensor], required: set[str]
+) -> None:
     """Copies ``weights`` into ``model``: every key must exist with the same shape, and every key
     in ``required`` must be given."""
     own = model.state_dict()
@@ -179,7 +189,10 @@ _SAM2_PREFIXES = {
     "no_mem_embed": "no_mem_embed",
 }
 # Loaded only into the memory-bank baseline, which keeps SAM2's own video memory.
-_SAM2_MEMORY_BANK = {"memory_attention.": "memory_attention.", "maskmem_tpos_enc": "maskmem_tpos_enc"}
+_SAM2_MEMORY_BANK = {
+    "memory_attention.": "memory_attention.",
+    "maskmem_tpos_enc": "maskmem_tpos_enc",
+}
 _SAM2_UNUSED = (
     "no_mem_pos_enc",
     "no_obj_ptr",
@@ -202,7 +215,9 @@ def load_sam2_checkpoint(model: SamDaq, path: str | os.PathLike) -> None:
     path = Path(path)
     ckpt = _torch_load(path)
     if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise CheckpointError(f"{path}: not a SAM2 checkpoint (expected a dict with a 'model' state_dict)")
+        raise CheckpointError(
+            f"{path}: not a SAM2 checkpoint (expected a dict with a 'model' state_dict)"
+        )
     _tensor_dict(path, ckpt["model"], "a SAM2 checkpoint")
     table = dict(_SAM2_PREFIXES)
     skipped = _SAM2_UNUSED
@@ -218,13 +233,19 @@ def load_sam2_checkpoint(model: SamDaq, path: str | os.PathLike) -> None:
         elif not k.startswith(skipped):
             unknown.append(k)
     if unknown:
-        raise CheckpointError(f"{path}: keys that SAM2.1 ({model.config.backbone}) does not have: {_first(unknown)}")
+        raise CheckpointError(
+            f"{path}: keys that SAM2.1 ({model.config.backbone}) does not have: {_first(unknown)}"
+        )
     own_prefixes = {v: v for v in table.values()}
-    required = {k for k in model.state_dict() if _map_prefixes(k, own_prefixes) and ".lora_" not in k}
+    required = {
+        k for k in model.state_dict() if _map_prefixes(k, own_prefixes) and ".lora_" not in k
+    }
     try:
         _load_into(model, path, weights, required)
     except CheckpointError as e:
-        raise CheckpointError(f"{e} (the model is {model.config.backbone}: is the file for another SAM2.1 size?)") from None
+        raise CheckpointError(
+            f"{e} (the model is {model.config.backbone}: is the file for another SAM2.1 size?)"
+        ) from None
 
 
 # ---------------------------------------------------------------------------- reference format
@@ -259,12 +280,19 @@ _REFERENCE_PREFIXES = {
 _REFERENCE_PREFIXES.update({"sam2." + k: v for k, v in _SAM2_PREFIXES.items()})
 
 # Defined by the reference but never used in its forward pass.
-REFERENCE_UNUSED = ("mixer0.", "mixer1.", "encoder_adapter1.skip.", "encoder_adapter2.skip.",
-                    "encoder_adapter3.skip.", "encoder_adapter4.skip.") + tuple(
-                        "sam2." + p for p in _SAM2_UNUSED + tuple(_SAM2_MEMORY_BANK))
+REFERENCE_UNUSED = (
+    "mixer0.",
+    "mixer1.",
+    "encoder_adapter1.skip.",
+    "encoder_adapter2.skip.",
+    "encoder_adapter3.skip.",
+    "encoder_adapter4.skip.",
+) + tuple("sam2." + p for p in _SAM2_UNUSED + tuple(_SAM2_MEMORY_BANK))
 
 
-def map_reference_state_dict(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
+def map_reference_state_dict(
+    sd: dict[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
     """Maps a reference SAM-DAQ state_dict to this model's keys.
 
     Returns (mapped weights, skipped unused keys, unknown keys).
@@ -284,7 +312,9 @@ def map_reference_state_dict(sd: dict[str, torch.Tensor]) -> tuple[dict[str, tor
 # ---------------------------------------------------------------------------- project format
 
 
-def save_weights(model: SamDaq, path: str | os.PathLike, extra_metadata: dict | None = None) -> None:
+def save_weights(
+    model: SamDaq, path: str | os.PathLike, extra_metadata: dict | None = None
+) -> None:
     """Writes the trained parameters and the model config as safetensors.
 
     ``extra_metadata``: JSON-serialisable entries stored beside the config (e.g. the depth
@@ -292,7 +322,11 @@ def save_weights(model: SamDaq, path: str | os.PathLike, extra_metadata: dict | 
     """
     from safetensors.torch import save_file
 
-    metadata = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "config": json.dumps(model.config.to_dict())}
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "config": json.dumps(model.config.to_dict()),
+    }
     for key, value in (extra_metadata or {}).items():
         metadata[key] = json.dumps(value)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.trained_state_dict().items()}
@@ -313,12 +347,15 @@ def read_weights_metadata(path: str | os.PathLike) -> dict:
             count = len(f.keys())
     except Exception as e:  # safetensors raises its own error types for damaged headers
         raise CheckpointError(
-            f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from None
+            f"{path}: not a readable safetensors file ({type(e).__name__}: {e})"
+        ) from None
     if count > MAX_TENSORS:
         raise CheckpointError(f"{path}: {count} tensors, more than the limit of {MAX_TENSORS}")
     if raw.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{path}: safetensors file without this project's metadata "
-                              f"(format={_short(raw.get('format'))})")
+        raise CheckpointError(
+            f"{path}: safetensors file without this project's metadata "
+            f"(format={_short(raw.get('format'))})"
+        )
     out = {}
     for k, v in raw.items():
         try:
@@ -333,23 +370,25 @@ def stored_config(path: Path, metadata: dict) -> SamDaqConfig:
     anything is built from it); raises CheckpointError naming the file, the field and the limit."""
     values = metadata.get("config")
     if not isinstance(values, dict):
-        raise CheckpointError(
-            f"{path}: metadata has no model config (config={_short(values)})")
+        raise CheckpointError(f"{path}: metadata has no model config (config={_short(values)})")
     for name, value in values.items():
         if isinstance(value, str) and len(value) > MAX_NAME_CHARS:
             raise CheckpointError(
                 f"{path}: config field {_short(name)} is {len(value)} characters long, above "
-                f"the limit of {MAX_NAME_CHARS}")
+                f"the limit of {MAX_NAME_CHARS}"
+            )
         limit = CONFIG_LIMITS.get(name)
         if limit is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int):
             raise CheckpointError(
-                f"{path}: config field {name} must be an integer, got {_short(value)}")
+                f"{path}: config field {name} must be an integer, got {_short(value)}"
+            )
         if not 1 <= value <= limit:
             raise CheckpointError(
                 f"{path}: config field {name} = {value} is outside what a weights file may ask "
-                f"for (1 to {limit})")
+                f"for (1 to {limit})"
+            )
     try:
         return SamDaqConfig.from_dict(values)
     except (ValueError, TypeError) as e:
@@ -374,8 +413,11 @@ def _load_safetensors(model: SamDaq, path: Path, required: set[str]) -> dict:
     metadata = read_weights_metadata(path)
     stored = stored_config(path, metadata)
     if stored != model.config:
-        diff = {k: (v, getattr(model.config, k)) for k, v in stored.to_dict().items()
-                if getattr(model.config, k) != v}
+        diff = {
+            k: (v, getattr(model.config, k))
+            for k, v in stored.to_dict().items()
+            if getattr(model.config, k) != v
+        }
         raise CheckpointError(
             f"{path}: weights were made for another model configuration: "
             + ", ".join(f"{k}: file {a!r}, model {b!r}" for k, (a, b) in diff.items())
@@ -385,20 +427,25 @@ def _load_safetensors(model: SamDaq, path: Path, required: set[str]) -> dict:
         with safe_open(str(path), framework="pt") as f:
             keys = list(f.keys())
             if not all(is_trained_key(k) for k in keys):
-                raise CheckpointError(f"{path}: holds frozen SAM2 weights; the project format "
-                                      "holds only trained ones")
+                raise CheckpointError(
+                    f"{path}: holds frozen SAM2 weights; the project format "
+                    "holds only trained ones"
+                )
             for k in keys:
                 shape = tuple(f.get_slice(k).get_shape())
                 if k in own and shape != tuple(own[k].shape):
-                    raise CheckpointError(f"{path}: shape mismatch for {k}: file has {shape}, "
-                                          f"model needs {tuple(own[k].shape)}")
+                    raise CheckpointError(
+                        f"{path}: shape mismatch for {k}: file has {shape}, "
+                        f"model needs {tuple(own[k].shape)}"
+                    )
             weights = {k: f.get_tensor(k) for k in keys if k in own}
             unknown = [k for k in keys if k not in own]
     except CheckpointError:
         raise
     except Exception as e:  # safetensors' own errors for data that does not match its header
         raise CheckpointError(
-            f"{path}: damaged safetensors data ({type(e).__name__}: {e})") from None
+            f"{path}: damaged safetensors data ({type(e).__name__}: {e})"
+        ) from None
     if unknown:
         raise CheckpointError(f"{path}: unexpected keys for this model: {_first(sorted(unknown))}")
     _load_into(model, path, weights, required)
@@ -420,12 +467,16 @@ def load_samdaq_weights(model: SamDaq, path: str | os.PathLike) -> dict:
         return _load_safetensors(model, path, required)
 
     if model.config.adapter != "parallel" or model.config.temporal != "qtm":
-        raise CheckpointError(f"{path}: the reference's checkpoints hold SAM-DAQ itself (parallel adapters, QTM), "
-                              f"not the {model.config.adapter}/{model.config.temporal} ablation")
+        raise CheckpointError(
+            f"{path}: the reference's checkpoints hold SAM-DAQ itself (parallel adapters, QTM), "
+            f"not the {model.config.adapter}/{model.config.temporal} ablation"
+        )
     sd = _tensor_dict(path, _torch_load(path), "a SAM-DAQ state_dict")
     mapped, _skipped, unknown = map_reference_state_dict(sd)
     if unknown:
-        raise CheckpointError(f"{path}: keys the reference SAM-DAQ model does not have: {_first(unknown)}")
+        raise CheckpointError(
+            f"{path}: keys the reference SAM-DAQ model does not have: {_first(unknown)}"
+        )
     # Frozen SAM2 parts, when a full reference state_dict carries them, are loaded too.
     _load_into(model, path, mapped, required)
     return {}

@@ -44,7 +44,8 @@ class SamDaqConfig:
     # "qtm": query-driven temporal memory; "static": video queries never updated; "memory_bank":
     # SAM2's memory attention over the last memory_frames frames (the baseline SAM-DAQ replaced).
     temporal: str = "qtm"
-    memory_frames: int = 6  # SAM2.1 attends to 6 previous frames (num_maskmem 7 minus the prompt frame)
+    # SAM2.1 attends to 6 previous frames (num_maskmem 7 minus the prompt frame)
+    memory_frames: int = 6
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONE_CHANNELS:
@@ -60,7 +61,9 @@ class SamDaqConfig:
         if self.temporal not in TEMPORALS:
             raise ValueError(f"unknown temporal {self.temporal!r}; expected one of {TEMPORALS}")
         if not 1 <= self.memory_frames <= 6:
-            raise ValueError(f"memory_frames {self.memory_frames} must be in 1..6 (SAM2.1's temporal encodings)")
+            raise ValueError(
+                f"memory_frames {self.memory_frames} must be in 1..6 (SAM2.1's temporal encodings)"
+            )
         if self.num_frame_queries < 1 or self.num_video_queries < 1 or self.query_dim < 1:
             raise ValueError("query counts and query_dim must be positive")
 

@@ -18,7 +18,11 @@ class QueryProjection(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(query_dim)
         self.layers = nn.ModuleList(
-            [nn.Linear(query_dim, query_dim), nn.Linear(query_dim, query_dim), nn.Linear(query_dim, out_dim)]
+            [
+                nn.Linear(query_dim, query_dim),
+                nn.Linear(query_dim, query_dim),
+                nn.Linear(query_dim, out_dim),
+            ]
         )
 
     def forward(self, queries: torch.Tensor) -> torch.Tensor:
@@ -52,7 +56,9 @@ class BareAttention(nn.Module):
         def heads(x: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, h, L, D/h)
             return x.view(b, x.shape[1], h, d // h).transpose(1, 2)
 
-        out = F.scaled_dot_product_attention(heads(self.q(queries)), heads(self.k(context)), heads(self.v(context)))
+        out = F.scaled_dot_product_attention(
+            heads(self.q(queries)), heads(self.k(context)), heads(self.v(context))
+        )
         return out.transpose(1, 2).reshape(b, lq, d)
 
 
@@ -94,7 +100,9 @@ class QueryTemporalMemory(nn.Module):
         if self.state_keep >= 1.0:
             return float("inf")
         norm = self.update_ffn[1]
-        update = float(norm.weight.abs().max()) * norm.normalized_shape[0] ** 0.5 + float(norm.bias.norm())
+        update = float(norm.weight.abs().max()) * norm.normalized_shape[0] ** 0.5 + float(
+            norm.bias.norm()
+        )
         start = float(self.video_queries.weight.norm(dim=-1).max())
         return max(start, update / (1.0 - self.state_keep))
 
@@ -103,9 +111,13 @@ class QueryTemporalMemory(nn.Module):
 
         state: (B, Q, query_dim); embed: E, (B, 256, s, s). Returns (B, Q, 256).
         """
-        frame_q = self.frame_query_mlp(self.frame_queries.weight)  # (Qf, 256), same for every stream
+        frame_q = self.frame_query_mlp(
+            self.frame_queries.weight
+        )  # (Qf, 256), same for every stream
         frame_maps = torch.einsum("qc,bchw->bqhw", frame_q, embed)  # (B, Qf, s, s)
-        frame_feat = F.relu(self.frame_maps_proj(frame_maps)).flatten(2).transpose(1, 2)  # (B, s*s, 256)
+        frame_feat = (
+            F.relu(self.frame_maps_proj(frame_maps)).flatten(2).transpose(1, 2)
+        )  # (B, s*s, 256)
         video_q = self.read_attention(self.video_query_mlp(state), frame_feat)  # (B, Q, 256)
         video_maps = torch.einsum("bqc,bchw->bqhw", video_q, embed).flatten(2)  # (B, Q, s*s)
         return self.prompt_proj(video_maps)

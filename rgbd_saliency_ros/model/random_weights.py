@@ -29,16 +29,20 @@ def write_random_sam2_checkpoint(config: SamDaqConfig, seed: int, path: str | os
     path = Path(path)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        sam2 = build_sam2(config.sam2_config_file, device="cpu",
-                          hydra_overrides_extra=[f"++model.image_size={config.input_size}"])
+        sam2 = build_sam2(
+            config.sam2_config_file,
+            device="cpu",
+            hydra_overrides_extra=[f"++model.image_size={config.input_size}"],
+        )
     tmp = path.with_suffix(".tmp")
     torch.save({"model": sam2.state_dict()}, tmp)
     os.replace(tmp, path)
     return path
 
 
-def write_random_weights(folder: str | os.PathLike, input_size: int = 64, model: str = "sam2.1_hiera_t",
-                         seed: int = 0) -> tuple[Path, Path]:
+def write_random_weights(
+    folder: str | os.PathLike, input_size: int = 64, model: str = "sam2.1_hiera_t", seed: int = 0
+) -> tuple[Path, Path]:
     """``folder/sam2.pt`` (Meta's format) and ``folder/samdaq.safetensors`` (this project's), random
     values from ``seed``. Returns both paths."""
     folder = Path(folder)

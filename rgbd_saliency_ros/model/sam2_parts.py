@@ -58,9 +58,13 @@ def build_sam2_parts(config: SamDaqConfig) -> Sam2Parts:
     encoder = sam2.image_encoder
     channels = tuple(encoder.trunk.channel_list[::-1])
     if channels != config.channels:
-        raise RuntimeError(f"{config.backbone}: sam2 built trunk channels {channels}, expected {config.channels}")
+        raise RuntimeError(
+            f"{config.backbone}: sam2 built trunk channels {channels}, expected {config.channels}"
+        )
     if not (sam2.use_high_res_features_in_sam and sam2.directly_add_no_mem_embed):
-        raise RuntimeError(f"{config.backbone}: SAM-DAQ needs a SAM2.1 config with high-res features and no_mem_embed")
+        raise RuntimeError(
+            f"{config.backbone}: SAM-DAQ needs a SAM2.1 config with high-res features and no_mem_embed"
+        )
     return Sam2Parts(
         trunk=encoder.trunk,
         neck=encoder.neck,

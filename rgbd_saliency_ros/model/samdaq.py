@@ -140,7 +140,9 @@ class SamDaq(nn.Module):
     def decode(self, features: Features, tokens: torch.Tensor) -> torch.Tensor:
         """SAM2's mask decoder on sparse prompt tokens (B, Q, 256) -> logits (B, 1, S/4, S/4)."""
         embed = features.embed
-        dense = self.prompt_encoder.no_mask_embed.weight.view(1, -1, 1, 1).expand(embed.shape[0], -1, *embed.shape[-2:])
+        dense = self.prompt_encoder.no_mask_embed.weight.view(1, -1, 1, 1).expand(
+            embed.shape[0], -1, *embed.shape[-2:]
+        )
         logits, _, _, _ = self.mask_decoder(
             image_embeddings=embed,
             image_pe=self.prompt_encoder.get_dense_pe(),
@@ -159,7 +161,9 @@ class SamDaq(nn.Module):
         for the memory-bank baseline an empty bank (batch, 0, 64, S/16, S/16)."""
         if self.config.temporal == "memory_bank":
             s = self.config.embed_size
-            return self.no_mem_embed.new_zeros(batch, 0, self.memory_encoder.out_proj.out_channels, s, s)
+            return self.no_mem_embed.new_zeros(
+                batch, 0, self.memory_encoder.out_proj.out_channels, s, s
+            )
         return self.qtm.initial_state(batch)
 
     def state_norm_bound(self) -> float:
@@ -182,13 +186,21 @@ class SamDaq(nn.Module):
             embed, queries = features.embed, state
         logits = self.decode(features._replace(embed=embed), self.qtm.prompt(queries, embed))
         size = self.config.input_size
-        prob = torch.sigmoid(F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False))
+        prob = torch.sigmoid(
+            F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)
+        )
         if temporal == "static":
             return prob, state
         if temporal == "memory_bank":
-            memory = self.memory_encoder(features.raw_embed, prob, skip_mask_sigmoid=True)["vision_features"]
-            return prob, torch.cat([state, memory[:, None]], dim=1)[:, -self.config.memory_frames :]
-        memory = self.memory_encoder(features.embed, prob, skip_mask_sigmoid=True)["vision_features"]
+            memory = self.memory_encoder(features.raw_embed, prob, skip_mask_sigmoid=True)[
+                "vision_features"
+            ]
+            return prob, torch.cat([state, memory[:, None]], dim=1)[
+                :, -self.config.memory_frames :
+            ]
+        memory = self.memory_encoder(features.embed, prob, skip_mask_sigmoid=True)[
+            "vision_features"
+        ]
         return prob, self.qtm.update(state, memory)
 
     def _attend_to_memory(self, features: Features, bank: torch.Tensor) -> torch.Tensor:
@@ -198,12 +210,14 @@ class SamDaq(nn.Module):
         b, t, c, h, w = bank.shape
         pos = self.memory_encoder.position_encoding(bank[:, 0]).to(bank.dtype)  # (B, 64, s, s)
         # Slot encodings as SAM2 orders them: the previous frame first.
-        tpos = self.maskmem_tpos_enc[: t].flip(0).view(1, t, c, 1, 1)
+        tpos = self.maskmem_tpos_enc[:t].flip(0).view(1, t, c, 1, 1)
         memory = bank.permute(1, 3, 4, 0, 2).reshape(t * h * w, b, c)
         memory_pos = (pos[:, None] + tpos).permute(1, 3, 4, 0, 2).reshape(t * h * w, b, c)
         curr = features.raw_embed.flatten(2).permute(2, 0, 1)  # (s*s, B, 256)
         curr_pos = features.embed_pos.expand(b, -1, -1, -1).flatten(2).permute(2, 0, 1)
-        out = self.memory_attention(curr=curr, curr_pos=curr_pos, memory=memory, memory_pos=memory_pos)
+        out = self.memory_attention(
+            curr=curr, curr_pos=curr_pos, memory=memory, memory_pos=memory_pos
+        )
         return out.permute(1, 2, 0).reshape(b, -1, h, w)
 
     def step(
@@ -240,8 +254,12 @@ class SamDaq(nn.Module):
         state = self.initial_state(b).to(rgb.device)
         probs = []
         for i in range(t):
-            f = Features(frame(feats.embed, i), (frame(feats.high_res[0], i), frame(feats.high_res[1], i)),
-                         frame(feats.raw_embed, i), feats.embed_pos)
+            f = Features(
+                frame(feats.embed, i),
+                (frame(feats.high_res[0], i), frame(feats.high_res[1], i)),
+                frame(feats.raw_embed, i),
+                feats.embed_pos,
+            )
             prob, state = self.step_features(f, state)
             probs.append(prob[:, 0])
         return torch.stack(probs, dim=1), intermediate

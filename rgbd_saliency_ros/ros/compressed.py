@@ -58,9 +58,13 @@ def compressed_depth_metres(msg: CompressedImage, max_pixels: int) -> np.ndarray
 
 _TRANSPORTS = {
     ("color", codec.RAW): InputTransport(Image, codec.RAW, color_rgb),
-    ("color", codec.COMPRESSED): InputTransport(CompressedImage, codec.COMPRESSED, compressed_color_rgb),
+    ("color", codec.COMPRESSED): InputTransport(
+        CompressedImage, codec.COMPRESSED, compressed_color_rgb
+    ),
     ("depth", codec.RAW): InputTransport(Image, codec.RAW, depth_metres),
-    ("depth", codec.COMPRESSED_DEPTH): InputTransport(CompressedImage, codec.COMPRESSED_DEPTH, compressed_depth_metres),
+    ("depth", codec.COMPRESSED_DEPTH): InputTransport(
+        CompressedImage, codec.COMPRESSED_DEPTH, compressed_depth_metres
+    ),
 }
 
 

@@ -18,7 +18,11 @@ import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from ..runtime.compressed import EMPTY_IMAGE, TOO_LARGE, UNSUPPORTED_ENCODING  # zero size; above max_pixels
+from ..runtime.compressed import (
+    EMPTY_IMAGE,
+    TOO_LARGE,
+    UNSUPPORTED_ENCODING,
+)  # zero size; above max_pixels
 from ..runtime.depth import SUPPORTED_DEPTH_ENCODINGS, decode_ros_depth
 from ..runtime.frames import SUPPORTED_COLOR_ENCODINGS, color_to_rgb
 
@@ -39,19 +43,33 @@ STEP_TOO_SMALL = "step_too_small"  # row stride shorter than width x pixel size
 TRUNCATED_DATA = "truncated_data"  # fewer than step x height bytes
 SIZE_MISMATCH = "size_mismatch"  # color and depth of different sizes
 UNREGISTERED_DEPTH = "unregistered_depth"  # depth to register into color, but no CameraInfo yet
-IMAGE_ERROR_KINDS = (UNSUPPORTED_ENCODING, EMPTY_IMAGE, TOO_LARGE, STEP_TOO_SMALL, TRUNCATED_DATA,
-                     SIZE_MISMATCH, UNREGISTERED_DEPTH)
+IMAGE_ERROR_KINDS = (
+    UNSUPPORTED_ENCODING,
+    EMPTY_IMAGE,
+    TOO_LARGE,
+    STEP_TOO_SMALL,
+    TRUNCATED_DATA,
+    SIZE_MISMATCH,
+    UNREGISTERED_DEPTH,
+)
 
 # The kinds of a CameraInfo that does not describe its image (check_camera_info).
 CAMERA_INFO_SIZE = "camera_info_size"  # width x height (after binning) is not the image's
 CAMERA_INFO_MATRIX = "camera_info_matrix"  # K, R or P not finite, or a negative focal length
 CAMERA_INFO_MODEL = "camera_info_model"  # distortion model: not an identifier of sane length
 CAMERA_INFO_DISTORTION = "camera_info_distortion"  # D not finite, or a length unfit for the model
-CAMERA_INFO_KINDS = (CAMERA_INFO_SIZE, CAMERA_INFO_MATRIX, CAMERA_INFO_MODEL,
-                     CAMERA_INFO_DISTORTION)
+CAMERA_INFO_KINDS = (
+    CAMERA_INFO_SIZE,
+    CAMERA_INFO_MATRIX,
+    CAMERA_INFO_MODEL,
+    CAMERA_INFO_DISTORTION,
+)
 # sensor_msgs/distortion_models.hpp -> coefficients; other names pass if they look like names.
-DISTORTION_COEFFICIENTS = {"plumb_bob": (5,), "rational_polynomial": (8, 12, 14),
-                           "equidistant": (4,)}
+DISTORTION_COEFFICIENTS = {
+    "plumb_bob": (5,),
+    "rational_polynomial": (8, 12, 14),
+    "equidistant": (4,),
+}
 MAX_MODEL_NAME_CHARS = 64
 MAX_DISTORTION_COEFFICIENTS = 64
 
@@ -87,19 +105,28 @@ def image_array(msg: Image, allowed: tuple[str, ...], max_pixels: int) -> np.nda
         ImageError: see ``IMAGE_ERROR_KINDS``; the checks run in that order.
     """
     if msg.encoding not in allowed or msg.encoding not in ENCODINGS:
-        raise ImageError(UNSUPPORTED_ENCODING, f"unsupported encoding {msg.encoding!r}; expected one of {', '.join(allowed)}")
+        raise ImageError(
+            UNSUPPORTED_ENCODING,
+            f"unsupported encoding {msg.encoding!r}; expected one of {', '.join(allowed)}",
+        )
     height, width = int(msg.height), int(msg.width)
     if height == 0 or width == 0:
         raise ImageError(EMPTY_IMAGE, f"empty image: {width}x{height}")
     if height * width > max_pixels:
-        raise ImageError(TOO_LARGE, f"{width}x{height} is more than max_image_pixels ({max_pixels})")
+        raise ImageError(
+            TOO_LARGE, f"{width}x{height} is more than max_image_pixels ({max_pixels})"
+        )
     dtype, channels = ENCODINGS[msg.encoding]
     row_bytes = width * channels * np.dtype(dtype).itemsize
     if msg.step < row_bytes:
-        raise ImageError(STEP_TOO_SMALL, f"step {msg.step} is less than width x pixel size ({row_bytes} bytes)")
+        raise ImageError(
+            STEP_TOO_SMALL, f"step {msg.step} is less than width x pixel size ({row_bytes} bytes)"
+        )
     needed = msg.step * height
     if len(msg.data) < needed:
-        raise ImageError(TRUNCATED_DATA, f"data holds {len(msg.data)} bytes, step x height needs {needed}")
+        raise ImageError(
+            TRUNCATED_DATA, f"data holds {len(msg.data)} bytes, step x height needs {needed}"
+        )
     rows = np.frombuffer(msg.data, np.uint8, count=needed).reshape(height, msg.step)[:, :row_bytes]
     if np.dtype(dtype).itemsize > 1:
         # A multi-byte view needs aligned, contiguous rows; a copy is cheap next to a model step.
@@ -125,8 +152,14 @@ def depth_metres(msg: Image, max_pixels: int) -> np.ndarray:
     return decode_ros_depth(image_array(msg, SUPPORTED_DEPTH_ENCODINGS, max_pixels), msg.encoding)
 
 
-def frame_arrays(color: Image, depth: Image, max_pixels: int, decode_color=color_rgb,
-                 decode_depth=depth_metres, register=None) -> tuple[np.ndarray, np.ndarray]:
+def frame_arrays(
+    color: Image,
+    depth: Image,
+    max_pixels: int,
+    decode_color=color_rgb,
+    decode_depth=depth_metres,
+    register=None,
+) -> tuple[np.ndarray, np.ndarray]:
     """A color + aligned depth pair -> ((H, W, 3) uint8 RGB, (H, W) float32 metres with NaN invalid).
 
     ``decode_color`` / ``decode_depth``: (msg, max_pixels) -> array, for other transports
@@ -158,24 +191,33 @@ def check_camera_info(info, width: int, height: int) -> None:
     no distortion)."""
     bin_x, bin_y = max(int(info.binning_x), 1), max(int(info.binning_y), 1)
     if (int(info.width) // bin_x, int(info.height) // bin_y) != (width, height):
-        raise ImageError(CAMERA_INFO_SIZE, f"CameraInfo is for {info.width}x{info.height} "
-                                           f"(binning {bin_x}x{bin_y}), image {width}x{height}")
+        raise ImageError(
+            CAMERA_INFO_SIZE,
+            f"CameraInfo is for {info.width}x{info.height} "
+            f"(binning {bin_x}x{bin_y}), image {width}x{height}",
+        )
     k, r, p = (np.asarray(m, np.float64) for m in (info.k, info.r, info.p))
     finite = np.isfinite(k).all() and np.isfinite(r).all() and np.isfinite(p).all()
     if not finite or k[0] < 0 or k[4] < 0:
-        raise ImageError(CAMERA_INFO_MATRIX, "CameraInfo matrices not finite or a negative focal "
-                                             f"length (K {k.tolist()})")
+        raise ImageError(
+            CAMERA_INFO_MATRIX,
+            f"CameraInfo matrices not finite or a negative focal length (K {k.tolist()})",
+        )
     model = info.distortion_model
     if len(model) > MAX_MODEL_NAME_CHARS or not re.fullmatch(r"[A-Za-z0-9_]*", model):
-        raise ImageError(CAMERA_INFO_MODEL,
-                         f"distortion model name of {len(model)} characters: {model[:40]!r}...")
+        raise ImageError(
+            CAMERA_INFO_MODEL,
+            f"distortion model name of {len(model)} characters: {model[:40]!r}...",
+        )
     d = np.asarray(info.d, np.float64)
     fits = DISTORTION_COEFFICIENTS.get(model)
     finite = bool(np.isfinite(d).all())
     if len(d) > MAX_DISTORTION_COEFFICIENTS or not finite or (fits and len(d) not in (0, *fits)):
-        raise ImageError(CAMERA_INFO_DISTORTION,
-                         f"{len(d)} distortion coefficients for {model!r} (expected "
-                         f"{fits or 'at most 64'}), finite: {finite}")
+        raise ImageError(
+            CAMERA_INFO_DISTORTION,
+            f"{len(d)} distortion coefficients for {model!r} (expected "
+            f"{fits or 'at most 64'}), finite: {finite}",
+        )
 
 
 def image_message(pixels: np.ndarray, encoding: str, header: Header) -> Image:
@@ -189,7 +231,9 @@ def image_message(pixels: np.ndarray, encoding: str, header: Header) -> Image:
     dtype, channels = ENCODINGS[encoding]
     pixels = np.ascontiguousarray(pixels)
     if pixels.dtype != dtype or pixels.ndim not in (2, 3) or (pixels.shape + (1,))[2] != channels:
-        raise ValueError(f"{encoding} needs (H, W{'' if channels == 1 else f', {channels}'}) {np.dtype(dtype)}, got {pixels.shape} {pixels.dtype}")
+        raise ValueError(
+            f"{encoding} needs (H, W{'' if channels == 1 else f', {channels}'}) {np.dtype(dtype)}, got {pixels.shape} {pixels.dtype}"
+        )
     msg = Image()
     msg.header = header
     msg.height, msg.width = int(pixels.shape[0]), int(pixels.shape[1])
@@ -197,12 +241,19 @@ def image_message(pixels: np.ndarray, encoding: str, header: Header) -> Image:
     msg.is_bigendian = _NATIVE_BIG_ENDIAN
     msg.step = msg.width * channels * pixels.dtype.itemsize
     data = array.array("B")
-    data.frombytes(pixels.reshape(-1).view(np.uint8))  # one copy; a plain list would be ~1000x slower
+    data.frombytes(
+        pixels.reshape(-1).view(np.uint8)
+    )  # one copy; a plain list would be ~1000x slower
     msg.data = data
     return msg
 
 
-def overlay_rgb(rgb: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = (255, 0, 0), alpha: float = 0.5) -> np.ndarray:
+def overlay_rgb(
+    rgb: np.ndarray,
+    mask: np.ndarray,
+    color: tuple[int, int, int] = (255, 0, 0),
+    alpha: float = 0.5,
+) -> np.ndarray:
     """The color frame with the mask tinted, for people to look at.
 
     Args:

@@ -25,7 +25,12 @@ from ..runtime.stream_memory import ResetCause
 from .conversions import CAMERA_INFO_KINDS, IMAGE_ERROR_KINDS
 from .input_health import LOST_BEFORE_NODE, WRONG_TYPE
 from ..runtime.pairing import (
-    CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, STAMP_KINDS, STRAY_STAMP, UNPAIRED_COLOR,
+    CLOCK_JUMPS,
+    DUPLICATE_STAMP,
+    OUT_OF_ORDER,
+    STAMP_KINDS,
+    STRAY_STAMP,
+    UNPAIRED_COLOR,
     UNPAIRED_DEPTH,
 )
 
@@ -36,13 +41,21 @@ RESET_PREFIX = "reset."
 INVALID_DEPTH = "invalid_depth"  # no valid depth pixel
 MALFORMED = "malformed"  # any other frame the runtime refuses
 BAD_INPUT_KINDS = (
-    *IMAGE_ERROR_KINDS, *COMPRESSED_ERROR_KINDS, INVALID_DEPTH, DUPLICATE_STAMP, OUT_OF_ORDER,
-    MALFORMED, *STAMP_KINDS, STRAY_STAMP, *CAMERA_INFO_KINDS,
+    *IMAGE_ERROR_KINDS,
+    *COMPRESSED_ERROR_KINDS,
+    INVALID_DEPTH,
+    DUPLICATE_STAMP,
+    OUT_OF_ORDER,
+    MALFORMED,
+    *STAMP_KINDS,
+    STRAY_STAMP,
+    *CAMERA_INFO_KINDS,
 )
 
 # Every counter a stream reports (zeros included, so that readers can rely on the keys).
 DROPPED_IN_BURST = "dropped_in_burst"
-WORKER_ERRORS = "worker_errors"  # any other exception in the worker loop (it goes on with the next pair)
+# any other exception in the worker loop (it goes on with the next pair)
+WORKER_ERRORS = "worker_errors"
 COUNTERS = (
     "color_frames",  # color messages received
     "depth_frames",
@@ -106,7 +119,9 @@ class StreamStats:
         self._lock = threading.Lock()
         self.counters: Counter[str] = Counter({name: 0 for name in COUNTERS})
         self._rates = {name: RateMeter(rate_window_s) for name in RATES}
-        self._latencies: dict[str, deque[float]] = {name: deque(maxlen=window) for name in LATENCIES}
+        self._latencies: dict[str, deque[float]] = {
+            name: deque(maxlen=window) for name in LATENCIES
+        }
         self._gauges = {name: float("nan") for name in GAUGES}
 
     def count(self, name: str, n: int = 1) -> None:
@@ -129,13 +144,20 @@ class StreamStats:
         with self._lock:
             self._rates[rate].tick(now_s)
 
-    def record_frame(self, latency_ms: float, model_ms: float, input_ms: float, wait_ms: float, now_s: float) -> None:
+    def record_frame(
+        self, latency_ms: float, model_ms: float, input_ms: float, wait_ms: float, now_s: float
+    ) -> None:
         """A mask was published at ``now_s`` (monotonic seconds) with these latencies."""
         with self._lock:
             self.counters["published"] += 1
             self._rates["output"].tick(now_s)
-            for name, value in (("latency_ms", latency_ms), ("model_ms", model_ms), ("overhead_ms", latency_ms - model_ms),
-                                ("input_ms", input_ms), ("wait_ms", wait_ms)):
+            for name, value in (
+                ("latency_ms", latency_ms),
+                ("model_ms", model_ms),
+                ("overhead_ms", latency_ms - model_ms),
+                ("input_ms", input_ms),
+                ("wait_ms", wait_ms),
+            ):
                 # A stamp ahead of this clock (another machine's, within max_stamp_ahead_s) gives
                 # no latency: nothing from it enters the windows.
                 if latency_ms >= 0 or name in ("model_ms", "wait_ms"):
@@ -150,12 +172,16 @@ class StreamStats:
             for name, meter in self._rates.items():
                 out[f"{name}_hz"] = meter.rate_hz(now_s)
             for name, values in self._latencies.items():
-                p50, p95 = np.percentile(values, (50, 95)) if values else (float("nan"), float("nan"))
+                p50, p95 = (
+                    np.percentile(values, (50, 95)) if values else (float("nan"), float("nan"))
+                )
                 out[f"{name}_p50"], out[f"{name}_p95"] = float(p50), float(p95)
         return out
 
 
-def stream_status(node_name: str, stream: str, snapshot: dict[str, float], hardware_id: str) -> DiagnosticStatus:
+def stream_status(
+    node_name: str, stream: str, snapshot: dict[str, float], hardware_id: str
+) -> DiagnosticStatus:
     """One stream's DiagnosticStatus: OK while masks come out, WARN with no input or no output."""
     if snapshot["color_in_hz"] == 0 and snapshot["depth_in_hz"] == 0:
         level, message = DiagnosticStatus.WARN, "no input"
@@ -163,12 +189,22 @@ def stream_status(node_name: str, stream: str, snapshot: dict[str, float], hardw
         level, message = DiagnosticStatus.WARN, "input but no output"
     else:
         level = DiagnosticStatus.OK
-        message = f"{snapshot['output_hz']:.1f} Hz out, latency p50 {snapshot['latency_ms_p50']:.0f} ms"
+        message = (
+            f"{snapshot['output_hz']:.1f} Hz out, latency p50 {snapshot['latency_ms_p50']:.0f} ms"
+        )
     values = [KeyValue(key=k, value=_format(v)) for k, v in snapshot.items()]
-    return DiagnosticStatus(level=level, name=f"{node_name}: {stream}", message=message, hardware_id=hardware_id, values=values)
+    return DiagnosticStatus(
+        level=level,
+        name=f"{node_name}: {stream}",
+        message=message,
+        hardware_id=hardware_id,
+        values=values,
+    )
 
 
-def diagnostic_array(stamp, node_name: str, node_values: dict[str, str], snapshots: dict[str, dict[str, float]]) -> DiagnosticArray:
+def diagnostic_array(
+    stamp, node_name: str, node_values: dict[str, str], snapshots: dict[str, dict[str, float]]
+) -> DiagnosticArray:
     """The node's status (``node_values``: backend, device, ...) and one status per stream.
 
     Args:
@@ -179,12 +215,17 @@ def diagnostic_array(stamp, node_name: str, node_values: dict[str, str], snapsho
     """
     hardware_id = node_values.get("device", "")
     node_status = DiagnosticStatus(
-        level=DiagnosticStatus.OK, name=node_name, message=node_values.get("state", ""), hardware_id=hardware_id,
+        level=DiagnosticStatus.OK,
+        name=node_name,
+        message=node_values.get("state", ""),
+        hardware_id=hardware_id,
         values=[KeyValue(key=k, value=str(v)) for k, v in node_values.items()],
     )
     msg = DiagnosticArray()
     msg.header.stamp = stamp
-    msg.status = [node_status] + [stream_status(node_name, s, snap, hardware_id) for s, snap in snapshots.items()]
+    msg.status = [node_status] + [
+        stream_status(node_name, s, snap, hardware_id) for s, snap in snapshots.items()
+    ]
     return msg
 
 

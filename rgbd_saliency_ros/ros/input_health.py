@@ -48,13 +48,18 @@ def wrong_type_publishers(endpoints: Iterable, expected: str) -> list[str]:
     """The publishers in ``endpoints`` (rclpy TopicEndpointInfo, from
     ``Node.get_publishers_info_by_topic``) whose message type is not ``expected``, as
     ``"<node> (<type>)"``."""
-    return [f"{e.node_namespace.rstrip('/')}/{e.node_name} ({e.topic_type})"
-            for e in endpoints if e.topic_type != expected]
+    return [
+        f"{e.node_namespace.rstrip('/')}/{e.node_name} ({e.topic_type})"
+        for e in endpoints
+        if e.topic_type != expected
+    ]
 
 
-def input_findings(snapshots: Mapping[str, Mapping[str, float]],
-                   topics: Mapping[str, Mapping[str, str]],
-                   publishers: Callable[[str], Iterable]) -> list[tuple[str, str, str, int]]:
+def input_findings(
+    snapshots: Mapping[str, Mapping[str, float]],
+    topics: Mapping[str, Mapping[str, str]],
+    publishers: Callable[[str], Iterable],
+) -> list[tuple[str, str, str, int]]:
     """(stream, kind, warning text, count) for each stream with one-sided input or a topic with
     publishers of another type (count: how many such publishers; 1 for one-sided input).
 
@@ -68,14 +73,18 @@ def input_findings(snapshots: Mapping[str, Mapping[str, float]],
         side = one_sided(snapshot)
         if side is not None:
             other = "depth" if side == "color" else "color"
-            text = (f"{side} frames arrive but no {other} frames: nothing can pair (is the "
-                    f"{other} topic remapped right?)")
+            text = (
+                f"{side} frames arrive but no {other} frames: nothing can pair (is the "
+                f"{other} topic remapped right?)"
+            )
             found.append((stream, ONE_SIDED, text, 1))
         for topic, expected in topics.get(stream, {}).items():
             wrong = wrong_type_publishers(publishers(topic), expected)
             if wrong:
-                text = (f"{topic}: publisher(s) of another type, never received: "
-                        f"{', '.join(wrong)}; {expected} expected")
+                text = (
+                    f"{topic}: publisher(s) of another type, never received: "
+                    f"{', '.join(wrong)}; {expected} expected"
+                )
                 found.append((stream, WRONG_TYPE, text, len(wrong)))
     return found
 
@@ -103,8 +112,9 @@ def shm_segment_bytes(environ: Mapping[str, str]) -> int | None:
     return None
 
 
-def transport_limit_note(max_image_pixels: int,
-                         environ: Mapping[str, str] = os.environ) -> str | None:
+def transport_limit_note(
+    max_image_pixels: int, environ: Mapping[str, str] = os.environ
+) -> str | None:
     """A start-up warning when frames the node accepts (``max_image_pixels``) are larger than the
     shared-memory segment of Fast DDS as configured: such frames go over UDP in fragments, where
     best effort loses them (README, "QoS"). None when they fit or it cannot tell."""
@@ -112,11 +122,13 @@ def transport_limit_note(max_image_pixels: int,
     largest = max_image_pixels * BYTES_PER_PIXEL_MAX
     if segment is None or largest <= segment // 2:  # two messages (a pair) must fit at once
         return None
-    return (f"frames up to {max_image_pixels} pixels are accepted ({largest / 2**20:.1f} MiB at 4 "
-            f"bytes per pixel), but Fast DDS's shared-memory segment is {segment / 2**20:.1f} "
-            "MiB: "
-            "larger frames go over UDP in fragments and best effort loses them (counted as "
-            f"{LOST_BEFORE_NODE}); see README, QoS, for config/fastdds_large_images.xml")
+    return (
+        f"frames up to {max_image_pixels} pixels are accepted ({largest / 2**20:.1f} MiB at 4 "
+        f"bytes per pixel), but Fast DDS's shared-memory segment is {segment / 2**20:.1f} "
+        "MiB: "
+        "larger frames go over UDP in fragments and best effort loses them (counted as "
+        f"{LOST_BEFORE_NODE}); see README, QoS, for config/fastdds_large_images.xml"
+    )
 
 
 class CameraInfoGate:

@@ -38,19 +38,49 @@ from ..runtime.saliency import FramePair, SaliencyResult, SaliencyRuntime
 from .compressed import input_transports
 from .conversions import ImageError, frame_arrays, image_message, overlay_rgb, stamp_to_s
 from .diagnostics import (
-    BAD_INPUT_PREFIX, DROPPED_IN_BURST, INVALID_DEPTH, MALFORMED, RESET_PREFIX, WORKER_ERRORS, StreamStats,
+    BAD_INPUT_PREFIX,
+    DROPPED_IN_BURST,
+    INVALID_DEPTH,
+    MALFORMED,
+    RESET_PREFIX,
+    WORKER_ERRORS,
+    StreamStats,
     diagnostic_array,
 )
 from ..runtime.pairing import (
-    CLOCK_JUMPS, DUPLICATE_STAMP, OUT_OF_ORDER, STRAY_STAMP, UNPAIRED_COLOR, UNPAIRED_DEPTH, Pair,
-    StampPairer, check_stamp,
+    CLOCK_JUMPS,
+    DUPLICATE_STAMP,
+    OUT_OF_ORDER,
+    STRAY_STAMP,
+    UNPAIRED_COLOR,
+    UNPAIRED_DEPTH,
+    Pair,
+    StampPairer,
+    check_stamp,
 )
 from .input_health import (
-    LOST_BEFORE_NODE, WRONG_TYPE, CameraInfoGate, input_findings, transport_limit_note,
+    LOST_BEFORE_NODE,
+    WRONG_TYPE,
+    CameraInfoGate,
+    input_findings,
+    transport_limit_note,
 )
-from .object_outputs import (OBJECT_PARAMS, DepthRegistration, ObjectOutputs,
-                             read_object_parameters, tf_lookup)
-from .params import AUTO, PARAMS, RUNTIME_SETTABLE, NodeParams, declare_parameters, read_parameters, stream_topics
+from .object_outputs import (
+    OBJECT_PARAMS,
+    DepthRegistration,
+    ObjectOutputs,
+    read_object_parameters,
+    tf_lookup,
+)
+from .params import (
+    AUTO,
+    PARAMS,
+    RUNTIME_SETTABLE,
+    NodeParams,
+    declare_parameters,
+    read_parameters,
+    stream_topics,
+)
 from .qos_matching import AdaptiveSubscription
 
 NODE_NAME = "saliency_node"
@@ -69,7 +99,13 @@ _PAIRER_COUNTERS = {
 # RuntimeError covers CheckpointError; torch reports a CUDA device on a CPU-only build with an
 # AssertionError.
 STARTUP_ERRORS = (
-    RuntimeError, AssertionError, FileNotFoundError, ImportError, ValueError, ParameterException, NameValidationException
+    RuntimeError,
+    AssertionError,
+    FileNotFoundError,
+    ImportError,
+    ValueError,
+    ParameterException,
+    NameValidationException,
 )
 
 
@@ -124,8 +160,12 @@ class SaliencyNode(LifecycleNode):
         cli_args: node-specific ROS arguments, e.g. ``["--ros-args", "-r", "__node:=other"]``.
     """
 
-    def __init__(self, *, context=None, parameter_overrides=None, cli_args: list[str] | None = None) -> None:
-        super().__init__(NODE_NAME, context=context, parameter_overrides=parameter_overrides, cli_args=cli_args)
+    def __init__(
+        self, *, context=None, parameter_overrides=None, cli_args: list[str] | None = None
+    ) -> None:
+        super().__init__(
+            NODE_NAME, context=context, parameter_overrides=parameter_overrides, cli_args=cli_args
+        )
         declare_parameters(self)
         declare_parameters(self, OBJECT_PARAMS)
         self.object_params = None  # ObjectParams, read at configure as the others
@@ -145,7 +185,8 @@ class SaliencyNode(LifecycleNode):
         self._stepping = False  # the worker is converting, stepping or publishing a batch
         self._worker: threading.Thread | None = None
         self._last_warning: dict[tuple[str, str], float] = {}
-        self._state = "unconfigured"  # unconfigured, inactive, active (the lifecycle's primary states)
+        # unconfigured, inactive, active (the lifecycle's primary states)
+        self._state = "unconfigured"
         self._outputs: dict[str, _Outputs] = {}
         self._own_services: list = []
         self._own_timers: list = []  # diagnostics (configured), QoS following (active)
@@ -189,7 +230,9 @@ class SaliencyNode(LifecycleNode):
         try:
             self._configure()
         except Exception as e:  # noqa: BLE001 - any failure leaves it unconfigured, with the reason
-            self._configure_error = e if isinstance(e, StartupError) else StartupError(f"{type(e).__name__}: {e}")
+            self._configure_error = (
+                e if isinstance(e, StartupError) else StartupError(f"{type(e).__name__}: {e}")
+            )
             if not self._plain:  # the plain node's caller logs it, once
                 self.get_logger().error(f"configure failed: {self._configure_error}")
             self._cleanup()
@@ -230,14 +273,19 @@ class SaliencyNode(LifecycleNode):
     def _configure(self) -> None:
         """Parameters, publishers, services, the model and its warm-up, the worker thread."""
         try:
-            self.params = read_parameters({spec.name: self.get_parameter(spec.name).value for spec in PARAMS})
+            self.params = read_parameters(
+                {spec.name: self.get_parameter(spec.name).value for spec in PARAMS}
+            )
             self.object_params = read_object_parameters(
-                {spec.name: self.get_parameter(spec.name).value for spec in OBJECT_PARAMS})
+                {spec.name: self.get_parameter(spec.name).value for spec in OBJECT_PARAMS}
+            )
         except ValueError as e:
             raise StartupError(f"bad parameters: {e}") from None
         p = self.params
         self.stats = {s: StreamStats() for s in p.streams}
-        self._pairers = {s: StampPairer(p.sync_slop_s, p.queue_size, p.backward_jump_s) for s in p.streams}
+        self._pairers = {
+            s: StampPairer(p.sync_slop_s, p.queue_size, p.backward_jump_s) for s in p.streams
+        }
         self._camera_info = {s: CameraInfoGate() for s in p.streams}
         for stream in p.streams:
             topics = stream_topics(p, stream)
@@ -247,23 +295,33 @@ class SaliencyNode(LifecycleNode):
                 self.create_publisher(Image, topics.overlay, p.output_qos),
                 self.create_publisher(CameraInfo, topics.camera_info_out, p.output_qos),
             )
-            self._own_services.append(self.create_service(Trigger, topics.reset_service, partial(self._on_reset, stream)))
-            self.object_outputs[stream] = ObjectOutputs(self, topics.mask, p.output_qos,
-                                                        self.object_params)
+            self._own_services.append(
+                self.create_service(Trigger, topics.reset_service, partial(self._on_reset, stream))
+            )
+            self.object_outputs[stream] = ObjectOutputs(
+                self, topics.mask, p.output_qos, self.object_params
+            )
         if self.object_params.depth_camera_info_topic:
             if self.object_params.from_tf and self._tf_lookup is None:
                 self._tf_lookup = tf_lookup(self)
             lookup = self._tf_lookup if self.object_params.from_tf else None
-            self._registration = {s: DepthRegistration(self.object_params, lookup)
-                                  for s in p.streams}
-        self._own_services.append(self.create_service(Trigger, "~/reset", partial(self._on_reset, None)))
-        self._own_timers.append(self.create_timer(p.diagnostics_period_s, self.publish_diagnostics))
+            self._registration = {
+                s: DepthRegistration(self.object_params, lookup) for s in p.streams
+            }
+        self._own_services.append(
+            self.create_service(Trigger, "~/reset", partial(self._on_reset, None))
+        )
+        self._own_timers.append(
+            self.create_timer(p.diagnostics_period_s, self.publish_diagnostics)
+        )
         try:
             self._load_model()
         except STARTUP_ERRORS as e:
             raise StartupError(f"cannot load the model: {e}") from e  # the cause names the file
         self._stop = threading.Event()  # its own: a worker that outlived a join never restarts
-        self._worker = threading.Thread(target=self._work, args=(self._stop,), name="saliency_worker", daemon=True)
+        self._worker = threading.Thread(
+            target=self._work, args=(self._stop,), name="saliency_worker", daemon=True
+        )
         self._worker.start()
         self._state = "inactive"
 
@@ -272,7 +330,9 @@ class SaliencyNode(LifecycleNode):
         backend = self._backend_override or create_backend(p.backend, **p.backend_kwargs())
         self.runtime = SaliencyRuntime(backend, p.saliency)
         if self.runtime.depth_conversion != p.saliency.depth_conversion:
-            self.get_logger().info(f"the weights carry their own depth convention, used instead of depth.*: {self.runtime.depth_conversion}")
+            self.get_logger().info(
+                f"the weights carry their own depth convention, used instead of depth.*: {self.runtime.depth_conversion}"
+            )
         backend.warmup(1)  # the first step is slow (lazy initialisation): timed apart below
         started = time.perf_counter()
         backend.warmup(len(p.streams))
@@ -290,22 +350,31 @@ class SaliencyNode(LifecycleNode):
         color_in, depth_in = input_transports(p.color_transport, p.depth_transport)
         for stream in p.streams:
             topics = stream_topics(p, stream)
-            inputs = [(color_in.msg_type, color_in.topic(topics.color),
-                       partial(self._on_color, stream)),
-                      (depth_in.msg_type, depth_in.topic(topics.depth),
-                       partial(self._on_depth, stream))]
+            inputs = [
+                (color_in.msg_type, color_in.topic(topics.color), partial(self._on_color, stream)),
+                (depth_in.msg_type, depth_in.topic(topics.depth), partial(self._on_depth, stream)),
+            ]
             if topics.camera_info:
-                inputs.append((CameraInfo, topics.camera_info, partial(self._on_camera_info, stream)))
+                inputs.append(
+                    (CameraInfo, topics.camera_info, partial(self._on_camera_info, stream))
+                )
             if stream in self._registration:
                 prefix = topics.color[: -len(p.color_topic)]  # the stream's namespace, "/" ended
-                inputs.append((CameraInfo, prefix + self.object_params.depth_camera_info_topic,
-                               partial(setattr, self._registration[stream], "depth_info")))
+                inputs.append(
+                    (
+                        CameraInfo,
+                        prefix + self.object_params.depth_camera_info_topic,
+                        partial(setattr, self._registration[stream], "depth_info"),
+                    )
+                )
             lost = partial(self._on_message_lost, stream)
-            subscriptions = [AdaptiveSubscription(self, *args, p.input_qos, adaptive, lost)
-                             for args in inputs]
+            subscriptions = [
+                AdaptiveSubscription(self, *args, p.input_qos, adaptive, lost) for args in inputs
+            ]
             self._inputs += subscriptions
-            self._input_types[stream] = {sub.topic: _type_name(args[0])
-                                         for sub, args in zip(subscriptions, inputs)}
+            self._input_types[stream] = {
+                sub.topic: _type_name(args[0]) for sub, args in zip(subscriptions, inputs)
+            }
         if adaptive:
             self._qos_timer = self.create_timer(QOS_CHECK_PERIOD_S, self._follow_publishers)
         note = transport_limit_note(p.max_image_pixels)
@@ -379,21 +448,38 @@ class SaliencyNode(LifecycleNode):
         Also the worker's watchdog: a worker that died is reported (state ``error``) and the node
         shuts down, so that ``main`` exits with status 1 and a supervisor can restart it."""
         with self._cond:
-            died = self._worker is not None and not self._worker.is_alive() and not self._stop.is_set()
+            died = (
+                self._worker is not None
+                and not self._worker.is_alive()
+                and not self._stop.is_set()
+            )
         if died and not self._worker_failed:
             self._worker_failed = True
-            self.get_logger().fatal("the worker thread stopped: no more masks; shutting down (exit status 1)")
-        node_values = {"state": "error" if self._worker_failed else self._state, "streams": ",".join(self.params.streams)}
+            self.get_logger().fatal(
+                "the worker thread stopped: no more masks; shutting down (exit status 1)"
+            )
+        node_values = {
+            "state": "error" if self._worker_failed else self._state,
+            "streams": ",".join(self.params.streams),
+        }
         if self.runtime is not None:
             info = self.runtime.backend.info
-            node_values.update(backend=info.name, device=info.device, precision=info.precision,
-                               input_size=str(self.runtime.input_size),
-                               state_norm_bound=f"{self.runtime.state_norm_bound:.4g}")
+            node_values.update(
+                backend=info.name,
+                device=info.device,
+                precision=info.precision,
+                input_size=str(self.runtime.input_size),
+                state_norm_bound=f"{self.runtime.state_norm_bound:.4g}",
+            )
         now = time.monotonic()
         snapshots = {s: stats.snapshot(now) for s, stats in self.stats.items()}
         if self._state == "active":
             self._report_input_findings(snapshots)
-        self._diagnostics.publish(diagnostic_array(self.get_clock().now().to_msg(), self.get_name(), node_values, snapshots))
+        self._diagnostics.publish(
+            diagnostic_array(
+                self.get_clock().now().to_msg(), self.get_name(), node_values, snapshots
+            )
+        )
         if self._worker_failed:
             self.context.try_shutdown()  # spin returns; serve() sees worker_failed
 
@@ -418,15 +504,19 @@ class SaliencyNode(LifecycleNode):
 
     def _on_message_lost(self, stream: str, status) -> None:
         self.stats[stream].count(LOST_BEFORE_NODE, status.total_count_change)
-        self._warn(stream, LOST_BEFORE_NODE,
-                   f"DDS lost {status.total_count} input messages so far (best effort with images "
-                   "too large for the transport? README, QoS)")
+        self._warn(
+            stream,
+            LOST_BEFORE_NODE,
+            f"DDS lost {status.total_count} input messages so far (best effort with images "
+            "too large for the transport? README, QoS)",
+        )
 
     def _report_input_findings(self, snapshots: dict[str, dict[str, float]]) -> None:
         """Warns of one-sided input and wrong-type publishers; the latter also as a gauge."""
         wrong = dict.fromkeys(snapshots, 0)
-        for stream, kind, text, count in input_findings(snapshots, self._input_types,
-                                                        self.get_publishers_info_by_topic):
+        for stream, kind, text, count in input_findings(
+            snapshots, self._input_types, self.get_publishers_info_by_topic
+        ):
             self._warn(stream, kind, text)
             wrong[stream] += count if kind == WRONG_TYPE else 0
         for stream, count in wrong.items():
@@ -435,11 +525,17 @@ class SaliencyNode(LifecycleNode):
 
     def _offer(self, stream: str, add, msg: Image) -> None:
         stamp, now_s = msg.header.stamp, self.get_clock().now().nanoseconds * 1e-9
-        bad = check_stamp(stamp.sec, stamp.nanosec, now_s, self.params.max_stamp_ahead_s,
-                          self.params.max_stamp_behind_s)
+        bad = check_stamp(
+            stamp.sec,
+            stamp.nanosec,
+            now_s,
+            self.params.max_stamp_ahead_s,
+            self.params.max_stamp_behind_s,
+        )
         if bad is not None:
-            self._bad_input(stream, bad,
-                            f"{bad}: {stamp.sec} s {stamp.nanosec} ns, node clock {now_s:.3f} s")
+            self._bad_input(
+                stream, bad, f"{bad}: {stamp.sec} s {stamp.nanosec} ns, node clock {now_s:.3f} s"
+            )
             return
         pairer = self._pairers[stream]
         before = pairer.counters.copy()
@@ -449,22 +545,32 @@ class SaliencyNode(LifecycleNode):
                 self.stats[stream].set_count(counter, pairer.counters[name])
         for kind in (DUPLICATE_STAMP, OUT_OF_ORDER, STRAY_STAMP):
             if pairer.counters[kind] != before[kind]:
-                self._warn(stream, kind, f"{kind.replace('_', ' ')}: {stamp_to_s(msg.header.stamp):.3f} s, frame dropped")
+                self._warn(
+                    stream,
+                    kind,
+                    f"{kind.replace('_', ' ')}: {stamp_to_s(msg.header.stamp):.3f} s, frame dropped",
+                )
         if pairer.counters[CLOCK_JUMPS] != before[CLOCK_JUMPS]:
-            self.get_logger().info(f"{stream}: stamps jumped back (rosbag loop?): pairing restarted")
+            self.get_logger().info(
+                f"{stream}: stamps jumped back (rosbag loop?): pairing restarted"
+            )
         if pair is None:
             return
         self.stats[stream].count("pairs")
         with self._cond:
             if stream in self._slots:
                 self.stats[stream].count("dropped")
-                if not self._stepping:  # not the model's fault: pairs came back to back (see README, QoS)
+                if (
+                    not self._stepping
+                ):  # not the model's fault: pairs came back to back (see README, QoS)
                     self.stats[stream].count(DROPPED_IN_BURST)
             input_ms = (self.get_clock().now().nanoseconds * 1e-9 - pair.stamp_s) * 1e3
             self._slots[stream] = _Ready(pair, time.monotonic(), input_ms)
             self._cond.notify()
 
-    def _on_reset(self, stream: str | None, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+    def _on_reset(
+        self, stream: str | None, request: Trigger.Request, response: Trigger.Response
+    ) -> Trigger.Response:
         with self._cond:
             self._pending_resets.add(stream)
         response.success = True
@@ -473,10 +579,18 @@ class SaliencyNode(LifecycleNode):
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
         if self._state != "unconfigured":  # rclpy's own (use_sim_time, qos_overrides.*) stay free
-            fixed = [p.name for p in parameters if p.name in CONFIGURE_TIME and p.name not in RUNTIME_SETTABLE]
+            fixed = [
+                p.name
+                for p in parameters
+                if p.name in CONFIGURE_TIME and p.name not in RUNTIME_SETTABLE
+            ]
             if fixed:
-                return SetParametersResult(successful=False, reason=(
-                    f"{', '.join(fixed)}: can change only while unconfigured (lifecycle cleanup first)"))
+                return SetParametersResult(
+                    successful=False,
+                    reason=(
+                        f"{', '.join(fixed)}: can change only while unconfigured (lifecycle cleanup first)"
+                    ),
+                )
         for p in parameters:
             if p.name == "threshold" and not 0.0 < p.value < 1.0:
                 return SetParametersResult(successful=False, reason="threshold must be in (0, 1)")
@@ -510,7 +624,11 @@ class SaliencyNode(LifecycleNode):
                     return  # shutting down: publishers are gone, nothing to report
                 for stream in batch:
                     self.stats[stream].count(WORKER_ERRORS)
-                    self._warn(stream, WORKER_ERRORS, f"frame lost to an unexpected error: {type(e).__name__}: {e}")
+                    self._warn(
+                        stream,
+                        WORKER_ERRORS,
+                        f"frame lost to an unexpected error: {type(e).__name__}: {e}",
+                    )
             finally:
                 with self._cond:
                     self._stepping = False
@@ -523,11 +641,16 @@ class SaliencyNode(LifecycleNode):
             try:
                 registration = self._registration.get(stream)
                 register = registration and registration.bind(
-                    pair.color.header.frame_id, pair.depth.header.frame_id,
-                    self._camera_info[stream].latest)
-                rgb, depth_m = frame_arrays(pair.color, pair.depth, p.max_image_pixels, *decoders,
-                                            register=register)
-                prepared.append(self.runtime.prepare(FramePair(stream, pair.stamp_s, rgb, depth_m)))
+                    pair.color.header.frame_id,
+                    pair.depth.header.frame_id,
+                    self._camera_info[stream].latest,
+                )
+                rgb, depth_m = frame_arrays(
+                    pair.color, pair.depth, p.max_image_pixels, *decoders, register=register
+                )
+                prepared.append(
+                    self.runtime.prepare(FramePair(stream, pair.stamp_s, rgb, depth_m))
+                )
             except ImageError as e:
                 self._bad_input(stream, e.kind, e)
             except InvalidDepthError as e:
@@ -551,7 +674,8 @@ class SaliencyNode(LifecycleNode):
             stream, header = result.stream_id, batch[result.stream_id].pair.color.header
             info, _ = self._camera_info[stream].for_image(p.pair.rgb.shape[1], p.pair.rgb.shape[0])
             problem = self.object_outputs[stream].publish(
-                header, result.mask, p.pair.depth, p.pair.rgb, info)
+                header, result.mask, p.pair.depth, p.pair.rgb, info
+            )
             if problem is not None:
                 self.stats[stream].count(f"object.{problem[0]}")
                 self._warn(stream, f"object.{problem[0]}", f"no 3D outputs: {problem[1]}")
@@ -573,12 +697,20 @@ class SaliencyNode(LifecycleNode):
             restamped.header = header
             out.camera_info.publish(restamped)
         stats = self.stats[stream]
-        if result.reset is not None:  # before "published": a reader seeing that frame counted sees its reset too
+        if (
+            result.reset is not None
+        ):  # before "published": a reader seeing that frame counted sees its reset too
             stats.count(RESET_PREFIX + result.reset.value)
         stats.set_gauge("query_norm", result.state_norm)
         if result.memory_warning:  # the runtime gives it once per stream
             self.get_logger().warning(f"{stream}: {result.memory_warning}")
-        stats.record_frame(latency_ms, result.model_time_s * 1e3, ready.input_ms, (taken_s - ready.ready_s) * 1e3, time.monotonic())
+        stats.record_frame(
+            latency_ms,
+            result.model_time_s * 1e3,
+            ready.input_ms,
+            (taken_s - ready.ready_s) * 1e3,
+            time.monotonic(),
+        )
 
     def _bad_input(self, stream: str, kind: str, error: Exception | str) -> None:
         self.stats[stream].count(BAD_INPUT_PREFIX + kind)

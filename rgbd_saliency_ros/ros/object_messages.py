@@ -157,15 +157,27 @@ def marker_array(
     lifetime = _duration(lifetime_s)
 
     def marker(number: int, kind: int, pose: Pose, scale, rgba) -> Marker:
-        return Marker(header=header, ns=namespace, id=number, type=kind, action=Marker.ADD,
-                      pose=pose, scale=Vector3(**_xyz(scale)), lifetime=lifetime,
-                      color=ColorRGBA(r=rgba[0], g=rgba[1], b=rgba[2], a=rgba[3]))
+        return Marker(
+            header=header,
+            ns=namespace,
+            id=number,
+            type=kind,
+            action=Marker.ADD,
+            pose=pose,
+            scale=Vector3(**_xyz(scale)),
+            lifetime=lifetime,
+            color=ColorRGBA(r=rgba[0], g=rgba[1], b=rgba[2], a=rgba[3]),
+        )
 
     centre = Pose(position=Point(**_xyz(found.centroid_m)), orientation=Quaternion(w=1.0))
-    return MarkerArray(markers=[
-        marker(0, Marker.CUBE, box_pose(found.box), np.maximum(found.box.size_m, 1e-3), BOX_COLOR),
-        marker(1, Marker.SPHERE, centre, [CENTROID_DIAMETER_M] * 3, CENTROID_COLOR),
-    ])
+    return MarkerArray(
+        markers=[
+            marker(
+                0, Marker.CUBE, box_pose(found.box), np.maximum(found.box.size_m, 1e-3), BOX_COLOR
+            ),
+            marker(1, Marker.SPHERE, centre, [CENTROID_DIAMETER_M] * 3, CENTROID_COLOR),
+        ]
+    )
 
 
 def _duration(seconds: float):

@@ -253,8 +253,19 @@ class ObjectOutputs:
 
     def _camera_for(self, info: CameraInfo) -> CameraModel:
         roi = info.roi
-        key = (info.width, info.height, tuple(info.k), tuple(info.d), info.distortion_model,
-               info.binning_x, info.binning_y, roi.x_offset, roi.y_offset, roi.width, roi.height)
+        key = (
+            info.width,
+            info.height,
+            tuple(info.k),
+            tuple(info.d),
+            info.distortion_model,
+            info.binning_x,
+            info.binning_y,
+            roi.x_offset,
+            roi.y_offset,
+            roi.width,
+            roi.height,
+        )
         if self._camera is None or self._camera[0] != key:
             self._camera = (key, camera_model(info))
         return self._camera[1]

@@ -25,7 +25,10 @@ from ..runtime.compressed import COLOR_TRANSPORTS, DEPTH_TRANSPORTS, RAW
 from ..runtime.depth import DepthConversion
 from ..runtime.saliency import SaliencyConfig
 
-_RELIABILITY = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
+_RELIABILITY = {
+    "reliable": ReliabilityPolicy.RELIABLE,
+    "best_effort": ReliabilityPolicy.BEST_EFFORT,
+}
 AUTO = "auto"  # input reliability: follow the publishers (see ros/qos_matching.py)
 
 
@@ -36,57 +39,132 @@ class ParamSpec:
     name: str
     default: Any
     description: str
-    read_only: bool = True  # settable only while unconfigured (lifecycle); the threshold at any time
+    # settable only while unconfigured (lifecycle); the threshold at any time
+    read_only: bool = True
     type: int | None = None  # ParameterType; None: from the default
 
 
 PARAMS: tuple[ParamSpec, ...] = (
     # How the node starts (read once, at start-up).
-    ParamSpec("managed", False, "lifecycle-managed: wait unconfigured for configure/activate (unless autostart)"),
+    ParamSpec(
+        "managed",
+        False,
+        "lifecycle-managed: wait unconfigured for configure/activate (unless autostart)",
+    ),
     ParamSpec("autostart", True, "managed only: configure and activate at start-up"),
     # The model: files and where it runs.
-    ParamSpec("weights", "", "SAM-DAQ weights file (the reference's .pt or this project's .safetensors); torch backend"),
-    ParamSpec("sam2_checkpoint", "", "Meta's SAM2.1 checkpoint (.pt) the weights build on; torch backend"),
-    ParamSpec("model", "", "SAM2.1 size, e.g. sam2.1_hiera_t; empty: from the weights file, else sam2.1_hiera_t"),
-    ParamSpec("input_size", 0, "square model input side, pixels; 0: from the weights file, else 1024"),
+    ParamSpec(
+        "weights",
+        "",
+        "SAM-DAQ weights file (the reference's .pt or this project's .safetensors); torch backend",
+    ),
+    ParamSpec(
+        "sam2_checkpoint", "", "Meta's SAM2.1 checkpoint (.pt) the weights build on; torch backend"
+    ),
+    ParamSpec(
+        "model",
+        "",
+        "SAM2.1 size, e.g. sam2.1_hiera_t; empty: from the weights file, else sam2.1_hiera_t",
+    ),
+    ParamSpec(
+        "input_size", 0, "square model input side, pixels; 0: from the weights file, else 1024"
+    ),
     ParamSpec("backend", "torch", f"inference backend: {', '.join(BACKENDS)}"),
     ParamSpec("device", "cpu", "cpu, cuda, cuda:1, ..."),
-    ParamSpec("precision", "float32", "float32, float16 or bfloat16 (float16/bfloat16 on GPU only)"),
-    ParamSpec("engine", "", "ONNX file from `rgbd-saliency export`; onnxruntime and tensorrt backends"),
+    ParamSpec(
+        "precision", "float32", "float32, float16 or bfloat16 (float16/bfloat16 on GPU only)"
+    ),
+    ParamSpec(
+        "engine", "", "ONNX file from `rgbd-saliency export`; onnxruntime and tensorrt backends"
+    ),
     # Topics: per stream (camera namespace), inputs under it and outputs under output_namespace.
     # Relative names resolve in the node's namespace (ROS convention); a leading "/" makes one absolute.
-    ParamSpec("streams", ["camera"], "camera namespaces, one query memory each", type=ParameterType.PARAMETER_STRING_ARRAY),
-    ParamSpec("color_topic", "color/image_raw", "color image topic, relative to each camera namespace"),
-    ParamSpec("depth_topic", "aligned_depth_to_color/image_raw", "depth image aligned to color, relative to each camera namespace"),
-    ParamSpec("camera_info_topic", "color/camera_info", "color CameraInfo, relative to each camera namespace; empty: none"),
+    ParamSpec(
+        "streams",
+        ["camera"],
+        "camera namespaces, one query memory each",
+        type=ParameterType.PARAMETER_STRING_ARRAY,
+    ),
+    ParamSpec(
+        "color_topic", "color/image_raw", "color image topic, relative to each camera namespace"
+    ),
+    ParamSpec(
+        "depth_topic",
+        "aligned_depth_to_color/image_raw",
+        "depth image aligned to color, relative to each camera namespace",
+    ),
+    ParamSpec(
+        "camera_info_topic",
+        "color/camera_info",
+        "color CameraInfo, relative to each camera namespace; empty: none",
+    ),
     # image_transport's names: color raw or compressed (<color_topic>/compressed, JPEG or PNG);
     # depth raw or compressedDepth (<depth_topic>/compressedDepth; 16UC1 lossless, 32FC1 lossy).
     ParamSpec("color_transport", RAW, f"color input transport: {', '.join(COLOR_TRANSPORTS)}"),
     ParamSpec("depth_transport", RAW, f"depth input transport: {', '.join(DEPTH_TRANSPORTS)}"),
-    ParamSpec("output_namespace", "saliency", "outputs: <ns>/mask for one stream, <ns>/<camera>/mask for several"),
+    ParamSpec(
+        "output_namespace",
+        "saliency",
+        "outputs: <ns>/mask for one stream, <ns>/<camera>/mask for several",
+    ),
     # Processing.
-    ParamSpec("threshold", 0.5, "probability at or above which a pixel is in the mask, in (0, 1)", read_only=False),
+    ParamSpec(
+        "threshold",
+        0.5,
+        "probability at or above which a pixel is in the mask, in (0, 1)",
+        read_only=False,
+    ),
     ParamSpec("sync_slop_s", 0.02, "largest color/depth stamp difference of a pair, seconds"),
     ParamSpec("queue_size", 5, "frames of each kind kept per stream while waiting for a partner"),
-    ParamSpec("backward_jump_s", 0.5, "a stamp this much older than the previous one is a clock jump (rosbag loop), seconds"),
-    ParamSpec("reset_timeout_s", 1.0, "a stream's memory restarts after a gap longer than this between processed frames, seconds"),
-    ParamSpec("max_image_pixels", 3840 * 2160, "frames with more pixels (width x height) are refused"),
+    ParamSpec(
+        "backward_jump_s",
+        0.5,
+        "a stamp this much older than the previous one is a clock jump (rosbag loop), seconds",
+    ),
+    ParamSpec(
+        "reset_timeout_s",
+        1.0,
+        "a stream's memory restarts after a gap longer than this between processed frames, seconds",
+    ),
+    ParamSpec(
+        "max_image_pixels", 3840 * 2160, "frames with more pixels (width x height) are refused"
+    ),
     ParamSpec("diagnostics_period_s", 1.0, "period of /diagnostics, seconds"),
-    ParamSpec("max_stamp_ahead_s", 10.0,
-              "frames stamped further ahead of the node's clock are refused, s; 0: no bound"),
+    ParamSpec(
+        "max_stamp_ahead_s",
+        10.0,
+        "frames stamped further ahead of the node's clock are refused, s; 0: no bound",
+    ),
     # Off by default: a bag played without --clock, or a camera stamping with its own clock, is
     # "behind" by days and must still work; zero and negative stamps are refused anyway.
-    ParamSpec("max_stamp_behind_s", 0.0,
-              "frames stamped further behind the node's clock are refused, seconds; 0: no bound"),
+    ParamSpec(
+        "max_stamp_behind_s",
+        0.0,
+        "frames stamped further behind the node's clock are refused, seconds; 0: no bound",
+    ),
     # Depth conversion (DepthConversion); weights that carry their own convention override these.
-    ParamSpec("depth.min_depth_m", 0.1, "valid depth is clipped to [min_depth_m, max_depth_m], metres"),
+    ParamSpec(
+        "depth.min_depth_m", 0.1, "valid depth is clipped to [min_depth_m, max_depth_m], metres"
+    ),
     ParamSpec("depth.max_depth_m", 10.0, "see depth.min_depth_m, metres"),
-    ParamSpec("depth.normalization", "per_frame", "per_frame (each frame's valid min..max -> 0..1) or fixed (min..max_depth_m -> 0..1)"),
-    ParamSpec("depth.near_is_bright", False, "true: near is 1, far is 0; false: the reverse (the training data's)"),
+    ParamSpec(
+        "depth.normalization",
+        "per_frame",
+        "per_frame (each frame's valid min..max -> 0..1) or fixed (min..max_depth_m -> 0..1)",
+    ),
+    ParamSpec(
+        "depth.near_is_bright",
+        False,
+        "true: near is 1, far is 0; false: the reverse (the training data's)",
+    ),
     ParamSpec("depth.invalid_value", 1.0, "model depth value of invalid pixels, in [0, 1]"),
     # QoS. auto: subscribe reliable when every publisher of the topic is reliable, best effort when
     # one is not (as rosbag2 and `ros2 topic echo` do), again when publishers come or go.
-    ParamSpec("input_qos.reliability", AUTO, "auto, reliable or best_effort, for color, depth and CameraInfo"),
+    ParamSpec(
+        "input_qos.reliability",
+        AUTO,
+        "auto, reliable or best_effort, for color, depth and CameraInfo",
+    ),
     ParamSpec("input_qos.history_depth", 5, "history depth of the input subscriptions"),
     ParamSpec("output_qos.reliability", "reliable", "reliable or best_effort, for every output"),
     ParamSpec("output_qos.history_depth", 5, "history depth of the output publishers"),
@@ -109,7 +187,9 @@ class NodeParams:
     precision: str
     engine: str
     streams: tuple[str, ...]
-    stream_prefixes: dict[str, str]  # stream -> its topics' namespace, relative unless given with "/"
+    stream_prefixes: dict[
+        str, str
+    ]  # stream -> its topics' namespace, relative unless given with "/"
     color_topic: str
     depth_topic: str
     camera_info_topic: str
@@ -161,7 +241,9 @@ def declare_parameters(node: Node, specs: tuple[ParamSpec, ...] = PARAMS) -> dic
     for spec in specs:
         # Never ROS-read-only: a managed node takes new values while unconfigured; the node's own
         # set-parameters callback refuses them afterwards (see ``RUNTIME_SETTABLE``).
-        description = spec.description + ("" if not spec.read_only else " (set while unconfigured)")
+        description = spec.description + (
+            "" if not spec.read_only else " (set while unconfigured)"
+        )
         descriptor = ParameterDescriptor(description=description)
         if spec.type is not None:
             descriptor.type = spec.type
@@ -172,7 +254,10 @@ def declare_parameters(node: Node, specs: tuple[ParamSpec, ...] = PARAMS) -> dic
 def read_parameters(values: dict[str, Any]) -> NodeParams:
     """Parameter values by name -> NodeParams; raises ValueError naming a wrong parameter."""
     v = values
-    backend, streams = v["backend"], tuple(s.strip("/") for s in v["streams"])  # ids: diagnostics, outputs
+    backend, streams = (
+        v["backend"],
+        tuple(s.strip("/") for s in v["streams"]),
+    )  # ids: diagnostics, outputs
     _check_values(v, streams)
     try:
         depth = DepthConversion(
@@ -209,7 +294,10 @@ def read_parameters(values: dict[str, Any]) -> NodeParams:
         max_stamp_ahead_s=v["max_stamp_ahead_s"],
         max_stamp_behind_s=v["max_stamp_behind_s"],
         saliency=SaliencyConfig(
-            threshold=v["threshold"], reset_timeout_s=v["reset_timeout_s"], max_streams=len(streams), depth_conversion=depth,
+            threshold=v["threshold"],
+            reset_timeout_s=v["reset_timeout_s"],
+            max_streams=len(streams),
+            depth_conversion=depth,
             timeout_allows_step_time=True,  # the node steps the latest pair only, skipping frames while busy
         ),
         input_qos=qos_profile(v, "input_qos", allow_auto=True),
@@ -228,7 +316,9 @@ def qos_profile(values: dict[str, Any], prefix: str, allow_auto: bool = False) -
     reliability = values[f"{prefix}.reliability"]
     choices = (AUTO, *_RELIABILITY) if allow_auto else tuple(_RELIABILITY)
     if reliability not in choices:
-        raise ValueError(f"parameter {prefix}.reliability: {reliability!r} is not one of {', '.join(choices)}")
+        raise ValueError(
+            f"parameter {prefix}.reliability: {reliability!r} is not one of {', '.join(choices)}"
+        )
     if reliability == AUTO:
         reliability = "reliable"
     depth = values[f"{prefix}.history_depth"]
@@ -271,10 +361,19 @@ def _check_values(v: dict[str, Any], streams: tuple[str, ...]) -> None:
             if not v[name]:
                 raise ValueError(f"parameter {name} is empty: the torch backend needs the file")
     elif not v["engine"]:
-        raise ValueError(f"parameter engine is empty: the {backend} backend needs an exported ONNX file")
+        raise ValueError(
+            f"parameter engine is empty: the {backend} backend needs an exported ONNX file"
+        )
     if not streams or any(not s for s in streams) or len(set(streams)) != len(streams):
-        raise ValueError(f"parameter streams: need distinct, non-empty camera namespaces, got {list(v['streams'])}")
-    _require(v, "input_size", v["input_size"] == 0 or v["input_size"] >= 64, "0 (from the weights) or at least 64")
+        raise ValueError(
+            f"parameter streams: need distinct, non-empty camera namespaces, got {list(v['streams'])}"
+        )
+    _require(
+        v,
+        "input_size",
+        v["input_size"] == 0 or v["input_size"] >= 64,
+        "0 (from the weights) or at least 64",
+    )
     _require(v, "sync_slop_s", v["sync_slop_s"] >= 0, "at least 0")
     _require(v, "queue_size", v["queue_size"] >= 1, "at least 1")
     _require(v, "backward_jump_s", v["backward_jump_s"] > 0, "positive")
@@ -286,8 +385,10 @@ def _check_values(v: dict[str, Any], streams: tuple[str, ...]) -> None:
     _require(v, "threshold", 0 < v["threshold"] < 1, "in (0, 1)")
     for name in ("color_topic", "depth_topic", "output_namespace"):
         _require(v, name, bool(v[name].strip("/")), "a name")
-    for name, allowed in (("color_transport", COLOR_TRANSPORTS),
-                          ("depth_transport", DEPTH_TRANSPORTS)):
+    for name, allowed in (
+        ("color_transport", COLOR_TRANSPORTS),
+        ("depth_transport", DEPTH_TRANSPORTS),
+    ):
         _require(v, name, v[name] in allowed, f"one of {', '.join(allowed)}")
 
 
@@ -296,16 +397,22 @@ def _check_topic_names(params: NodeParams) -> None:
     (found here, at configure, rather than when subscribing)."""
     for stream in params.streams:
         topics = stream_topics(params, stream)
-        for parameter, name in (("color_topic", topics.color), ("depth_topic", topics.depth),
-                                ("camera_info_topic", topics.camera_info), ("output_namespace", topics.mask)):
+        for parameter, name in (
+            ("color_topic", topics.color),
+            ("depth_topic", topics.depth),
+            ("camera_info_topic", topics.camera_info),
+            ("output_namespace", topics.mask),
+        ):
             if not name:
                 continue
             try:
                 validate_topic_name(name)
             except InvalidTopicNameException as e:
                 reason = str(e).splitlines()[0]
-                raise ValueError(f"parameter {parameter} (with stream {stream!r}): {name!r} is not a valid "
-                                 f"topic name ({reason})") from None
+                raise ValueError(
+                    f"parameter {parameter} (with stream {stream!r}): {name!r} is not a valid "
+                    f"topic name ({reason})"
+                ) from None
 
 
 def _name(value: str) -> str:

@@ -48,8 +48,16 @@ class AdaptiveSubscription:
         on_message_lost: called with rclpy's message-lost status when DDS reports lost messages.
     """
 
-    def __init__(self, node: Node, msg_type, topic: str, callback: Callable, qos: QoSProfile,
-                 adaptive: bool, on_message_lost: Callable | None = None) -> None:
+    def __init__(
+        self,
+        node: Node,
+        msg_type,
+        topic: str,
+        callback: Callable,
+        qos: QoSProfile,
+        adaptive: bool,
+        on_message_lost: Callable | None = None,
+    ) -> None:
         self._node, self._msg_type, self._callback = node, msg_type, callback
         self._qos, self._adaptive, self._on_message_lost = qos, adaptive, on_message_lost
         self.subscription = self._subscribe(topic, qos)
@@ -70,13 +78,18 @@ class AdaptiveSubscription:
         wanted = matching_reliability(info.qos_profile.reliability for info in infos)
         if wanted is None or wanted == self._qos.reliability:
             return False
-        qos = QoSProfile(history=self._qos.history, depth=self._qos.depth, reliability=wanted,
-                         durability=self._qos.durability)
+        qos = QoSProfile(
+            history=self._qos.history,
+            depth=self._qos.depth,
+            reliability=wanted,
+            durability=self._qos.durability,
+        )
         self._node.destroy_subscription(self.subscription)
         self.subscription = self._subscribe(self.topic, qos)
         self._qos = qos
         self._node.get_logger().info(
-            f"{self.topic}: subscribed {wanted.name.lower()} to match its {len(infos)} publisher(s)")
+            f"{self.topic}: subscribed {wanted.name.lower()} to match its {len(infos)} publisher(s)"
+        )
         return True
 
     def _subscribe(self, topic: str, qos: QoSProfile):
@@ -84,8 +97,13 @@ class AdaptiveSubscription:
         # quietly instead of rclpy's default warning.
         events = SubscriptionEventCallbacks(
             incompatible_qos=self._on_incompatible if self._adaptive else None,
-            message_lost=self._on_message_lost)
-        return self._node.create_subscription(self._msg_type, topic, self._callback, qos, event_callbacks=events)
+            message_lost=self._on_message_lost,
+        )
+        return self._node.create_subscription(
+            self._msg_type, topic, self._callback, qos, event_callbacks=events
+        )
 
     def _on_incompatible(self, _event) -> None:
-        self._node.get_logger().debug(f"{self.topic}: a publisher offers other QoS: following it shortly")
+        self._node.get_logger().debug(
+            f"{self.topic}: a publisher offers other QoS: following it shortly"
+        )

@@ -453,7 +453,7 @@ def rvl_decode(data: bytes, pixels: int) -> np.ndarray:
     if pixels > len(data) * 5:  # the plugin's own sanity check: RVL is at best ~4x smaller
         raise CompressedImageError(
             DECODE_FAILED,
-            f"compressedDepth rvl: {len(data)} bytes " f"cannot hold {pixels} pixels",
+            f"compressedDepth rvl: {len(data)} bytes cannot hold {pixels} pixels",
         )
     numbers = _rvl_numbers(data).tolist()
     runs, delta_starts, at, left = [], [], 0, pixels

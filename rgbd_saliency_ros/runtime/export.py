@@ -70,7 +70,11 @@ def export_onnx(
         bar.update()
         bar.set_postfix_str("translating to ONNX")
         onnx_program = torch.onnx.export(
-            program, example, input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES), dynamo=True,
+            program,
+            example,
+            input_names=list(INPUT_NAMES),
+            output_names=list(OUTPUT_NAMES),
+            dynamo=True,
         )
         bar.update()
         bar.set_postfix_str("writing")
@@ -109,7 +113,9 @@ def read_onnx_metadata(path: str | os.PathLike) -> dict:
         raise ValueError(f"{path}: not a readable ONNX file ({e})") from None
     raw = {p.key: p.value for p in proto.metadata_props}
     if raw.get("format") != FORMAT_NAME:
-        raise ValueError(f"{path}: not a SAM-DAQ step exported by rgbd-saliency export (format={raw.get('format')!r})")
+        raise ValueError(
+            f"{path}: not a SAM-DAQ step exported by rgbd-saliency export (format={raw.get('format')!r})"
+        )
     out: dict = dict(raw)
     try:
         out["config"] = stored_config(path, {"config": json.loads(raw.get("config", "null"))})

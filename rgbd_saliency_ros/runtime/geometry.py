@@ -528,8 +528,10 @@ def register_depth(
         # The footprint's corners, at the same depth (as depth_image_proc does), half a pixel
         # along the depth camera's rays (taken locally linear, which holds within a pixel).
         half = r[:3, :2] @ (0.5 / np.array([depth_camera.fx, depth_camera.fy], np.float32))
-        corners = [_project_columns(*(m + sign * half[i] * z for i, m in enumerate(moved)),
-                                    color_camera) for sign in (-1.0, 1.0)]
+        corners = [
+            _project_columns(*(m + sign * half[i] * z for i, m in enumerate(moved)), color_camera)
+            for sign in (-1.0, 1.0)
+        ]
         # Neighbours at different depths project their shared corner a little apart: a quarter
         # pixel of margin closes those seams, through which what is behind would show.
         low = np.minimum(np.ceil(np.minimum(*corners) - SEAM_PX), centre)
@@ -539,16 +541,18 @@ def register_depth(
     return _splat_nearest(low, high, moved[2], color_camera.width, color_camera.height)
 
 
-def _project_columns(x: np.ndarray, y: np.ndarray, z: np.ndarray,
-                     camera: CameraModel) -> np.ndarray:
+def _project_columns(
+    x: np.ndarray, y: np.ndarray, z: np.ndarray, camera: CameraModel
+) -> np.ndarray:
     """``project_points`` for coordinates given as three (N,) columns; (2, N) pixels (u, v)."""
     if camera.distorted:
         return project_points(np.stack([x, y, z], 1), camera).T
     return np.stack([camera.fx * x / z + camera.cx, camera.fy * y / z + camera.cy])
 
 
-def _splat_nearest(low: np.ndarray, high: np.ndarray, z: np.ndarray, width: int,
-                   height: int) -> np.ndarray:
+def _splat_nearest(
+    low: np.ndarray, high: np.ndarray, z: np.ndarray, width: int, height: int
+) -> np.ndarray:
     """Z-buffer: the rectangles [low, high] ((2, N) pixels u, v, inclusive) take the smallest ``z``
     covering them. Returns (height, width) float32, NaN where none."""
     inside = (high[0] >= 0) & (low[0] < width) & (high[1] >= 0) & (low[1] < height)

@@ -22,7 +22,9 @@ class LoadedModel:
     metadata: dict  # the project format's metadata (config, depth conversion, ...); {} for the reference's
 
 
-def resolve_config(weights: str | os.PathLike | None, backbone: str | None, input_size: int | None) -> SamDaqConfig:
+def resolve_config(
+    weights: str | os.PathLike | None, backbone: str | None, input_size: int | None
+) -> SamDaqConfig:
     """The model config: the weights file's own (project format) unless flags say otherwise,
     in which case loading will refuse a mismatch; else the flags or the defaults."""
     stored = weights_config(weights) if weights else None
@@ -33,7 +35,9 @@ def resolve_config(weights: str | os.PathLike | None, backbone: str | None, inpu
         if input_size is not None:
             values["input_size"] = input_size
         return SamDaqConfig.from_dict(values)
-    return SamDaqConfig(backbone=backbone or DEFAULT_BACKBONE, input_size=input_size or DEFAULT_INPUT_SIZE)
+    return SamDaqConfig(
+        backbone=backbone or DEFAULT_BACKBONE, input_size=input_size or DEFAULT_INPUT_SIZE
+    )
 
 
 def load_model(
@@ -49,7 +53,9 @@ def load_model(
     ``CheckpointError`` (naming the file) for a file that cannot be loaded.
     """
     if backbone is not None and backbone not in BACKBONE_CHANNELS:
-        raise ValueError(f"unknown model {backbone!r}; expected one of {sorted(BACKBONE_CHANNELS)}")
+        raise ValueError(
+            f"unknown model {backbone!r}; expected one of {sorted(BACKBONE_CHANNELS)}"
+        )
     config = resolve_config(weights, backbone, input_size)
     model = SamDaq(config)
     if sam2_checkpoint:

@@ -50,8 +50,13 @@ STAMP_PAST = "stamp_past"  # behind the receiver's clock by more than allowed
 STAMP_KINDS = (STAMP_ZERO, STAMP_NEGATIVE, STAMP_NANOSEC, STAMP_FUTURE, STAMP_PAST)
 
 
-def check_stamp(sec: int, nanosec: int, now_s: float | None = None, max_ahead_s: float = 0.0,
-                max_behind_s: float = 0.0) -> str | None:
+def check_stamp(
+    sec: int,
+    nanosec: int,
+    now_s: float | None = None,
+    max_ahead_s: float = 0.0,
+    max_behind_s: float = 0.0,
+) -> str | None:
     """The kind of a header stamp no camera gives (one of ``STAMP_KINDS``), or None if usable.
 
     Args:
@@ -99,9 +104,17 @@ class StampPairer(Generic[T]):
             short rosbag looping steps back by less than ``jump_back_s``).
     """
 
-    def __init__(self, slop_s: float, queue_size: int = 5, jump_back_s: float = 0.5, max_out_of_order: int = 3) -> None:
+    def __init__(
+        self,
+        slop_s: float,
+        queue_size: int = 5,
+        jump_back_s: float = 0.5,
+        max_out_of_order: int = 3,
+    ) -> None:
         if slop_s < 0 or queue_size < 1 or jump_back_s <= 0 or max_out_of_order < 1:
-            raise ValueError("need slop_s >= 0, queue_size >= 1, jump_back_s > 0, max_out_of_order >= 1")
+            raise ValueError(
+                "need slop_s >= 0, queue_size >= 1, jump_back_s > 0, max_out_of_order >= 1"
+            )
         self.slop_s = slop_s
         self.queue_size = queue_size
         self.jump_back_s = jump_back_s

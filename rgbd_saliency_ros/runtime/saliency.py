@@ -48,7 +48,9 @@ class FramePair:
     stream_id: str
     stamp_s: float  # the color frame's stamp, seconds
     rgb: np.ndarray  # (H, W, 3) uint8 RGB
-    depth: np.ndarray  # (H, W) float32: metres with NaN invalid if depth_is_metric, else relative in [0, 1]
+    depth: (
+        np.ndarray
+    )  # (H, W) float32: metres with NaN invalid if depth_is_metric, else relative in [0, 1]
     depth_is_metric: bool = True
 
 
@@ -84,12 +86,18 @@ class SaliencyRuntime:
         self.config = config or SaliencyConfig()
         stored = backend.metadata.get("depth_conversion")
         # Weights trained with a known depth convention use it: a mismatch would silently hurt.
-        self.depth_conversion = DepthConversion.from_dict(stored) if stored else self.config.depth_conversion
+        self.depth_conversion = (
+            DepthConversion.from_dict(stored) if stored else self.config.depth_conversion
+        )
         # The model's own bound on a healthy state (absent from older exported files: then only
         # non-finite states count as bad).
         self.state_norm_bound = float(backend.metadata.get("state_norm_bound", float("inf")))
-        self.memory = StreamMemory(self.config.reset_timeout_s, self.config.evict_after_s, self.config.max_streams,
-                                   self.state_norm_bound)
+        self.memory = StreamMemory(
+            self.config.reset_timeout_s,
+            self.config.evict_after_s,
+            self.config.max_streams,
+            self.state_norm_bound,
+        )
         self._warned_bad_state: set[str] = set()
         self._last_step_s = 0.0
 
@@ -106,15 +114,25 @@ class SaliencyRuntime:
         if depth.ndim != 2:
             raise ValueError(f"depth must be (H, W), got {depth.shape}")
         if rgb.shape[:2] != depth.shape:
-            raise ValueError(f"color {rgb.shape[1]}x{rgb.shape[0]} and depth {depth.shape[1]}x{depth.shape[0]} differ in size")
+            raise ValueError(
+                f"color {rgb.shape[1]}x{rgb.shape[0]} and depth {depth.shape[1]}x{depth.shape[0]} differ in size"
+            )
         if min(depth.shape) == 0:
             raise ValueError("empty frame")
         if pair.depth_is_metric:
             rel = depth_to_model_input(depth, self.depth_conversion)
         else:
-            rel = np.clip(np.nan_to_num(depth.astype(np.float32, copy=False), nan=self.depth_conversion.invalid_value), 0.0, 1.0)
+            rel = np.clip(
+                np.nan_to_num(
+                    depth.astype(np.float32, copy=False), nan=self.depth_conversion.invalid_value
+                ),
+                0.0,
+                1.0,
+            )
         s = self.input_size
-        return PreparedPair(pair, normalize_rgb(resize_square(rgb, s)), resize_square(rel, s)[None])
+        return PreparedPair(
+            pair, normalize_rgb(resize_square(rgb, s)), resize_square(rel, s)[None]
+        )
 
     def run(self, prepared: list[PreparedPair]) -> list[SaliencyResult]:
         """One batched step over pairs of distinct streams. Each stream continues from its memory
@@ -133,7 +151,9 @@ class SaliencyRuntime:
             causes.append(cause)
         start = time.perf_counter()
         prob, new_states = self.backend.step(
-            np.stack([p.rgb for p in prepared]), np.stack([p.depth for p in prepared]), np.stack(states)
+            np.stack([p.rgb for p in prepared]),
+            np.stack([p.depth for p in prepared]),
+            np.stack(states),
         )
         elapsed = time.perf_counter() - start
         self._last_step_s = elapsed
@@ -144,8 +164,18 @@ class SaliencyRuntime:
             full = resize_probability(prob[i, 0], p.pair.rgb.shape[:2])
             mask = np.where(full >= self.config.threshold, np.uint8(255), np.uint8(0))
             norm = query_norm(new_states[i])
-            results.append(SaliencyResult(sid, p.pair.stamp_s, full, mask, causes[i], elapsed, norm,
-                                          None if healthy else self._bad_state_warning(sid, norm)))
+            results.append(
+                SaliencyResult(
+                    sid,
+                    p.pair.stamp_s,
+                    full,
+                    mask,
+                    causes[i],
+                    elapsed,
+                    norm,
+                    None if healthy else self._bad_state_warning(sid, norm),
+                )
+            )
         return results
 
     def _bad_state_warning(self, stream_id: str, norm: float) -> str | None:
@@ -153,9 +183,11 @@ class SaliencyRuntime:
         if stream_id in self._warned_bad_state:
             return None
         self._warned_bad_state.add(stream_id)
-        return (f"query memory went bad (largest query norm {norm:.4g}, healthy at most "
-                f"{self.state_norm_bound:.4g}): the stream restarts from the initial state at its next "
-                f"frame; counted as reset.{ResetCause.BAD_STATE.value} (warned once per stream)")
+        return (
+            f"query memory went bad (largest query norm {norm:.4g}, healthy at most "
+            f"{self.state_norm_bound:.4g}): the stream restarts from the initial state at its next "
+            f"frame; counted as reset.{ResetCause.BAD_STATE.value} (warned once per stream)"
+        )
 
     def reset(self, stream_id: str | None = None) -> list[str]:
         """Restarts the memory of one stream (every stream when None) at its next frame."""

@@ -24,7 +24,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tif
 MASK_THRESHOLD = 0.5
 
 
-def list_frames(rgb_dir: str | os.PathLike, depth_dir: str | os.PathLike) -> list[tuple[Path, Path]]:
+def list_frames(
+    rgb_dir: str | os.PathLike, depth_dir: str | os.PathLike
+) -> list[tuple[Path, Path]]:
     """Pairs the images of two folders by sorted name; the counts must agree."""
     rgb = sorted(p for p in Path(rgb_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     depth = sorted(p for p in Path(depth_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -43,7 +45,9 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def prepare_inputs(rgb: np.ndarray, depth01: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+def prepare_inputs(
+    rgb: np.ndarray, depth01: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(H, W, 3) uint8 RGB and (h, w) float32 depth in [0, 1] -> model inputs (1, 3, S, S), (1, 1, S, S) float32."""
     rgb_in = normalize_rgb(resize_square(rgb, size))[None]
     depth_in = np.ascontiguousarray(resize_square(depth01, size), dtype=np.float32)[None, None]
@@ -65,12 +69,18 @@ def predict_folders(
     size = backend.config.input_size
     state = backend.initial_state(1)
     written = []
-    for rgb_path, depth_path in tqdm(list_frames(rgb_dir, depth_dir), desc="predict", unit="frame", disable=not progress):
+    for rgb_path, depth_path in tqdm(
+        list_frames(rgb_dir, depth_dir), desc="predict", unit="frame", disable=not progress
+    ):
         rgb = read_rgb(rgb_path)
-        prob, state = backend.step(*prepare_inputs(rgb, read_relative_depth_png(depth_path), size), state)
+        prob, state = backend.step(
+            *prepare_inputs(rgb, read_relative_depth_png(depth_path), size), state
+        )
         if probabilities:
             np.save(out / f"{rgb_path.stem}.npy", prob[0, 0])
-        mask = np.where(resize_probability(prob[0, 0], rgb.shape[:2]) >= MASK_THRESHOLD, 255, 0).astype(np.uint8)
+        mask = np.where(
+            resize_probability(prob[0, 0], rgb.shape[:2]) >= MASK_THRESHOLD, 255, 0
+        ).astype(np.uint8)
         path = out / f"{rgb_path.stem}.png"
         cv2.imwrite(str(path), mask)
         written.append(path)

@@ -27,6 +27,7 @@ class ResetCause(str, Enum):
     REQUEST = "request"
     BAD_STATE = "bad_state"  # the state after the previous frame was non-finite or out of bounds
 
+
 # Headroom over the model's bound for rounding (and reduced-precision backends).
 BOUND_TOLERANCE = 1.01
 
@@ -52,11 +53,23 @@ class StreamMemory:
     """States of many streams, keyed by stream id (a camera namespace, say). Thread-safe: a reset
     may be requested from a service thread while a worker steps the stream."""
 
-    def __init__(self, reset_timeout_s: float = 1.0, evict_after_s: float = 60.0, max_streams: int = 16,
-                 state_norm_bound: float = float("inf")) -> None:
-        if reset_timeout_s <= 0 or evict_after_s <= 0 or max_streams < 1 or not state_norm_bound > 0:
-            raise ValueError("reset_timeout_s, evict_after_s and state_norm_bound must be positive, "
-                             "max_streams at least 1")
+    def __init__(
+        self,
+        reset_timeout_s: float = 1.0,
+        evict_after_s: float = 60.0,
+        max_streams: int = 16,
+        state_norm_bound: float = float("inf"),
+    ) -> None:
+        if (
+            reset_timeout_s <= 0
+            or evict_after_s <= 0
+            or max_streams < 1
+            or not state_norm_bound > 0
+        ):
+            raise ValueError(
+                "reset_timeout_s, evict_after_s and state_norm_bound must be positive, "
+                "max_streams at least 1"
+            )
         self.state_norm_bound = state_norm_bound
         self.reset_timeout_s = reset_timeout_s
         self.evict_after_s = evict_after_s
@@ -66,7 +79,9 @@ class StreamMemory:
         self.evictions = 0
         self._lock = threading.Lock()
 
-    def begin(self, stream_id: str, stamp_s: float, slack_s: float = 0.0) -> tuple[np.ndarray | None, ResetCause | None]:
+    def begin(
+        self, stream_id: str, stamp_s: float, slack_s: float = 0.0
+    ) -> tuple[np.ndarray | None, ResetCause | None]:
         """The state to step ``stream_id``'s frame at ``stamp_s`` from.
 
         ``slack_s`` widens the gap allowed before a timeout: a consumer that takes the latest frame
@@ -77,7 +92,9 @@ class StreamMemory:
         with self._lock:
             return self._begin(stream_id, stamp_s, slack_s)
 
-    def _begin(self, stream_id: str, stamp_s: float, slack_s: float) -> tuple[np.ndarray | None, ResetCause | None]:
+    def _begin(
+        self, stream_id: str, stamp_s: float, slack_s: float
+    ) -> tuple[np.ndarray | None, ResetCause | None]:
         self._evict_idle(stamp_s)
         entry = self._entries.get(stream_id)
         cause = None
@@ -87,7 +104,10 @@ class StreamMemory:
             cause = entry.pending_reset
         elif entry.last_stamp_s is not None and stamp_s < entry.last_stamp_s:
             cause = ResetCause.BACKWARD_JUMP
-        elif entry.last_stamp_s is not None and stamp_s - entry.last_stamp_s > self.reset_timeout_s + slack_s:
+        elif (
+            entry.last_stamp_s is not None
+            and stamp_s - entry.last_stamp_s > self.reset_timeout_s + slack_s
+        ):
             cause = ResetCause.TIMEOUT
         if cause is not None:
             self.resets[cause.value] += 1
@@ -109,7 +129,10 @@ class StreamMemory:
             old = self._entries.get(stream_id)
             pending = old.pending_reset if old is not None else None
             if not healthy:
-                state, pending = None, ResetCause.BAD_STATE  # over a requested reset: the telling cause
+                state, pending = (
+                    None,
+                    ResetCause.BAD_STATE,
+                )  # over a requested reset: the telling cause
             else:
                 state = np.array(state, dtype=np.float32, copy=True)
             self._entries[stream_id] = _Entry(state, stamp_s, pending, norm)
@@ -132,7 +155,11 @@ class StreamMemory:
         Returns the ids affected; an unknown id affects nothing.
         """
         with self._lock:
-            ids = list(self._entries) if stream_id is None else [s for s in (stream_id,) if s in self._entries]
+            ids = (
+                list(self._entries)
+                if stream_id is None
+                else [s for s in (stream_id,) if s in self._entries]
+            )
             for sid in ids:
                 self._entries[sid].pending_reset = ResetCause.REQUEST
             return ids
@@ -149,6 +176,10 @@ class StreamMemory:
 
     def _evict_idle(self, now_s: float) -> None:
         # Stamps are the only clock here: a stream is idle when others have moved on without it.
-        for sid in [s for s, e in self._entries.items() if e.last_stamp_s is not None and now_s - e.last_stamp_s > self.evict_after_s]:
+        for sid in [
+            s
+            for s, e in self._entries.items()
+            if e.last_stamp_s is not None and now_s - e.last_stamp_s > self.evict_after_s
+        ]:
             del self._entries[sid]
             self.evictions += 1

@@ -44,13 +44,19 @@ class StepBackend(ABC):
         """(batch, num_video_queries, query_dim) float32: a stream's state before its first frame."""
 
     @abstractmethod
-    def step(self, rgb: np.ndarray, depth: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def step(
+        self, rgb: np.ndarray, depth: np.ndarray, state: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """One frame of B streams; see the class docstring for shapes."""
 
     def warmup(self, batch: int = 1) -> None:
         """Runs one step on blank frames so that the first real frame is not slow."""
         s = self.config.input_size
-        self.step(np.zeros((batch, 3, s, s), np.float32), np.zeros((batch, 1, s, s), np.float32), self.initial_state(batch))
+        self.step(
+            np.zeros((batch, 3, s, s), np.float32),
+            np.zeros((batch, 1, s, s), np.float32),
+            self.initial_state(batch),
+        )
 
     def check_inputs(self, rgb: np.ndarray, depth: np.ndarray, state: np.ndarray) -> None:
         """Raises ValueError on shapes that do not fit this model (same message for every backend)."""

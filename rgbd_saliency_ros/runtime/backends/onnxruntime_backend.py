@@ -19,17 +19,25 @@ class OnnxRuntimeBackend(StepBackend):
         meta = read_onnx_metadata(path)
         self.config = meta["config"]
         self._initial = meta["initial_state"]
-        self.metadata = {k: v for k, v in meta.items() if k in ("depth_conversion", "weights_sha256", "state_norm_bound")}
+        self.metadata = {
+            k: v
+            for k, v in meta.items()
+            if k in ("depth_conversion", "weights_sha256", "state_norm_bound")
+        }
         self.max_batch = int(meta.get("max_batch", 1))
         if device == "cpu":
             providers = ["CPUExecutionProvider"]
         elif device.startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise ValueError(f"device {device}: this onnxruntime has no CUDA provider (install onnxruntime-gpu)")
+                raise ValueError(
+                    f"device {device}: this onnxruntime has no CUDA provider (install onnxruntime-gpu)"
+                )
             index = int(device.split(":")[1]) if ":" in device else 0
             providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
         else:
-            raise ValueError(f"unknown device {device!r} for onnxruntime; expected cpu or cuda[:N]")
+            raise ValueError(
+                f"unknown device {device!r} for onnxruntime; expected cpu or cuda[:N]"
+            )
         self.session = ort.InferenceSession(os.fspath(path), providers=providers)
         self.device = device
 
@@ -40,13 +48,18 @@ class OnnxRuntimeBackend(StepBackend):
     def initial_state(self, batch: int) -> np.ndarray:
         return np.repeat(self._initial[None], batch, axis=0)
 
-    def step(self, rgb: np.ndarray, depth: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def step(
+        self, rgb: np.ndarray, depth: np.ndarray, state: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         self.check_inputs(rgb, depth, state)
         if rgb.shape[0] > self.max_batch:
             raise ValueError(f"batch {rgb.shape[0]} exceeds the exported maximum {self.max_batch}")
         prob, new_state = self.session.run(
             ["prob", "new_state"],
-            {"rgb": np.ascontiguousarray(rgb, np.float32), "depth": np.ascontiguousarray(depth, np.float32),
-             "state": np.ascontiguousarray(state, np.float32)},
+            {
+                "rgb": np.ascontiguousarray(rgb, np.float32),
+                "depth": np.ascontiguousarray(depth, np.float32),
+                "state": np.ascontiguousarray(state, np.float32),
+            },
         )
         return prob, new_state

@@ -24,17 +24,31 @@ TRT_PRECISIONS = ("float32", "float16", "bfloat16", "int8")
 
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/rgbd_saliency_ros/engines`` (``~/.cache/...`` by default)."""
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rgbd_saliency_ros" / "engines"
+    return (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "rgbd_saliency_ros"
+        / "engines"
+    )
 
 
 def engine_cache_key(
-    gpu_name: str, compute_capability: tuple[int, int], trt_version: str, precision: str,
-    input_size: int, batch_range: tuple[int, int, int], weights_sha256: str,
+    gpu_name: str,
+    compute_capability: tuple[int, int],
+    trt_version: str,
+    precision: str,
+    input_size: int,
+    batch_range: tuple[int, int, int],
+    weights_sha256: str,
 ) -> str:
     """A file-name-safe key naming one engine build; every argument changes it."""
     fields = {
-        "gpu": gpu_name, "sm": list(compute_capability), "trt": trt_version, "precision": precision,
-        "input": input_size, "batch": list(batch_range), "weights": weights_sha256,
+        "gpu": gpu_name,
+        "sm": list(compute_capability),
+        "trt": trt_version,
+        "precision": precision,
+        "input": input_size,
+        "batch": list(batch_range),
+        "weights": weights_sha256,
     }
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:24]
     return f"samdaq_{input_size}_{precision}_{digest}"
@@ -44,27 +58,38 @@ def _device_fields(device: str) -> tuple[str, tuple[int, int], int]:
     import torch
 
     if not str(device).startswith("cuda"):
-        raise ValueError(f"the tensorrt backend runs on a CUDA device, not {device!r} (use --device cuda)")
+        raise ValueError(
+            f"the tensorrt backend runs on a CUDA device, not {device!r} (use --device cuda)"
+        )
     if not torch.cuda.is_available():
         raise RuntimeError("the tensorrt backend needs a CUDA GPU; none is visible")
     index = torch.device(device).index or 0
     return torch.cuda.get_device_name(index), torch.cuda.get_device_capability(index), index
 
 
-def calibration_batches(rgb_dir: str | os.PathLike, depth_dir: str | os.PathLike, onnx_path: str | os.PathLike):
+def calibration_batches(
+    rgb_dir: str | os.PathLike, depth_dir: str | os.PathLike, onnx_path: str | os.PathLike
+):
     """(rgb, depth, state) batches of one frame each from two image folders, for int8 calibration."""
     from ..depth import read_relative_depth_png
     from ..sequence import list_frames, prepare_inputs, read_rgb
 
     meta = read_onnx_metadata(onnx_path)
     for rgb_path, depth_path in list_frames(rgb_dir, depth_dir):
-        rgb, depth = prepare_inputs(read_rgb(rgb_path), read_relative_depth_png(depth_path), meta["config"].input_size)
+        rgb, depth = prepare_inputs(
+            read_rgb(rgb_path), read_relative_depth_png(depth_path), meta["config"].input_size
+        )
         yield rgb, depth, meta["initial_state"][None]
 
 
 def build_engine(
-    onnx_path: str | os.PathLike, device: str = "cuda", precision: str = "float16",
-    opt_batch: int = 1, cache_dir: str | os.PathLike | None = None, calibration=None, progress: bool = True,
+    onnx_path: str | os.PathLike,
+    device: str = "cuda",
+    precision: str = "float16",
+    opt_batch: int = 1,
+    cache_dir: str | os.PathLike | None = None,
+    calibration=None,
+    progress: bool = True,
 ) -> Path:
     """Builds (or finds in the cache) a serialized engine for ``onnx_path``; returns its path.
 
@@ -80,7 +105,9 @@ def build_engine(
     cfg, max_batch = meta["config"], int(meta["max_batch"])
     gpu, sm, _ = _device_fields(device)
     batch_range = (1, min(opt_batch, max_batch), max_batch)
-    key = engine_cache_key(gpu, sm, trt.__version__, precision, cfg.input_size, batch_range, meta["weights_sha256"])
+    key = engine_cache_key(
+        gpu, sm, trt.__version__, precision, cfg.input_size, batch_range, meta["weights_sha256"]
+    )
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     engine_path = cache / f"{key}.engine"
     if engine_path.is_file():
@@ -89,7 +116,8 @@ def build_engine(
         raise ValueError(
             f"no int8 engine for {onnx_path} on this GPU and TensorRT in {cache} (key {key}): build it once "
             f"with rgbd-saliency export --format tensorrt --precision int8 --calibration-dir DIR "
-            f"--opt-batch {batch_range[1]} --cache-dir {cache}")
+            f"--opt-batch {batch_range[1]} --cache-dir {cache}"
+        )
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -99,7 +127,9 @@ def build_engine(
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise RuntimeError(f"{onnx_path}: TensorRT cannot parse it: {errors}")
     config = builder.create_builder_config()
-    flags = {"float16": ["FP16"], "bfloat16": ["BF16"], "int8": ["INT8", "FP16"]}.get(precision, [])
+    flags = {"float16": ["FP16"], "bfloat16": ["BF16"], "int8": ["INT8", "FP16"]}.get(
+        precision, []
+    )
     for flag in flags:
         config.set_flag(getattr(trt.BuilderFlag, flag))
     s, q, d = cfg.input_size, cfg.num_video_queries, cfg.query_dim
@@ -118,23 +148,41 @@ def build_engine(
         raise RuntimeError(f"{onnx_path}: TensorRT engine build failed (see the log above)")
     cache.mkdir(parents=True, exist_ok=True)
     engine_path.write_bytes(bytes(serialized))
-    engine_path.with_suffix(".json").write_text(json.dumps({"onnx": os.fspath(onnx_path), "gpu": gpu, "sm": sm,
-                                                            "precision": precision, "batch": batch_range}))
+    engine_path.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "onnx": os.fspath(onnx_path),
+                "gpu": gpu,
+                "sm": sm,
+                "precision": precision,
+                "batch": batch_range,
+            }
+        )
+    )
     return engine_path
 
 
 class TensorRTBackend(StepBackend):
     """Runs the cached engine; device buffers are allocated once, for the largest batch."""
 
-    def __init__(self, onnx_path: str | os.PathLike, device: str = "cuda", precision: str = "float16",
-                 cache_dir: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self,
+        onnx_path: str | os.PathLike,
+        device: str = "cuda",
+        precision: str = "float16",
+        cache_dir: str | os.PathLike | None = None,
+    ) -> None:
         import tensorrt as trt
         import torch
 
         meta = read_onnx_metadata(onnx_path)
         self.config = meta["config"]
         self._initial = meta["initial_state"]
-        self.metadata = {k: v for k, v in meta.items() if k in ("depth_conversion", "weights_sha256", "state_norm_bound")}
+        self.metadata = {
+            k: v
+            for k, v in meta.items()
+            if k in ("depth_conversion", "weights_sha256", "state_norm_bound")
+        }
         self.max_batch = int(meta["max_batch"])
         self.precision = precision
         _, _, index = _device_fields(device)
@@ -143,11 +191,27 @@ class TensorRTBackend(StepBackend):
         self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = self._runtime.deserialize_cuda_engine(engine_path.read_bytes())
         if self.engine is None:
-            raise RuntimeError(f"{engine_path}: cannot deserialize (built by another TensorRT?); delete it to rebuild")
+            raise RuntimeError(
+                f"{engine_path}: cannot deserialize (built by another TensorRT?); delete it to rebuild"
+            )
         self.context = self.engine.create_execution_context()
-        s, q, d, b = self.config.input_size, self.config.num_video_queries, self.config.query_dim, self.max_batch
-        shapes = {"rgb": (b, 3, s, s), "depth": (b, 1, s, s), "state": (b, q, d), "prob": (b, 1, s, s), "new_state": (b, q, d)}
-        self._buffers = {n: torch.empty(shape, dtype=torch.float32, device=self.device) for n, shape in shapes.items()}
+        s, q, d, b = (
+            self.config.input_size,
+            self.config.num_video_queries,
+            self.config.query_dim,
+            self.max_batch,
+        )
+        shapes = {
+            "rgb": (b, 3, s, s),
+            "depth": (b, 1, s, s),
+            "state": (b, q, d),
+            "prob": (b, 1, s, s),
+            "new_state": (b, q, d),
+        }
+        self._buffers = {
+            n: torch.empty(shape, dtype=torch.float32, device=self.device)
+            for n, shape in shapes.items()
+        }
         self._stream = torch.cuda.Stream(device=self.device)
 
     @property
@@ -157,7 +221,9 @@ class TensorRTBackend(StepBackend):
     def initial_state(self, batch: int) -> np.ndarray:
         return np.repeat(self._initial[None], batch, axis=0)
 
-    def step(self, rgb: np.ndarray, depth: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def step(
+        self, rgb: np.ndarray, depth: np.ndarray, state: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
         self.check_inputs(rgb, depth, state)
@@ -167,14 +233,18 @@ class TensorRTBackend(StepBackend):
         with torch.cuda.stream(self._stream):
             for name, array in (("rgb", rgb), ("depth", depth), ("state", state)):
                 view = self._buffers[name][:b]
-                view.copy_(torch.from_numpy(np.ascontiguousarray(array, np.float32)), non_blocking=False)
+                view.copy_(
+                    torch.from_numpy(np.ascontiguousarray(array, np.float32)), non_blocking=False
+                )
                 self.context.set_input_shape(name, tuple(view.shape))
             for name, buf in self._buffers.items():
                 self.context.set_tensor_address(name, buf.data_ptr())
             if not self.context.execute_async_v3(self._stream.cuda_stream):
                 raise RuntimeError("TensorRT execution failed")
             self._stream.synchronize()
-        return self._buffers["prob"][:b].cpu().numpy(), self._buffers["new_state"][:b].cpu().numpy()
+        return self._buffers["prob"][:b].cpu().numpy(), self._buffers["new_state"][
+            :b
+        ].cpu().numpy()
 
 
 def _progress_monitor(trt):
@@ -188,7 +258,9 @@ def _progress_monitor(trt):
             self._bars = {}
 
         def phase_start(self, phase_name, parent_phase, num_steps):
-            self._bars[phase_name] = tqdm(total=num_steps, desc=f"tensorrt: {phase_name}", leave=False)
+            self._bars[phase_name] = tqdm(
+                total=num_steps, desc=f"tensorrt: {phase_name}", leave=False
+            )
 
         def step_complete(self, phase_name, step):
             bar = self._bars.get(phase_name)
@@ -223,7 +295,9 @@ def _Calibrator(trt, batches, cache_file: Path):
                 arrays = dict(zip(("rgb", "depth", "state"), next(self._iter)))
             except StopIteration:
                 return None
-            self._keep = [torch.from_numpy(np.ascontiguousarray(arrays[n], np.float32)).cuda() for n in names]
+            self._keep = [
+                torch.from_numpy(np.ascontiguousarray(arrays[n], np.float32)).cuda() for n in names
+            ]
             return [t.data_ptr() for t in self._keep]
 
         def read_calibration_cache(self):

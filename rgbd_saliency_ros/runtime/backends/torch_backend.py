@@ -14,12 +14,22 @@ _AUTOCAST = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 class TorchBackend(StepBackend):
     """Runs ``SamDaq.step`` directly. ``compile=True`` wraps the encoder in ``torch.compile``."""
 
-    def __init__(self, model: SamDaq, metadata: dict | None = None, precision: str = "float32", compile: bool = False) -> None:
+    def __init__(
+        self,
+        model: SamDaq,
+        metadata: dict | None = None,
+        precision: str = "float32",
+        compile: bool = False,
+    ) -> None:
         self.device = next(model.parameters()).device
         if precision != "float32" and self.device.type != "cuda":
-            raise ValueError(f"precision {precision} needs a CUDA device; {self.device} runs float32 only")
+            raise ValueError(
+                f"precision {precision} needs a CUDA device; {self.device} runs float32 only"
+            )
         if precision not in ("float32", *_AUTOCAST):
-            raise ValueError(f"unknown precision {precision!r}; expected float32, float16 or bfloat16")
+            raise ValueError(
+                f"unknown precision {precision!r}; expected float32, float16 or bfloat16"
+            )
         self.model = model.eval()
         self.config = model.config
         # The bound travels like the exported file's: the runtime's memory guard reads it here.
@@ -36,11 +46,18 @@ class TorchBackend(StepBackend):
         with torch.inference_mode():
             return self.model.initial_state(batch).cpu().numpy()
 
-    def step(self, rgb: np.ndarray, depth: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def step(
+        self, rgb: np.ndarray, depth: np.ndarray, state: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         self.check_inputs(rgb, depth, state)
         dev = self.device
-        with torch.inference_mode(), torch.autocast(
-            dev.type, dtype=_AUTOCAST.get(self.precision, torch.float32), enabled=self.precision in _AUTOCAST
+        with (
+            torch.inference_mode(),
+            torch.autocast(
+                dev.type,
+                dtype=_AUTOCAST.get(self.precision, torch.float32),
+                enabled=self.precision in _AUTOCAST,
+            ),
         ):
             prob, new_state = self.model.step(
                 torch.from_numpy(rgb).to(dev, non_blocking=True),
