@@ -1,11 +1,12 @@
-"""``rgbd-saliency``: the package's command line.
+r"""``rgbd-saliency``: the package's command line.
 
     rgbd-saliency predict --sam2-checkpoint S.pt --weights W --rgb-dir R --depth-dir D --out-dir O
     rgbd-saliency bench-step --model sam2.1_hiera_t --input-size 1024
     rgbd-saliency bench-node --frames 120 --rate 4
     rgbd-saliency bench-soak --pairs 10000 --rate 20
     rgbd-saliency bench-geometry
-    rgbd-saliency bench-memory --sam2-checkpoint S.pt --weights W --rgb-dir R --depth-dir D --gt-dir G
+    rgbd-saliency bench-memory --sam2-checkpoint S.pt --weights W \
+        --rgb-dir R --depth-dir D --gt-dir G
     rgbd-saliency make-bag --rgb-dir R --depth-dir D --gt-dir G --out seq_bag [--storage mcap]
     rgbd-saliency replay --bag seq_bag --out out/replay --sam2-checkpoint S.pt --weights W [--live]
     rgbd-saliency eval --pred out/masks --gt data/gt --json out/metrics.json
@@ -18,8 +19,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .evaluation.bags import DISTROS, STORAGES
 from .model.config import BACKBONE_CHANNELS
 from .runtime.backends import BACKENDS, PRECISIONS
+
+# Reliability choices of the benchmarks' and the live replay's publishers; the node's input QoS
+# also takes "auto" (follow the publisher). Written here, not imported from ros/, so that the
+# parser needs no rclpy.
+RELIABILITIES = ("reliable", "best_effort")
+INPUT_QOS = ("auto", *RELIABILITIES)
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -59,6 +67,20 @@ def _backend_from_args(args: argparse.Namespace):
     )
 
 
+def _set_threads(args: argparse.Namespace) -> None:
+    """Applies ``--threads`` (0: leave torch's default)."""
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+
+def _check_weights_pair(args: argparse.Namespace) -> None:
+    """The benchmarks run given weights or random ones: both files or neither."""
+    if bool(args.sam2_checkpoint) != bool(args.weights):
+        raise ValueError("--sam2-checkpoint and --weights go together (neither: random weights)")
+
+
 def _predict(args: argparse.Namespace) -> int:
     from .runtime.sequence import predict_folders
 
@@ -94,13 +116,11 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _bench_step(args: argparse.Namespace) -> int:
-    import torch
 
     from .benchmarks.step import bench_step
     from .model import SamDaqConfig
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    _set_threads(args)
     config = SamDaqConfig(backbone=args.model, input_size=args.input_size)
     timings = bench_step(
         config, args.batch, args.repeats, args.warmup, args.device, compile=args.compile
@@ -117,8 +137,7 @@ def _bench_streams(args: argparse.Namespace) -> int:
     from .runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
     from .runtime.backends.torch_backend import TorchBackend
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    _set_threads(args)
     if args.engine:
         backend = OnnxRuntimeBackend(args.engine, args.device)
     else:
@@ -131,7 +150,8 @@ def _bench_streams(args: argparse.Namespace) -> int:
     print(
         report(
             results,
-            f"{backend.info.name} on {backend.info.device}, {cfg.backbone}, input {cfg.input_size}, "
+            f"{backend.info.name} on {backend.info.device}, {cfg.backbone}, "
+            f"input {cfg.input_size}, "
             f"{torch.get_num_threads()} threads, median of {args.repeats}",
         )
     )
@@ -141,8 +161,7 @@ def _bench_streams(args: argparse.Namespace) -> int:
 def _bench_node(args: argparse.Namespace) -> int:
     from .benchmarks.node import bench_node
 
-    if bool(args.sam2_checkpoint) != bool(args.weights):
-        raise ValueError("--sam2-checkpoint and --weights go together (neither: random weights)")
+    _check_weights_pair(args)
     result = bench_node(
         args.frames,
         args.rate,
@@ -163,8 +182,7 @@ def _bench_node(args: argparse.Namespace) -> int:
 def _bench_soak(args: argparse.Namespace) -> int:
     from .benchmarks.soak import bench_soak
 
-    if bool(args.sam2_checkpoint) != bool(args.weights):
-        raise ValueError("--sam2-checkpoint and --weights go together (neither: random weights)")
+    _check_weights_pair(args)
     result = bench_soak(
         args.pairs,
         args.rate,
@@ -189,8 +207,6 @@ def _bench_memory(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    import torch
-
     from .benchmarks.memory import bench_memory, load_sequence, report
     from .runtime.model_loading import load_model
 
@@ -198,8 +214,7 @@ def _bench_memory(args: argparse.Namespace) -> int:
         raise ValueError(
             "bench-memory judges trained weights: it needs --sam2-checkpoint and --weights"
         )
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    _set_threads(args)
     model = load_model(
         args.sam2_checkpoint, args.weights, args.model, args.input_size, args.device
     ).model
@@ -285,7 +300,8 @@ def _replay(args: argparse.Namespace) -> int:
 
         if args.sam2_checkpoint or args.weights or args.engine:
             raise ValueError(
-                "--live plays the bag to the running node, which has its own model: drop the model flags"
+                "--live plays the bag to the running node, which has its own model: "
+                "drop the model flags"
             )
         live = LiveOptions(
             rate_factor=args.rate_factor,
@@ -321,12 +337,8 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rgbd-saliency", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("predict", help="masks for an RGB-D sequence in two image folders")
-    _add_model_flags(p)
+def _add_backend_flags(p: argparse.ArgumentParser) -> None:
+    """Which backend runs the model, its exported file and its precision (predict, replay)."""
     p.add_argument("--backend", choices=BACKENDS, default="torch")
     p.add_argument(
         "--engine", help="for onnxruntime and tensorrt: the file written by `rgbd-saliency export`"
@@ -337,6 +349,22 @@ def build_parser() -> argparse.ArgumentParser:
         default="float32",
         help="float16/bfloat16: torch on CUDA; tensorrt",
     )
+
+
+def _add_threads_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+
+
+def _add_camera_topic_flags(p: argparse.ArgumentParser) -> None:
+    """The color and depth topics of a bag (make-bag writes them, replay reads them)."""
+    p.add_argument("--color-topic", default="/camera/color/image_raw")
+    p.add_argument("--depth-topic", default="/camera/aligned_depth_to_color/image_raw")
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="masks for an RGB-D sequence in two image folders")
+    _add_model_flags(p)
+    _add_backend_flags(p)
     p.add_argument(
         "--rgb-dir", required=True, help="color frames (matched to depth by sorted name)"
     )
@@ -353,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=_predict)
 
+
+def _add_export(sub) -> None:
     p = sub.add_parser(
         "export", help="the step as ONNX (state in and out, dynamic batch), or a TensorRT engine"
     )
@@ -372,19 +402,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=_export)
 
+
+def _add_bench_step(sub) -> None:
     p = sub.add_parser("bench-step", help="median step time and its breakdown (random weights)")
     p.add_argument("--model", choices=sorted(BACKBONE_CHANNELS), default="sam2.1_hiera_t")
     p.add_argument("--input-size", type=int, default=1024)
     p.add_argument("--batch", type=int, default=1, help="streams per step")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    _add_threads_flag(p)
     p.add_argument("--device", default="cpu")
     p.add_argument(
         "--compile", action="store_true", help="torch.compile the encoder (slow first step)"
     )
     p.set_defaults(run=_bench_step)
 
+
+def _add_bench_streams(sub) -> None:
     p = sub.add_parser(
         "bench-streams", help="throughput of streams batched into one step versus one at a time"
     )
@@ -392,13 +426,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=int, default=512)
     p.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4])
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    _add_threads_flag(p)
     p.add_argument("--device", default="cpu")
     p.add_argument(
         "--engine", help="time this exported ONNX file with onnxruntime instead of torch"
     )
     p.set_defaults(run=_bench_streams)
 
+
+def _add_bench_node(sub) -> None:
     p = sub.add_parser(
         "bench-node",
         help="node overhead (color stamp to mask publish, minus the step) over real DDS",
@@ -418,13 +454,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--input-qos",
-        choices=("auto", "reliable", "best_effort"),
+        choices=INPUT_QOS,
         default="auto",
         help="the node's input QoS (auto, its default: follow the publisher)",
     )
     p.add_argument(
         "--publisher-qos",
-        choices=("reliable", "best_effort"),
+        choices=RELIABILITIES,
         default="reliable",
         help="the camera publisher's reliability",
     )
@@ -443,6 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=_bench_node)
 
+
+def _add_bench_soak(sub) -> None:
     p = sub.add_parser(
         "bench-soak", help="the node's memory growth and latency drift over many pairs"
     )
@@ -456,10 +494,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sam2-checkpoint", help="with --weights: these weights (default: random)")
     p.add_argument("--weights", help="SAM-DAQ weights file")
     p.add_argument("--input-size", type=int, default=64, help="input size of the random weights")
-    p.add_argument("--input-qos", choices=("auto", "reliable", "best_effort"), default="auto")
+    p.add_argument("--input-qos", choices=INPUT_QOS, default="auto")
     p.add_argument("--device", default="cpu")
     p.set_defaults(run=_bench_soak)
 
+
+def _add_bench_geometry(sub) -> None:
     p = sub.add_parser(
         "bench-geometry",
         help="per-frame cost of the 3D outputs (object geometry, messages, "
@@ -468,6 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=50, help="timed runs of each part")
     p.set_defaults(run=_bench_geometry)
 
+
+def _add_bench_memory(sub) -> None:
     p = sub.add_parser(
         "bench-memory",
         help="query memory over a long stream: state norms and S-measure at 10,000 steps",
@@ -483,10 +525,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--steps", type=int, default=10000, help="steps, the sequence played back and forth"
     )
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    _add_threads_flag(p)
     p.add_argument("--json", help="also write the figures here")
     p.set_defaults(run=_bench_memory)
 
+
+def _add_make_bag(sub) -> None:
     p = sub.add_parser(
         "make-bag", help="a rosbag2 (sqlite3 or MCAP) from RGB-D image folders and ground truth"
     )
@@ -498,12 +542,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth-dir", required=True, help="depth frames aligned to color")
     p.add_argument("--gt-dir", help="ground-truth masks, written as mono8 0/255 on --gt-topic")
     p.add_argument("--out", required=True, help="the bag folder to create")
+    _add_make_bag_depth_flags(p)
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=30.0,
+        help="frames per second: frame i is stamped start + i / rate",
+    )
+    p.add_argument(
+        "--start-time",
+        type=float,
+        default=1_700_000_000.0,
+        help="stamp of the first frame, seconds since the epoch",
+    )
+    p.add_argument("--storage", choices=STORAGES, default="sqlite3")
+    p.add_argument(
+        "--distro",
+        choices=DISTROS,
+        default="humble",
+        help="message definitions stored in the bag",
+    )
+    p.add_argument(
+        "--frame-id", default="camera_color_optical_frame", help="header frame id of every message"
+    )
+    _add_make_bag_message_flags(p)
+    p.set_defaults(run=_make_bag)
+
+
+def _add_make_bag_depth_flags(p: argparse.ArgumentParser) -> None:
+    """make-bag: how the depth files are read and written."""
     p.add_argument(
         "--depth-format",
         choices=("relative8", "mm16", "tum", "sun", "nyu"),
         default="relative8",
-        help="relative8: data sets' 8-bit relative depth, near dark (written as PSEUDO-metres, see "
-        "--relative-range-m); mm16: 16-bit millimetres, 0 invalid; tum, sun, nyu: those data sets' files",
+        help="relative8: data sets' 8-bit relative depth, near dark (written as PSEUDO-metres, "
+        "see --relative-range-m); mm16: 16-bit millimetres, 0 invalid; tum, sun, nyu: those "
+        "data sets' files",
     )
     p.add_argument(
         "--depth-encoding",
@@ -517,33 +591,16 @@ def build_parser() -> argparse.ArgumentParser:
         nargs=2,
         default=(0.1, 10.0),
         metavar=("MIN", "MAX"),
-        help="relative8: value v/255 becomes MIN + v/255 (MAX - MIN) metres (default: the runtime's clip range)",
+        help="relative8: value v/255 becomes MIN + v/255 (MAX - MIN) metres (default: the "
+        "runtime's clip range)",
     )
     p.add_argument(
         "--relative-near-is-bright", action="store_true", help="relative8 files with near = bright"
     )
-    p.add_argument(
-        "--rate",
-        type=float,
-        default=30.0,
-        help="frames per second: frame i is stamped start + i / rate",
-    )
-    p.add_argument(
-        "--start-time",
-        type=float,
-        default=1_700_000_000.0,
-        help="stamp of the first frame, seconds since the epoch",
-    )
-    p.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3")
-    p.add_argument(
-        "--distro",
-        choices=("humble", "jazzy"),
-        default="humble",
-        help="message definitions stored in the bag",
-    )
-    p.add_argument(
-        "--frame-id", default="camera_color_optical_frame", help="header frame id of every message"
-    )
+
+
+def _add_make_bag_message_flags(p: argparse.ArgumentParser) -> None:
+    """make-bag: camera calibration, topics and compression of the messages written."""
     p.add_argument(
         "--camera-info",
         help="camera calibration YAML (camera_info_manager format) for CameraInfo messages",
@@ -553,8 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="or: CameraInfo of a pinhole camera with this horizontal field of view",
     )
-    p.add_argument("--color-topic", default="/camera/color/image_raw")
-    p.add_argument("--depth-topic", default="/camera/aligned_depth_to_color/image_raw")
+    _add_camera_topic_flags(p)
     p.add_argument("--camera-info-topic", default="/camera/color/camera_info")
     p.add_argument("--gt-topic", default="/ground_truth/mask")
     p.add_argument(
@@ -575,31 +631,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="--compressed: compressedDepth's depth_max; farther is no measurement",
     )
-    p.set_defaults(run=_make_bag)
 
+
+def _add_replay(sub) -> None:
     p = sub.add_parser(
         "replay",
-        help="masks, metrics and a report for a rosbag, offline or through a running node (--live)",
+        help="masks, metrics and a report for a rosbag, offline or through a running node "
+        "(--live)",
     )
     _add_model_flags(p)
-    p.add_argument("--backend", choices=BACKENDS, default="torch")
-    p.add_argument(
-        "--engine", help="for onnxruntime and tensorrt: the file written by `rgbd-saliency export`"
-    )
-    p.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="float32",
-        help="float16/bfloat16: torch on CUDA; tensorrt",
-    )
+    _add_backend_flags(p)
     p.add_argument("--bag", required=True, help="rosbag2 folder (sqlite3 or MCAP)")
     p.add_argument(
         "--out",
         required=True,
         help="where masks, metrics.json, report.md and the overlay video go",
     )
-    p.add_argument("--color-topic", default="/camera/color/image_raw")
-    p.add_argument("--depth-topic", default="/camera/aligned_depth_to_color/image_raw")
+    _add_camera_topic_flags(p)
     p.add_argument(
         "--gt-topic",
         default="/ground_truth/mask",
@@ -610,13 +658,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--gt-match",
         choices=("index", "stamp"),
         default="index",
-        help="--gt-dir masks by color frame index (sorted names) or by stamp (file names in seconds)",
+        help="--gt-dir masks by color frame index (sorted names) or by stamp (file names in "
+        "seconds)",
     )
     p.add_argument(
         "--camera-info-topic",
         default="/camera/color/camera_info",
         help="the color CameraInfo, for the 3D centroids (empty: none)",
     )
+    _add_replay_output_flags(p)
+    _add_replay_live_flags(p)
+    p.set_defaults(run=_replay)
+
+
+def _add_replay_output_flags(p: argparse.ArgumentParser) -> None:
+    """replay: pairing, thresholding and what is written."""
     p.add_argument(
         "--sync-slop-s",
         type=float,
@@ -638,10 +694,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-video", action="store_true", help="no overlay video")
     p.add_argument(
         "--distro",
-        choices=("humble", "jazzy"),
+        choices=DISTROS,
         default="humble",
         help="message definitions to decode with",
     )
+
+
+def _add_replay_live_flags(p: argparse.ArgumentParser) -> None:
+    """replay --live: playing the bag to a running node."""
     p.add_argument(
         "--live",
         action="store_true",
@@ -655,7 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--publish-qos",
-        choices=("reliable", "best_effort"),
+        choices=RELIABILITIES,
         default="reliable",
         help="--live: QoS of what is played",
     )
@@ -665,8 +725,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="/saliency/probability",
         help="--live: the node's probability topic",
     )
-    p.set_defaults(run=_replay)
 
+
+def _add_eval(sub) -> None:
     p = sub.add_parser(
         "eval", help="frame-averaged saliency metrics of prediction images against ground truth"
     )
@@ -678,15 +739,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gt", required=True, help="ground-truth masks (foreground > 128)")
     p.add_argument(
         "--json",
-        help="write the metrics here (keys Smeasure, adpEm, meanEm, maxEm, adpFm, meanFm, maxFm, wFmeasure, MAE)",
+        help="write the metrics here (keys Smeasure, adpEm, meanEm, maxEm, adpFm, meanFm, maxFm, "
+        "wFmeasure, MAE)",
     )
     p.set_defaults(run=_eval)
 
+
+def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="every benchmark: bench.json and bench.md")
     p.add_argument("--quick", action="store_true", help="small settings: minutes on a CPU")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default="out/bench", help="folder for bench.json and bench.md")
     p.set_defaults(run=_bench)
+
+
+# Each adds one subcommand, its flags and the function it runs; in the order `--help` lists them.
+SUBCOMMANDS = (
+    _add_predict,
+    _add_export,
+    _add_bench_step,
+    _add_bench_streams,
+    _add_bench_node,
+    _add_bench_soak,
+    _add_bench_geometry,
+    _add_bench_memory,
+    _add_make_bag,
+    _add_replay,
+    _add_eval,
+    _add_bench,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``rgbd-saliency`` parser: one subcommand per entry of ``SUBCOMMANDS``."""
+    parser = argparse.ArgumentParser(prog="rgbd-saliency", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in SUBCOMMANDS:
+        add(sub)
     return parser
 
 
