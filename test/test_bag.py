@@ -21,11 +21,11 @@ from rgbd_saliency_ros.evaluation.bags import (
     BagWriter,
     CameraIntrinsics,
     bag_info,
-    image_array,
     read_bag,
     typestore,
 )
 from rgbd_saliency_ros.evaluation.make_bag import MakeBagOptions, make_bag
+from rgbd_saliency_ros.runtime.images import image_array
 from rgbd_saliency_ros.runtime.depth import (
     DepthConversion,
     decode_ros_depth,

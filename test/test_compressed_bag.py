@@ -11,9 +11,10 @@ from conftest import stop_process
 from rosbags.rosbag2 import Reader
 
 from rgbd_saliency_ros.cli import main as cli_main
-from rgbd_saliency_ros.evaluation.bags import BagWriter, image_array, read_bag, typestore
+from rgbd_saliency_ros.evaluation.bags import BagWriter, read_bag, typestore
 from rgbd_saliency_ros.evaluation.replay import ReplayOptions, replay_bag
 from rgbd_saliency_ros.runtime.compressed import decode_color, decode_depth, encode_depth
+from rgbd_saliency_ros.runtime.images import image_array
 
 COLOR, DEPTH = "/camera/color/image_raw", "/camera/aligned_depth_to_color/image_raw"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"

@@ -122,7 +122,8 @@ def test_replay_cli_with_gt_folder_is_deterministic(
 
 
 def test_unpaired_frames_bad_depth_and_gaps_are_counted(tmp_path, backend):
-    """A color frame without depth, an all-invalid depth frame and a 3 s gap, on a small made-up bag."""
+    """A color frame without depth, an all-invalid depth frame, depth of another size than its
+    color and a 3 s gap, on a small made-up bag; refused frames counted under the node's kinds."""
     path = tmp_path / "bag"
     start, period = 1_700_000_000 * 10**9, 100_000_000
     gen = np.random.default_rng(0)
@@ -138,24 +139,20 @@ def test_unpaired_frames_bad_depth_and_gaps_are_counted(tmp_path, backend):
             )
             if i == 1:
                 continue  # this color frame never gets a partner
-            depth = (
-                np.zeros((48, 64), np.uint16)
-                if i == 2
-                else gen.integers(500, 4000, (48, 64)).astype(np.uint16)
-            )
+            size = (24, 32) if i == 3 else (48, 64)
+            depth = gen.integers(500, 4000, size).astype(np.uint16) * (i != 2)
             bag.write_image("/camera/aligned_depth_to_color/image_raw", stamp, depth, "16UC1", "c")
     summary = replay_bag(path, tmp_path / "out", backend, ReplayOptions(progress=False))
     assert (summary["color_frames"], summary["depth_frames"], summary["pairs"]) == (6, 5, 5)
     assert summary["unpaired_color"] == 1 and summary["unpaired_depth"] == 0
-    assert summary["bad_input"] == {"invalid_depth": 1}
-    assert summary["processed"] == 4
+    assert summary["bad_input"] == {"invalid_depth": 1, "size_mismatch": 1}
+    assert summary["processed"] == 3
     assert summary["resets_by_cause"] == {"new_stream": 1, "timeout": 1}
     assert (
         summary["frames_scored"] == 0 and summary["Smeasure"] is None
     )  # no ground truth in this bag
     assert sorted(p.name for p in (tmp_path / "out" / "masks").iterdir()) == [
         "000000.png",
-        "000003.png",
         "000004.png",
         "000005.png",
     ]

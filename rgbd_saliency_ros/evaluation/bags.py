@@ -6,7 +6,7 @@ typestore; sensor_msgs/Image and CameraInfo are the same in both), so nothing he
     with BagWriter("out/seq.bag", storage="mcap") as bag:
         bag.write_image("/camera/color/image_raw", stamp_ns, rgb, "rgb8", "camera_color_optical_frame")
     for message in read_bag("out/seq.bag", ["/camera/color/image_raw"]):
-        array = image_array(message.msg)          # (H, W, 3) uint8 for rgb8
+        rgb = message_rgb(message)          # (H, W, 3) uint8, from an Image or CompressedImage
 
 Reading is strict about damage: a bag that ends early or holds a corrupt record raises
 ``BagError`` after yielding every message before the damage, so callers keep what they did. An
@@ -29,7 +29,7 @@ import numpy as np
 
 from ..runtime.compressed import DEFAULT_MAX_PIXELS, decode_color, decode_depth
 from ..runtime.depth import decode_ros_depth
-from ..runtime.frames import color_to_rgb
+from ..runtime.images import color_rgb, depth_metres, image_fields
 
 STORAGES = ("sqlite3", "mcap")
 DISTROS = ("humble", "jazzy")
@@ -38,19 +38,6 @@ BAG_VERSION = 8  # rosbag2 metadata version written (Jazzy's); rosbags reads 1 t
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"  # transports compressed, compressedDepth
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
-
-# encoding -> (numpy dtype of one channel, channels per pixel)
-IMAGE_ENCODINGS = {
-    "rgb8": (np.uint8, 3),
-    "bgr8": (np.uint8, 3),
-    "rgba8": (np.uint8, 4),
-    "bgra8": (np.uint8, 4),
-    "mono8": (np.uint8, 1),
-    "8UC1": (np.uint8, 1),
-    "16UC1": (np.uint16, 1),
-    "mono16": (np.uint16, 1),
-    "32FC1": (np.float32, 1),
-}
 
 _MCAP_MAGIC = b"\x89MCAP0\r\n"
 
@@ -89,98 +76,21 @@ def stamp_ns(stamp: Any) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
-def image_fields(array: np.ndarray, encoding: str) -> dict[str, Any]:
-    """The pixel fields of a sensor_msgs/Image for ``array``.
+def message_rgb(message: BagMessage, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A bag's color Image or ``compressed`` CompressedImage -> (H, W, 3) uint8 RGB.
 
-    Args:
-        array: (H, W) or (H, W, C) of the encoding's dtype (uint8 for rgb8/mono8, uint16 for
-            16UC1, float32 for 32FC1), any byte order.
-        encoding: a key of ``IMAGE_ENCODINGS``.
-
-    Returns:
-        height, width, encoding, is_bigendian (0: little-endian data), step (bytes per row, no
-        padding) and data ((H * step,) uint8, a new contiguous array).
-    """
-    if encoding not in IMAGE_ENCODINGS:
-        raise ValueError(
-            f"unsupported encoding {encoding!r}; expected one of {', '.join(IMAGE_ENCODINGS)}"
-        )
-    dtype, channels = IMAGE_ENCODINGS[encoding]
-    shape_ok = array.ndim == 2 and channels == 1 or array.ndim == 3 and array.shape[2] == channels
-    if (
-        not shape_ok
-        or array.dtype.kind != np.dtype(dtype).kind
-        or array.dtype.itemsize != np.dtype(dtype).itemsize
-    ):
-        raise ValueError(
-            f"encoding {encoding} needs (H, W{'' if channels == 1 else f', {channels}'}) {np.dtype(dtype)}, "
-            f"got {array.shape} {array.dtype}"
-        )
-    little = np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("<"))
-    height, width = array.shape[:2]
-    return {
-        "height": height,
-        "width": width,
-        "encoding": encoding,
-        "is_bigendian": 0,
-        "step": width * channels * little.dtype.itemsize,
-        "data": little.reshape(-1).view(np.uint8),
-    }
+    Raises ImageError (with its ``kind``, as the node counts it)."""
+    if message.msgtype == COMPRESSED_TYPE:
+        return decode_color(message.msg.format, message.msg.data, max_pixels)
+    return color_rgb(message.msg, max_pixels)
 
 
-def image_array(msg: Any) -> np.ndarray:
-    """The pixels of a sensor_msgs/Image (rosbags' or rclpy's: only its fields are read).
-
-    Returns:
-        (H, W) for one channel, else (H, W, C); the encoding's dtype in native byte order; a new
-        array (row padding in ``step`` removed).
-
-    Raises:
-        ValueError: unsupported encoding, empty image, ``step`` shorter than a row, or fewer data
-            bytes than ``step * height``.
-    """
-    encoding = msg.encoding
-    if encoding not in IMAGE_ENCODINGS:
-        raise ValueError(
-            f"unsupported encoding {encoding!r}; expected one of {', '.join(IMAGE_ENCODINGS)}"
-        )
-    dtype, channels = IMAGE_ENCODINGS[encoding]
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if height == 0 or width == 0:
-        raise ValueError(f"empty image: {width}x{height}")
-    row_bytes = width * channels * np.dtype(dtype).itemsize
-    if step < row_bytes:
-        raise ValueError(
-            f"step {step} is shorter than a row of {width} {encoding} pixels ({row_bytes} bytes)"
-        )
-    data = np.frombuffer(memoryview(msg.data), dtype=np.uint8)
-    if data.size < step * height:
-        raise ValueError(
-            f"truncated image: {data.size} bytes, {step * height} expected ({width}x{height} {encoding})"
-        )
-    rows = data[: step * height].reshape(height, step)[:, :row_bytes]
-    stored = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
-    pixels = np.ascontiguousarray(rows).view(stored).astype(dtype)  # native order, a copy
-    return (
-        pixels.reshape(height, width) if channels == 1 else pixels.reshape(height, width, channels)
-    )
-
-
-def message_rgb(msgtype: str, msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """A color Image or ``compressed`` CompressedImage (rosbags' or rclpy's) -> (H, W, 3) uint8.
-
-    Raises ValueError (a ``CompressedImageError``, with its ``kind``, for compressed data)."""
-    if msgtype == COMPRESSED_TYPE:
-        return decode_color(msg.format, msg.data, max_pixels)
-    return color_to_rgb(image_array(msg), msg.encoding)
-
-
-def message_depth_m(msgtype: str, msg: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """A REP 118 depth Image or ``compressedDepth`` CompressedImage -> (H, W) float32 metres, NaN
-    invalid. Raises ValueError (a ``CompressedImageError`` for compressed data)."""
-    if msgtype == COMPRESSED_TYPE:
-        return decode_ros_depth(*decode_depth(msg.format, msg.data, max_pixels))
-    return decode_ros_depth(image_array(msg), msg.encoding)
+def message_depth_m(message: BagMessage, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A bag's REP 118 depth Image or ``compressedDepth`` CompressedImage -> (H, W) float32
+    metres, NaN invalid. Raises ImageError (with its ``kind``)."""
+    if message.msgtype == COMPRESSED_TYPE:
+        return decode_ros_depth(*decode_depth(message.msg.format, message.msg.data, max_pixels))
+    return depth_metres(message.msg, max_pixels)
 
 
 @dataclass(frozen=True)
@@ -304,7 +214,8 @@ class BagWriter:
     def write_image(
         self, topic: str, stamp: int, array: np.ndarray, encoding: str, frame_id: str
     ) -> None:
-        """One sensor_msgs/Image stamped ``stamp`` (integer nanoseconds); see ``image_fields``."""
+        """One sensor_msgs/Image stamped ``stamp`` (integer nanoseconds); ``array`` as
+        ``runtime.images.image_fields`` takes it."""
         msg = self.typestore.types[IMAGE_TYPE](
             header=self._header(stamp, frame_id), **image_fields(array, encoding)
         )

@@ -30,13 +30,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..runtime.images import image_array
 from ..runtime.pairing import StampPairer
 from .bags import (
     CAMERA_INFO_TYPE,
     COMPRESSED_TYPE,
     BagError,
     bag_info,
-    image_array,
     message_depth_m,
     message_rgb,
     read_bag,
@@ -423,7 +423,7 @@ def _score_frame(
     if received is None or received.mask_png is None:
         return
     try:
-        rgb = message_rgb(color.msgtype, color.msg)
+        rgb = message_rgb(color)
     except ValueError:  # the node could not have used it either; counted by the node
         return
     mask = cv2.imdecode(np.frombuffer(received.mask_png, np.uint8), cv2.IMREAD_GRAYSCALE)
@@ -438,7 +438,7 @@ def _score_frame(
         counts["frames_without_gt"] += 1
     record = FrameRecord(this, original, (received.arrival_ns - by_original[original]) * 1e-6)
     try:
-        depth_m = message_depth_m(depth.msgtype, depth.msg)
+        depth_m = message_depth_m(depth)
     except ValueError:
         depth_m = None
     if depth_m is not None and depth_m.shape == mask.shape:
@@ -449,9 +449,10 @@ def _score_frame(
 
 
 def _node_counts(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
-    """The node's counters over this replay (its /diagnostics after minus before), None if unknown."""
+    """The node's counters over this replay (its /diagnostics after minus before), None if
+    unknown."""
     if not after:
-        return {"node_counters": None}
+        return {"node_counters": None, "bad_input": None}
     names = (
         "color_frames",
         "depth_frames",
@@ -474,11 +475,13 @@ def _node_counts(before: dict[str, float], after: dict[str, float]) -> dict[str,
         for k in after
         if k.startswith("bad_input.")
     }
+    bad = {k: v for k, v in bad.items() if v}
     return {
         "pairs": delta["pairs"],
         "unpaired_color": delta["unpaired_color"],
         "unpaired_depth": delta["unpaired_depth"],
         "resets": sum(resets.values()),
         "resets_by_cause": {k: v for k, v in resets.items() if v},
-        "node_counters": {**delta, "bad_input": {k: v for k, v in bad.items() if v}},
+        "bad_input": bad,  # the offline replay's kinds: the node's
+        "node_counters": {**delta, "bad_input": bad},
     }

@@ -32,6 +32,7 @@ import bisect
 import dataclasses
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,26 +41,27 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..runtime.backends import StepBackend
+from ..runtime.compressed import (
+    COMPRESSED,
+    COMPRESSED_DEPTH,
+    DEFAULT_MAX_PIXELS,
+    transport_topic,
+)
+from ..runtime.depth import InvalidDepthError
+from ..runtime.geometry import CameraModel, GeometryConfig, object_geometry
+from ..runtime.images import INVALID_DEPTH, MALFORMED, ImageError, frame_arrays, image_array
+
 # The node's own pairing: a pure module (no rclpy), so the replay pairs exactly as the node does.
 from ..runtime.pairing import (
     CLOCK_JUMPS,
-    DUPLICATE_STAMP,
-    OUT_OF_ORDER,
-    STRAY_STAMP,
+    DROPPED_KINDS,
+    PAIRS,
     UNPAIRED_COLOR,
     UNPAIRED_DEPTH,
     StampPairer,
     check_stamp,
 )
-from ..runtime.backends import StepBackend
-from ..runtime.compressed import (
-    COMPRESSED,
-    COMPRESSED_DEPTH,
-    CompressedImageError,
-    transport_topic,
-)
-from ..runtime.depth import InvalidDepthError
-from ..runtime.geometry import CameraModel, GeometryConfig, object_geometry
 from ..runtime.saliency import FramePair, SaliencyConfig, SaliencyRuntime
 from ..runtime.sequence import IMAGE_SUFFIXES
 from .bags import (
@@ -70,7 +72,6 @@ from .bags import (
     BagInfo,
     BagMessage,
     bag_info,
-    image_array,
     message_depth_m,
     message_rgb,
     read_bag,
@@ -308,7 +309,9 @@ def replay_bag(
     """Replays ``bag`` offline through ``backend``; writes into ``out_dir`` (see ``report``).
 
     Returns:
-        The metrics.json content (metric names, latency p50/p95, counts, ...).
+        The metrics.json content (metric names, latency p50/p95, counts, ...); ``bad_input``
+        counts refused frames by the node's kinds (``runtime.images``, ``runtime.compressed``,
+        ``runtime.pairing``).
 
     Raises:
         BagError: the bag cannot be opened, lacks the topics, or is damaged part way (then after
@@ -317,13 +320,8 @@ def replay_bag(
     """
     options = bag_topics(bag_info(bag), options or ReplayOptions())
     contents = check_topics(bag, options)
-    gt = load_ground_truth(bag, options, contents.topics)
     camera, camera_source = load_camera(bag, options, contents.topics)
     color_count = contents.topics[options.color_topic][1]
-    runtime = SaliencyRuntime(backend, options.saliency)
-    backend.warmup(
-        1
-    )  # the first step initialises lazily: it would count as the first frame's latency
     recorder = ReplayRecorder(
         out_dir,
         "offline",
@@ -332,91 +330,131 @@ def replay_bag(
         options.video,
         bag_rate_hz(contents, options.color_topic),
     )
-    pairer: StampPairer[tuple[int, BagMessage]] = StampPairer(
-        options.sync_slop_s, options.queue_size, options.backward_jump_s
+    # The first step initialises lazily: it would count as the first frame's latency.
+    backend.warmup(1)
+    run = _OfflineRun(
+        SaliencyRuntime(backend, options.saliency),
+        recorder,
+        load_ground_truth(bag, options, contents.topics),
+        camera,
+        options,
     )
-    counts = {"color_frames": 0, "depth_frames": 0, "processed": 0, "frames_without_gt": 0}
-    bad_input: dict[str, int] = {}
-    error: BagError | None = None
-    wanted = [options.color_topic, options.depth_topic]
-    progress = tqdm(
-        total=color_count if color_count > 0 else None,
-        desc="replay",
-        unit="frame",
-        disable=not options.progress,
-    )
-    try:
-        for message in read_bag(bag, wanted, options.distro):
-            stamp = stamp_ns(message.msg.header.stamp)
-            bad_stamp = check_stamp(message.msg.header.stamp.sec, message.msg.header.stamp.nanosec)
-            if bad_stamp:  # counted, and the frame keeps its index (ground truth by index)
-                bad_input[bad_stamp] = bad_input.get(bad_stamp, 0) + 1
-            if message.topic == options.color_topic:
-                item = (counts["color_frames"], message)
-                pair = None if bad_stamp else pairer.add_color(stamp * 1e-9, item)
-                counts["color_frames"] += 1
-                progress.update(1)
-            else:
-                item = (counts["depth_frames"], message)
-                pair = None if bad_stamp else pairer.add_depth(stamp * 1e-9, item)
-                counts["depth_frames"] += 1
-            if pair is None:
-                continue
-            (index, color), (_, depth) = pair.color, pair.depth
-            outcome = _process(runtime, index, color, depth)
-            if isinstance(outcome, str):
-                bad_input[outcome] = bad_input.get(outcome, 0) + 1
-                continue
-            record, rgb, depth_m, result = outcome
-            truth = (
-                fit_mask(gt.lookup(index, record.stamp_ns), rgb.shape[:2])
-                if gt is not None
-                else None
-            )
-            record.centroid_m, record.gt_centroid_m = frame_centroids(
-                result.mask, truth, depth_m, camera, options.geometry
-            )
-            if gt is not None and truth is None:
-                counts["frames_without_gt"] += 1
-            recorder.add(record, rgb, result.probability, result.mask, truth)
-            counts["processed"] += 1
-    except BagError as e:
-        error = e
-    finally:
-        progress.close()
-    counts.update(
-        {
-            "pairs": pairer.counters["pairs"],
-            # Frames still waiting for a partner at the end never got one.
-            "unpaired_color": pairer.counters[UNPAIRED_COLOR] + pairer.queued("color"),
-            "unpaired_depth": pairer.counters[UNPAIRED_DEPTH] + pairer.queued("depth"),
-            "clock_jumps": pairer.counters[CLOCK_JUMPS],
-            "dropped_out_of_order": pairer.counters[OUT_OF_ORDER]
-            + pairer.counters[DUPLICATE_STAMP],
-            "stray_stamps": pairer.counters[
-                STRAY_STAMP
-            ],  # lone jumps back, dropped without a reset
-            "resets": sum(runtime.memory.resets.values()),
-            "resets_by_cause": dict(runtime.memory.resets),
-            "bad_input": bad_input,
-            # MCAP chunks failing their CRC
-            "damaged_chunks": error.damaged_chunks if error is not None else 0,
-            "gt_source": _gt_source(options, gt),
-            "centroid_source": camera_source,
-            "centroid_camera": camera is not None,
-        }
-    )
+    error = run.play(bag, color_count)
+    counts = {
+        **run.counts(),
+        # MCAP chunks failing their CRC
+        "damaged_chunks": error.damaged_chunks if error is not None else 0,
+        "gt_source": _gt_source(options, run.gt),
+        "centroid_source": camera_source,
+        "centroid_camera": camera is not None,
+    }
     info = {"bag": os.fspath(bag), **model_info(backend, weights_name)}
     summary = recorder.finish(
         counts, info, complete=error is None, error=str(error) if error else None
     )
     if error is not None:
         raise BagError(
-            f"{error}\nthe {counts['processed']} pairs processed before it are written to {out_dir} "
-            '(metrics.json: "complete": false)',
+            f"{error}\nthe {counts['processed']} pairs processed before it are written to "
+            f'{out_dir} (metrics.json: "complete": false)',
             error.messages_read,
         ) from error
     return summary
+
+
+class _OfflineRun:
+    """One offline replay's pass over the bag: pairs as the node pairs, runs every pair through
+    one runtime stream, and counts what it could not use (``bad_input``, the node's kinds)."""
+
+    def __init__(
+        self,
+        runtime: SaliencyRuntime,
+        recorder: ReplayRecorder,
+        gt: GroundTruth | None,
+        camera: CameraModel | None,
+        options: ReplayOptions,
+    ) -> None:
+        self.runtime, self.recorder, self.gt, self.camera = runtime, recorder, gt, camera
+        self.options = options
+        self.pairer: StampPairer[tuple[int, BagMessage]] = StampPairer(
+            options.sync_slop_s, options.queue_size, options.backward_jump_s
+        )
+        self.frames = {"color": 0, "depth": 0}
+        self.processed = self.without_gt = 0
+        self.bad_input: Counter[str] = Counter()
+
+    def play(self, bag: str | os.PathLike, color_count: int) -> BagError | None:
+        """Every color and depth message of ``bag`` in log-time order; the BagError that stopped
+        it early, or None."""
+        options = self.options
+        progress = tqdm(
+            total=color_count if color_count > 0 else None,
+            desc="replay",
+            unit="frame",
+            disable=not options.progress,
+        )
+        try:
+            for message in read_bag(
+                bag, [options.color_topic, options.depth_topic], options.distro
+            ):
+                is_color = message.topic == options.color_topic
+                self._add(message, "color" if is_color else "depth")
+                progress.update(1 if is_color else 0)
+        except BagError as e:
+            return e
+        finally:
+            progress.close()
+        return None
+
+    def _add(self, message: BagMessage, kind: str) -> None:
+        """One message to the pairer; a completed pair is run. A bad stamp is counted, and the
+        frame keeps its index (ground truth by index)."""
+        stamp = message.msg.header.stamp
+        bad_stamp = check_stamp(stamp.sec, stamp.nanosec)
+        item = (self.frames[kind], message)
+        self.frames[kind] += 1
+        if bad_stamp:
+            self.bad_input[bad_stamp] += 1
+            return
+        add = self.pairer.add_color if kind == "color" else self.pairer.add_depth
+        pair = add(stamp_ns(stamp) * 1e-9, item)
+        if pair is not None:
+            self._run_pair(*pair.color, pair.depth[1])
+
+    def _run_pair(self, index: int, color: BagMessage, depth: BagMessage) -> None:
+        """Runs one pair and hands its outputs to the recorder, or counts why it could not."""
+        outcome = _process(self.runtime, index, color, depth)
+        if isinstance(outcome, str):
+            self.bad_input[outcome] += 1
+            return
+        record, rgb, depth_m, result = outcome
+        truth = None
+        if self.gt is not None:
+            truth = fit_mask(self.gt.lookup(index, record.stamp_ns), rgb.shape[:2])
+            self.without_gt += truth is None
+        record.centroid_m, record.gt_centroid_m = frame_centroids(
+            result.mask, truth, depth_m, self.camera, self.options.geometry
+        )
+        self.recorder.add(record, rgb, result.probability, result.mask, truth)
+        self.processed += 1
+
+    def counts(self) -> dict[str, Any]:
+        """The pass's counters for metrics.json."""
+        pairer, resets = self.pairer, self.runtime.memory.resets
+        dropped = {kind: pairer.counters[kind] for kind in DROPPED_KINDS if pairer.counters[kind]}
+        return {
+            "color_frames": self.frames["color"],
+            "depth_frames": self.frames["depth"],
+            "processed": self.processed,
+            "frames_without_gt": self.without_gt,
+            "pairs": pairer.counters[PAIRS],
+            # Frames still waiting for a partner at the end never got one.
+            "unpaired_color": pairer.counters[UNPAIRED_COLOR] + pairer.queued("color"),
+            "unpaired_depth": pairer.counters[UNPAIRED_DEPTH] + pairer.queued("depth"),
+            "clock_jumps": pairer.counters[CLOCK_JUMPS],
+            "resets": sum(resets.values()),
+            "resets_by_cause": dict(resets),
+            "bad_input": {**self.bad_input, **dropped},
+        }
 
 
 def _gt_source(options: ReplayOptions, gt: GroundTruth | None) -> str | None:
@@ -429,27 +467,18 @@ def _gt_source(options: ReplayOptions, gt: GroundTruth | None) -> str | None:
 
 def _process(runtime: SaliencyRuntime, index: int, color: BagMessage, depth: BagMessage):
     """Runs one pair; returns (FrameRecord, rgb, depth in metres, SaliencyResult), or the kind of
-    bad input (str)."""
+    bad input (str), named as the node names it."""
     stamp = stamp_ns(color.msg.header.stamp)
     started = time.perf_counter()
     try:
-        rgb = message_rgb(color.msgtype, color.msg)
-    except CompressedImageError as e:
-        return e.kind
-    except ValueError:
-        return "bad_color"
-    try:
-        depth_m = message_depth_m(depth.msgtype, depth.msg)
-    except CompressedImageError as e:
-        return e.kind  # lossy_depth, decode_failed, ...
-    except ValueError:
-        return "bad_depth"
-    try:
+        rgb, depth_m = frame_arrays(color, depth, DEFAULT_MAX_PIXELS, message_rgb, message_depth_m)
         prepared = runtime.prepare(FramePair(STREAM, stamp * 1e-9, rgb, depth_m))
+    except ImageError as e:  # compressed transports' errors too
+        return e.kind
     except InvalidDepthError:
-        return "invalid_depth"
+        return INVALID_DEPTH
     except ValueError:
-        return "mismatch"  # e.g. color and depth of different sizes
+        return MALFORMED
     [result] = runtime.run([prepared])
     latency_ms = (time.perf_counter() - started) * 1e3
     record = FrameRecord(

@@ -33,11 +33,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..runtime.images import overlay_rgb
 from .metrics import FOREGROUND_ABOVE, RESULT_KEYS, SaliencyMetrics
 
 EXAMPLE_FRAMES = 4  # frames shown in the report's picture
 VIDEO_MAX_SIDE = 960  # overlay video frames are scaled down to this, pixels
-MASK_COLOR = np.array([255, 40, 40], np.float32)  # RGB
+MASK_COLOR = (255, 40, 40)  # RGB
 GT_COLOR = (40, 220, 40)  # RGB
 
 
@@ -73,10 +74,7 @@ class _Example:
 def overlay_image(rgb: np.ndarray, mask: np.ndarray, gt: np.ndarray | None = None) -> np.ndarray:
     """(H, W, 3) uint8 RGB with the mask (H, W) 0/255 tinted red and the ground truth (H, W)
     0/255, when given, outlined in green. A new array."""
-    out = rgb.astype(np.float32)
-    on = mask > FOREGROUND_ABOVE
-    out[on] = 0.45 * out[on] + 0.55 * MASK_COLOR
-    out = np.clip(out, 0, 255).astype(np.uint8)
+    out = overlay_rgb(rgb, mask, MASK_COLOR, alpha=0.55)
     if gt is not None:
         contours, _ = cv2.findContours(
             (gt > FOREGROUND_ABOVE).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE

@@ -21,6 +21,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from ..runtime.compressed import COMPRESSED_ERROR_KINDS
+from ..runtime.images import INVALID_DEPTH, MALFORMED  # frames the runtime refuses
 from ..runtime.stream_memory import ResetCause
 from .conversions import CAMERA_INFO_KINDS, IMAGE_ERROR_KINDS
 from .input_health import LOST_BEFORE_NODE, WRONG_TYPE
@@ -37,9 +38,6 @@ from ..runtime.pairing import (
 BAD_INPUT_PREFIX = "bad_input."
 RESET_PREFIX = "reset."
 
-# Bad input kinds beyond the message checks of conversions.py.
-INVALID_DEPTH = "invalid_depth"  # no valid depth pixel
-MALFORMED = "malformed"  # any other frame the runtime refuses
 BAD_INPUT_KINDS = (
     *IMAGE_ERROR_KINDS,
     *COMPRESSED_ERROR_KINDS,

@@ -30,6 +30,9 @@ import struct
 import cv2
 import numpy as np
 
+# Kinds shared with the raw-image checks (same names, same counters).
+from .images import EMPTY_IMAGE, TOO_LARGE, UNSUPPORTED_ENCODING, ImageError
+
 # image_transport's transport names, and the topic each one publishes on (base topic + suffix).
 RAW, COMPRESSED, COMPRESSED_DEPTH = "raw", "compressed", "compressedDepth"
 COLOR_TRANSPORTS = (RAW, COMPRESSED)
@@ -41,10 +44,6 @@ DECODE_FAILED = "decode_failed"  # the bytes are not an image of the kind ``form
 LOSSY_DEPTH = "lossy_depth"  # depth coded as JPEG: its distances are gone
 UNSUPPORTED_COMPRESSION = "unsupported_compression"  # a codec or layout not read here (RVL, TIFF)
 COMPRESSED_ERROR_KINDS = (DECODE_FAILED, LOSSY_DEPTH, UNSUPPORTED_COMPRESSION)
-# Shared with ros/conversions.py's raw-image checks (same names, same counters).
-UNSUPPORTED_ENCODING = "unsupported_encoding"
-EMPTY_IMAGE = "empty_image"
-TOO_LARGE = "too_large"
 
 # compressed_depth_image_transport's ConfigHeader: enum compressionFormat (int), float[2].
 CONFIG_HEADER = struct.Struct("<iff")
@@ -63,13 +62,9 @@ _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-class CompressedImageError(ValueError):
+class CompressedImageError(ImageError):
     """A CompressedImage that cannot be used; ``kind`` is one of ``COMPRESSED_ERROR_KINDS`` or
     the shared ``UNSUPPORTED_ENCODING``, ``EMPTY_IMAGE``, ``TOO_LARGE``."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 def transport_topic(base: str, transport: str) -> str:

@@ -40,6 +40,8 @@ DUPLICATE_STAMP = "duplicate_stamp"  # same stamp as the previous message of tha
 OUT_OF_ORDER = "out_of_order"  # a small step back in time: dropped
 CLOCK_JUMPS = "clock_jumps"  # big steps back (rosbag loop, clock reset): queues cleared
 STRAY_STAMP = "stray_stamp"  # a big step back that nothing confirmed: that frame dropped
+# The frames the pairer drops as bad input (counted as bad_input.<kind> by the node and replays).
+DROPPED_KINDS = (DUPLICATE_STAMP, OUT_OF_ORDER, STRAY_STAMP)
 
 # Stamps no camera gives (check_stamp): each is bad input of its own kind.
 STAMP_ZERO = "stamp_zero"  # 0 s: an unset header
