@@ -270,3 +270,21 @@ def test_grey_stored_as_color_is_accepted_other_color_is_not(tmp_path):
         read_depth_png(path)
     with pytest.raises(FileNotFoundError):
         read_depth_png(tmp_path / "missing.png")
+
+
+def test_encode_ros_depth_writes_rep118_and_decodes_back():
+    from rgbd_saliency_ros.runtime.depth import encode_ros_depth
+
+    depth_m = np.array([[0.5, np.nan, 1.2344, -1.0], [np.inf, 0.0, 70.0, 2.0]], np.float32)
+    mm = encode_ros_depth(depth_m, "16UC1")
+    # Millimetres rounded, no measurement (NaN, inf, <= 0) as 0, beyond 65.535 m clipped.
+    assert mm.dtype == np.uint16 and mm.tolist() == [[500, 0, 1234, 0], [0, 0, 65535, 2000]]
+    back = decode_ros_depth(mm, "16UC1")
+    np.testing.assert_allclose(back[0, [0, 2]], [0.5, 1.234], rtol=1e-6)
+    assert np.isnan(back[0, 1]) and np.isnan(back[1, 0])
+    metres = encode_ros_depth(depth_m, "32FC1")
+    assert metres.dtype == np.float32
+    assert np.isnan(metres).tolist() == [[False, True, False, True], [True, True, False, False]]
+    assert metres[1, 2] == np.float32(70.0)
+    with pytest.raises(ValueError, match="unsupported depth encoding"):
+        encode_ros_depth(depth_m, "mono16")

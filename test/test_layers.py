@@ -39,3 +39,29 @@ def imported_after(module: str, candidates: list[str], cwd) -> list[str]:
 @pytest.mark.parametrize("module", sorted(FORBIDDEN))
 def test_layer_imports_nothing_above_it(module, repo_root):
     assert imported_after(module, FORBIDDEN[module], repo_root) == []
+
+
+# What training/ may import of the package (README "Training"): the network, the runtime's frame
+# and depth preparation (the same code as inference) and the metrics of the held-out score.
+TRAINING_MAY_IMPORT = (
+    "rgbd_saliency_ros.model",
+    "rgbd_saliency_ros.runtime",
+    "rgbd_saliency_ros.evaluation.metrics",
+)
+
+
+def test_training_imports_model_runtime_and_metrics_only(repo_root):
+    package = repo_root / "rgbd_saliency_ros"
+    modules = [
+        ".".join(p.relative_to(repo_root).with_suffix("").parts).removesuffix(".__init__")
+        for p in package.rglob("*.py")
+    ]
+    loaded = imported_after("training.train", [*modules, "rclpy"], repo_root)
+    parents = {"rgbd_saliency_ros", "rgbd_saliency_ros.evaluation"}  # packages, not code
+    outside = [
+        m
+        for m in loaded
+        if m not in parents
+        and not any(m == a or m.startswith(a + ".") for a in TRAINING_MAY_IMPORT)
+    ]
+    assert "rgbd_saliency_ros.model.samdaq" in loaded and outside == []

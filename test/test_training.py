@@ -16,16 +16,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-# `training/` sits at the repository root, outside the installed package.
-sys.path.insert(0, str(REPO_ROOT))
-
-from rgbd_saliency_ros.cli import main as cli_main  # noqa: E402
-from rgbd_saliency_ros.model.checkpoints import read_weights_metadata  # noqa: E402
-from training import synthetic  # noqa: E402
-from training.config import TrainConfig, load_config  # noqa: E402
-from training.datasets import find_videos  # noqa: E402
-from training.train import (  # noqa: E402
+from rgbd_saliency_ros.cli import main as cli_main
+from rgbd_saliency_ros.model.checkpoints import read_weights_metadata
+from training import synthetic
+from training.config import TrainConfig, load_config
+from training.datasets import find_videos
+from training.train import (
     RANDOM_BACKBONE_FILE,
     STATE_FILE,
     build_model,
@@ -35,8 +31,9 @@ from training.train import (  # noqa: E402
     lr_at,
     train,
 )
-from training.train import main as train_main  # noqa: E402
+from training.train import main as train_main
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = REPO_ROOT / "training" / "configs"
 
 
@@ -134,9 +131,9 @@ def test_schedule_warmup_cosine_poly():
 
 
 def test_loss_is_bce_plus_half_intermediate_bce():
-    torch.manual_seed(0)
-    probs, inter = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 4, 4)
-    gt = (torch.rand(2, 3, 64, 64) > 0.7).float()
+    g = torch.Generator().manual_seed(0)
+    probs, inter = torch.rand(2, 3, 64, 64, generator=g), torch.rand(2, 3, 4, 4, generator=g)
+    gt = (torch.rand(2, 3, 64, 64, generator=g) > 0.7).float()
     total, mask, intermediate = clip_loss(probs, inter, gt, 0.5)
     small = F.interpolate(gt, size=(4, 4), mode="bilinear", align_corners=False)
     expected_mask = -(gt * probs.log() + (1 - gt) * (1 - probs).log()).mean()
@@ -182,6 +179,35 @@ def test_resume_continues_as_the_uninterrupted_run(videos, tmp_path):
             resume=tmp_path / "parts",
             progress=False,
         )
+
+
+# ---------------------------------------------------------------------------------- ablations
+
+
+def test_ablation_keys_train_and_save_that_variant(videos, tmp_path):
+    from safetensors.torch import load_file
+
+    from rgbd_saliency_ros.runtime.model_loading import load_model
+
+    settings = ["adapter=lora", "temporal=static", "iterations=1", "clip_frames=2"]
+    result = train(tiny(videos, tmp_path / "run", *settings, "eval_data=null"), progress=False)
+    saved = load_file(str(result.weights))
+    lora_b = [v for k, v in saved.items() if k.endswith(".lora_b")]
+    # LoRA's B factors start at zero: the loop's one step moved them.
+    assert lora_b and any(v.abs().max() > 0 for v in lora_b)
+    # LoRA keeps only the final RGB-depth fusion adapter.
+    assert any(k.startswith("adapters.0.") for k in saved)
+    assert not any(k.startswith("adapters.1.") for k in saved)
+
+    model = load_model(result.sam2_checkpoint, result.weights, None, None, "cpu").model
+    assert (model.config.adapter, model.config.temporal) == ("lora", "static")
+    g = torch.Generator().manual_seed(0)
+    state = model.initial_state(1)
+    with torch.no_grad():
+        _, new = model.step(
+            torch.randn(1, 3, 64, 64, generator=g), torch.rand(1, 1, 64, 64, generator=g), state
+        )
+    assert torch.equal(new, state)  # static queries: the state never changes
 
 
 # ---------------------------------------------------------------------------------------- DDP
@@ -254,9 +280,9 @@ def test_smoke_training_learns_and_its_weights_load_into_predict(videos, tmp_pat
     before = evaluate_videos(untrained, find_videos(cfg.eval_data))
     after = result.eval
     print(
-        f"\nsmoke training: loss {first:.3f} (first 20) -> {last:.3f} (last 50); held-out S-measure "
-        f"{before['Smeasure']:.3f} untrained -> {after['Smeasure']:.3f} trained, MAE {before['MAE']:.3f} -> "
-        f"{after['MAE']:.3f} over {after['frames']} frames"
+        f"\nsmoke training: loss {first:.3f} (first 20) -> {last:.3f} (last 50); "
+        f"held-out S-measure {before['Smeasure']:.3f} untrained -> {after['Smeasure']:.3f} "
+        f"trained, MAE {before['MAE']:.3f} -> {after['MAE']:.3f} over {after['frames']} frames"
     )
     assert last < 0.6 * first
     assert after["Smeasure"] > before["Smeasure"] + 0.1

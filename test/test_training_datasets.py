@@ -4,7 +4,6 @@
 """
 
 import json
-import sys
 from pathlib import Path
 
 import cv2
@@ -12,13 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-# `training/` sits at the repository root, outside the installed package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rgbd_saliency_ros.runtime.depth import DepthConversion, depth_to_model_input  # noqa: E402
-from rgbd_saliency_ros.runtime.sequence import prepare_inputs  # noqa: E402
-from training import synthetic  # noqa: E402
-from training.datasets import (  # noqa: E402
+from rgbd_saliency_ros.runtime.depth import DepthConversion
+from rgbd_saliency_ros.runtime.sequence import prepare_inputs
+from training import synthetic
+from training.datasets import (
     ClipDataset,
     DatasetSpec,
     DepthReading,
@@ -140,12 +137,15 @@ def test_depth_is_read_at_its_bit_depth(tmp_path):
     # 16-bit relative depth keeps its precision: 257 / 65535 is not an 8-bit level / 255 of 0 or 1.
     np.testing.assert_allclose(DepthReading().read(path16), [[0, 257 / 65535, 1]], rtol=1e-6)
 
-    mm = np.array([[0, 1000, 2000, 3000]], np.uint16)
-    cv2.imwrite(str(path16), mm)
+    # 0 (no measurement), 1, 2 and 3 m, in millimetres and in TUM's units (5000 per metre), mapped
+    # by a fixed 0.5..3.5 m range: (d - 0.5) / 3, no measurement as far (1).
     conv = DepthConversion(normalization="fixed", min_depth_m=0.5, max_depth_m=3.5)
-    metric = DepthReading(mode="metric", units_per_m=1000.0, conversion=conv)
-    expected = depth_to_model_input(np.array([[np.nan, 1.0, 2.0, 3.0]], np.float32), conv)
-    np.testing.assert_array_equal(metric.read(path16), expected)
+    expected = [[1.0, 0.5 / 3, 1.5 / 3, 2.5 / 3]]
+    for units_per_m in (1000.0, 5000.0):
+        raw = (np.array([[0, 1, 2, 3]]) * units_per_m).astype(np.uint16)
+        cv2.imwrite(str(path16), raw)
+        metric = DepthReading(mode="metric", units_per_m=units_per_m, conversion=conv)
+        np.testing.assert_allclose(metric.read(path16), expected, rtol=1e-6)
     with pytest.raises(ValueError, match="16-bit"):
         metric.read(path8)
 
@@ -215,24 +215,15 @@ def test_synthetic_videos_seeded_nearest_object_salient(tmp_path):
             assert np.median(depth[gt & valid]) < np.median(depth[~gt & valid]) - 40
 
 
+def run_synthetic(out, frames: int, size: int, seed: int = 0) -> int:
+    """``python -m training.synthetic`` for one video of 16-bit millimetre depth; its exit code."""
+    flags = {"--videos": 1, "--frames": frames, "--size": size, "--seed": seed}
+    args = [str(a) for flag, value in flags.items() for a in (flag, value)]
+    return synthetic.main(["--out", str(out), *args, "--depth-format", "mm16"])
+
+
 def test_synthetic_metric_depth_and_cli(tmp_path):
-    assert (
-        synthetic.main(
-            [
-                "--out",
-                str(tmp_path),
-                "--videos",
-                "1",
-                "--frames",
-                "2",
-                "--size",
-                "40",
-                "--depth-format",
-                "mm16",
-            ]
-        )
-        == 0
-    )
+    assert run_synthetic(tmp_path, frames=2, size=40) == 0
     depth = cv2.imread(str(tmp_path / "video_000" / "depth" / "00001.png"), cv2.IMREAD_UNCHANGED)
     gt = cv2.imread(str(tmp_path / "video_000" / "gt" / "00001.png"), cv2.IMREAD_UNCHANGED) > 0
     assert depth.dtype == np.uint16 and (depth == 0).any()  # holes
@@ -247,25 +238,7 @@ def test_synthetic_metric_depth_and_cli(tmp_path):
 def test_synthetic_long_video_keeps_the_salient_object_nearest(tmp_path):
     # Seed 77 once drove an object through the camera near frame 172 (no valid depth pixel) and,
     # before that, a distractor in front of the salient object (empty ground truth).
-    assert (
-        synthetic.main(
-            [
-                "--out",
-                str(tmp_path),
-                "--videos",
-                "1",
-                "--frames",
-                "300",
-                "--size",
-                "32",
-                "--seed",
-                "77",
-                "--depth-format",
-                "mm16",
-            ]
-        )
-        == 0
-    )
+    assert run_synthetic(tmp_path, frames=300, size=32, seed=77) == 0
     video = tmp_path / "video_000"
     assert [len(list((video / sub).glob("*.png"))) for sub in ("rgb", "depth", "gt")] == [300] * 3
     for name in ("00000.png", "00171.png", "00172.png", "00250.png", "00299.png"):

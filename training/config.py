@@ -1,4 +1,5 @@
-"""The training configuration: one frozen dataclass, filled from a YAML file and ``--set`` overrides.
+"""The training configuration: one frozen dataclass, filled from a YAML file and ``--set``
+overrides.
 
     from training.config import load_config
     cfg = load_config("training/configs/tiny_cpu.yaml", ["iterations=20", "data.root=/tmp/syn"])
@@ -18,7 +19,7 @@ import yaml
 
 from rgbd_saliency_ros.model import SamDaqConfig
 
-from .datasets import DatasetSpec
+from .datasets import DatasetSpec, reject_unknown_keys
 
 PRECISIONS = ("float32", "bfloat16", "float16")
 SCHEDULES = ("constant", "cosine", "poly")
@@ -26,7 +27,8 @@ SCHEDULES = ("constant", "cosine", "poly")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a training run depends on; saved beside the weights and inside the resume state."""
+    """Everything a training run depends on; saved beside the weights and inside the resume
+    state."""
 
     # --- model
     backbone: str = "sam2.1_hiera_l"
@@ -39,6 +41,13 @@ class TrainConfig:
     # Inference-time fall-back of SAM2's decoder to its multimask outputs (SamDaqConfig); stored in
     # the weights. Training trains the single mask only: false where those outputs are untrained.
     multimask_fallback: bool = True
+    # The ablations of SamDaqConfig, trained by the same loop: adapter "parallel" (SAM-DAQ),
+    # "serial" or "lora" (lora_rank); temporal "qtm" (SAM-DAQ), "static" or "memory_bank"
+    # (memory_frames). Stored in the weights, so predict and the node build the same variant.
+    adapter: str = "parallel"
+    lora_rank: int = 8
+    temporal: str = "qtm"
+    memory_frames: int = 6
 
     # --- data
     data: DatasetSpec = field(default_factory=lambda: DatasetSpec(root="data/train"))
@@ -78,7 +87,7 @@ class TrainConfig:
     save_every: int = 250
 
     def __post_init__(self) -> None:
-        self.model_config()  # validates backbone and input_size
+        self.model_config()  # validates the model keys (backbone, input_size, ablations)
         positive = {
             "clip_frames": self.clip_frames,
             "iterations": self.iterations,
@@ -91,7 +100,8 @@ class TrainConfig:
             raise ValueError(f"must be integers >= 1: {bad}")
         if self.clip_sampling not in ("random_sorted", "contiguous"):
             raise ValueError(
-                f"clip_sampling must be 'random_sorted' or 'contiguous', got {self.clip_sampling!r}"
+                "clip_sampling must be 'random_sorted' or 'contiguous', "
+                f"got {self.clip_sampling!r}"
             )
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
@@ -114,10 +124,15 @@ class TrainConfig:
             )
 
     def model_config(self) -> SamDaqConfig:
+        """The model this run trains (validated by SamDaqConfig)."""
         return SamDaqConfig(
             backbone=self.backbone,
             input_size=self.input_size,
             multimask_fallback=self.multimask_fallback,
+            adapter=self.adapter,
+            lora_rank=self.lora_rank,
+            temporal=self.temporal,
+            memory_frames=self.memory_frames,
         )
 
     def to_dict(self) -> dict:
@@ -131,12 +146,7 @@ class TrainConfig:
     def from_dict(cls, values: dict) -> TrainConfig:
         """From a nested mapping; unknown keys raise."""
         values = dict(values)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown training config keys {unknown}; valid keys: {sorted(known)}"
-            )
+        reject_unknown_keys(cls, values, "training config keys")
         if "data" in values:
             if not isinstance(values["data"], dict):
                 raise ValueError("data must be a mapping (root, layout, split, depth_dir, depth)")

@@ -38,13 +38,25 @@ from torch.utils.data import Dataset
 
 from rgbd_saliency_ros.runtime.depth import (
     DepthConversion,
+    decode_ros_depth,
     depth_to_model_input,
     read_depth_png,
     read_relative_depth_png,
 )
 from rgbd_saliency_ros.runtime.frames import normalize_rgb, resize_square
+from rgbd_saliency_ros.runtime.sequence import IMAGE_SUFFIXES, read_rgb
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+# Millimetres per metre: REP 118's 16UC1 unit, what the runtime's decoder reads.
+ROS_UNITS_PER_M = 1000.0
+
+
+def reject_unknown_keys(cls, values: dict, what: str) -> None:
+    """Raises ``ValueError`` naming the keys of ``values`` that are not fields of the dataclass
+    ``cls``, and the valid ones: a mistyped setting must never train silently with a default."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; valid keys: {sorted(known)}")
 
 
 @dataclass(frozen=True)
@@ -68,7 +80,8 @@ LAYOUTS = {
 
 
 class LayoutError(ValueError):
-    """A folder does not match the layout it was read as; the message names the folder and the layout."""
+    """A folder does not match the layout it was read as; the message names the folder and the
+    layout."""
 
 
 @dataclass(frozen=True)
@@ -100,8 +113,10 @@ class DepthReading:
             raise ValueError(
                 f"{os.fspath(path)}: metric depth needs 16-bit files, got {raw.dtype}"
             )
-        depth_m = raw.astype(np.float32) / np.float32(self.units_per_m)
-        depth_m[raw == 0] = np.nan
+        # The node's REP 118 decoder (0 = no measurement); other units rescale its metres.
+        depth_m = decode_ros_depth(raw, "16UC1")
+        if self.units_per_m != ROS_UNITS_PER_M:
+            depth_m *= np.float32(ROS_UNITS_PER_M / self.units_per_m)
         return depth_to_model_input(depth_m, self.conversion)
 
     def to_dict(self) -> dict:
@@ -115,9 +130,7 @@ class DepthReading:
     def from_dict(cls, values: dict) -> DepthReading:
         """Inverse of ``to_dict``; unknown keys raise."""
         values = dict(values)
-        unknown = sorted(set(values) - {"mode", "units_per_m", "conversion"})
-        if unknown:
-            raise ValueError(f"unknown depth reading fields: {', '.join(unknown)}")
+        reject_unknown_keys(cls, values, "depth reading fields")
         if "conversion" in values:
             values["conversion"] = DepthConversion.from_dict(values["conversion"] or {})
         return cls(**values)
@@ -153,9 +166,7 @@ class DatasetSpec:
     def from_dict(cls, values: dict) -> DatasetSpec:
         """From a config mapping; unknown keys raise."""
         values = dict(values)
-        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown data set fields: {', '.join(unknown)}")
+        reject_unknown_keys(cls, values, "data set fields")
         if "depth" in values:
             values["depth"] = DepthReading.from_dict(values["depth"] or {})
         return cls(**values)
@@ -209,8 +220,8 @@ def _layout_text(spec: DatasetSpec) -> str:
 def read_video(folder: Path, spec: DatasetSpec) -> Video:
     """Lists the annotated frames of one video folder.
 
-    Raises ``LayoutError`` naming the folder when a sub-folder is missing, a frame with ground truth
-    has no color image or no depth, or no frame has ground truth.
+    Raises ``LayoutError`` naming the folder when a sub-folder is missing, a frame with ground
+    truth has no color image or no depth, or no frame has ground truth.
     """
     lay = LAYOUTS[spec.layout]
     subdirs = {
@@ -222,7 +233,8 @@ def read_video(folder: Path, spec: DatasetSpec) -> Video:
     if missing:
         present = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
         raise LayoutError(
-            f"{folder}: missing sub-folder(s) {missing} (has {present}); expected the {_layout_text(spec)}"
+            f"{folder}: missing sub-folder(s) {missing} (has {present}); "
+            f"expected the {_layout_text(spec)}"
         )
     rgb, depth, gt = (_images_by_stem(subdirs[k]) for k in ("rgb", "depth", "gt"))
     no_rgb = sorted(set(gt) - set(rgb), key=_natural_key)
@@ -252,13 +264,15 @@ def find_videos(spec: DatasetSpec) -> list[Video]:
     if lay.split_files:
         if not spec.split:
             raise LayoutError(
-                f"{root}: the {spec.layout} layout needs a split (the name of a split file, e.g. train)"
+                f"{root}: the {spec.layout} layout needs a split "
+                "(the name of a split file, e.g. train)"
             )
         split_file = root / f"{spec.split}.txt"
         if not split_file.is_file():
             present = sorted(p.name for p in root.glob("*.txt"))
             raise LayoutError(
-                f"{split_file}: no such split file (found {present}); expected the {_layout_text(spec)}"
+                f"{split_file}: no such split file (found {present}); "
+                f"expected the {_layout_text(spec)}"
             )
         videos_root = root / "data"
         names = sorted(
@@ -281,14 +295,6 @@ def find_videos(spec: DatasetSpec) -> list[Video]:
     if not folders:
         raise LayoutError(f"{videos_root}: no video folders; expected the {_layout_text(spec)}")
     return [read_video(f, spec) for f in folders]
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB."""
-    image = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"{path}: not a readable image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def read_gt(path: Path) -> np.ndarray:
@@ -331,8 +337,8 @@ class ClipDataset(Dataset):
     of data loader workers, and a resumed run sees exactly the clips the uninterrupted one would.
 
     Sampling: "random_sorted" (the reference's) picks ``clip_frames`` distinct frames anywhere in
-    the video and keeps them in time order; "contiguous" takes a run of consecutive annotated frames.
-    Videos with fewer annotated frames than ``clip_frames`` are left out.
+    the video and keeps them in time order; "contiguous" takes a run of consecutive annotated
+    frames. Videos with fewer annotated frames than ``clip_frames`` are left out.
     """
 
     def __init__(

@@ -16,11 +16,13 @@ beside the left edge of near objects (the projector's shadow), random holes and 
 Layout written (the generic layout of ``training.datasets``)::
 
     OUT/<video>/rgb/00000.png     (S, S, 3) 8-bit RGB
-    OUT/<video>/depth/00000.png   relative8 (default): (S, S) uint8, the training data's convention,
-                                  normalised per frame, near = dark (0), far = bright (255), holes
-                                  255 (read as far), made by the runtime's depth_to_model_input;
-                                  mm16: (S, S) uint16 millimetres, 0 = no measurement
-    OUT/<video>/gt/00000.png      (S, S) uint8, 255 on the visible part of the salient object, else 0
+    OUT/<video>/depth/00000.png   relative8 (default): (S, S) uint8, the training data's
+                                  convention, normalised per frame, near = dark (0), far = bright
+                                  (255), holes 255 (read as far), made by the runtime's
+                                  depth_to_model_input; mm16: (S, S) uint16 millimetres, 0 = no
+                                  measurement (REP 118's 16UC1, the runtime's encode_ros_depth)
+    OUT/<video>/gt/00000.png      (S, S) uint8, 255 on the visible part of the salient object,
+                                  else 0
     OUT/synthetic.json            the settings, the seed and the depth convention
 """
 
@@ -38,7 +40,11 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from rgbd_saliency_ros.runtime.depth import DepthConversion, depth_to_model_input
+from rgbd_saliency_ros.runtime.depth import (
+    DepthConversion,
+    depth_to_model_input,
+    encode_ros_depth,
+)
 
 # The per-frame relative convention of the data sets (and of the parity fixture): near is dark.
 RELATIVE_DEPTH_CONVERSION = DepthConversion(
@@ -48,7 +54,8 @@ RELATIVE_DEPTH_CONVERSION = DepthConversion(
 DEPTH_CONVENTION = {
     "relative8": "8-bit relative depth normalised per frame: near = dark (0), far = bright (255); "
     "holes (no measurement) are 255, i.e. read as far. Read as value / 255.",
-    "mm16": "16-bit depth in millimetres, 0 = no measurement (metric; convert with a DepthConversion).",
+    "mm16": "16-bit depth in millimetres, 0 = no measurement "
+    "(metric; convert with a DepthConversion).",
 }
 
 
@@ -76,7 +83,8 @@ class SyntheticConfig:
             raise ValueError(f"size must be at least 32 pixels, got {self.size}")
         if self.depth_format not in DEPTH_CONVENTION:
             raise ValueError(
-                f"depth_format must be one of {sorted(DEPTH_CONVENTION)}, got {self.depth_format!r}"
+                f"depth_format must be one of {sorted(DEPTH_CONVENTION)}, "
+                f"got {self.depth_format!r}"
             )
         if self.max_distractors < 1:
             raise ValueError(f"max_distractors must be at least 1, got {self.max_distractors}")
@@ -102,7 +110,8 @@ class _Object:
 
 
 def _smooth_noise(rng: np.random.Generator, size: int, cells: int, channels: int) -> np.ndarray:
-    """(size, size, channels) float32 in about [-1, 1]: random values on a coarse grid, interpolated."""
+    """(size, size, channels) float32 in about [-1, 1]: random values on a coarse grid,
+    interpolated."""
     coarse = rng.uniform(-1.0, 1.0, (cells, cells, channels)).astype(np.float32)
     out = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
     return out.reshape(size, size, channels)
@@ -131,7 +140,8 @@ def _new_object(
         texture=_texture(rng, 2 * size),
         center=rng.uniform(0.25, 0.75, 2) * size,
         velocity=np.array([np.cos(heading), np.sin(heading)]) * speed,
-        # Sizes overlap between the salient object and distractors: size alone must not tell them apart.
+        # Sizes overlap between the salient object and distractors: size alone must not tell
+        # them apart.
         radius=rng.uniform(0.16, 0.28) * size if salient else rng.uniform(0.10, 0.26) * size,
         aspect=rng.uniform(0.6, 1.5),
         angle=rng.uniform(0.0, np.pi),
@@ -159,8 +169,8 @@ def _bounce(value, low: float, high: float):
 
 
 def _object_at(obj: _Object, t: int, size: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Where ``obj`` is at frame ``t``: (mask (S, S) bool, normalised radius (S, S) float32 in [0, 1]
-    inside the mask, depth of its front in metres)."""
+    """Where ``obj`` is at frame ``t``: (mask (S, S) bool, normalised radius (S, S) float32 in
+    [0, 1] inside the mask, depth of its front in metres)."""
     center = _center_at(obj, t, size)
     # The drift bounces inside the object's band: a long video never takes an object through the
     # camera (negative depth, no valid pixel) nor a distractor in front of the salient object.
@@ -187,8 +197,45 @@ def _object_at(obj: _Object, t: int, size: int) -> tuple[np.ndarray, np.ndarray,
     return rho <= 1.0, np.clip(rho, 0.0, 1.0).astype(np.float32), float(depth_m)
 
 
+def _sensor_depth(
+    rng: np.random.Generator,
+    depth: np.ndarray,
+    casters: list[tuple[np.ndarray, float]],
+    cfg: SyntheticConfig,
+) -> np.ndarray:
+    """What a structured-light camera measures of the scene's true ``depth`` ((S, S) float32
+    metres): noise growing with distance squared, projector shadows beside the objects ``casters``
+    ((mask, front depth in metres) each), random holes and dropped pixels (NaN)."""
+    s = cfg.size
+    # The projector sits to the right of the camera: left of an object's edge, a band of the
+    # farther surface behind it gets no pattern, hence no depth; nearer closer objects, wider.
+    shadow = np.zeros((s, s), bool)
+    for mask, front_m in casters:
+        band = max(1, int(round(0.03 * s / front_m)))
+        left_of_edge = np.zeros_like(mask)
+        left_of_edge[:, :-band] = mask[:, band:]
+        shadow |= left_of_edge & ~mask & (depth > front_m + 0.2)
+    depth = (
+        depth
+        + rng.normal(0.0, 1.0, depth.shape).astype(np.float32)
+        * cfg.depth_noise_per_m2
+        * depth
+        * depth
+    )
+    holes = shadow | (rng.random((s, s)) < cfg.hole_rate)
+    for _ in range(int(rng.integers(0, 3))):
+        cx, cy = rng.uniform(0, s, 2)
+        axes = (int(rng.uniform(0.02, 0.06) * s) + 1, int(rng.uniform(0.02, 0.06) * s) + 1)
+        blob = np.zeros((s, s), np.uint8)
+        cv2.ellipse(blob, (int(cx), int(cy)), axes, rng.uniform(0, 180), 0, 360, 1, -1)
+        holes |= blob.astype(bool)
+    depth[holes] = np.nan
+    return depth
+
+
 def _render_video(rng: np.random.Generator, cfg: SyntheticConfig):
-    """Yields (rgb (S, S, 3) uint8, depth_m (S, S) float32 metres with NaN holes, gt (S, S) uint8 0/255)."""
+    """Yields (rgb (S, S, 3) uint8, depth_m (S, S) float32 metres with NaN holes, gt (S, S)
+    uint8 0/255)."""
     s = cfg.size
     background = _texture(rng, 3 * s)
     pan = rng.uniform(-1.0, 1.0, 2) * s / 128.0  # background pixels per frame (camera motion)
@@ -214,9 +261,8 @@ def _render_video(rng: np.random.Generator, cfg: SyntheticConfig):
         casters = []
         for obj in objects:
             mask, rho, front_m = _object_at(obj, t, s)
-            surface = (
-                front_m + obj.bulge_m * rho * rho
-            )  # rounded: the rim is farther than the middle
+            # Rounded: the rim is farther than the middle.
+            surface = front_m + obj.bulge_m * rho * rho
             visible = mask & (surface < depth)
             # The texture window follows the object's center, so the pattern moves with it.
             tx, ty = (int(round(c)) for c in np.clip(s - _center_at(obj, t, s), 0, s))
@@ -226,38 +272,15 @@ def _render_video(rng: np.random.Generator, cfg: SyntheticConfig):
             casters.append((mask, front_m))
             if obj is salient:
                 gt[visible] = 255
-        # The projector sits to the right of the camera: left of an object's edge, a band of the
-        # farther surface behind it gets no pattern, hence no depth; nearer closer objects, wider.
-        shadow = np.zeros((s, s), bool)
-        for mask, front_m in casters:
-            band = max(1, int(round(0.03 * s / front_m)))
-            left_of_edge = np.zeros_like(mask)
-            left_of_edge[:, :-band] = mask[:, band:]
-            shadow |= left_of_edge & ~mask & (depth > front_m + 0.2)
         rgb = rgb * lighting + rng.normal(0.0, cfg.rgb_noise, rgb.shape)
-        depth = (
-            depth
-            + rng.normal(0.0, 1.0, depth.shape).astype(np.float32)
-            * cfg.depth_noise_per_m2
-            * depth
-            * depth
-        )
-        holes = shadow | (rng.random((s, s)) < cfg.hole_rate)
-        for _ in range(int(rng.integers(0, 3))):
-            cx, cy = rng.uniform(0, s, 2)
-            axes = (int(rng.uniform(0.02, 0.06) * s) + 1, int(rng.uniform(0.02, 0.06) * s) + 1)
-            blob = np.zeros((s, s), np.uint8)
-            cv2.ellipse(blob, (int(cx), int(cy)), axes, rng.uniform(0, 180), 0, 360, 1, -1)
-            holes |= blob.astype(bool)
-        depth[holes] = np.nan
+        depth = _sensor_depth(rng, depth, casters, cfg)
         yield np.clip(np.rint(rgb), 0, 255).astype(np.uint8), depth.astype(np.float32), gt
 
 
 def _encode_depth(depth_m: np.ndarray, depth_format: str) -> np.ndarray:
     """(S, S) float32 metres, NaN holes -> the stored depth image (see the module docstring)."""
     if depth_format == "mm16":
-        mm = np.where(np.isnan(depth_m), 0.0, np.rint(depth_m * 1000.0))
-        return np.clip(mm, 0, 65535).astype(np.uint16)
+        return encode_ros_depth(depth_m, "16UC1")  # millimetres, 0 = no measurement
     relative = depth_to_model_input(depth_m, RELATIVE_DEPTH_CONVERSION)  # (S, S) float32 in [0, 1]
     return np.rint(relative * 255.0).astype(np.uint8)
 
@@ -290,8 +313,8 @@ def _write_frame(folder: Path, name: str, images: dict[str, np.ndarray]) -> None
 def generate(out_dir: str | os.PathLike, config: SyntheticConfig) -> list[Path]:
     """Writes ``config.videos`` videos under ``out_dir`` (see the module docstring).
 
-    Video ``i`` is drawn from its own generator seeded by (seed, i), so a video does not change when
-    more videos are asked for. Returns the video folders.
+    Video ``i`` is drawn from its own generator seeded by (seed, i), so a video does not change
+    when more videos are asked for. Returns the video folders.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -215,9 +215,10 @@ def _collate(items: list[dict]) -> dict:
 
 def build_model(cfg: TrainConfig, sam2_checkpoint: str) -> SamDaq:
     """SAM-DAQ with the SAM2.1 checkpoint's weights (and ``init_weights`` if given); the new
-    modules are initialised from ``cfg.seed``."""
-    torch.manual_seed(cfg.seed)
-    model = SamDaq(cfg.model_config())
+    modules are initialised from ``cfg.seed`` (the caller's random state is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model = SamDaq(cfg.model_config())
     load_sam2_checkpoint(model, sam2_checkpoint)
     if cfg.init_weights:
         load_samdaq_weights(model, cfg.init_weights)

@@ -144,6 +144,29 @@ def decode_ros_depth(image: np.ndarray, encoding: str) -> np.ndarray:
     return _invalid_to_nan(image)
 
 
+def encode_ros_depth(depth_m: np.ndarray, encoding: str) -> np.ndarray:
+    """Metres -> a ROS depth image (REP 118), the inverse of `decode_ros_depth`.
+
+    Args:
+        depth_m: (H, W) float metres; NaN, +-inf and values <= 0 are no measurement.
+        encoding: "16UC1" (uint16 millimetres, rounded, 0 = invalid, clipped to 65535) or
+            "32FC1" (float32 metres, NaN = invalid).
+
+    Returns:
+        (H, W) uint16 or float32, a new array.
+    """
+    if encoding not in SUPPORTED_DEPTH_ENCODINGS:
+        raise ValueError(
+            f"unsupported depth encoding {encoding!r}; "
+            f"expected one of {', '.join(SUPPORTED_DEPTH_ENCODINGS)}"
+        )
+    depth = _invalid_to_nan(_as_single_channel(np.asarray(depth_m), f"encoding {encoding!r}"))
+    if encoding == "32FC1":
+        return depth
+    mm = np.rint(np.nan_to_num(depth, nan=0.0) * np.float32(1000.0))
+    return np.clip(mm, 0, 65535).astype(np.uint16)
+
+
 def _read_uint16(path: str | os.PathLike) -> np.ndarray:
     """(H, W) uint16 as stored (cv2 turns PNG's and PGM's big-endian samples into native order)."""
     image = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
