@@ -1,5 +1,6 @@
 """Training SAM-DAQ on RGB-D video clips: the frozen SAM2.1 backbone runs under no_grad, the
-adapters, the query memory, the self-inference head and SAM2's mask decoder and memory encoder learn.
+adapters, the query memory, the self-inference head and SAM2's mask decoder and memory encoder
+learn.
 
     python -m training.train --config training/configs/rdvs.yaml
     python -m training.train --config training/configs/tiny_cpu.yaml --set data.root=data/synthetic
@@ -14,7 +15,8 @@ trained parameters only. What ``out_dir`` receives:
                              conversion and a training summary in its metadata): what predict,
                              the node and the replay load
     train_state.pt           trained parameters + optimizer state + iteration, for --resume
-                             (tensors and plain values only: loads with torch.load(weights_only=True))
+                             (tensors and plain values only: loads with
+                             torch.load(weights_only=True))
     loss.csv                 loss per iteration (and TensorBoard under tensorboard/ when installed)
     config.yaml              the resolved configuration
     sam2_random_backbone.pt  only when sam2_checkpoint is null: the random (seeded) SAM2.1 backbone
@@ -111,7 +113,8 @@ class ClipLoss(nn.Module):
         self.intermediate_weight = intermediate_weight
 
     def forward(self, rgb: torch.Tensor, depth: torch.Tensor, gt: torch.Tensor):
-        """rgb (B, T, 3, S, S), depth (B, T, 1, S, S), gt (B, T, S, S) -> (total, mask, intermediate)."""
+        """rgb (B, T, 3, S, S), depth (B, T, 1, S, S), gt (B, T, S, S) -> (total, mask,
+        intermediate) loss scalars."""
         probs, intermediate = self.model.forward_clip(rgb, depth)
         return clip_loss(probs, intermediate, gt, self.intermediate_weight)
 
@@ -277,7 +280,8 @@ def save_train_state(
     cfg: TrainConfig,
     sam2_checkpoint: str,
 ) -> None:
-    """Writes what ``--resume`` needs: tensors and plain values only (``weights_only`` loadable)."""
+    """Writes what ``--resume`` needs: tensors and plain values only (``weights_only``
+    loadable)."""
     state = {
         "format": "rgbd_saliency_ros.train_state",
         "iteration": iteration,  # optimizer steps done
@@ -311,11 +315,11 @@ def _restore(model: SamDaq, optimizer, scaler, state: dict, cfg: TrainConfig, pa
         raise ValueError(
             f"{path}: the state is for {saved}, the config asks for {cfg.model_config()}"
         )
-    own = set(model.trained_state_dict())
-    if set(state["model"]) != own:
+    own, saved_keys = set(model.trained_state_dict()), set(state["model"])
+    if saved_keys != own:
         raise ValueError(
             f"{path}: trained parameters differ from this model's "
-            f"(missing {sorted(own - set(state['model']))[:5]}, unexpected {sorted(set(state['model']) - own)[:5]})"
+            f"(missing {sorted(own - saved_keys)[:5]}, unexpected {sorted(saved_keys - own)[:5]})"
         )
     model.load_state_dict(state["model"], strict=False)
     optimizer.load_state_dict(state["optimizer"])
@@ -327,7 +331,8 @@ def _restore(model: SamDaq, optimizer, scaler, state: dict, cfg: TrainConfig, pa
 
 
 class _LossLog:
-    """loss.csv (kept up to the resumed iteration, then appended) and TensorBoard when importable."""
+    """loss.csv (kept up to the resumed iteration, then appended) and TensorBoard when
+    importable."""
 
     def __init__(self, out_dir: Path, start: int) -> None:
         self.path = out_dir / "loss.csv"
@@ -397,6 +402,25 @@ def train(
             dist.destroy_process_group()
 
 
+@dataclass
+class _Run:
+    """What a training call sets up once and every step works on (this process's share)."""
+
+    cfg: TrainConfig
+    procs: Processes
+    out: Path
+    sam2_checkpoint: str  # the backbone used: pass it to predict's --sam2-checkpoint
+    model: SamDaq
+    net: nn.Module  # the model and its loss (ClipLoss), wrapped in DDP under torchrun
+    trained: list[nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    autocast_dtype: torch.dtype | None  # None: float32
+    loader: DataLoader
+    start: int  # optimizer steps already done (resumed)
+    stop: int  # optimizer steps done when this call returns
+
+
 def _train(
     cfg: TrainConfig, procs: Processes, resume, stop_after: int | None, progress: bool
 ) -> TrainResult:
@@ -405,9 +429,20 @@ def _train(
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     state = load_train_state(resume) if resume else None
+    run = _setup(cfg, procs, out, state, resume, stop_after)
+    losses = _run_iterations(run, progress)
+    _barrier(procs)
+    weights, eval_results = None, None
+    if run.stop == cfg.iterations and procs.is_main:
+        weights, eval_results = _finish(run, losses, progress)
+    return TrainResult(
+        out, weights, run.sam2_checkpoint, run.start, run.stop, losses, eval_results
+    )
 
-    # The backbone: Meta's checkpoint, or (smoke tests) a random one that is written to a file so
-    # that predict and resume can load exactly it.
+
+def _backbone_checkpoint(cfg: TrainConfig, procs: Processes, out: Path, state: dict | None) -> str:
+    """The SAM2.1 checkpoint to build on: the resumed run's, Meta's, or (smoke tests) a random one
+    written to ``out`` so that predict and resume can load exactly it."""
     if state is not None:
         sam2_checkpoint = state["sam2_checkpoint"]
     elif cfg.sam2_checkpoint:
@@ -419,24 +454,35 @@ def _train(
         _barrier(procs)
     if cfg.sam2_checkpoint is None or Path(sam2_checkpoint).name == RANDOM_BACKBONE_FILE:
         log.warning(
-            "sam2_checkpoint is null: the SAM2.1 backbone is RANDOM (seed %d), not Meta's pretrained "
-            "one; fit for smoke tests only. It is saved as %s: pass it to predict's --sam2-checkpoint.",
+            "sam2_checkpoint is null: the SAM2.1 backbone is RANDOM (seed %d), not Meta's "
+            "pretrained one; fit for smoke tests only. It is saved as %s: pass it to predict's "
+            "--sam2-checkpoint.",
             cfg.seed,
             sam2_checkpoint,
         )
+    return sam2_checkpoint
 
+
+def _autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``cfg.precision`` on ``device``; None for float32 (and off CUDA)."""
+    dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(cfg.precision)
+    if dtype is not None and device.type != "cuda":
+        log.warning(
+            "precision %s applies on CUDA only: training in float32 on %s", cfg.precision, device
+        )
+        return None
+    return dtype
+
+
+def _setup(
+    cfg: TrainConfig, procs: Processes, out: Path, state: dict | None, resume, stop_after
+) -> _Run:
+    """Model, optimizer, scaler (restored from ``state`` when resuming) and this process's data."""
+    sam2_checkpoint = _backbone_checkpoint(cfg, procs, out, state)
     model = build_model(cfg, sam2_checkpoint).to(procs.device)
     trained = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    use_cuda = procs.device.type == "cuda"
-    autocast_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(cfg.precision)
-    if autocast_dtype is not None and not use_cuda:
-        log.warning(
-            "precision %s applies on CUDA only: training in float32 on %s",
-            cfg.precision,
-            procs.device,
-        )
-        autocast_dtype = None
+    autocast_dtype = _autocast_dtype(cfg, procs.device)
     scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype == torch.float16)
     start = 0
     if state is not None:
@@ -444,7 +490,45 @@ def _train(
         start = int(state["iteration"])
         log.info("resumed from %s at iteration %d", resume, start)
     stop = cfg.iterations if stop_after is None else min(cfg.iterations, stop_after)
+    loader = _data_loader(cfg, procs, start, stop)
+    if procs.is_main:
+        log.info(
+            "model %s at %d: %d trained parameters of %d; %d process(es) on %s, %s",
+            cfg.backbone,
+            cfg.input_size,
+            sum(p.numel() for p in trained),
+            sum(p.numel() for p in model.parameters()),
+            procs.world,
+            procs.device,
+            cfg.precision if autocast_dtype else "float32",
+        )
+    _train_mode(model)
+    net: nn.Module = ClipLoss(model, cfg.intermediate_weight)
+    if procs.world > 1:
+        # The IoU and object-score heads of SAM2's decoder are trainable but get no gradient.
+        device_ids = [procs.device.index] if procs.device.type == "cuda" else None
+        net = nn.parallel.DistributedDataParallel(
+            net, device_ids=device_ids, find_unused_parameters=True
+        )
+    return _Run(
+        cfg=cfg,
+        procs=procs,
+        out=out,
+        sam2_checkpoint=sam2_checkpoint,
+        model=model,
+        net=net,
+        trained=trained,
+        optimizer=optimizer,
+        scaler=scaler,
+        autocast_dtype=autocast_dtype,
+        loader=loader,
+        start=start,
+        stop=stop,
+    )
 
+
+def _data_loader(cfg: TrainConfig, procs: Processes, start: int, stop: int) -> DataLoader:
+    """The clips of iterations start..stop that this process trains on, in order."""
     videos = find_videos(cfg.data)
     dataset = ClipDataset(
         videos,
@@ -464,99 +548,37 @@ def _train(
             cfg.clip_frames,
             f" (too short: {dataset.skipped})" if dataset.skipped else "",
         )
-        log.info(
-            "model %s at %d: %d trained parameters of %d; %d process(es) on %s, %s",
-            cfg.backbone,
-            cfg.input_size,
-            sum(p.numel() for p in trained),
-            sum(p.numel() for p in model.parameters()),
-            procs.world,
-            procs.device,
-            cfg.precision if autocast_dtype else "float32",
-        )
-    loader = DataLoader(
+    return DataLoader(
         dataset,
         batch_size=cfg.batch_size,
         sampler=_ClipIndices(cfg, procs, start, stop),
         num_workers=cfg.num_workers,
         collate_fn=_collate,
-        pin_memory=use_cuda,
+        pin_memory=procs.device.type == "cuda",
         persistent_workers=False,
     )
 
-    _train_mode(model)
-    net: nn.Module = ClipLoss(model, cfg.intermediate_weight)
-    if procs.world > 1:
-        # The IoU and object-score heads of SAM2's decoder are trainable but get no gradient.
-        net = nn.parallel.DistributedDataParallel(
-            net, device_ids=[procs.device.index] if use_cuda else None, find_unused_parameters=True
-        )
-    autocast = (
-        (lambda: torch.autocast("cuda", dtype=autocast_dtype))
-        if autocast_dtype
-        else contextlib.nullcontext
-    )
 
-    loss_log = _LossLog(out, start) if procs.is_main else None
+def _run_iterations(run: _Run, progress: bool) -> list[float]:
+    """Optimizer steps ``run.start`` to ``run.stop``: each logged to loss.csv, the resume state
+    saved every ``save_every`` and at the end. Returns each step's total loss."""
+    cfg, procs = run.cfg, run.procs
+    loss_log = _LossLog(run.out, run.start) if procs.is_main else None
     bar = tqdm(
-        total=stop,
-        initial=start,
+        total=run.stop,
+        initial=run.start,
         desc="train",
         unit="it",
         disable=not (progress and procs.is_main),
     )
     losses: list[float] = []
     skipped = 0
-    batches = iter(loader)
+    batches = iter(run.loader)
     began = time.monotonic()
     try:
-        for it in range(start, stop):
+        for it in range(run.start, run.stop):
             lr = lr_at(cfg, it)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            optimizer.zero_grad(set_to_none=True)
-            parts = torch.zeros(3, device=procs.device)
-            for micro in range(cfg.grad_accum):
-                batch = next(batches)
-                # Gradients are averaged across processes once per step, on the last micro-step.
-                sync = (
-                    net.no_sync()
-                    if procs.world > 1 and micro < cfg.grad_accum - 1
-                    else contextlib.nullcontext()
-                )
-                with sync:
-                    with autocast():
-                        total, mask, inter = net(
-                            batch["rgb"].to(procs.device, non_blocking=True),
-                            batch["depth"].to(procs.device, non_blocking=True),
-                            batch["gt"].to(procs.device, non_blocking=True),
-                        )
-                    scaler.scale(total / cfg.grad_accum).backward()
-                parts += torch.stack([total, mask, inter]).detach() / cfg.grad_accum
-            scaler.unscale_(optimizer)
-            grad_norm = float(nn.utils.clip_grad_norm_(trained, cfg.max_grad_norm or math.inf))
-            if math.isfinite(grad_norm) or scaler.is_enabled():
-                scaler.step(optimizer)  # with float16, the scaler itself skips non-finite steps
-                skipped = 0
-            else:
-                # A rare overflow (e.g. in SAM2's attention backward) must not poison the weights.
-                skipped += 1
-                log.warning(
-                    "iteration %d: non-finite gradient norm, step skipped (%d in a row)",
-                    it + 1,
-                    skipped,
-                )
-                if skipped >= MAX_SKIPPED_STEPS:
-                    raise FloatingPointError(
-                        f"{skipped} non-finite gradients in a row at iteration {it + 1}: "
-                        "lower lr or set max_grad_norm"
-                    )
-            scaler.update()
-            parts = _mean_over_processes(parts, procs).tolist()
-            if not math.isfinite(parts[0]):
-                raise FloatingPointError(
-                    f"loss is {parts[0]} at iteration {it + 1}; lower lr or set max_grad_norm"
-                )
+            parts, grad_norm, skipped = _step(run, it, lr, batches, skipped)
             losses.append(parts[0])
             if loss_log is not None:
                 loss_log.write(
@@ -573,56 +595,125 @@ def _train(
             bar.update(1)
             bar.set_postfix(loss=f"{parts[0]:.4f}", lr=f"{lr:.2e}")
             done = it + 1
-            if procs.is_main and (done % cfg.save_every == 0 or done == stop):
+            if procs.is_main and (done % cfg.save_every == 0 or done == run.stop):
                 save_train_state(
-                    out / STATE_FILE, model, optimizer, scaler, done, cfg, sam2_checkpoint
+                    run.out / STATE_FILE,
+                    run.model,
+                    run.optimizer,
+                    run.scaler,
+                    done,
+                    cfg,
+                    run.sam2_checkpoint,
                 )
     finally:
         bar.close()
         if loss_log is not None:
             loss_log.close()
-    _barrier(procs)
+    return losses
 
-    weights, eval_results = None, None
-    if stop == cfg.iterations and procs.is_main:
-        weights = out / WEIGHTS_FILE
-        summary = {
-            "iterations": cfg.iterations,
-            "clip_frames": cfg.clip_frames,
-            "lr": cfg.lr,
-            "schedule": cfg.schedule,
-            "effective_batch": cfg.batch_size * cfg.grad_accum * procs.world,
-            "seed": cfg.seed,
-            "data": cfg.data.to_dict(),
-            "sam2_checkpoint": cfg.sam2_checkpoint
-            or f"random (seed {cfg.seed}), {RANDOM_BACKBONE_FILE}",
-            "final_loss": losses[-1] if losses else None,
-        }
-        if cfg.eval_data is not None:
-            eval_results = evaluate_videos(
-                model, find_videos(cfg.eval_data), cfg.eval_data.depth, progress
-            )
-            (out / "eval.json").write_text(json.dumps(eval_results, indent=2) + "\n")
-            log.info(
-                "held-out %s: S %.4f, maxF %.4f, MAE %.4f over %d frames",
-                cfg.eval_data.root,
-                eval_results["Smeasure"],
-                eval_results["maxFm"],
-                eval_results["MAE"],
-                eval_results["frames"],
-            )
-            summary["eval"] = eval_results
-        save_weights(
-            model,
-            weights,
-            extra_metadata={
-                "depth_conversion": cfg.data.depth.conversion.to_dict(),
-                "depth_input": cfg.data.depth.to_dict(),
-                "training": summary,
-            },
+
+def _step(run: _Run, it: int, lr: float, batches, skipped: int) -> tuple[list[float], float, int]:
+    """Optimizer step ``it`` (0-based) at learning rate ``lr`` over ``grad_accum`` batches.
+
+    ``skipped``: the steps skipped in a row before this one. Returns the loss parts (total, mask,
+    intermediate) averaged over micro-steps and processes, the gradient norm before clipping, and
+    the steps skipped in a row after this one.
+    """
+    cfg, procs = run.cfg, run.procs
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    run.optimizer.zero_grad(set_to_none=True)
+    parts = torch.zeros(3, device=procs.device)
+    for micro in range(cfg.grad_accum):
+        parts += _micro_step(run, next(batches), last=micro == cfg.grad_accum - 1)
+    run.scaler.unscale_(run.optimizer)
+    grad_norm = float(nn.utils.clip_grad_norm_(run.trained, cfg.max_grad_norm or math.inf))
+    if math.isfinite(grad_norm) or run.scaler.is_enabled():
+        run.scaler.step(run.optimizer)  # with float16, the scaler itself skips non-finite steps
+        skipped = 0
+    else:
+        # A rare overflow (e.g. in SAM2's attention backward) must not poison the weights.
+        skipped += 1
+        log.warning(
+            "iteration %d: non-finite gradient norm, step skipped (%d in a row)", it + 1, skipped
         )
-        log.info("wrote %s (load with --sam2-checkpoint %s)", weights, sam2_checkpoint)
-    return TrainResult(out, weights, sam2_checkpoint, start, stop, losses, eval_results)
+        if skipped >= MAX_SKIPPED_STEPS:
+            raise FloatingPointError(
+                f"{skipped} non-finite gradients in a row at iteration {it + 1}: "
+                "lower lr or set max_grad_norm"
+            )
+    run.scaler.update()
+    parts = _mean_over_processes(parts, procs).tolist()
+    if not math.isfinite(parts[0]):
+        raise FloatingPointError(
+            f"loss is {parts[0]} at iteration {it + 1}; lower lr or set max_grad_norm"
+        )
+    return parts, grad_norm, skipped
+
+
+def _micro_step(run: _Run, batch: dict, last: bool) -> torch.Tensor:
+    """Forward and backward of one batch (``_collate``'s dict), its gradient scaled by
+    1 / grad_accum. Returns (3,) total, mask and intermediate loss, detached, / grad_accum."""
+    procs, accum = run.procs, run.cfg.grad_accum
+    # Gradients are averaged across processes once per step, on the last micro-step.
+    sync = run.net.no_sync() if procs.world > 1 and not last else contextlib.nullcontext()
+    autocast = (
+        torch.autocast("cuda", dtype=run.autocast_dtype)
+        if run.autocast_dtype
+        else contextlib.nullcontext()
+    )
+    with sync:
+        with autocast:
+            total, mask, inter = run.net(
+                *(batch[k].to(procs.device, non_blocking=True) for k in ("rgb", "depth", "gt"))
+            )
+        run.scaler.scale(total / accum).backward()
+    return torch.stack([total, mask, inter]).detach() / accum
+
+
+def _finish(run: _Run, losses: list[float], progress: bool) -> tuple[Path, dict | None]:
+    """After the last iteration (main process): scores the held-out videos when ``eval_data`` is
+    set (eval.json) and writes the weights with the run's summary. Returns (weights, metrics)."""
+    cfg, out = run.cfg, run.out
+    summary = {
+        "iterations": cfg.iterations,
+        "clip_frames": cfg.clip_frames,
+        "lr": cfg.lr,
+        "schedule": cfg.schedule,
+        "effective_batch": cfg.batch_size * cfg.grad_accum * run.procs.world,
+        "seed": cfg.seed,
+        "data": cfg.data.to_dict(),
+        "sam2_checkpoint": cfg.sam2_checkpoint
+        or f"random (seed {cfg.seed}), {RANDOM_BACKBONE_FILE}",
+        "final_loss": losses[-1] if losses else None,
+    }
+    eval_results = None
+    if cfg.eval_data is not None:
+        eval_results = evaluate_videos(
+            run.model, find_videos(cfg.eval_data), cfg.eval_data.depth, progress
+        )
+        (out / "eval.json").write_text(json.dumps(eval_results, indent=2) + "\n")
+        log.info(
+            "held-out %s: S %.4f, maxF %.4f, MAE %.4f over %d frames",
+            cfg.eval_data.root,
+            eval_results["Smeasure"],
+            eval_results["maxFm"],
+            eval_results["MAE"],
+            eval_results["frames"],
+        )
+        summary["eval"] = eval_results
+    weights = out / WEIGHTS_FILE
+    save_weights(
+        run.model,
+        weights,
+        extra_metadata={
+            "depth_conversion": cfg.data.depth.conversion.to_dict(),
+            "depth_input": cfg.data.depth.to_dict(),
+            "training": summary,
+        },
+    )
+    log.info("wrote %s (load with --sam2-checkpoint %s)", weights, run.sam2_checkpoint)
+    return weights, eval_results
 
 
 def main(argv: list[str] | None = None) -> int:
