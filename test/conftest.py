@@ -44,16 +44,23 @@ def wait_for(get, what: str, timeout_s: float = 60.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def stop_process(process) -> None:
-    """Ends a node or publisher process as a user's Ctrl-C does (SIGINT); killed after 20 s."""
-    import signal
-    import subprocess
+def small_ssd(folder: Path) -> Path:
+    """The SSD set's 3 real frames at a quarter of their size (small messages), as PNG files in
+    ``folder``/rgb, depth and gt; skips the calling test without the shared data."""
+    import cv2
 
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    data = find_shared("data", "ssd_rgbd_sod")
+    for sub, interpolation in (
+        ("rgb", cv2.INTER_AREA),
+        ("depth", cv2.INTER_AREA),
+        ("gt", cv2.INTER_NEAREST),
+    ):
+        (folder / sub).mkdir(parents=True)
+        for path in sorted((data / sub).iterdir()):
+            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            small = cv2.resize(image, (240, 270), interpolation=interpolation)
+            cv2.imwrite(str(folder / sub / f"{path.stem}.png"), small)
+    return folder
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ record, rosbags reads it back, and the offline replay gives the masks of the raw
 import cv2
 import numpy as np
 import pytest
-from conftest import stop_process
+from conftest import small_ssd
 from rosbags.rosbag2 import Reader
 
 from rgbd_saliency_ros.cli import main as cli_main
@@ -18,22 +18,6 @@ from rgbd_saliency_ros.runtime.images import image_array
 
 COLOR, DEPTH = "/camera/color/image_raw", "/camera/aligned_depth_to_color/image_raw"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
-
-
-def small_ssd(shared_path, folder):
-    """The SSD set's 3 real frames at a quarter of their size, as PNG files (rgb, depth, gt)."""
-    data = shared_path("data", "ssd_rgbd_sod")
-    for sub, interpolation in (
-        ("rgb", cv2.INTER_AREA),
-        ("depth", cv2.INTER_AREA),
-        ("gt", cv2.INTER_NEAREST),
-    ):
-        (folder / sub).mkdir(parents=True)
-        for path in sorted((data / sub).iterdir()):
-            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-            small = cv2.resize(image, (240, 270), interpolation=interpolation)
-            cv2.imwrite(str(folder / sub / f"{path.stem}.png"), small)
-    return folder
 
 
 def make(frames, out, *extra):
@@ -55,8 +39,8 @@ def make(frames, out, *extra):
 
 
 @pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
-def test_make_bag_compressed_writes_image_transport_topics(tmp_path, shared_path, storage):
-    frames = small_ssd(shared_path, tmp_path / "frames")
+def test_make_bag_compressed_writes_image_transport_topics(tmp_path, storage):
+    frames = small_ssd(tmp_path / "frames")
     make(frames, tmp_path / "raw", "--storage", storage)
     make(frames, tmp_path / "png", "--storage", storage, "--compressed", "png")
     # rosbags' own reader and typestore: what any rosbag2 tool sees
@@ -87,8 +71,8 @@ def test_make_bag_compressed_writes_image_transport_topics(tmp_path, shared_path
         assert encoding == "16UC1"
 
 
-def test_make_bag_compressed_jpeg_and_32fc1(tmp_path, shared_path):
-    frames = small_ssd(shared_path, tmp_path / "frames")
+def test_make_bag_compressed_jpeg_and_32fc1(tmp_path):
+    frames = small_ssd(tmp_path / "frames")
     make(
         frames,
         tmp_path / "bag",
@@ -119,10 +103,8 @@ def _twin_masks(tmp_path, name, bag, backend):
     return summary, masks, probs
 
 
-def test_compressed_bag_replays_to_the_masks_of_its_raw_twin(
-    tmp_path, shared_path, random_backend_64
-):
-    frames = small_ssd(shared_path, tmp_path / "frames")
+def test_compressed_bag_replays_to_the_masks_of_its_raw_twin(tmp_path, random_backend_64):
+    frames = small_ssd(tmp_path / "frames")
     make(frames, tmp_path / "compressed", "--compressed", "png")  # lossless color and depth
     make(frames, tmp_path / "raw")
     # the topics are found under image_transport's names without being given
@@ -169,7 +151,7 @@ def test_replay_counts_lossy_and_broken_compressed_depth(tmp_path, shared_path, 
 
 @pytest.mark.slow
 def test_live_replay_of_a_compressed_bag_gives_the_raw_twins_masks(
-    tmp_path, shared_path, random_weights_64, monkeypatch
+    tmp_path, random_weights_64, monkeypatch
 ):
     """The node, started with the compressed transports, answers every frame of a compressed bag
     played live with the mask the offline replay gives for the raw twin. Frames 1 s apart and a
@@ -177,15 +159,15 @@ def test_live_replay_of_a_compressed_bag_gives_the_raw_twins_masks(
     other frame's mask."""
     import os
     import subprocess
-    import sys
 
     from rgbd_saliency_ros.evaluation.live import LiveOptions, live_replay
+    from rgbd_saliency_ros.evaluation.node_process import node_command, stop_process
     from rgbd_saliency_ros.runtime.backends import create_backend
     from rgbd_saliency_ros.runtime.saliency import SaliencyConfig
 
     monkeypatch.setenv("ROS_DOMAIN_ID", str(1 + (os.getpid() * 7 + 11) % 200))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    frames = small_ssd(shared_path, tmp_path / "frames")
+    frames = small_ssd(tmp_path / "frames")
     for name, extra in (("compressed", ["--compressed", "png"]), ("raw", [])):
         make(frames, tmp_path / name, "--rate", "1", *extra)
     sam2, weights = random_weights_64
@@ -201,31 +183,14 @@ def test_live_replay_of_a_compressed_bag_gives_the_raw_twins_masks(
         create_backend("torch", sam2_checkpoint=sam2, weights=weights),
         options,
     )
-    node = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rgbd_saliency_ros.ros.node",
-            "--ros-args",
-            "-p",
-            f"sam2_checkpoint:={sam2}",
-            "-p",
-            f"weights:={weights}",
-            "-p",
-            "color_transport:=compressed",
-            "-p",
-            "depth_transport:=compressedDepth",
-            "-p",
-            "input_qos.reliability:=reliable",
-            "-p",
-            "reset_timeout_s:=0.5",
-            "-p",
-            "diagnostics_period_s:=0.5",
-            "--log-level",
-            "warn",
-        ],
-        env=dict(os.environ),
-    )
+    params = {
+        "color_transport": "compressed",
+        "depth_transport": "compressedDepth",
+        "input_qos.reliability": "reliable",
+        "reset_timeout_s": 0.5,
+        "diagnostics_period_s": 0.5,
+    }
+    node = subprocess.Popen(node_command(sam2, weights, params, "warn"), env=dict(os.environ))
     try:
         summary = live_replay(
             tmp_path / "compressed",

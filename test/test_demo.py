@@ -18,25 +18,23 @@ from rgbd_saliency_ros.evaluation.metrics import RESULT_KEYS
 pytestmark = pytest.mark.slow
 
 
-def test_demo_with_weights_present(tmp_path, monkeypatch, capsys):
+def test_demo_with_weights_present(tmp_path, repo_root, capsys):
     from rgbd_saliency_ros.model.random_weights import write_random_weights
 
-    if not (demo.REPO_ROOT / "training" / "synthetic.py").exists():
-        pytest.skip(
-            "training/synthetic.py is not in this checkout: the demo makes its data with it"
-        )
-    # The demo sets both in os.environ; monkeypatch puts back what was there before.
-    monkeypatch.setenv("ROS_DOMAIN_ID", os.environ.get("ROS_DOMAIN_ID", "0"))
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    environment = dict(os.environ)
     weights_dir = tmp_path / "weights"
     weights_dir.mkdir()
     sam2, weights = write_random_weights(weights_dir, 64)
     shutil.move(sam2, weights_dir / demo.BACKBONE_FILE)
     shutil.move(weights, weights_dir / demo.WEIGHTS_FILE)
-    key = demo.training_key(demo.ITERATIONS, videos=1, frames=4, size=64)
+    key = demo.training_key(repo_root, demo.ITERATIONS, videos=1, frames=4, size=64)
     (weights_dir / demo.STAMP_FILE).write_text(json.dumps(key))
 
-    summary = demo.run_demo(tmp_path, videos=1, frames=4, size=64, bag_frames=6, rate_hz=5.0)
+    summary = demo.run_demo(
+        tmp_path, repo_root, videos=1, frames=4, size=64, bag_frames=6, rate_hz=5.0
+    )
+    # The node and the replay got their private ROS domain in their own environment only.
+    assert dict(os.environ) == environment
 
     printed = capsys.readouterr().out
     for step in range(1, demo.STEPS + 1):
@@ -51,19 +49,15 @@ def test_demo_with_weights_present(tmp_path, monkeypatch, capsys):
     assert "Smeasure" in text and "report.md" in text
 
 
-def test_demo_data_and_weights_of_other_settings_are_not_reused(tmp_path):
-    if not (demo.REPO_ROOT / "training" / "synthetic.py").exists():
-        pytest.skip(
-            "training/synthetic.py is not in this checkout: the demo makes its data with it"
-        )
+def test_demo_data_and_weights_of_other_settings_are_not_reused(tmp_path, repo_root):
     logs = tmp_path / "logs"
     logs.mkdir()
-    demo.make_videos(tmp_path, videos=1, frames=2, size=32, bag_frames=2, log_dir=logs)
+    demo.make_videos(tmp_path, repo_root, videos=1, frames=2, size=32, bag_frames=2, log_dir=logs)
     train = tmp_path / "data" / "train"
     assert len(list((train / "video_000" / "rgb").iterdir())) == 2
-    demo.make_videos(
-        tmp_path, videos=1, frames=3, size=32, bag_frames=2, log_dir=logs
-    )  # an older demo's data
+    # an older demo's data
+    demo.make_videos(tmp_path, repo_root, videos=1, frames=3, size=32, bag_frames=2, log_dir=logs)
     assert len(list((train / "video_000" / "rgb").iterdir())) == 3
-    key = demo.training_key(300, 64, 24, 96)
-    assert key == demo.training_key(300, 64, 24, 96) and key != demo.training_key(200, 64, 24, 96)
+    key = demo.training_key(repo_root, 300, 64, 24, 96)
+    assert key == demo.training_key(repo_root, 300, 64, 24, 96)
+    assert key != demo.training_key(repo_root, 200, 64, 24, 96)

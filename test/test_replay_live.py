@@ -10,36 +10,17 @@ process; this one plays a bag of real frames to it and records its masks. Bounde
 import json
 import os
 import subprocess
-import sys
 
-import cv2
 import numpy as np
 import pytest
-from conftest import stop_process
+from conftest import small_ssd
 
 from rgbd_saliency_ros.evaluation.make_bag import MakeBagOptions, make_bag
 from rgbd_saliency_ros.evaluation.metrics import RESULT_KEYS
+from rgbd_saliency_ros.evaluation.node_process import node_command, stop_process
 from rgbd_saliency_ros.evaluation.replay import ReplayOptions
 
 pytestmark = pytest.mark.slow
-
-
-def _small_ssd(shared_path, folder):
-    """The SSD frames at a quarter of their size (real frames, small messages)."""
-    data = shared_path("data", "ssd_rgbd_sod")
-    for sub, interpolation in (
-        ("rgb", cv2.INTER_AREA),
-        ("depth", cv2.INTER_AREA),
-        ("gt", cv2.INTER_NEAREST),
-    ):
-        (folder / sub).mkdir(parents=True)
-        for path in sorted((data / sub).iterdir()):
-            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-            cv2.imwrite(
-                str(folder / sub / f"{path.stem}.png"),
-                cv2.resize(image, (240, 270), interpolation=interpolation),
-            )
-    return folder
 
 
 @pytest.fixture
@@ -51,11 +32,11 @@ def ros_domain(monkeypatch):
     return domain
 
 
-def test_live_replay_through_the_node(tmp_path, shared_path, ros_domain):
+def test_live_replay_through_the_node(tmp_path, ros_domain):
     from rgbd_saliency_ros.model.random_weights import write_random_weights
     from rgbd_saliency_ros.evaluation.live import LiveOptions, live_replay
 
-    frames = _small_ssd(shared_path, tmp_path / "frames")
+    frames = small_ssd(tmp_path / "frames")
     make_bag(
         frames / "rgb",
         frames / "depth",
@@ -66,25 +47,8 @@ def test_live_replay_through_the_node(tmp_path, shared_path, ros_domain):
         progress=False,
     )
     sam2, weights = write_random_weights(tmp_path, 64)
-    node = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rgbd_saliency_ros.ros.node",
-            "--ros-args",
-            "-p",
-            f"sam2_checkpoint:={sam2}",
-            "-p",
-            f"weights:={weights}",
-            "-p",
-            "input_qos.reliability:=reliable",
-            "-p",
-            "diagnostics_period_s:=0.5",
-            "--log-level",
-            "warn",
-        ],
-        env=dict(os.environ),
-    )
+    params = {"input_qos.reliability": "reliable", "diagnostics_period_s": 0.5}
+    node = subprocess.Popen(node_command(sam2, weights, params, "warn"), env=dict(os.environ))
     try:
         summary = live_replay(
             tmp_path / "bag",

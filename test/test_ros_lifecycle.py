@@ -266,24 +266,16 @@ def test_a_dead_worker_makes_the_process_exit_1(random_weights_64):
     import subprocess
     import sys
 
+    from rgbd_saliency_ros.evaluation.node_process import private_ros_env, ros_args
+
     sam2, weights = random_weights_64
-    env = dict(
-        os.environ,
-        ROS_DOMAIN_ID=str(1 + (os.getpid() + 59) % 200),
-        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-    )
+    env = private_ros_env(1 + (os.getpid() + 59) % 200)
     done = subprocess.run(
         [
             sys.executable,
             "-c",
             DEAD_WORKER_SCRIPT,
-            "--ros-args",
-            "-p",
-            f"sam2_checkpoint:={sam2}",
-            "-p",
-            f"weights:={weights}",
-            "-p",
-            "diagnostics_period_s:=0.2",
+            *ros_args(sam2, weights, {"diagnostics_period_s": 0.2}),
         ],
         env=env,
         capture_output=True,

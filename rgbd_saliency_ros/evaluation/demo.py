@@ -1,9 +1,13 @@
 """The whole package in one command: data, training, a bag, the node, a live replay, a report.
 
-    make demo                                           # sets up .venv/ first, then runs this
-    .venv/bin/python -m rgbd_saliency_ros.evaluation.demo [--out out/demo] [--retrain] [--iterations 60]
+    make demo                       # sets up .venv/ first, then runs this
+    .venv/bin/python -m rgbd_saliency_ros.evaluation.demo [--repo .] [--out out/demo] \
+        [--retrain] [--iterations 60]
 
-Steps, each printed as it starts (run from the repository root, which holds ``training/``):
+Steps, each printed as it starts. The training steps need a clone of the repository (``--repo``,
+by default the current directory: ``training/`` is not installed with the package); every step
+runs as a process of its own, the ROS ones with their environment passed to them (this process's
+own is left as it was):
 
 1. synthetic RGB-D videos (``python -m training.synthetic``): small training videos (8-bit relative
    depth, the data sets' convention) and one held-out video with metric depth in millimetres, as a
@@ -26,19 +30,16 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from .bags import BagError
-from .live import LiveOptions, live_replay
 from .make_bag import MakeBagOptions, make_bag
-from .replay import ReplayOptions
+from .node_process import node_command, private_ros_env, stop_process
 from .report import summary_text
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN_CONFIG = "training/configs/tiny_cpu.yaml"
 WEIGHTS_FILE = "weights.safetensors"  # what training.train writes into its out_dir
 BACKBONE_FILE = "sam2_random_backbone.pt"
@@ -72,10 +73,13 @@ class _Steps:
         print(f"            {text}", flush=True)
 
 
-def _run(command: list[str], log: Path, what: str) -> None:
-    """Runs a step's command from the repository root, its output into ``log``; DemoError on failure."""
+def _run(
+    command: list[str], log: Path, what: str, repo: Path, env: dict[str, str] | None = None
+) -> None:
+    """Runs a step's command in ``repo`` (with ``env``, else this process's environment), its
+    output into ``log``; DemoError on failure."""
     with open(log, "w") as f:
-        done = subprocess.run(command, cwd=REPO_ROOT, stdout=f, stderr=subprocess.STDOUT)
+        done = subprocess.run(command, cwd=repo, env=env, stdout=f, stderr=subprocess.STDOUT)
     if done.returncode != 0:
         tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
         raise DemoError(
@@ -93,66 +97,37 @@ def _generated_with(folder: Path, **settings) -> bool:
 
 
 def make_videos(
-    out: Path, videos: int, frames: int, size: int, bag_frames: int, log_dir: Path
+    out: Path, repo: Path, videos: int, frames: int, size: int, bag_frames: int, log_dir: Path
 ) -> tuple[Path, Path]:
     """Training videos (relative8 depth) and one held-out video (mm16 depth), made again when the
     settings changed. Returns (train root, held-out video)."""
     train, heldout = out / "data" / "train", out / "data" / "heldout"
-    for folder, settings in (
-        (train, dict(videos=videos, frames=frames, size=size)),
-        (heldout, dict(frames=bag_frames, size=size)),
+    # The held-out video: another seed (a scene the weights never saw) and metric depth (what a
+    # robot's camera sends).
+    for folder, settings, extra, what in (
+        (train, dict(videos=videos, frames=frames, size=size), ["--seed", "0"], "train"),
+        (
+            heldout,
+            dict(videos=1, frames=bag_frames, size=size),
+            ["--seed", "1", "--depth-format", "mm16"],
+            "heldout",
+        ),
     ):
         if folder.exists() and not _generated_with(folder, **settings):
             shutil.rmtree(folder)
-    if not (train / "synthetic.json").exists():
-        _run(
-            [
-                sys.executable,
-                "-m",
-                "training.synthetic",
-                "--out",
-                str(train),
-                "--videos",
-                str(videos),
-                "--frames",
-                str(frames),
-                "--size",
-                str(size),
-                "--seed",
-                "0",
-            ],
-            log_dir / "synthetic_train.log",
-            "synthetic data",
-        )
-    if not (heldout / "synthetic.json").exists():
-        # Another seed: a scene the weights never saw. Metric depth: what a robot's camera sends.
-        _run(
-            [
-                sys.executable,
-                "-m",
-                "training.synthetic",
-                "--out",
-                str(heldout),
-                "--videos",
-                "1",
-                "--frames",
-                str(bag_frames),
-                "--size",
-                str(size),
-                "--seed",
-                "1",
-                "--depth-format",
-                "mm16",
-            ],
-            log_dir / "synthetic_heldout.log",
-            "synthetic held-out video",
-        )
+        if (folder / "synthetic.json").exists():
+            continue
+        command = [sys.executable, "-m", "training.synthetic", "--out", str(folder), *extra]
+        for name, value in settings.items():
+            command += [f"--{name}", str(value)]
+        _run(command, log_dir / f"synthetic_{what}.log", f"synthetic {what} data", repo)
     return train, heldout / "video_000"
 
 
-def training_key(iterations: int, videos: int, frames: int, size: int) -> dict:
-    """What the demo's weights depend on: the training config's text, the overrides and the data."""
-    config = (REPO_ROOT / TRAIN_CONFIG).read_bytes()
+def training_key(repo: Path, iterations: int, videos: int, frames: int, size: int) -> dict:
+    """What the demo's weights depend on: the training config's text, the overrides and the
+    data."""
+    config = (repo / TRAIN_CONFIG).read_bytes()
     return {
         "config_sha256": hashlib.sha256(config).hexdigest(),
         "iterations": iterations,
@@ -164,9 +139,10 @@ def training_key(iterations: int, videos: int, frames: int, size: int) -> dict:
 
 
 def train_weights(
-    train_root: Path, weights_dir: Path, iterations: int, log: Path
+    repo: Path, train_root: Path, weights_dir: Path, iterations: int, log: Path
 ) -> tuple[Path, Path]:
-    """Runs training.train into ``weights_dir``; returns (SAM2.1 backbone .pt, SAM-DAQ .safetensors)."""
+    """Runs training.train into ``weights_dir``; returns (SAM2.1 backbone .pt, SAM-DAQ
+    .safetensors)."""
     overrides = [
         f"data.root={train_root}",
         "eval_data=null",
@@ -177,31 +153,19 @@ def train_weights(
     command = [sys.executable, "-m", "training.train", "--config", TRAIN_CONFIG, "--no-progress"]
     for item in overrides:
         command += ["--set", item]
-    _run(command, log, "training")
+    _run(command, log, "training", repo)
     return weights_dir / BACKBONE_FILE, weights_dir / WEIGHTS_FILE
 
 
 def start_node(
-    sam2: Path, weights: Path, log: Path, domain: int, timeout_s: float = 300.0
+    sam2: Path, weights: Path, log: Path, domain: int, repo: Path, timeout_s: float = 300.0
 ) -> subprocess.Popen:
     """Starts the node on ``domain`` and waits for its "ready" line (model loaded, subscribed)."""
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     with open(log, "w") as f:
         node = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "rgbd_saliency_ros.ros.node",
-                "--ros-args",
-                "-p",
-                f"sam2_checkpoint:={sam2}",
-                "-p",
-                f"weights:={weights}",
-                "-p",
-                "diagnostics_period_s:=0.5",
-            ],
-            cwd=REPO_ROOT,
-            env=env,
+            node_command(sam2, weights, {"diagnostics_period_s": 0.5}),
+            cwd=repo,
+            env=private_ros_env(domain),
             stdout=f,
             stderr=subprocess.STDOUT,
         )
@@ -209,26 +173,68 @@ def start_node(
     while "ready:" not in log.read_text():
         if node.poll() is not None:
             raise DemoError(
-                f"the node exited (status {node.returncode}); its log {log}:\n{log.read_text()[-2000:]}"
+                f"the node exited (status {node.returncode}); its log {log}:\n"
+                f"{log.read_text()[-2000:]}"
             )
         if time.monotonic() > deadline:
-            stop_node(node)
+            stop_process(node)
             raise DemoError(f"the node was not ready after {timeout_s:.0f} s; its log: {log}")
         time.sleep(0.2)
     return node
 
 
-def stop_node(node: subprocess.Popen) -> None:
-    if node.poll() is None:
-        node.send_signal(signal.SIGINT)
-        try:
-            node.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            node.kill()
+def demo_weights(
+    out: Path,
+    repo: Path,
+    train_root: Path,
+    step: _Steps,
+    iterations: int,
+    data: tuple[int, int, int],
+    retrain: bool = False,
+) -> tuple[Path, Path]:
+    """(SAM2.1 backbone, SAM-DAQ weights) in ``out/weights``: reused when they were trained with
+    the same settings (``data``: videos, frames, size), else trained again."""
+    weights_dir = out / "weights"
+    sam2, weights = weights_dir / BACKBONE_FILE, weights_dir / WEIGHTS_FILE
+    stamp = weights_dir / STAMP_FILE
+    key = training_key(repo, iterations, *data)
+    # Weights from another training setting (an older demo, say) are trained again, not reused.
+    current = all(p.exists() for p in (sam2, weights, stamp)) and (
+        json.loads(stamp.read_text()) == key
+    )
+    if current and not retrain:
+        step(f"weights: reusing {weights} (--retrain to train again)")
+        return sam2, weights
+    log = out / "logs" / "train.log"
+    step(f"weights: training ({TRAIN_CONFIG}, {iterations} iterations), log {log}")
+    sam2, weights = train_weights(repo, train_root, weights_dir, iterations, log)
+    stamp.write_text(json.dumps(key) + "\n")
+    step.note(f"wrote {weights}")
+    return sam2, weights
+
+
+def play_to_node(
+    bag: Path, report: Path, node_files: tuple[Path, Path], repo: Path, logs: Path, step: _Steps
+) -> dict:
+    """Starts the node with ``node_files`` (backbone, weights) on a private ROS domain, plays
+    ``bag`` to it (``rgbd-saliency replay --live`` in a process of its own, on the same domain)
+    and stops it; returns the report's metrics.json content."""
+    domain = 1 + (os.getpid() * 13) % 200
+    step(f"node: starting saliency_node on ROS_DOMAIN_ID {domain}, log {logs / 'node.log'}")
+    node = start_node(*node_files, logs / "node.log", domain, repo)
+    try:
+        step(f"live replay: {bag} through the node, its masks recorded, log {logs / 'live.log'}")
+        command = [sys.executable, "-m", "rgbd_saliency_ros.cli", "replay", "--live"]
+        command += ["--bag", str(bag), "--out", str(report)]
+        _run(command, logs / "live.log", "the live replay", repo, private_ros_env(domain))
+    finally:
+        stop_process(node)
+    return json.loads((report / "metrics.json").read_text())
 
 
 def run_demo(
     out: Path,
+    repo: Path,
     retrain: bool = False,
     iterations: int = ITERATIONS,
     videos: int = VIDEOS,
@@ -237,52 +243,31 @@ def run_demo(
     bag_frames: int = 40,
     rate_hz: float = 10.0,
 ) -> dict:
-    """The six steps (see the module docstring); returns the report's metrics.json content."""
+    """The six steps (see the module docstring) with the clone ``repo``'s training/; returns the
+    report's metrics.json content."""
+    if not (repo / "training" / "train.py").exists():
+        raise DemoError(
+            f"{repo / 'training'} not found: the demo runs in a clone of the repository "
+            "(its root as --repo or the current directory)"
+        )
     step = _Steps()
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    if not (REPO_ROOT / "training" / "train.py").exists():
-        raise DemoError(
-            f"{REPO_ROOT / 'training'} not found: the demo runs from a clone of the repository"
-        )
-
     step(
-        f"synthetic RGB-D videos: {videos} x {frames} frames for training, {bag_frames} held out ({size}x{size} px)"
+        f"synthetic RGB-D videos: {videos} x {frames} frames for training, {bag_frames} held "
+        f"out ({size}x{size} px)"
     )
-    train_root, video = make_videos(out, videos, frames, size, bag_frames, logs)
-
-    weights_dir = out / "weights"
-    sam2, weights, stamp = (
-        weights_dir / BACKBONE_FILE,
-        weights_dir / WEIGHTS_FILE,
-        weights_dir / STAMP_FILE,
+    train_root, video = make_videos(out, repo, videos, frames, size, bag_frames, logs)
+    node_files = demo_weights(
+        out, repo, train_root, step, iterations, (videos, frames, size), retrain
     )
-    key = training_key(iterations, videos, frames, size)
-    # Weights from another training setting (an older demo, say) are trained again, not reused.
-    current = (
-        sam2.exists()
-        and weights.exists()
-        and stamp.exists()
-        and json.loads(stamp.read_text()) == key
-    )
-    if current and not retrain:
-        step(f"weights: reusing {weights} (--retrain to train again)")
-    else:
-        step(
-            f"weights: training ({TRAIN_CONFIG}, {iterations} iterations), log {logs / 'train.log'}"
-        )
-        sam2, weights = train_weights(train_root, weights_dir, iterations, logs / "train.log")
-        stamp.write_text(json.dumps(key) + "\n")
-        step.note(f"wrote {weights}")
-
     bag = out / "demo_bag"
     step(
-        f"bag: {video} -> {bag} (sqlite3; rgb8, 16UC1 mm, ground truth, CameraInfo; {rate_hz:g} Hz)"
+        f"bag: {video} -> {bag} (sqlite3; rgb8, 16UC1 mm, ground truth, CameraInfo; "
+        f"{rate_hz:g} Hz)"
     )
-    if bag.exists():
-        shutil.rmtree(
-            bag
-        )  # made from the held-out video each time: cheap, and always consistent with it
+    if bag.exists():  # made from the held-out video each time: cheap, always consistent with it
+        shutil.rmtree(bag)
     made = make_bag(
         video / "rgb",
         video / "depth",
@@ -293,20 +278,8 @@ def run_demo(
         progress=False,
     )
     step.note(f"{made.frames} frames; depth: {made.depth_note}")
-
-    domain = 1 + (os.getpid() * 13) % 200
-    step(f"node: starting saliency_node on ROS_DOMAIN_ID {domain}, log {logs / 'node.log'}")
-    # This process joins the same private domain, on this machine only.
-    os.environ.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    node = start_node(sam2, weights, logs / "node.log", domain)
     report = out / "report"
-    try:
-        step(
-            f"live replay: {made.frames} frames at {rate_hz:g} Hz through the node, its masks recorded"
-        )
-        summary = live_replay(bag, report, ReplayOptions(), LiveOptions(domain_id=domain))
-    finally:
-        stop_node(node)
+    summary = play_to_node(bag, report, node_files, repo, logs, step)
     step(f"report: {report / 'report.md'}")
     return summary
 
@@ -316,7 +289,12 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m rgbd_saliency_ros.evaluation.demo", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
-        "--out", default="out/demo", help="where everything goes (relative to the repository root)"
+        "--repo",
+        default=".",
+        help="the clone of the repository whose training/ the demo runs (default: here)",
+    )
+    parser.add_argument(
+        "--out", default="out/demo", help="where everything goes (relative to --repo)"
     )
     parser.add_argument(
         "--retrain", action="store_true", help="train again even if OUT/weights holds weights"
@@ -327,11 +305,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rate", type=float, default=10.0, help="frames per second of the bag")
     args = parser.parse_args(argv)
-    out = Path(args.out) if Path(args.out).is_absolute() else REPO_ROOT / args.out
+    repo = Path(args.repo).resolve()
+    out = repo / args.out  # an absolute --out stays as it is
     started = time.monotonic()
     try:
         summary = run_demo(
-            out, args.retrain, args.iterations, bag_frames=args.bag_frames, rate_hz=args.rate
+            out, repo, args.retrain, args.iterations, bag_frames=args.bag_frames, rate_hz=args.rate
         )
     except (DemoError, BagError, TimeoutError, ValueError) as e:
         print(f"demo: error: {e}", file=sys.stderr)

@@ -32,10 +32,12 @@ from tqdm import tqdm
 
 from ..runtime.images import image_array
 from ..runtime.pairing import StampPairer
+from ..runtime.geometry import CameraModel
 from .bags import (
     CAMERA_INFO_TYPE,
     COMPRESSED_TYPE,
     BagError,
+    BagMessage,
     bag_info,
     message_depth_m,
     message_rgb,
@@ -44,6 +46,7 @@ from .bags import (
     split_ns,
 )
 from .replay import (
+    GroundTruth,
     ReplayOptions,
     bag_rate_hz,
     bag_topics,
@@ -88,16 +91,57 @@ class _Received:
 
 @dataclass
 class _Listener:
-    """What the executor thread fills in."""
+    """The node's answers: filled in by the executor thread's callbacks, read under ``lock``."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
-    outputs: dict[int, _Received] = field(
-        default_factory=dict
-    )  # restamped color stamp ns -> outputs
+    # restamped color stamp ns -> outputs
+    outputs: dict[int, _Received] = field(default_factory=dict)
     masks: int = 0
     node_status: dict[str, float] | None = None  # the latest per-stream /diagnostics values
     statuses: int = 0  # per-stream statuses received so far
     bad_outputs: int = 0  # masks or probabilities that did not decode
+
+    def on_output(self, kind: str, msg: Any, arrival_ns: int) -> None:
+        """A mask ("mask") or probability ("prob") Image, kept PNG-encoded (8-bit, as saved maps
+        are scored)."""
+        try:
+            array = image_array(msg)
+            if kind == "prob":
+                array = np.rint(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
+            png = cv2.imencode(".png", array)[1].tobytes()
+        except (ValueError, cv2.error):
+            with self.lock:
+                self.bad_outputs += 1
+            return
+        with self.lock:
+            entry = self.outputs.setdefault(stamp_ns(msg.header.stamp), _Received())
+            if kind == "mask":
+                entry.arrival_ns, entry.mask_png = arrival_ns, png
+                self.masks += 1
+            else:
+                entry.prob_png = png
+
+    def on_diagnostics(self, msg: Any) -> None:
+        """A DiagnosticArray: keeps the values of a stream's status (not the node's own)."""
+        for status in msg.status:
+            values = _status_values(status)
+            if "pairs" in values and "published" in values:
+                with self.lock:
+                    self.node_status = values
+                    self.statuses += 1
+
+
+@dataclass
+class _Played:
+    """What playing the bag to the node gave."""
+
+    sent: dict[str, int]  # messages published: color, depth, camera_info
+    stamps: dict[int, tuple[int, int]]  # new color stamp ns -> (index, original stamp ns)
+    error: BagError | None  # what stopped the playing early
+    before: dict[str, float]  # the node's per-stream /diagnostics values before playing
+    after: dict[str, float]  # and after the last answer
+    outputs: dict[int, _Received]  # new color stamp ns -> what came back
+    bad_outputs: int
 
 
 def _qos(reliability: str, depth: int):
@@ -128,30 +172,96 @@ def live_replay(
     """Plays ``bag`` to a running node and writes the report into ``out_dir``.
 
     Returns:
-        The metrics.json content (see ``report.ReplayRecorder.finish``), mode "live".
+        The metrics.json content (see ``report.ReplayRecorder.finish``), mode "live";
+        ``bad_input`` and ``node_counters`` are the node's counts over the replay.
 
     Raises:
         TimeoutError: no node subscribed to the color and depth topics in time.
         BagError: the bag cannot be read (a damaged one after reporting what was played).
     """
-    import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.serialization import deserialize_message
-    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-
     options = bag_topics(bag_info(bag), options or ReplayOptions())
     live = live or LiveOptions()
     contents = check_topics(bag, options)
     gt = load_ground_truth(bag, options, contents.topics)
     camera, camera_source = load_camera(bag, options, contents.topics)
-    info_topics = [t for t, (kind, _) in contents.topics.items() if kind == CAMERA_INFO_TYPE]
-    played = [options.color_topic, options.depth_topic, *info_topics]
+    played = _play_to_node(bag, options, live, _message_classes(options, contents.topics))
+    outputs = played.outputs
+    answered = sorted(
+        index
+        for new, (index, _) in played.stamps.items()
+        if new in outputs and outputs[new].mask_png
+    )
+    recorder = ReplayRecorder(
+        out_dir,
+        "live",
+        played.sent["color"],
+        options.probabilities,
+        options.video,
+        bag_rate_hz(contents, options.color_topic),
+        example_indices=answered,
+    )
+    by_original = {original: new for new, (_, original) in played.stamps.items()}
+    scorer = _Scorer(options, recorder, gt, outputs, by_original, camera)
+    scorer.score(bag, played.error)
+    counts, info = _counts_and_info(bag, played, live)
+    counts.update(scorer.counts)
+    counts.update({"centroid_source": camera_source, "centroid_camera": camera is not None})
+    error = played.error
+    summary = recorder.finish(
+        counts, info, complete=error is None, error=str(error) if error else None
+    )
+    if error is not None:
+        raise BagError(
+            f"{error}\nwhat was played before it is reported in {out_dir} "
+            '(metrics.json: "complete": false)',
+            error.messages_read,
+        ) from error
+    return summary
+
+
+def _counts_and_info(bag, played: _Played, live: LiveOptions) -> tuple[dict, dict]:
+    """What was sent and received, the node's counters over the replay, and what ran."""
+    masks = sum(1 for o in played.outputs.values() if o.mask_png is not None)
+    counts = {
+        "sent_color": played.sent["color"],
+        "sent_depth": played.sent["depth"],
+        "sent_camera_info": played.sent["camera_info"],
+        "masks_received": masks,
+        "frames_without_mask": played.sent["color"] - masks,
+        "bad_outputs": played.bad_outputs,
+        "rate_factor": live.rate_factor,
+        **_node_counts(played.before, played.after),
+    }
+    info = {
+        "bag": os.fspath(bag),
+        "node": live.mask_topic,
+        "publish_qos": live.publish_reliability,
+    }
+    if played.after:
+        info["node_latency_ms_p50"] = played.after.get("latency_ms_p50")
+        info["node_model_ms_p50"] = played.after.get("model_ms_p50")
+    return counts, info
+
+
+def _message_classes(options: ReplayOptions, topics: dict[str, tuple[str, int]]) -> dict:
+    """topic -> rclpy message class of what is played: color and depth (Image or
+    CompressedImage, as recorded) and every CameraInfo topic of the bag."""
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
     kinds = {
-        t: CompressedImage if contents.topics[t][0] == COMPRESSED_TYPE else Image
+        t: CompressedImage if topics[t][0] == COMPRESSED_TYPE else Image
         for t in (options.color_topic, options.depth_topic)
     }
-    kinds.update(dict.fromkeys(info_topics, CameraInfo))
+    kinds.update({t: CameraInfo for t, (kind, _) in topics.items() if kind == CAMERA_INFO_TYPE})
+    return kinds
+
+
+def _play_to_node(bag, options: ReplayOptions, live: LiveOptions, kinds: dict) -> _Played:
+    """Publishes the bag's ``kinds`` topics to the node from a private rclpy context, waits for
+    its last answers and returns them."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.serialization import deserialize_message
 
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=live.domain_id)
@@ -161,62 +271,21 @@ def live_replay(
     node = None
     try:
         node = rclpy.create_node("saliency_replay", context=context)
-        clock = node.get_clock()
-
-        def on_output(kind: str, msg: Image) -> None:
-            arrival = clock.now().nanoseconds
-            try:
-                array = image_array(msg)
-                if kind == "prob":  # 8-bit, as saved maps are scored
-                    array = np.rint(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
-                png = cv2.imencode(".png", array)[1].tobytes()
-            except (ValueError, cv2.error):
-                with listener.lock:
-                    listener.bad_outputs += 1
-                return
-            with listener.lock:
-                entry = listener.outputs.setdefault(stamp_ns(msg.header.stamp), _Received())
-                if kind == "mask":
-                    entry.arrival_ns, entry.mask_png = arrival, png
-                    listener.masks += 1
-                else:
-                    entry.prob_png = png
-
-        def on_diagnostics(msg: DiagnosticArray) -> None:
-            for status in msg.status:
-                values = _status_values(status)
-                if (
-                    "pairs" in values and "published" in values
-                ):  # a stream's status, not the node's
-                    with listener.lock:
-                        listener.node_status = values
-                        listener.statuses += 1
-
-        out_qos = _qos(live.output_reliability, 50)
-        node.create_subscription(Image, live.mask_topic, lambda m: on_output("mask", m), out_qos)
-        node.create_subscription(
-            Image, live.probability_topic, lambda m: on_output("prob", m), out_qos
-        )
-        node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
-        publishers = {
-            t: node.create_publisher(kinds[t], t, _qos(live.publish_reliability, 5))
-            for t in played
-        }
+        publishers = _connect(node, listener, kinds, live)
         executor.add_node(node)
         spinner.start()
         _wait_for_node(publishers, options, live)
         with listener.lock:
             before = dict(listener.node_status or {})
-
+        clock = node.get_clock()
         sent, stamps, error = _publish(
             bag, options, live, publishers, kinds, clock, deserialize_message
         )
         _drain(listener, sent["color"], live)
         _next_status(listener)
         with listener.lock:
-            after = dict(listener.node_status or {})
-            outputs = dict(listener.outputs)
-            bad_outputs = listener.bad_outputs
+            after, outputs = dict(listener.node_status or {}), dict(listener.outputs)
+            return _Played(sent, stamps, error, before, after, outputs, listener.bad_outputs)
     finally:
         executor.shutdown(timeout_sec=5.0)
         if node is not None:
@@ -225,51 +294,27 @@ def live_replay(
         if spinner.is_alive():
             spinner.join(timeout=5.0)
 
-    answered = sorted(
-        index for new, (index, _) in stamps.items() if new in outputs and outputs[new].mask_png
-    )
-    recorder = ReplayRecorder(
-        out_dir,
-        "live",
-        sent["color"],
-        options.probabilities,
-        options.video,
-        bag_rate_hz(contents, options.color_topic),
-        example_indices=answered,
-    )
-    by_original = {original: new for new, (_, original) in stamps.items()}
-    counts = _score(bag, options, recorder, gt, outputs, by_original, error, camera)
-    counts.update({"centroid_source": camera_source, "centroid_camera": camera is not None})
-    counts.update(
-        {
-            "sent_color": sent["color"],
-            "sent_depth": sent["depth"],
-            "sent_camera_info": sent["camera_info"],
-            "masks_received": sum(1 for o in outputs.values() if o.mask_png is not None),
-            "frames_without_mask": sent["color"]
-            - sum(1 for o in outputs.values() if o.mask_png is not None),
-            "bad_outputs": bad_outputs,
-            "rate_factor": live.rate_factor,
-        }
-    )
-    counts.update(_node_counts(before, after))
-    info = {
-        "bag": os.fspath(bag),
-        "node": live.mask_topic,
-        "publish_qos": live.publish_reliability,
+
+def _connect(node, listener: _Listener, kinds: dict, live: LiveOptions) -> dict:
+    """Subscribes ``listener`` to the node's masks, probabilities and /diagnostics; returns a
+    publisher for each topic of ``kinds``."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from sensor_msgs.msg import Image
+
+    clock = node.get_clock()
+    out_qos = _qos(live.output_reliability, 50)
+    for kind, topic in (("mask", live.mask_topic), ("prob", live.probability_topic)):
+        node.create_subscription(
+            Image,
+            topic,
+            lambda msg, kind=kind: listener.on_output(kind, msg, clock.now().nanoseconds),
+            out_qos,
+        )
+    node.create_subscription(DiagnosticArray, "/diagnostics", listener.on_diagnostics, 10)
+    return {
+        topic: node.create_publisher(kind, topic, _qos(live.publish_reliability, 5))
+        for topic, kind in kinds.items()
     }
-    if after:
-        info["node_latency_ms_p50"] = after.get("latency_ms_p50")
-        info["node_model_ms_p50"] = after.get("model_ms_p50")
-    summary = recorder.finish(
-        counts, info, complete=error is None, error=str(error) if error else None
-    )
-    if error is not None:
-        raise BagError(
-            f'{error}\nwhat was played before it is reported in {out_dir} (metrics.json: "complete": false)',
-            error.messages_read,
-        ) from error
-    return summary
 
 
 def _wait_for_node(publishers: dict, options: ReplayOptions, live: LiveOptions) -> None:
@@ -361,91 +406,78 @@ def _next_status(listener: _Listener, timeout_s: float = 3.0) -> None:
         time.sleep(0.05)
 
 
-def _score(
-    bag,
-    options: ReplayOptions,
-    recorder: ReplayRecorder,
-    gt,
-    outputs: dict[int, _Received],
-    by_original: dict[int, int],
-    error: BagError | None,
-    camera=None,
-) -> dict[str, Any]:
+class _Scorer:
     """Second pass over the bag's color frames: each one that got a mask goes to the recorder,
     with the 3D centroids of its mask and ground truth from its depth (paired as the node pairs)
     when ``camera`` (the color CameraInfo's model) is known."""
-    counts = {"frames_without_gt": 0, "masks_without_probability": 0}
-    pairer: StampPairer = StampPairer(
-        options.sync_slop_s, options.queue_size, options.backward_jump_s
-    )
-    index = 0
-    try:
-        for message in read_bag(bag, [options.color_topic, options.depth_topic], options.distro):
-            stamp_s = stamp_ns(message.msg.header.stamp) * 1e-9
-            if message.topic == options.color_topic:
-                pair = pairer.add_color(stamp_s, (index, message))
-                index += 1
-            else:
-                pair = pairer.add_depth(stamp_s, message)
-            if pair is not None:
-                _score_frame(
-                    *pair.color,
-                    pair.depth,
-                    options,
-                    recorder,
-                    gt,
-                    outputs,
-                    by_original,
-                    counts,
-                    camera,
-                )
-    except BagError:
-        if error is None:
-            raise
-    return counts
 
+    def __init__(
+        self,
+        options: ReplayOptions,
+        recorder: ReplayRecorder,
+        gt: GroundTruth | None,
+        outputs: dict[int, _Received],
+        by_original: dict[int, int],
+        camera: CameraModel | None,
+    ) -> None:
+        self.options, self.recorder, self.gt, self.camera = options, recorder, gt, camera
+        self.outputs, self.by_original = outputs, by_original  # original stamp -> new stamp
+        self.counts = {"frames_without_gt": 0, "masks_without_probability": 0}
 
-def _score_frame(
-    this: int,
-    color,
-    depth,
-    options: ReplayOptions,
-    recorder: ReplayRecorder,
-    gt,
-    outputs: dict[int, _Received],
-    by_original: dict[int, int],
-    counts: dict[str, Any],
-    camera,
-) -> None:
-    """One color frame (index ``this``) and its depth: to the recorder if the node answered it."""
-    original = stamp_ns(color.msg.header.stamp)
-    received = outputs.get(by_original.get(original, -1))
-    if received is None or received.mask_png is None:
-        return
-    try:
-        rgb = message_rgb(color)
-    except ValueError:  # the node could not have used it either; counted by the node
-        return
-    mask = cv2.imdecode(np.frombuffer(received.mask_png, np.uint8), cv2.IMREAD_GRAYSCALE)
-    if received.prob_png is not None:
-        prob = cv2.imdecode(np.frombuffer(received.prob_png, np.uint8), cv2.IMREAD_GRAYSCALE)
-        prob = prob.astype(np.float32) / 255.0
-    else:  # the probability was lost: score the mask itself
-        counts["masks_without_probability"] += 1
-        prob = mask.astype(np.float32) / 255.0
-    truth = fit_mask(gt.lookup(this, original), rgb.shape[:2]) if gt is not None else None
-    if gt is not None and truth is None:
-        counts["frames_without_gt"] += 1
-    record = FrameRecord(this, original, (received.arrival_ns - by_original[original]) * 1e-6)
-    try:
-        depth_m = message_depth_m(depth)
-    except ValueError:
-        depth_m = None
-    if depth_m is not None and depth_m.shape == mask.shape:
-        record.centroid_m, record.gt_centroid_m = frame_centroids(
-            mask, truth, depth_m, camera, options.geometry
+    def score(self, bag, error: BagError | None) -> None:
+        """Every pair of the bag; damage is raised unless ``error`` (playing found it) is set."""
+        options = self.options
+        pairer: StampPairer = StampPairer(
+            options.sync_slop_s, options.queue_size, options.backward_jump_s
         )
-    recorder.add(record, rgb, prob, mask, truth)
+        index = 0
+        try:
+            for message in read_bag(
+                bag, [options.color_topic, options.depth_topic], options.distro
+            ):
+                stamp_s = stamp_ns(message.msg.header.stamp) * 1e-9
+                if message.topic == options.color_topic:
+                    pair = pairer.add_color(stamp_s, (index, message))
+                    index += 1
+                else:
+                    pair = pairer.add_depth(stamp_s, message)
+                if pair is not None:
+                    self._frame(*pair.color, pair.depth)
+        except BagError:
+            if error is None:
+                raise
+
+    def _frame(self, index: int, color: BagMessage, depth: BagMessage) -> None:
+        """One color frame and its depth: to the recorder if the node answered it."""
+        original = stamp_ns(color.msg.header.stamp)
+        received = self.outputs.get(self.by_original.get(original, -1))
+        if received is None or received.mask_png is None:
+            return
+        try:
+            rgb = message_rgb(color)
+        except ValueError:  # the node could not have used it either; counted by the node
+            return
+        mask = cv2.imdecode(np.frombuffer(received.mask_png, np.uint8), cv2.IMREAD_GRAYSCALE)
+        if received.prob_png is not None:
+            prob = cv2.imdecode(np.frombuffer(received.prob_png, np.uint8), cv2.IMREAD_GRAYSCALE)
+        else:  # the probability was lost: score the mask itself
+            self.counts["masks_without_probability"] += 1
+            prob = mask
+        truth = None
+        if self.gt is not None:
+            truth = fit_mask(self.gt.lookup(index, original), rgb.shape[:2])
+            self.counts["frames_without_gt"] += truth is None
+        latency_ms = (received.arrival_ns - self.by_original[original]) * 1e-6
+        record = FrameRecord(index, original, latency_ms)
+        try:
+            depth_m = message_depth_m(depth)
+        except ValueError:
+            depth_m = None
+        if depth_m is not None and depth_m.shape == mask.shape:
+            record.centroid_m, record.gt_centroid_m = frame_centroids(
+                mask, truth, depth_m, self.camera, self.options.geometry
+            )
+        self.recorder.add(record, rgb, prob.astype(np.float32) / 255.0, mask, truth)
 
 
 def _node_counts(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:

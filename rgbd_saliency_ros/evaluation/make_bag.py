@@ -40,17 +40,19 @@ from ..runtime import compressed
 from .metrics import binarize
 from ..runtime.compressed import COLOR_CODECS, DEPTH_MAX_M, JPEG_QUALITY
 from ..runtime.depth import (
+    SUPPORTED_DEPTH_ENCODINGS,
     DepthConversion,
+    decode_ros_depth,
+    encode_ros_depth,
     read_depth_png,
     read_nyu_depth,
     read_sun_depth,
     read_tum_depth,
 )
-from ..runtime.sequence import IMAGE_SUFFIXES, list_frames, read_rgb
+from ..runtime.sequence import image_files, list_frames, read_rgb
 from .bags import BagWriter, CameraIntrinsics
 
 DEPTH_FORMATS = ("relative8", "mm16", "tum", "sun", "nyu")
-DEPTH_ENCODINGS = ("16UC1", "32FC1")
 DEFAULT_START_S = 1_700_000_000.0  # a fixed start, so the same folders always give the same bag
 
 
@@ -69,7 +71,7 @@ class MakeBagOptions:
     """How folders become messages; see the module docstring."""
 
     depth_format: str = "relative8"  # one of DEPTH_FORMATS
-    depth_encoding: str = "16UC1"  # one of DEPTH_ENCODINGS
+    depth_encoding: str = "16UC1"  # one of SUPPORTED_DEPTH_ENCODINGS (REP 118)
     relative_range_m: tuple[float, float] = (
         DepthConversion().min_depth_m,
         DepthConversion().max_depth_m,
@@ -91,9 +93,10 @@ class MakeBagOptions:
             raise ValueError(
                 f"depth format {self.depth_format!r} is not one of {', '.join(DEPTH_FORMATS)}"
             )
-        if self.depth_encoding not in DEPTH_ENCODINGS:
+        if self.depth_encoding not in SUPPORTED_DEPTH_ENCODINGS:
             raise ValueError(
-                f"depth encoding {self.depth_encoding!r} is not one of {', '.join(DEPTH_ENCODINGS)}"
+                f"depth encoding {self.depth_encoding!r} is not one of "
+                f"{', '.join(SUPPORTED_DEPTH_ENCODINGS)}"
             )
         low, high = self.relative_range_m
         if (
@@ -134,27 +137,17 @@ def read_depth_m(path: Path, options: MakeBagOptions) -> np.ndarray:
     if fmt == "mm16":
         if stored.dtype != np.uint16:
             raise ValueError(f"{path}: mm16 depth must be a 16-bit image, got {stored.dtype}")
-        depth_m = stored.astype(np.float32) * np.float32(1e-3)
-        depth_m[stored == 0] = np.nan
-        return depth_m
+        return decode_ros_depth(stored, "16UC1")  # millimetres, 0 = no measurement
     if stored.dtype != np.uint8:
         raise ValueError(
-            f"{path}: relative8 depth must be an 8-bit image, got {stored.dtype} (metric? try --depth-format mm16)"
+            f"{path}: relative8 depth must be an 8-bit image, got {stored.dtype} "
+            "(metric? try --depth-format mm16)"
         )
     relative = stored.astype(np.float32) / np.float32(255.0)
     if options.relative_near_is_bright:
         relative = 1.0 - relative
     low, high = options.relative_range_m
     return (np.float32(low) + relative * np.float32(high - low)).astype(np.float32)
-
-
-def encode_depth(depth_m: np.ndarray, encoding: str) -> np.ndarray:
-    """(H, W) float32 metres, NaN invalid -> 16UC1 uint16 millimetres (0 invalid, clipped to
-    65535) or 32FC1 float32 metres (NaN invalid), per REP 118."""
-    if encoding == "32FC1":
-        return depth_m.astype(np.float32)
-    mm = np.where(np.isfinite(depth_m) & (depth_m > 0), np.rint(depth_m * 1000.0), 0.0)
-    return np.clip(mm, 0, 65535).astype(np.uint16)
 
 
 def depth_note(options: MakeBagOptions) -> str:
@@ -194,10 +187,6 @@ def _write_frame(
     bag.write_compressed(depth_topic, stamp, *depth_msg, frame_id)
 
 
-def _sorted_images(folder: str | os.PathLike) -> list[Path]:
-    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
 def read_gt(path: Path) -> np.ndarray:
     """A ground-truth image -> (H, W) uint8 0/255 (foreground where the grey value is above 128)."""
     grey = cv2.imread(os.fspath(path), cv2.IMREAD_GRAYSCALE)
@@ -228,7 +217,7 @@ def make_bag(
     """
     options = options or MakeBagOptions()
     frames = list_frames(rgb_dir, depth_dir)
-    gts = _sorted_images(gt_dir) if gt_dir is not None else None
+    gts = image_files(gt_dir) if gt_dir is not None else None
     if gts is not None and len(gts) != len(frames):
         raise ValueError(f"{gt_dir} has {len(gts)} images but {rgb_dir} has {len(frames)}")
     topics, note = options.topics, depth_note(options)
@@ -248,7 +237,9 @@ def make_bag(
                 depth_m = cv2.resize(
                     depth_m, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST
                 )
-            _write_frame(bag, options, stamp, rgb, encode_depth(depth_m, options.depth_encoding))
+            _write_frame(
+                bag, options, stamp, rgb, encode_ros_depth(depth_m, options.depth_encoding)
+            )
             if gts is not None:
                 gt = read_gt(gts[i])
                 if gt.shape != rgb.shape[:2]:

@@ -63,7 +63,7 @@ from ..runtime.pairing import (
     check_stamp,
 )
 from ..runtime.saliency import FramePair, SaliencyConfig, SaliencyRuntime
-from ..runtime.sequence import IMAGE_SUFFIXES
+from ..runtime.sequence import image_files
 from .bags import (
     CAMERA_INFO_TYPE,
     COMPRESSED_TYPE,
@@ -130,7 +130,7 @@ class GroundTruth:
     @classmethod
     def from_folder(cls, folder: str | os.PathLike, match: str, slop_s: float) -> GroundTruth:
         """Masks in ``folder`` matched by sorted position ("index") or by file name in seconds ("stamp")."""
-        files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = image_files(folder)
         if not files:
             raise ValueError(f"{folder}: no ground-truth images")
         gt = cls(slop_s)

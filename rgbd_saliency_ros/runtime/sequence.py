@@ -24,12 +24,16 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tif
 MASK_THRESHOLD = 0.5
 
 
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """The image files of ``folder`` (by ``IMAGE_SUFFIXES``), sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def list_frames(
     rgb_dir: str | os.PathLike, depth_dir: str | os.PathLike
 ) -> list[tuple[Path, Path]]:
     """Pairs the images of two folders by sorted name; the counts must agree."""
-    rgb = sorted(p for p in Path(rgb_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    depth = sorted(p for p in Path(depth_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    rgb, depth = image_files(rgb_dir), image_files(depth_dir)
     if not rgb:
         raise ValueError(f"{rgb_dir}: no images")
     if len(rgb) != len(depth):
