@@ -779,14 +779,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_user_error(error: Exception) -> bool:
+    """Bad files or arguments, reported in one line with exit code 2 rather than a traceback.
+
+    ``CheckpointError`` is looked up only where its module is loaded: where it is not, nothing can
+    have raised one, and commands that need no model (eval, make-bag) never import torch.
+    """
+    checkpoints = sys.modules.get("rgbd_saliency_ros.model.checkpoints")
+    kinds = (ValueError, FileNotFoundError)
+    return isinstance(error, kinds) or (
+        checkpoints is not None and isinstance(error, checkpoints.CheckpointError)
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``rgbd-saliency`` console script."""
-    from .model import CheckpointError
-
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (CheckpointError, ValueError, FileNotFoundError) as e:
+    except Exception as e:
+        if not _is_user_error(e):
+            raise
         print(f"rgbd-saliency {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -4,6 +4,8 @@
 """
 
 import json
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -56,3 +58,24 @@ def test_eval_refuses_unmatched_names(tmp_path, capsys):
     assert code == 2
     assert "do not match" in capsys.readouterr().err
     assert not (tmp_path / "m.json").exists()
+
+
+def test_eval_runs_without_torch(tmp_path, repo_root):
+    """Commands that need no model must not pay torch's import (seconds on a robot's CPU)."""
+    for folder in ("pred", "gt"):
+        (tmp_path / folder).mkdir()
+        mask = np.zeros((8, 8), np.uint8)
+        mask[2:6, 2:6] = 255
+        cv2.imwrite(str(tmp_path / folder / "a.png"), mask)
+    argv = ["eval", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt")]
+    code = (
+        "import sys\n"
+        "from rgbd_saliency_ros.cli import main\n"
+        f"rc = main({argv!r})\n"
+        "print(rc, 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "0 False"
