@@ -17,11 +17,13 @@ import numpy as np
 import pytest
 from scenes import Box, Pinhole, Plane, render
 
-from rgbd_saliency_ros.evaluation.bags import BagWriter, CameraIntrinsics
-from rgbd_saliency_ros.evaluation.make_bag import BagTopics, encode_depth
+from rgbd_saliency_ros.evaluation.bags import BagWriter
+from rgbd_saliency_ros.evaluation.calibration import CameraIntrinsics
+from rgbd_saliency_ros.evaluation.make_bag import BagTopics
 from rgbd_saliency_ros.evaluation.replay import ReplayOptions, replay_bag
 from rgbd_saliency_ros.model.config import SamDaqConfig
 from rgbd_saliency_ros.runtime.backends.base import BackendInfo, StepBackend
+from rgbd_saliency_ros.runtime.depth import encode_ros_depth
 
 CAMERA = Pinhole(320, 240, 262.5, 262.5, 159.5, 119.5)
 HALF_THICKNESS_M = 0.0005
@@ -59,7 +61,7 @@ def write_bag(path, camera_info: bool = True) -> None:
             frame = "camera_color_optical_frame"
             bag.write_image(BagTopics.color, stamp, rgb, "rgb8", frame)
             bag.write_image(
-                BagTopics.depth, stamp, encode_depth(scene.depth_m, "16UC1"), "16UC1", frame
+                BagTopics.depth, stamp, encode_ros_depth(scene.depth_m, "16UC1"), "16UC1", frame
             )
             bag.write_image(BagTopics.gt, stamp, scene.mask(1), "mono8", frame)
             if camera_info:
