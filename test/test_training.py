@@ -190,7 +190,9 @@ def test_ablation_keys_train_and_save_that_variant(videos, tmp_path):
     from rgbd_saliency_ros.runtime.model_loading import load_model
 
     settings = ["adapter=lora", "temporal=static", "iterations=1", "clip_frames=2"]
+    torch.set_num_threads(2)  # the run's threads: 1 (tiny_cpu.yaml); the caller's come back
     result = train(tiny(videos, tmp_path / "run", *settings, "eval_data=null"), progress=False)
+    assert torch.get_num_threads() == 2
     saved = load_file(str(result.weights))
     lora_b = [v for k, v in saved.items() if k.endswith(".lora_b")]
     # LoRA's B factors start at zero: the loop's one step moved them.

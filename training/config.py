@@ -137,10 +137,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         """Plain nested dict (YAML / JSON / weights_only-checkpoint safe)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["data"] = self.data.to_dict()
-        out["eval_data"] = self.eval_data.to_dict() if self.eval_data else None
-        return out
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:

@@ -120,11 +120,8 @@ class DepthReading:
         return depth_to_model_input(depth_m, self.conversion)
 
     def to_dict(self) -> dict:
-        return {
-            "mode": self.mode,
-            "units_per_m": self.units_per_m,
-            "conversion": self.conversion.to_dict(),
-        }
+        """Plain nested dict (YAML / JSON / weights_only-checkpoint safe)."""
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> DepthReading:
@@ -154,13 +151,8 @@ class DatasetSpec:
             )
 
     def to_dict(self) -> dict:
-        return {
-            "root": self.root,
-            "layout": self.layout,
-            "split": self.split,
-            "depth_dir": self.depth_dir,
-            "depth": self.depth.to_dict(),
-        }
+        """Plain nested dict (YAML / JSON / weights_only-checkpoint safe)."""
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> DatasetSpec:

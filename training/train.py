@@ -391,15 +391,20 @@ def train(
 
     ``stop_after``: stop once this many iterations are done (saving the resume state, not the
     weights), as a time-limited job would; a later ``resume`` continues to ``cfg.iterations``.
+    Torch's CPU thread count is ``cfg.threads`` during the run and the caller's again after it.
     """
+    threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    procs = _start_processes(cfg.device)
     try:
-        return _train(cfg, procs, resume, stop_after, progress)
+        procs = _start_processes(cfg.device)
+        try:
+            return _train(cfg, procs, resume, stop_after, progress)
+        finally:
+            if procs.world > 1:
+                dist.destroy_process_group()
     finally:
-        if procs.world > 1:
-            dist.destroy_process_group()
+        torch.set_num_threads(threads)
 
 
 @dataclass
