@@ -24,6 +24,9 @@ from training.datasets import find_videos
 from training.train import (
     RANDOM_BACKBONE_FILE,
     STATE_FILE,
+    Processes,
+    _Run,
+    _step,
     build_model,
     clip_loss,
     evaluate_videos,
@@ -143,6 +146,50 @@ def test_loss_is_bce_plus_half_intermediate_bce():
     assert total.item() == pytest.approx(
         expected_mask.item() + 0.5 * expected_inter.item(), rel=1e-5
     )
+
+
+class _Sqrt(torch.nn.Module):
+    """A stand-in for ClipLoss whose loss sqrt(w - offset) has an infinite gradient at w = offset
+    (an overflow in a backward pass) while the loss itself stays finite."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(1.0))
+        self.offset = 1.0
+
+    def forward(self, rgb, depth, gt):
+        total = torch.sqrt(self.w - self.offset)
+        return total, total, total
+
+
+def test_a_non_finite_gradient_skips_the_step_and_five_in_a_row_stop_the_run():
+    net = _Sqrt()
+    run = _Run(
+        cfg=TrainConfig(),
+        procs=Processes(0, 1, torch.device("cpu")),
+        out=None,
+        sam2_checkpoint="",
+        model=None,
+        net=net,
+        trained=[net.w],
+        optimizer=torch.optim.SGD([net.w], lr=1.0),
+        scaler=torch.amp.GradScaler("cuda", enabled=False),
+        autocast_dtype=None,
+        loader=None,
+        start=0,
+        stop=10,
+    )
+    batch = {k: torch.zeros(1) for k in ("rgb", "depth", "gt")}
+    batches = iter(lambda: batch, None)
+    parts, grad_norm, skipped = _step(run, 0, 0.1, batches, skipped=0)
+    assert grad_norm == float("inf") and skipped == 1 and parts[0] == 0.0
+    assert net.w.item() == 1.0  # not stepped
+    with pytest.raises(FloatingPointError, match="5 non-finite gradients in a row"):
+        _step(run, 5, 0.1, batches, skipped=4)
+    net.offset = 0.0  # sqrt(w): gradient 0.5 at w = 1
+    parts, grad_norm, skipped = _step(run, 6, 0.1, batches, skipped=3)
+    assert (parts[0], grad_norm, skipped) == (1.0, 0.5, 0)
+    assert net.w.item() == pytest.approx(1.0 - 0.1 * 0.5)  # stepped at the step's lr
 
 
 # ------------------------------------------------------------------------------------ resume
