@@ -245,7 +245,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _make_bag(args: argparse.Namespace) -> int:
-    from .evaluation.bags import CameraIntrinsics
+    from .evaluation.calibration import CameraIntrinsics
     from .evaluation.make_bag import BagTopics, MakeBagOptions, make_bag
 
     options = MakeBagOptions(
@@ -279,7 +279,7 @@ def _make_bag(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from .evaluation.replay import ReplayOptions, replay_bag
-    from .evaluation.report import summary_text
+    from .evaluation.report_markdown import summary_text
     from .runtime.saliency import SaliencyConfig
 
     options = ReplayOptions(

@@ -19,11 +19,11 @@ from rgbd_saliency_ros.evaluation.bags import (
     STORAGES,
     BagError,
     BagWriter,
-    CameraIntrinsics,
     bag_info,
     read_bag,
     typestore,
 )
+from rgbd_saliency_ros.evaluation.calibration import CameraIntrinsics
 from rgbd_saliency_ros.evaluation.make_bag import MakeBagOptions, make_bag
 from rgbd_saliency_ros.runtime.images import image_array
 from rgbd_saliency_ros.runtime.depth import (
@@ -272,7 +272,7 @@ def test_mcap_chunks_carry_crcs_that_readers_check(tmp_path):
     """make-bag's MCAP chunks carry the CRC32 of their records (rosbags writes 0: unchecked)."""
     import zlib
 
-    from rgbd_saliency_ros.evaluation.bags import _mcap_chunk_parts, _mcap_chunk_records
+    from rgbd_saliency_ros.evaluation.mcap_files import chunk_parts, chunk_records
 
     path = tmp_path / "bag"
     gen = np.random.default_rng(0)
@@ -282,10 +282,10 @@ def test_mcap_chunks_carry_crcs_that_readers_check(tmp_path):
             bag.write_image("/color", START_NS + i, pixels, "rgb8", "cam")
     mcap = next(path.glob("*.mcap"))
     with open(mcap, "rb") as f:
-        chunks = list(_mcap_chunk_records(f))
+        chunks = list(chunk_records(f))
     assert len(chunks) >= 2
     for _, body in chunks:
-        size, crc, records = _mcap_chunk_parts(body)
+        size, crc, records = chunk_parts(body)
         assert crc != 0 and crc == zlib.crc32(records) and len(records) == size
     # 64 bytes flipped inside the second chunk: rosbags' own reader refuses that chunk
     offset, body = chunks[1]

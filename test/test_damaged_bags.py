@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from rgbd_saliency_ros.cli import main as cli_main
-from rgbd_saliency_ros.evaluation.bags import STORAGES, BagError, BagWriter, _mcap_chunk_records
+from rgbd_saliency_ros.evaluation.bags import STORAGES, BagError, BagWriter
+from rgbd_saliency_ros.evaluation.mcap_files import chunk_records
 from rgbd_saliency_ros.evaluation.replay import ReplayOptions, replay_bag
 
 FRAMES = 6
@@ -54,7 +55,7 @@ def _flip_in_chunk(bag, index: int) -> None:
     """64 bytes inverted in the middle of chunk ``index`` (its records, not its framing)."""
     mcap = _data_file(bag)
     with open(mcap, "rb") as f:
-        offset, body = list(_mcap_chunk_records(f))[index]
+        offset, body = list(chunk_records(f))[index]
     data = bytearray(mcap.read_bytes())
     middle = offset + 9 + len(body) // 2
     data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])

@@ -9,6 +9,8 @@ bookkeeping do.
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -225,3 +227,33 @@ def test_corrupt_bag_keeps_what_was_processed(tmp_path, backend, ssd_bag, capsys
     summary = _metrics(tmp_path / "out")
     assert summary["complete"] is False
     assert summary["processed"] == 2 and len(list((tmp_path / "out" / "masks").iterdir())) == 2
+
+
+REPORT_SCRIPT = """
+import sys
+import numpy as np
+from rgbd_saliency_ros.evaluation.report import FrameRecord, ReplayRecorder
+
+recorder = ReplayRecorder(sys.argv[1], "offline", expected_frames=2, video=False)
+gt = np.zeros((16, 16), np.uint8)
+gt[4:12, 4:12] = 255
+rgb = np.zeros((16, 16, 3), np.uint8)
+for i in range(2):
+    recorder.add(FrameRecord(i, i * 10**8, 5.0 + i), rgb, gt.astype(np.float32) / 255, gt, gt)
+recorder.finish({"pairs": 2}, {"bag": "none"})
+print("pyplot" if "matplotlib.pyplot" in sys.modules else "no pyplot")
+"""
+
+
+def test_the_report_draws_its_plots_without_pyplot(tmp_path):
+    """The plots come from Figures of their own: pyplot (and its process-wide backend and figure
+    list) is never loaded, in a process of its own to see it."""
+    done = subprocess.run(
+        [sys.executable, "-c", REPORT_SCRIPT, str(tmp_path)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["no", "pyplot"]
+    written = {"overview.png", "pr_curve.png", "thresholds.png", "smeasure_over_time.png"}
+    assert written | {"latency.png"} <= {p.name for p in tmp_path.iterdir()}
+    report = (tmp_path / "report.md").read_text()
+    assert all(f"]({name})" in report for name in written)

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from scenes import Box, Pinhole, Plane, render
 
-from rgbd_saliency_ros.evaluation.bags import BagWriter, CameraIntrinsics
+from rgbd_saliency_ros.evaluation.bags import BagWriter
+from rgbd_saliency_ros.evaluation.calibration import CameraIntrinsics
 from rgbd_saliency_ros.evaluation.make_bag import BagTopics
 from rgbd_saliency_ros.evaluation.replay import ReplayOptions, replay_bag
 from rgbd_saliency_ros.model.config import SamDaqConfig

@@ -11,17 +11,16 @@ typestore; sensor_msgs/Image and CameraInfo are the same in both), so nothing he
 Reading is strict about damage: a bag that ends early or holds a corrupt record raises
 ``BagError`` after yielding every message before the damage, so callers keep what they did. An
 MCAP file cut short (a recorder killed before it wrote its summary) is read record by record from
-the start, as far as it goes.
+the start, as far as it goes (``mcap_files``). CameraInfo comes from ``calibration``'s
+``CameraIntrinsics``.
 """
 
 from __future__ import annotations
 
 import os
 import struct
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,8 @@ import numpy as np
 from ..runtime.compressed import DEFAULT_MAX_PIXELS, decode_color, decode_depth
 from ..runtime.depth import decode_ros_depth
 from ..runtime.images import color_rgb, depth_metres, image_fields
+from .calibration import CameraIntrinsics
+from .mcap_files import McapError, McapScanner, damaged_chunks, fill_chunk_crcs
 
 STORAGES = ("sqlite3", "mcap")
 DISTROS = ("humble", "jazzy")
@@ -38,8 +39,6 @@ BAG_VERSION = 8  # rosbag2 metadata version written (Jazzy's); rosbags reads 1 t
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"  # transports compressed, compressedDepth
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
-
-_MCAP_MAGIC = b"\x89MCAP0\r\n"
 
 
 class BagError(ValueError):
@@ -93,56 +92,6 @@ def message_depth_m(message: BagMessage, max_pixels: int = DEFAULT_MAX_PIXELS) -
     return depth_metres(message.msg, max_pixels)
 
 
-@dataclass(frozen=True)
-class CameraIntrinsics:
-    """A pinhole camera (plumb_bob, no distortion unless given) for CameraInfo messages."""
-
-    width: int
-    height: int
-    fx: float  # pixels
-    fy: float
-    cx: float
-    cy: float
-    distortion_model: str = "plumb_bob"
-    d: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0)
-
-    @classmethod
-    def from_hfov(cls, width: int, height: int, hfov_deg: float) -> CameraIntrinsics:
-        """Square pixels, principal point at the centre, horizontal field of view ``hfov_deg``."""
-        if not 0.0 < hfov_deg < 180.0:
-            raise ValueError(
-                f"horizontal field of view must be in (0, 180) degrees, got {hfov_deg}"
-            )
-        f = width / 2.0 / np.tan(np.radians(hfov_deg) / 2.0)
-        return cls(width, height, float(f), float(f), (width - 1) / 2.0, (height - 1) / 2.0)
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> CameraIntrinsics:
-        """A camera_calibration / camera_info_manager YAML file (image_width, camera_matrix, ...)."""
-        import yaml
-
-        with open(path) as f:
-            calib = yaml.safe_load(f)
-        try:
-            k = calib["camera_matrix"]["data"]
-            d = calib.get("distortion_coefficients", {}).get("data", [0.0] * 5)
-            return cls(
-                int(calib["image_width"]),
-                int(calib["image_height"]),
-                float(k[0]),
-                float(k[4]),
-                float(k[2]),
-                float(k[5]),
-                calib.get("distortion_model", "plumb_bob"),
-                tuple(float(x) for x in d),
-            )
-        except (KeyError, IndexError, TypeError) as e:
-            raise ValueError(
-                f"{path}: not a camera calibration file (need image_width, image_height, "
-                f"camera_matrix.data): {e!r}"
-            ) from e
-
-
 class BagWriter:
     """Writes Image and CameraInfo messages into a new rosbag2 (a folder with metadata.yaml).
 
@@ -184,7 +133,7 @@ class BagWriter:
         self._writer.close()
         if kind is None:
             for mcap in self.path.glob("*.mcap"):
-                fill_mcap_chunk_crcs(mcap)
+                fill_chunk_crcs(mcap)
 
     def set_custom_data(self, key: str, value: str) -> None:
         """A key/value stored in metadata.yaml's custom_data (e.g. the depth convention)."""
@@ -308,10 +257,12 @@ def read_bag(
                 yield BagMessage(topic, msgtype, log_time, raw, msg)
                 read += 1
         except Exception as e:  # rosbags, sqlite3 and CDR decoding each raise their own kinds
-            damaged, total = damaged_mcap_chunks(path) if info.storage == "mcap" else (0, 0)
+            damaged, total = damaged_chunks(path) if info.storage == "mcap" else (0, 0)
             chunks = f"; {damaged} of its {total} MCAP chunks fail their CRC or size check"
             chunks = chunks if damaged else ""
-            cause = str(e) if isinstance(e, BagError) else f"({type(e).__name__}: {e})"
+            cause = (
+                str(e) if isinstance(e, (BagError, McapError)) else f"({type(e).__name__}: {e})"
+            )
             raise BagError(
                 f"{path}: damaged after {read} messages: {cause}: "
                 f"the bag is truncated or corrupt{chunks}",
@@ -371,9 +322,9 @@ class _open:
     def _salvage_mcap(self, file: Path, cause: Exception):
         try:
             self._file = file.open("rb")
-            scanner = _McapScanner(self._file)
+            scanner = McapScanner(self._file)
             channels = scanner.channels_ahead()
-        except (OSError, BagError, struct.error) as e:
+        except (OSError, McapError, struct.error) as e:
             if self._file is not None:
                 self._file.close()  # __exit__ does not run when __enter__ raises
             raise BagError(
@@ -398,171 +349,3 @@ class _open:
             self._reader.close()
         if self._file is not None:
             self._file.close()
-
-
-class _McapScanner:
-    """Reads an MCAP file's records in file order, without its summary or footer.
-
-    Only what a rosbag2 needs: Schema (0x03), Channel (0x04), Message (0x05) and Chunk (0x06,
-    uncompressed, zstd or lz4) records; every other record is skipped by its length.
-    """
-
-    def __init__(self, file) -> None:
-        self.file = file
-        if file.read(8) != _MCAP_MAGIC:
-            raise BagError("not an MCAP file (bad magic)")
-        self.start = file.tell()
-        self.channels: dict[int, tuple[str, str]] = {}  # channel id -> (topic, message type)
-        self._schemas: dict[int, str] = {}
-        self._ended_cleanly = False  # a footer record was read
-
-    def rewind(self) -> None:
-        self.file.seek(self.start)
-
-    def channels_ahead(self, max_records: int = 10_000) -> dict[int, tuple[str, str]]:
-        """Channels declared in the file, scanning (at most ``max_records``) until damage."""
-        self.rewind()
-        try:
-            for _, _ in zip(range(max_records), self._records(self.file, top=True)):
-                pass
-        except BagError:
-            pass  # what was found before the damage is what there is
-        return dict(self.channels)
-
-    def messages(self, wanted: set[str]) -> Iterator[tuple[str, str, int, bytes]]:
-        """(topic, message type, log time ns, raw) of the wanted topics, in file order; BagError at
-        the first damaged or missing byte, or at the end of a file without its footer."""
-        self._ended_cleanly = False
-        for channel_id, log_time, raw in self._records(self.file, top=True):
-            topic, msgtype = self.channels.get(channel_id, (None, None))
-            if topic in wanted:
-                yield topic, msgtype, log_time, raw
-        if not self._ended_cleanly:
-            raise BagError(
-                "the MCAP file ends without its footer (truncated: the recording was not closed)"
-            )
-
-    def _records(self, stream, top: bool):
-        """Yields (channel id, log time, data) of message records; records schemas and channels.
-        ``top``: the file itself (where a footer ends it), else the inside of a chunk."""
-        while True:
-            opcode = stream.read(1)
-            if not opcode:
-                return
-            header = stream.read(8)
-            if len(header) < 8:
-                raise BagError("the file ends inside a record header (truncated)")
-            (length,) = struct.unpack("<Q", header)
-            body = stream.read(length)
-            if len(body) < length:
-                raise BagError(f"the file ends inside a record of {length} bytes (truncated)")
-            op = opcode[0]
-            if op == 0x03:
-                (schema_id,) = struct.unpack_from("<H", body)
-                name, _ = _mcap_string(body, 2)
-                self._schemas[schema_id] = name
-            elif op == 0x04:
-                channel_id, schema_id = struct.unpack_from("<HH", body)
-                topic, _ = _mcap_string(body, 4)
-                self.channels[channel_id] = (topic, self._schemas.get(schema_id, ""))
-            elif op == 0x05:
-                channel_id, _, log_time, _ = struct.unpack_from("<HIQQ", body)
-                yield channel_id, log_time, body[22:]
-            elif op == 0x06 and top:
-                yield from self._records(BytesIO(_mcap_chunk(body)), top=False)
-            elif op == 0x02 and top:  # footer: the file is complete
-                self._ended_cleanly = True
-                return
-
-
-def _mcap_string(body: bytes, offset: int) -> tuple[str, int]:
-    (size,) = struct.unpack_from("<I", body, offset)
-    return body[offset + 4 : offset + 4 + size].decode(), offset + 4 + size
-
-
-def _mcap_chunk_records(file) -> Iterator[tuple[int, bytes]]:
-    """(file offset, body) of every top-level Chunk record of an open MCAP file, up to its footer;
-    BagError where the framing itself is broken."""
-    file.seek(0)
-    if file.read(8) != _MCAP_MAGIC:
-        raise BagError("not an MCAP file (bad magic)")
-    while True:
-        offset = file.tell()
-        head = file.read(9)
-        if len(head) < 9 or head[0] == 0x02:  # end of file, or the footer
-            return
-        (length,) = struct.unpack_from("<Q", head, 1)
-        if head[0] != 0x06:
-            file.seek(length, os.SEEK_CUR)
-            continue
-        body = file.read(length)
-        if len(body) < length:
-            raise BagError(f"the file ends inside a chunk of {length} bytes (truncated)")
-        yield offset, body
-
-
-# rosbags' MCAP writer leaves every chunk's CRC at 0 (no option for it), so corrupt bytes would
-# pass unseen; rosbags' reader checks the CRC where one is set, as other MCAP readers do.
-def fill_mcap_chunk_crcs(path: str | os.PathLike) -> int:
-    """Writes the CRC32 of each chunk's uncompressed records into its Chunk record (in place).
-
-    Returns the number of chunks. Raises BagError for a file that is not a complete MCAP file.
-    """
-    with open(path, "r+b") as file:
-        crcs = [
-            (offset, zlib.crc32(_mcap_chunk_parts(body)[2]))
-            for offset, body in _mcap_chunk_records(file)
-        ]
-        for offset, crc in crcs:
-            file.seek(offset + 9 + 24)  # opcode, length; start time, end time, uncompressed size
-            file.write(struct.pack("<I", crc))
-    return len(crcs)
-
-
-def damaged_mcap_chunks(path: str | os.PathLike) -> tuple[int, int]:
-    """(chunks failing their CRC or size check, chunks) of the bag folder or MCAP file ``path``;
-    chunks without a CRC (0) count as sound when they decompress to their size."""
-    files = sorted(Path(path).glob("*.mcap")) if Path(path).is_dir() else [Path(path)]
-    damaged = total = 0
-    for mcap in files:
-        with open(mcap, "rb") as file:
-            try:
-                for _, body in _mcap_chunk_records(file):
-                    total += 1
-                    try:
-                        _mcap_chunk(body)
-                    except Exception:  # any failure to decode (zstd, lz4, struct) is damage
-                        damaged += 1
-            except BagError:
-                damaged += 1  # the framing after the last sound chunk is broken
-    return damaged, total
-
-
-def _mcap_chunk_parts(body: bytes) -> tuple[int, int, bytes]:
-    """(uncompressed size, stored CRC, uncompressed records) of a Chunk record's body,
-    unchecked."""
-    _, _, size, crc = struct.unpack_from("<QQQI", body)
-    compression, offset = _mcap_string(body, 28)
-    (compressed_size,) = struct.unpack_from("<Q", body, offset)
-    data = body[offset + 8 : offset + 8 + compressed_size]
-    if compression == "zstd":
-        try:
-            from compression import zstd  # Python 3.14
-        except ImportError:
-            from backports import zstd
-        data = zstd.decompress(data)
-    elif compression == "lz4":
-        import lz4.frame
-
-        data = lz4.frame.decompress(data)
-    elif compression:
-        raise BagError(f"chunk compression {compression!r} is not supported")
-    return size, crc, data
-
-
-def _mcap_chunk(body: bytes) -> bytes:
-    """The records inside a Chunk record's body, decompressed and checked against its CRC."""
-    size, crc, data = _mcap_chunk_parts(body)
-    if len(data) != size or (crc and zlib.crc32(data) != crc):
-        raise BagError("a chunk fails its size or CRC check (corrupt)")
-    return data

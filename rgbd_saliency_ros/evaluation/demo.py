@@ -38,7 +38,7 @@ from pathlib import Path
 from .bags import BagError
 from .make_bag import MakeBagOptions, make_bag
 from .node_process import node_command, private_ros_env, stop_process
-from .report import summary_text
+from .report_markdown import summary_text
 
 TRAIN_CONFIG = "training/configs/tiny_cpu.yaml"
 WEIGHTS_FILE = "weights.safetensors"  # what training.train writes into its out_dir

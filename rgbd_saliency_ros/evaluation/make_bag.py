@@ -50,7 +50,8 @@ from ..runtime.depth import (
     read_tum_depth,
 )
 from ..runtime.sequence import image_files, list_frames, read_rgb
-from .bags import BagWriter, CameraIntrinsics
+from .bags import BagWriter
+from .calibration import CameraIntrinsics
 
 DEPTH_FORMATS = ("relative8", "mm16", "tum", "sun", "nyu")
 DEFAULT_START_S = 1_700_000_000.0  # a fixed start, so the same folders always give the same bag
