@@ -185,6 +185,29 @@ def test_weights_limits_are_checked_before_the_model_is_built(tiny, tmp_path, mo
     assert str(path) in str(err.value)
 
 
+@pytest.mark.parametrize("version", ["2", None])
+def test_other_format_versions_are_refused(tiny, tmp_path, version):
+    """A file of a newer (or no) format version is refused by name, before its config is read."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    good, path = tmp_path / "good.safetensors", tmp_path / "other.safetensors"
+    save_weights(tiny, good)
+    with safe_open(str(good), framework="pt") as f:
+        metadata = dict(f.metadata())
+    assert metadata["format_version"] == "1"  # what this release writes
+    if version is None:
+        del metadata["format_version"]
+    else:
+        metadata["format_version"] = version
+    save_file(load_file(str(good)), str(path), metadata=metadata)
+    with pytest.raises(CheckpointError, match=f"format version {version!r}.* reads version '1'"):
+        weights_config(path)
+    with pytest.raises(CheckpointError, match=str(path)):
+        load_samdaq_weights(tiny, path)
+    load_samdaq_weights(tiny, good)
+
+
 def test_random_weights_are_reproducible_and_leave_the_callers_random_state(tmp_path):
     from safetensors.torch import load_file
 

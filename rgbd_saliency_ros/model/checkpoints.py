@@ -23,6 +23,7 @@ from .config import SamDaqConfig
 from .samdaq import SamDaq, is_trained_key
 
 FORMAT_NAME = "rgbd_saliency_ros.samdaq"
+# Raised when the layout of the file changes; files of any other version are refused on load.
 FORMAT_VERSION = "1"
 
 
@@ -355,6 +356,12 @@ def read_weights_metadata(path: str | os.PathLike) -> dict:
         raise CheckpointError(
             f"{path}: safetensors file without this project's metadata "
             f"(format={_short(raw.get('format'))})"
+        )
+    if raw.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: format version {_short(raw.get('format_version'))} of {FORMAT_NAME}, but "
+            f"this rgbd_saliency_ros reads version {FORMAT_VERSION!r} only (a newer release "
+            "wrote it?)"
         )
     out = {}
     for k, v in raw.items():

@@ -169,11 +169,6 @@ class StreamMemory:
         with self._lock:
             return list(self._entries)
 
-    def last_stamp_s(self, stream_id: str) -> float | None:
-        with self._lock:
-            entry = self._entries.get(stream_id)
-            return None if entry is None else entry.last_stamp_s
-
     def _evict_idle(self, now_s: float) -> None:
         # Stamps are the only clock here: a stream is idle when others have moved on without it.
         for sid in [
