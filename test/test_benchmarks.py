@@ -17,6 +17,20 @@ def test_bench_step_times_every_part():
     assert "batch 2" in report and all(p in report for p in PARTS)
 
 
+def test_seeded_benchmarks_leave_the_callers_random_state():
+    """bench-temporal draws its model and frames from seed 0 without reseeding the caller."""
+    import torch
+
+    from rgbd_saliency_ros.benchmarks.temporal import bench_temporal
+
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    row = bench_temporal(SamDaqConfig(input_size=64), frames=2, probe=(1, 2), window=1)
+    assert torch.equal(torch.rand(3), expected)  # as if nothing had been drawn
+    assert row["frames"] == 2
+
+
 def test_bench_step_command_prints_breakdown(capsys):
     assert cli_main(["bench-step", "--input-size", "64", "--repeats", "1"]) == 0
     out = capsys.readouterr().out

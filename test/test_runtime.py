@@ -90,6 +90,28 @@ def test_real_frame_in_mask_out_at_frame_size(runtime, shared_path):
     assert result.reset == ResetCause.NEW_STREAM and result.model_time_s > 0
 
 
+def test_compiled_backend_leaves_the_callers_model_as_it_was():
+    """compile=True compiles a wrapper the backend holds; the caller's module keeps its own
+    encode (compiling is lazy: nothing runs here)."""
+    model = SamDaq(SamDaqConfig(input_size=64))
+    backend = TorchBackend(model, compile=True)
+    assert "encode" not in vars(model)  # no instance attribute shadowing SamDaq.encode
+    assert backend._encode is not model.encode
+    assert TorchBackend(model)._encode == model.encode
+
+
+def test_backends_refuse_shapes_with_the_models_message(runtime):
+    backend = runtime.backend
+    rgb, depth = np.zeros((1, 3, 64, 64), np.float32), np.zeros((1, 1, 64, 64), np.float32)
+    state = backend.initial_state(1)
+    with pytest.raises(
+        ValueError, match=r"rgb has shape \(1, 3, 32, 32\), expected \(1, 3, 64, 64\)"
+    ):
+        backend.step(rgb[..., :32, :32], depth, state)
+    with pytest.raises(ValueError, match=r"state has shape \(1, 8, 32\), expected \(1, 8, 64\)"):
+        backend.step(rgb, depth, state[..., :32])
+
+
 def test_batched_streams_equal_separate_runtimes(shared_path):
     torch.manual_seed(0)
     backend = TorchBackend(SamDaq(SamDaqConfig(input_size=64)))

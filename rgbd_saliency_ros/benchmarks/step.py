@@ -112,11 +112,9 @@ def bench_step(
     model = SamDaq(config).to(device).eval()
     clock = _PartClock(device)
     if compile:
-        import torch._inductor.config as inductor_config
-
-        # weights are constants at inference: lets inductor prepack them
-        inductor_config.freezing = True
-        model.encode = clock.wrap("trunk", torch.compile(model.encode))
+        # Weights are constants at inference: freezing lets inductor prepack them. An option of
+        # this compile only, not inductor's process-wide config.
+        model.encode = clock.wrap("trunk", torch.compile(model.encode, options={"freezing": True}))
     else:
         _instrument(model, clock)
     s = config.input_size

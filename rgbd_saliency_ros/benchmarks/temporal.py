@@ -23,13 +23,13 @@ def bench_temporal(
 ) -> dict:
     """Steps ``frames`` frames; returns the median time per frame of the temporal part and of the
     whole step after features (decoder + temporal), and those step times around each ``probe`` frame."""
-    torch.manual_seed(0)
-    model = SamDaq(config).to(device).eval()
     s = config.input_size
+    with torch.random.fork_rng():  # seeded draws; the caller's random state is left as it was
+        torch.manual_seed(0)
+        model = SamDaq(config).to(device).eval()
+        rgb, depth = torch.randn(1, 3, s, s), torch.rand(1, 1, s, s)
     with torch.inference_mode():
-        feats = model.encode(
-            torch.randn(1, 3, s, s, device=device), torch.rand(1, 1, s, s, device=device)
-        )
+        feats = model.encode(rgb.to(device), depth.to(device))
         temporal_s, step_s = [], []
         parts = {"t": 0.0}
 

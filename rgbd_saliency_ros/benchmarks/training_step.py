@@ -56,14 +56,15 @@ class _RssSampler:
 def measure(config: SamDaqConfig, clip: int, device: str = "cpu", steps: int = 2) -> dict:
     """Trains ``steps`` steps on random clips; returns the peak memory and the last step's time
     (the first pays one-off allocations)."""
-    torch.manual_seed(0)
-    model = SamDaq(config).to(device).train()
+    s = config.input_size
+    with torch.random.fork_rng():  # seeded draws; the caller's random state is left as it was
+        torch.manual_seed(0)
+        model = SamDaq(config).to(device).train()
+        rgb = torch.randn(1, clip, 3, s, s).to(device)
+        depth = torch.rand(1, clip, 1, s, s).to(device)
+        gt = (torch.rand(1, clip, s, s) > 0.5).float().to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.05)
-    s = config.input_size
-    rgb = torch.randn(1, clip, 3, s, s, device=device)
-    depth = torch.rand(1, clip, 1, s, s, device=device)
-    gt = (torch.rand(1, clip, s, s, device=device) > 0.5).float()
     cuda = device.startswith("cuda")
     if cuda:
         torch.cuda.synchronize()

@@ -12,7 +12,9 @@ _AUTOCAST = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 class TorchBackend(StepBackend):
-    """Runs ``SamDaq.step`` directly. ``compile=True`` wraps the encoder in ``torch.compile``."""
+    """Runs ``SamDaq.step`` directly. ``compile=True`` runs the encoder through a
+    ``torch.compile`` wrapper this backend holds: the caller's module is not changed (beyond
+    ``eval()``, which inference needs)."""
 
     def __init__(
         self,
@@ -35,8 +37,7 @@ class TorchBackend(StepBackend):
         # The bound travels like the exported file's: the runtime's memory guard reads it here.
         self.metadata = {**(metadata or {}), "state_norm_bound": model.state_norm_bound()}
         self.precision = precision
-        if compile:
-            self.model.encode = torch.compile(self.model.encode)
+        self._encode = torch.compile(model.encode) if compile else model.encode
 
     @property
     def info(self) -> BackendInfo:
@@ -59,9 +60,12 @@ class TorchBackend(StepBackend):
                 enabled=self.precision in _AUTOCAST,
             ),
         ):
-            prob, new_state = self.model.step(
+            # SamDaq.step, with the encoder this backend chose (inputs checked above)
+            features = self._encode(
                 torch.from_numpy(rgb).to(dev, non_blocking=True),
                 torch.from_numpy(depth).to(dev, non_blocking=True),
-                torch.from_numpy(state).to(dev, non_blocking=True),
+            )
+            prob, new_state = self.model.step_features(
+                features, torch.from_numpy(state).to(dev, non_blocking=True)
             )
         return prob.float().cpu().numpy(), new_state.float().cpu().numpy()
