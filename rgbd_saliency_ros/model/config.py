@@ -82,6 +82,23 @@ class SamDaqConfig:
         """The sam2 package's Hydra config for this backbone."""
         return f"configs/sam2.1/{self.backbone}.yaml"
 
+    def check_step_inputs(self, rgb, depth, state) -> None:
+        """Raises ValueError naming the first of a step's inputs whose shape does not fit this
+        model: rgb (B, 3, S, S), depth (B, 1, S, S), state (B, num_video_queries, query_dim)
+        (not checked for the memory-bank baseline, whose state is a growing bank). Any arrays
+        with a ``shape``: torch tensors in the model, numpy arrays in every backend."""
+        s, b = self.input_size, rgb.shape[0]
+        expected = {
+            "rgb": (rgb, (b, 3, s, s)),
+            "depth": (depth, (b, 1, s, s)),
+            "state": (state, (b, self.num_video_queries, self.query_dim)),
+        }
+        if self.temporal == "memory_bank":
+            del expected["state"]
+        for name, (array, shape) in expected.items():
+            if tuple(array.shape) != shape:
+                raise ValueError(f"{name} has shape {tuple(array.shape)}, expected {shape}")
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

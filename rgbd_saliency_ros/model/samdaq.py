@@ -229,7 +229,7 @@ class SamDaq(nn.Module):
         state: (B, num_video_queries, query_dim), from ``initial_state`` or the previous step.
         Returns (prob (B, 1, S, S) float32 in [0, 1], new state of the same shape as ``state``).
         """
-        self._check_inputs(rgb, depth, state)
+        self.config.check_step_inputs(rgb, depth, state)
         return self.step_features(self.encode(rgb, depth), state)
 
     def forward(self, rgb: torch.Tensor, depth: torch.Tensor, state: torch.Tensor):
@@ -263,20 +263,6 @@ class SamDaq(nn.Module):
             prob, state = self.step_features(f, state)
             probs.append(prob[:, 0])
         return torch.stack(probs, dim=1), intermediate
-
-    def _check_inputs(self, rgb: torch.Tensor, depth: torch.Tensor, state: torch.Tensor) -> None:
-        s = self.config.input_size
-        b = rgb.shape[0]
-        expected = {
-            "rgb": (rgb, (b, 3, s, s)),
-            "depth": (depth, (b, 1, s, s)),
-            "state": (state, (b, self.config.num_video_queries, self.config.query_dim)),
-        }
-        if self.config.temporal == "memory_bank":
-            del expected["state"]
-        for name, (tensor, shape) in expected.items():
-            if tuple(tensor.shape) != shape:
-                raise ValueError(f"{name} has shape {tuple(tensor.shape)}, expected {shape}")
 
     def trained_state_dict(self) -> dict[str, torch.Tensor]:
         """The parameters SAM-DAQ trains (everything but the frozen SAM2 trunk, neck and prompt

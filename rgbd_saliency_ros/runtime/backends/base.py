@@ -59,13 +59,6 @@ class StepBackend(ABC):
         )
 
     def check_inputs(self, rgb: np.ndarray, depth: np.ndarray, state: np.ndarray) -> None:
-        """Raises ValueError on shapes that do not fit this model (same message for every backend)."""
-        s, b = self.config.input_size, rgb.shape[0]
-        expected = {
-            "rgb": (rgb, (b, 3, s, s)),
-            "depth": (depth, (b, 1, s, s)),
-            "state": (state, (b, self.config.num_video_queries, self.config.query_dim)),
-        }
-        for name, (array, shape) in expected.items():
-            if tuple(array.shape) != shape:
-                raise ValueError(f"{name} has shape {tuple(array.shape)}, expected {shape}")
+        """Raises ValueError on shapes that do not fit this model: the model's own check
+        (``SamDaqConfig.check_step_inputs``), so every backend and the model say the same."""
+        self.config.check_step_inputs(rgb, depth, state)

@@ -6,25 +6,17 @@ import os
 
 import numpy as np
 
-from ..export import read_onnx_metadata
-from .base import BackendInfo, StepBackend
+from .base import BackendInfo
+from .exported import ExportedStepBackend
 
 
-class OnnxRuntimeBackend(StepBackend):
+class OnnxRuntimeBackend(ExportedStepBackend):
     """CPU or CUDA execution provider; the model config and initial state come from the file."""
 
     def __init__(self, path: str | os.PathLike, device: str = "cpu") -> None:
         import onnxruntime as ort
 
-        meta = read_onnx_metadata(path)
-        self.config = meta["config"]
-        self._initial = meta["initial_state"]
-        self.metadata = {
-            k: v
-            for k, v in meta.items()
-            if k in ("depth_conversion", "weights_sha256", "state_norm_bound")
-        }
-        self.max_batch = int(meta.get("max_batch", 1))
+        super().__init__(path)
         if device == "cpu":
             providers = ["CPUExecutionProvider"]
         elif device.startswith("cuda"):
@@ -45,15 +37,10 @@ class OnnxRuntimeBackend(StepBackend):
     def info(self) -> BackendInfo:
         return BackendInfo("onnxruntime", self.device, "float32")
 
-    def initial_state(self, batch: int) -> np.ndarray:
-        return np.repeat(self._initial[None], batch, axis=0)
-
     def step(
         self, rgb: np.ndarray, depth: np.ndarray, state: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         self.check_inputs(rgb, depth, state)
-        if rgb.shape[0] > self.max_batch:
-            raise ValueError(f"batch {rgb.shape[0]} exceeds the exported maximum {self.max_batch}")
         prob, new_state = self.session.run(
             ["prob", "new_state"],
             {

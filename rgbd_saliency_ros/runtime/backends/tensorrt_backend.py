@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..export import read_onnx_metadata
-from .base import BackendInfo, StepBackend
+from .base import BackendInfo
+from .exported import ExportedStepBackend
 
 TRT_PRECISIONS = ("float32", "float16", "bfloat16", "int8")
 
@@ -114,11 +115,43 @@ def build_engine(
         return engine_path
     if precision == "int8" and calibration is None:
         raise ValueError(
-            f"no int8 engine for {onnx_path} on this GPU and TensorRT in {cache} (key {key}): build it once "
-            f"with rgbd-saliency export --format tensorrt --precision int8 --calibration-dir DIR "
-            f"--opt-batch {batch_range[1]} --cache-dir {cache}"
+            f"no int8 engine for {onnx_path} on this GPU and TensorRT in {cache} (key {key}): "
+            "build it once with rgbd-saliency export --format tensorrt --precision int8 "
+            f"--calibration-dir DIR --opt-batch {batch_range[1]} --cache-dir {cache}"
         )
 
+    serialized = _build_serialized(
+        trt, onnx_path, cfg, precision, batch_range, calibration, cache / f"{key}.calib", progress
+    )
+    cache.mkdir(parents=True, exist_ok=True)
+    engine_path.write_bytes(serialized)
+    engine_path.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "onnx": os.fspath(onnx_path),
+                "gpu": gpu,
+                "sm": sm,
+                "precision": precision,
+                "batch": batch_range,
+            }
+        )
+    )
+    return engine_path
+
+
+def _build_serialized(
+    trt,
+    onnx_path,
+    cfg,
+    precision: str,
+    batch_range,
+    calibration,
+    calib_cache: Path,
+    progress: bool,
+) -> bytes:
+    """Parses ``onnx_path`` and builds its engine for ``precision`` over ``batch_range`` (min,
+    opt, max batch); int8 calibrates on ``calibration``, caching the table in ``calib_cache``.
+    Returns the serialized engine."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)
@@ -139,30 +172,17 @@ def build_engine(
         profile.set_shape(name, *[(b, *shape) for b in batch_range])
     config.add_optimization_profile(profile)
     if precision == "int8":
-        config.int8_calibrator = _Calibrator(trt, calibration, cache / f"{key}.calib")
+        config.int8_calibrator = _Calibrator(trt, calibration, calib_cache)
         config.set_calibration_profile(profile)
     if progress:
         config.progress_monitor = _progress_monitor(trt)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise RuntimeError(f"{onnx_path}: TensorRT engine build failed (see the log above)")
-    cache.mkdir(parents=True, exist_ok=True)
-    engine_path.write_bytes(bytes(serialized))
-    engine_path.with_suffix(".json").write_text(
-        json.dumps(
-            {
-                "onnx": os.fspath(onnx_path),
-                "gpu": gpu,
-                "sm": sm,
-                "precision": precision,
-                "batch": batch_range,
-            }
-        )
-    )
-    return engine_path
+    return bytes(serialized)
 
 
-class TensorRTBackend(StepBackend):
+class TensorRTBackend(ExportedStepBackend):
     """Runs the cached engine; device buffers are allocated once, for the largest batch."""
 
     def __init__(
@@ -175,15 +195,7 @@ class TensorRTBackend(StepBackend):
         import tensorrt as trt
         import torch
 
-        meta = read_onnx_metadata(onnx_path)
-        self.config = meta["config"]
-        self._initial = meta["initial_state"]
-        self.metadata = {
-            k: v
-            for k, v in meta.items()
-            if k in ("depth_conversion", "weights_sha256", "state_norm_bound")
-        }
-        self.max_batch = int(meta["max_batch"])
+        super().__init__(onnx_path)
         self.precision = precision
         _, _, index = _device_fields(device)
         self.device = f"cuda:{index}"
@@ -218,9 +230,6 @@ class TensorRTBackend(StepBackend):
     def info(self) -> BackendInfo:
         return BackendInfo("tensorrt", self.device, self.precision)
 
-    def initial_state(self, batch: int) -> np.ndarray:
-        return np.repeat(self._initial[None], batch, axis=0)
-
     def step(
         self, rgb: np.ndarray, depth: np.ndarray, state: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -228,8 +237,6 @@ class TensorRTBackend(StepBackend):
 
         self.check_inputs(rgb, depth, state)
         b = rgb.shape[0]
-        if b > self.max_batch:
-            raise ValueError(f"batch {b} exceeds the engine's maximum {self.max_batch}")
         with torch.cuda.stream(self._stream):
             for name, array in (("rgb", rgb), ("depth", depth), ("state", state)):
                 view = self._buffers[name][:b]
