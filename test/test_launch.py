@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, find_shared
+from conftest import REPO_ROOT, SHARED_DIR, find_shared
 
 BIN = Path(sys.executable).parent  # the venv's colcon and ros2
 DEADLINE_S = 120.0  # generous: start-up imports torch and builds the model on a shared CPU
@@ -58,7 +58,8 @@ def camera_main(rate_hz: float, width: int, topic_sets: list[str]) -> None:
     from rgbd_saliency_ros.benchmarks.node import tum_frames
     from rgbd_saliency_ros.ros.conversions import image_message
 
-    rgb, depth_mm = tum_frames()  # the fixture made sure they are TUM's, not random stand-ins
+    # the fixture made sure they are there: TUM's frames, not random stand-ins
+    rgb, depth_mm = tum_frames(SHARED_DIR / "data" / "rgbd_encodings")
     height = round(rgb.shape[0] * width / rgb.shape[1])
     rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
     depth_mm = cv2.resize(depth_mm, (width, height), interpolation=cv2.INTER_NEAREST)

@@ -41,10 +41,11 @@ def bench_geometry(repeats: int = 50) -> dict[str, tuple[float, float, float]]:
     from std_msgs.msg import Header
 
     from ..ros.object_messages import ObjectMessageOptions, object_messages
+    from ..runtime.depth import decode_ros_depth
     from ..runtime.geometry import CameraModel, object_geometry, register_depth
 
     rgb, depth_mm = tum_frames()
-    depth_m = np.where(depth_mm > 0, depth_mm * np.float32(1e-3), np.nan).astype(np.float32)
+    depth_m = decode_ros_depth(depth_mm, "16UC1")
     camera = CameraModel.from_camera_info(640, 480, TUM_K)
     header = Header(frame_id="camera_color_optical_frame")
     results: dict[str, tuple[float, float, float]] = {}

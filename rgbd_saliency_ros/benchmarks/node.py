@@ -32,24 +32,27 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TUM_DIR = REPO_ROOT.parent / "shared" / "data" / "rgbd_encodings"
+# TUM RGB-D's frames in the project's shared data, relative to the working directory: the bench
+# commands run from a clone's root, beside ../shared (an installed package has no such folder).
+TUM_DIR = Path("..", "shared", "data", "rgbd_encodings")
 COLOR_TOPIC = "/camera/color/image_raw"
 DEPTH_TOPIC = "/camera/aligned_depth_to_color/image_raw"
 MASK_TOPIC = "/saliency/mask"
 TRANSPORT_NAMES = {"raw": "rgb8 + 16UC1", "compressed": "JPEG (q95) + compressedDepth 16UC1 PNG"}
 
 
-def tum_frames() -> tuple[np.ndarray, np.ndarray]:
+def tum_frames(folder: str | os.PathLike = TUM_DIR) -> tuple[np.ndarray, np.ndarray]:
     """(480, 640, 3) uint8 RGB and (480, 640) uint16 millimetres (0 invalid): TUM RGB-D's pair
-    from ../shared, or random frames of that size when it is absent."""
-    if (TUM_DIR / "TUM_color.png").exists():
+    from ``folder`` (TUM_color.png, TUM_depth.png), or random frames of that size when it is
+    absent."""
+    folder = Path(folder)
+    if (folder / "TUM_color.png").exists():
         import cv2
 
         from ..runtime.depth import read_tum_depth
 
-        rgb = cv2.cvtColor(cv2.imread(str(TUM_DIR / "TUM_color.png")), cv2.COLOR_BGR2RGB)
-        depth_m = read_tum_depth(TUM_DIR / "TUM_depth.png")
+        rgb = cv2.cvtColor(cv2.imread(str(folder / "TUM_color.png")), cv2.COLOR_BGR2RGB)
+        depth_m = read_tum_depth(folder / "TUM_depth.png")
         return rgb, np.nan_to_num(depth_m * 1000.0, nan=0.0).round().astype(np.uint16)
     gen = np.random.default_rng(0)
     return gen.integers(0, 256, (480, 640, 3), np.uint8), gen.integers(
@@ -225,69 +228,86 @@ def bench_node(
     ``transport``: "raw" Images, or "compressed" (JPEG color, compressedDepth depth: the node's
     overhead then includes decoding them).
     """
-    domain = 1 + os.getpid() % 200  # private domain: parallel runs do not see each other
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    if fastdds_profile:
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(fastdds_profile).resolve())
     if transport not in TRANSPORT_NAMES:
         raise ValueError(f"transport must be one of {', '.join(TRANSPORT_NAMES)}: {transport!r}")
     result = NodeBench(
         frames, rate_hz, input_qos, input_size, fastdds_profile, publisher_qos, transport
     )
+    domain = 1 + os.getpid() % 200  # private domain: parallel runs do not see each other
+    env = _process_env(domain, fastdds_profile)
     with tempfile.TemporaryDirectory() as tmp:
         if weights is None:
             from ..model.random_weights import write_random_weights
 
             sam2_checkpoint, weights = map(str, write_random_weights(tmp, input_size))
-        node_env = (
-            dict(env, FASTDDS_DEFAULT_PROFILES_FILE=str(Path(node_fastdds_profile).resolve()))
-            if node_fastdds_profile
-            else env
-        )
         node = subprocess.Popen(
-            _node_command(sam2_checkpoint, weights, device, input_qos, transport), env=node_env
+            _node_command(sam2_checkpoint, weights, device, input_qos, transport),
+            env=_process_env(domain, node_fastdds_profile or fastdds_profile),
         )
-        publisher = None
-        receiver = _Receiver(domain, result)
-        try:
-            deadline = time.monotonic() + timeout_s
-            while receiver.status.get("saliency_node", {}).get("state") != "active":
-                receiver.spin_a_while(node, deadline)
-            publisher = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "rgbd_saliency_ros.benchmarks.node",
-                    "publish",
-                    "--frames",
-                    str(frames),
-                    "--rate",
-                    str(rate_hz),
-                    "--reliability",
-                    publisher_qos,
-                    "--transport",
-                    transport,
-                ],
-                env=env,
-            )
-            while publisher.poll() is None:
-                receiver.spin_a_while(node, deadline)
-                if monitor is not None:
-                    monitor(node.pid, receiver.status)
-            if publisher.returncode != 0:
-                raise RuntimeError(f"the publisher failed (exit status {publisher.returncode})")
-            settle = time.monotonic() + 3.0  # the last masks and one more diagnostics message
-            while time.monotonic() < settle:
-                receiver.spin_a_while(node, deadline)
-            result.node = receiver.status.get("saliency_node: camera", {})
-        finally:
-            receiver.close()
-            _stop(publisher, node)
+        result.node = _drive(
+            node,
+            _Receiver(domain, result),
+            _publisher_command(frames, rate_hz, publisher_qos, transport),
+            env,
+            time.monotonic() + timeout_s,
+            monitor,
+        )
     if not result.node:
         raise RuntimeError("no diagnostics from the node")
     if transport == "compressed":
         result.decode_ms = decode_times_ms()
     return result
+
+
+def _drive(node, receiver, publisher_command: list, env: dict, deadline: float, monitor) -> dict:
+    """Waits for the ``node`` process to be active, runs the publisher to its end and lets the
+    last masks and diagnostics arrive; returns the node's last /diagnostics values of the
+    stream. The receiver is closed and both processes stopped however it ends."""
+    publisher = None
+    try:
+        while receiver.status.get("saliency_node", {}).get("state") != "active":
+            receiver.spin_a_while(node, deadline)
+        publisher = subprocess.Popen(publisher_command, env=env)
+        while publisher.poll() is None:
+            receiver.spin_a_while(node, deadline)
+            if monitor is not None:
+                monitor(node.pid, receiver.status)
+        if publisher.returncode != 0:
+            raise RuntimeError(f"the publisher failed (exit status {publisher.returncode})")
+        settle = time.monotonic() + 3.0  # the last masks and one more diagnostics message
+        while time.monotonic() < settle:
+            receiver.spin_a_while(node, deadline)
+        return receiver.status.get("saliency_node: camera", {})
+    finally:
+        receiver.close()
+        _stop(publisher, node)
+
+
+def _process_env(domain: int, fastdds_profile: str | None) -> dict[str, str]:
+    """The environment of a child process (node or publisher): this one's, on the private
+    ``domain``, local discovery only, and the Fast DDS ``fastdds_profile`` when given. Only
+    the children get it: this process's own environment is left as it is."""
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    if fastdds_profile:
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(fastdds_profile).resolve())
+    return env
+
+
+def _publisher_command(frames: int, rate_hz: float, reliability: str, transport: str) -> list:
+    return [
+        sys.executable,
+        "-m",
+        "rgbd_saliency_ros.benchmarks.node",
+        "publish",
+        "--frames",
+        str(frames),
+        "--rate",
+        str(rate_hz),
+        "--reliability",
+        reliability,
+        "--transport",
+        transport,
+    ]
 
 
 def _node_command(

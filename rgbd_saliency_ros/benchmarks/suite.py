@@ -69,24 +69,36 @@ def machine_info(device: str) -> dict:
 def run_suite(st: SuiteSettings, device: str, node: bool = True, progress=print) -> dict:
     """Runs every benchmark with settings ``st`` and returns the results as one JSON-ready dict."""
     name = {QUICK: "quick", FULL: "full"}.get(st, "custom")
-    results: dict = {"settings": name, "machine": machine_info(device)}
+    return {
+        "settings": name,
+        "machine": machine_info(device),
+        "step": _step(st, device, progress),
+        "streams": _streams(st, device, progress),
+        "training": _training(st, device, progress),
+        "temporal": _temporal(st, device, progress),
+        "node": _node_overhead(progress) if node else {"skipped": "not requested"},
+    }
 
+
+def _step(st: SuiteSettings, device: str, progress) -> dict:
     progress(f"step breakdown: {st.backbone}, input {st.step_input}")
     timings = bench_step(
         SamDaqConfig(backbone=st.backbone, input_size=st.step_input), repeats=3, device=device
     )
-    results["step"] = {
+    return {
         "model": st.backbone,
         "input": st.step_input,
         "median_s": timings.median_s,
         "parts_s": {p: timings.part_median_s(p) for p in PARTS},
     }
 
+
+def _streams(st: SuiteSettings, device: str, progress) -> dict:
     progress(f"multi-stream batching: input {st.streams_input}, 1/2/4 streams")
     backend = TorchBackend(
         SamDaq(SamDaqConfig(backbone=st.backbone, input_size=st.streams_input)).to(device)
     )
-    results["streams"] = {
+    return {
         "input": st.streams_input,
         "rows": [
             {
@@ -98,12 +110,14 @@ def run_suite(st: SuiteSettings, device: str, node: bool = True, progress=print)
             for r in bench_streams(backend, (1, 2, 4), repeats=2)
         ],
     }
-    del backend
 
+
+def _training(st: SuiteSettings, device: str, progress) -> dict:
     rows = []
     for adapter in ("parallel", "serial", "lora"):
         progress(
-            f"training step: {adapter} adapters, {st.train_backbone}, input {st.train_input}, clip {st.train_clip}"
+            f"training step: {adapter} adapters, {st.train_backbone}, input {st.train_input}, "
+            f"clip {st.train_clip}"
         )
         cfg = SamDaqConfig(backbone=st.train_backbone, input_size=st.train_input, adapter=adapter)
         rows.append(measure_in_subprocess(cfg, st.train_clip, device))
@@ -111,7 +125,7 @@ def run_suite(st: SuiteSettings, device: str, node: bool = True, progress=print)
     for r in rows:
         r["peak_vs_serial"] = r["peak_bytes"] / serial["peak_bytes"]
         r["time_vs_serial"] = r["step_s"] / serial["step_s"]
-    results["training"] = {
+    return {
         "model": st.train_backbone,
         "input": st.train_input,
         "clip": st.train_clip,
@@ -121,6 +135,8 @@ def run_suite(st: SuiteSettings, device: str, node: bool = True, progress=print)
         "rows": rows,
     }
 
+
+def _temporal(st: SuiteSettings, device: str, progress) -> dict:
     rows = []
     for temporal in ("qtm", "memory_bank"):
         progress(
@@ -129,14 +145,11 @@ def run_suite(st: SuiteSettings, device: str, node: bool = True, progress=print)
         cfg = SamDaqConfig(backbone=st.backbone, input_size=st.temporal_input, temporal=temporal)
         probe = tuple(sorted({1, min(10, st.temporal_frames), st.temporal_frames}))
         rows.append(bench_temporal(cfg, frames=st.temporal_frames, probe=probe, device=device))
-    results["temporal"] = {
+    return {
         "input": st.temporal_input,
         "rows": rows,
         "qtm_vs_memory_bank": rows[0]["temporal_median_s"] / rows[1]["temporal_median_s"],
     }
-
-    results["node"] = _node_overhead(progress) if node else {"skipped": "not requested"}
-    return results
 
 
 def _node_overhead(progress) -> dict:
@@ -161,55 +174,68 @@ def markdown(r: dict) -> str:
     """The results as markdown tables."""
     m = r["machine"]
     lines = [
-        f"Benchmarks ({r['settings']} settings) on {m['cpu']}, {m['cores']} cores, {m.get('gpu', 'no GPU')}, "
-        f"torch {m['torch']}, {m['threads']} threads, device {m['device']}.",
-        "",
+        f"Benchmarks ({r['settings']} settings) on {m['cpu']}, {m['cores']} cores, "
+        f"{m.get('gpu', 'no GPU')}, torch {m['torch']}, {m['threads']} threads, "
+        f"device {m['device']}.",
     ]
+    for section in (_md_step, _md_streams, _md_training, _md_temporal, _md_node):
+        lines += ["", *section(r)]
+    return "\n".join(lines) + "\n"
+
+
+def _md_step(r: dict) -> list[str]:
     s = r["step"]
-    lines += [
+    return [
         f"**Step** ({s['model']}, input {s['input']}): median {s['median_s']:.3f} s",
         "",
         "| part | s | % |",
         "|---|---:|---:|",
+        *(f"| {p} | {t:.3f} | {100 * t / s['median_s']:.1f} |" for p, t in s["parts_s"].items()),
     ]
-    lines += [
-        f"| {p} | {t:.3f} | {100 * t / s['median_s']:.1f} |" for p, t in s["parts_s"].items()
-    ]
+
+
+def _md_streams(r: dict) -> list[str]:
     st = r["streams"]
-    lines += [
-        "",
+    return [
         f"**Streams** (input {st['input']})",
         "",
         "| streams | batched fps | one-by-one fps | speed-up |",
         "|---:|---:|---:|---:|",
+        *(
+            f"| {x['streams']} | {x['batched_fps']:.2f} | {x['sequential_fps']:.2f} "
+            f"| {x['speedup']:.2f}x |"
+            for x in st["rows"]
+        ),
     ]
-    lines += [
-        f"| {x['streams']} | {x['batched_fps']:.2f} | {x['sequential_fps']:.2f} | {x['speedup']:.2f}x |"
-        for x in st["rows"]
-    ]
+
+
+def _md_training(r: dict) -> list[str]:
     tr = r["training"]
-    lines += [
-        "",
+    return [
         f"**Training step** ({tr['model']}, input {tr['input']}, clip {tr['clip']}; peak memory: "
         f"{tr['peak_memory']})",
         "",
         "| adapters | trainable params | peak MiB | vs serial | step s | vs serial |",
         "|---|---:|---:|---:|---:|---:|",
+        *(
+            f"| {x['adapter']} | {x['trainable_params']:,} | {x['peak_bytes'] / 2**20:.0f} "
+            f"| {x['peak_vs_serial']:.2f} | {x['step_s']:.2f} | {x['time_vs_serial']:.2f} |"
+            for x in tr["rows"]
+        ),
     ]
-    lines += [
-        f"| {x['adapter']} | {x['trainable_params']:,} | {x['peak_bytes'] / 2**20:.0f} | {x['peak_vs_serial']:.2f} "
-        f"| {x['step_s']:.2f} | {x['time_vs_serial']:.2f} |"
-        for x in tr["rows"]
-    ]
+
+
+def _md_temporal(r: dict) -> list[str]:
     tp = r["temporal"]
-    lines += [
-        "",
-        f"**Temporal part** (input {tp['input']}; QTM / memory bank time: {tp['qtm_vs_memory_bank']:.2f})",
+    frames = tp["rows"][0]["step_at_frame_s"]
+    lines = [
+        f"**Temporal part** (input {tp['input']}; QTM / memory bank time: "
+        f"{tp['qtm_vs_memory_bank']:.2f})",
         "",
         "| temporal | state floats | temporal ms | step after encoder ms | "
-        + " | ".join(f"frame {k} ms" for k in tp["rows"][0]["step_at_frame_s"])
+        + " | ".join(f"frame {k} ms" for k in frames)
         + " |",
-        "|---|---:|---:|---:|" + "---:|" * len(tp["rows"][0]["step_at_frame_s"]),
+        "|---|---:|---:|---:|" + "---:|" * len(frames),
     ]
     for x in tp["rows"]:
         at = " | ".join(f"{v * 1000:.1f}" for v in x["step_at_frame_s"].values())
@@ -217,16 +243,12 @@ def markdown(r: dict) -> str:
             f"| {x['temporal']} | {x['state_floats']:,} | {x['temporal_median_s'] * 1000:.1f} | "
             f"{x['step_after_encoder_median_s'] * 1000:.1f} | {at} |"
         )
+    return lines
+
+
+def _md_node(r: dict) -> list[str]:
     node = r["node"]
-    lines += [
-        "",
-        "**Node overhead**: "
-        + (
-            node["skipped"]
-            if "skipped" in node
-            else ", ".join(
-                f"{k} {v:.1f} ms" if isinstance(v, float) else f"{k} {v}" for k, v in node.items()
-            )
-        ),
-    ]
-    return "\n".join(lines) + "\n"
+    if "skipped" in node:
+        return [f"**Node overhead**: {node['skipped']}"]
+    figures = (f"{k} {v:.1f} ms" if isinstance(v, float) else f"{k} {v}" for k, v in node.items())
+    return ["**Node overhead**: " + ", ".join(figures)]

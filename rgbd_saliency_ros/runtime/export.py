@@ -79,24 +79,29 @@ def export_onnx(
         bar.update()
         bar.set_postfix_str("writing")
         proto = onnx_program.model_proto
-        metadata = {
-            "format": FORMAT_NAME,
-            "config": json.dumps(cfg.to_dict()),
-            "initial_state": json.dumps(model.initial_state(1)[0].detach().cpu().numpy().tolist()),
-            "weights_sha256": weights_sha256(model),
-            "max_batch": str(max_batch),
-            "torch_version": torch.__version__,
-            "state_norm_bound": repr(model.state_norm_bound()),
-        }
-        if weights_metadata and "depth_conversion" in weights_metadata:
-            metadata["depth_conversion"] = json.dumps(weights_metadata["depth_conversion"])
         del proto.metadata_props[:]
-        for key, value in metadata.items():
+        for key, value in _metadata(model, weights_metadata, max_batch).items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value
         onnx.save_model(proto, str(path))
         bar.update()
     return path
+
+
+def _metadata(model: SamDaq, weights_metadata: dict | None, max_batch: int) -> dict[str, str]:
+    """What an exported file carries for the runtime to rebuild itself from (strings)."""
+    metadata = {
+        "format": FORMAT_NAME,
+        "config": json.dumps(model.config.to_dict()),
+        "initial_state": json.dumps(model.initial_state(1)[0].detach().cpu().numpy().tolist()),
+        "weights_sha256": weights_sha256(model),
+        "max_batch": str(max_batch),
+        "torch_version": torch.__version__,
+        "state_norm_bound": repr(model.state_norm_bound()),
+    }
+    if weights_metadata and "depth_conversion" in weights_metadata:
+        metadata["depth_conversion"] = json.dumps(weights_metadata["depth_conversion"])
+    return metadata
 
 
 def read_onnx_metadata(path: str | os.PathLike) -> dict:

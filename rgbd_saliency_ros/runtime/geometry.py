@@ -247,16 +247,10 @@ def object_geometry(
         raise ValueError(
             f"camera is {camera.width}x{camera.height}, the images {mask.shape[1]}x{mask.shape[0]}"
         )
-    inside = np.ascontiguousarray(mask, dtype=np.uint8)
-    x, y, w, h = cv2.boundingRect(inside)  # work only where the mask is
-    if w == 0:
+    roi = _mask_roi(mask, depth_m)
+    if roi is None:
         return None
-    rows, cols = slice(y, y + h), slice(x, x + w)
-    with np.errstate(invalid="ignore"):
-        depth = np.where(depth_m[rows, cols] > 0, depth_m[rows, cols], np.nan).astype(
-            np.float32, copy=False
-        )
-    valid = np.isfinite(depth) & (inside[rows, cols] > 0)
+    depth, valid, (x, y) = roi
     keep = valid & ~far_side_of_edges(depth, config.depth_step_ratio)
     chosen, parts = _choose_components(keep, config)
     if chosen is None or np.count_nonzero(chosen) < config.min_points:
@@ -283,6 +277,24 @@ def object_geometry(
         parts,
         int(np.count_nonzero(valid & ~keep)),
     )
+
+
+def _mask_roi(
+    mask: np.ndarray, depth_m: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int]] | None:
+    """The mask's bounding box, where all the work is: (depth (h, w) float32 metres with NaN
+    where invalid, valid (h, w) bool: inside the mask with valid depth, (x, y) of the box's
+    corner in the image); None for an empty mask."""
+    inside = np.ascontiguousarray(mask, dtype=np.uint8)
+    x, y, w, h = cv2.boundingRect(inside)
+    if w == 0:
+        return None
+    rows, cols = slice(y, y + h), slice(x, x + w)
+    with np.errstate(invalid="ignore"):
+        depth = np.where(depth_m[rows, cols] > 0, depth_m[rows, cols], np.nan).astype(
+            np.float32, copy=False
+        )
+    return depth, np.isfinite(depth) & (inside[rows, cols] > 0), (x, y)
 
 
 def _mean(points: np.ndarray) -> np.ndarray:
