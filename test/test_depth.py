@@ -36,43 +36,57 @@ def _plausible_indoor(depth_m: np.ndarray) -> bool:
     )
 
 
-# Measured on the files (valid fraction, median m, min m, max m), to document what "plausible" means:
-# TUM 0.808, 2.415, 1.464, 9.331; SUN 0.818, 2.723, 1.057, 9.870; NYU 0.928, 3.268, 1.386, 6.691.
+# The data sets' stored values, read without the code's readers (PIL for the PNGs, the PGM's
+# bytes as NYU wrote them: little-endian) and decoded by each encoding's published definition.
+def _png_values(path) -> np.ndarray:
+    return np.asarray(Image.open(path), dtype=np.float64)
 
 
-def test_tum_depth_is_plausible(shared_path):
-    depth_m = read_tum_depth(shared_path("data", "rgbd_encodings", "TUM_depth.png"))
+def _tum_metres(path) -> np.ndarray:
+    raw = _png_values(path)  # "scaled by a factor of 5000", 0 = no measurement
+    return np.where(raw > 0, raw / 5000.0, np.nan)
+
+
+def _sun_metres(path) -> np.ndarray:
+    raw = _png_values(path).astype(np.int64)  # millimetres, rotated 3 bits left within 16 bits
+    mm = raw // 8 + (raw % 8) * 2**13
+    return np.where(mm > 0, mm / 1000.0, np.nan)
+
+
+def _nyu_metres(path) -> np.ndarray:
+    data = path.read_bytes()
+    header = b"P5 640 480 65535\n"
+    d = np.frombuffer(data[len(header) :], "<u2").reshape(480, 640).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        metres = np.minimum(351.3 / (1092.5 - d), 10.0)  # NYU toolbox, clipped at 10 m
+    return np.where((d == 2047) | (d >= 1092.5), np.nan, metres)
+
+
+DATA_SETS = {
+    "TUM": (read_tum_depth, "TUM_depth.png", _tum_metres),
+    "SUN": (read_sun_depth, "SUN_depth.png", _sun_metres),
+    "NYU": (read_nyu_depth, "NYU_depth.pgm", _nyu_metres),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DATA_SETS))
+def test_data_set_depth_is_its_encodings_metres(shared_path, name):
+    reader, file, metres = DATA_SETS[name]
+    path = shared_path("data", "rgbd_encodings", file)
+    depth_m = reader(path)
+    expected = metres(path)
     assert depth_m.dtype == np.float32 and depth_m.shape == (480, 640)
+    np.testing.assert_array_equal(np.isnan(depth_m), np.isnan(expected))
+    np.testing.assert_allclose(depth_m, expected, rtol=1e-6, equal_nan=True)
     assert _plausible_indoor(depth_m)
-    assert np.nanmedian(depth_m) == pytest.approx(2.415, abs=0.01)
 
 
-def test_tum_depth_in_millimetres_would_fail(shared_path):
-    path = shared_path("data", "rgbd_encodings", "TUM_depth.png")
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    assert not _plausible_indoor(
-        decode_ros_depth(raw, "16UC1")
-    )  # 5000/m read as 1000/m: 5x too far
-
-
-def test_sun_depth_is_plausible(shared_path):
-    depth_m = read_sun_depth(shared_path("data", "rgbd_encodings", "SUN_depth.png"))
-    assert depth_m.dtype == np.float32 and depth_m.shape == (480, 640)
-    assert _plausible_indoor(depth_m)
-    assert np.nanmedian(depth_m) == pytest.approx(2.723, abs=0.01)
-
-
-def test_sun_depth_without_bit_rotation_would_fail(shared_path):
-    path = shared_path("data", "rgbd_encodings", "SUN_depth.png")
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+# Reading the stored values as another encoding (ROS millimetres) gives no plausible frame: TUM's
+# 5000/m as 1000/m is 5x too far, SUN's rotated bits are nonsense.
+@pytest.mark.parametrize("file", ["TUM_depth.png", "SUN_depth.png"])
+def test_data_set_depth_read_as_ros_millimetres_would_fail(shared_path, file):
+    raw = cv2.imread(str(shared_path("data", "rgbd_encodings", file)), cv2.IMREAD_UNCHANGED)
     assert not _plausible_indoor(decode_ros_depth(raw, "16UC1"))
-
-
-def test_nyu_depth_is_plausible(shared_path):
-    depth_m = read_nyu_depth(shared_path("data", "rgbd_encodings", "NYU_depth.pgm"))
-    assert depth_m.dtype == np.float32 and depth_m.shape == (480, 640)
-    assert _plausible_indoor(depth_m)
-    assert np.nanmedian(depth_m) == pytest.approx(3.268, abs=0.01)
 
 
 def test_nyu_pgm_byte_order(shared_path):

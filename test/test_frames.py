@@ -100,10 +100,27 @@ def test_normalize_rgb_rejects_other_input():
         normalize_rgb(np.zeros((4, 4, 4), np.uint8))
 
 
-def test_resize_square_is_bilinear_and_keeps_dtype(rgb):
-    out = resize_square(rgb, 16)
-    assert out.shape == (16, 16, 3) and out.dtype == np.uint8
-    np.testing.assert_array_equal(out, cv2.resize(rgb, (16, 16), interpolation=cv2.INTER_LINEAR))
+# Bilinear resizing with pixel centres aligned (cv2.INTER_LINEAR, align_corners=False): output
+# pixel x samples the input at (x + 0.5) * in / out - 0.5, clamped to the edge pixels. From 2
+# pixels to 4 that is 0, 0.25, 0.75, 1; from 2 to 6 it is 0, 0, 1/3, 2/3, 1, 1.
+AT_2_TO_4 = np.array([0.0, 0.25, 0.75, 1.0])
+AT_2_TO_6 = np.array([0.0, 0.0, 1 / 3, 2 / 3, 1.0, 1.0])
+
+
+def test_resize_square_is_bilinear_and_keeps_dtype():
+    # a plane: 100 per step in x, 60 per step in y, channels apart by 10; bilinear keeps planes
+    image = (np.array([[0, 100], [60, 160]])[:, :, None] + np.array([0, 10, 20])).astype(np.uint8)
+    out = resize_square(image, 4)
+    assert out.shape == (4, 4, 3) and out.dtype == np.uint8
+    plane = 100 * AT_2_TO_4[None, :] + 60 * AT_2_TO_4[:, None]
+    np.testing.assert_array_equal(out, np.rint(plane[:, :, None] + [0, 10, 20]))
+
+
+def test_resize_square_keeps_constant_images_constant_whatever_the_aspect():
+    out = resize_square(np.full((480, 640, 3), 37, np.uint8), 16)
+    assert out.shape == (16, 16, 3) and (out == 37).all()
+    depth = np.full((48, 64), 2.5, np.float32)
+    assert (resize_square(depth, 32) == np.float32(2.5)).all()
 
 
 def test_resize_square_returns_same_array_when_already_sized():
@@ -112,9 +129,9 @@ def test_resize_square_returns_same_array_when_already_sized():
 
 
 def test_resize_probability_back_to_frame_size():
-    prob = np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4)
-    out = resize_probability(prob, (6, 10))
-    assert out.shape == (6, 10) and out.dtype == np.float32
-    assert 0.0 <= out.min() and out.max() <= 1.0
-    np.testing.assert_array_equal(out, cv2.resize(prob, (10, 6), interpolation=cv2.INTER_LINEAR))
-    assert resize_probability(prob, (4, 4)) is prob
+    prob = np.array([[0.0, 0.4], [0.5, 0.9]], np.float32)  # a plane: 0.4 per x, 0.5 per y
+    out = resize_probability(prob, (4, 6))
+    assert out.shape == (4, 6) and out.dtype == np.float32
+    expected = 0.4 * AT_2_TO_6[None, :] + 0.5 * AT_2_TO_4[:, None]
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)
+    assert resize_probability(prob, (2, 2)) is prob
