@@ -101,11 +101,14 @@ def publisher_main() -> None:
 
 
 class Camera:
-    """Test-side handle of the publisher process."""
+    """Test-side handle of the publisher process: ``SCRIPT --publisher`` (a subclass in another
+    test file sets its own file)."""
+
+    SCRIPT = __file__
 
     def __init__(self, env: dict) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--publisher"],
+            [sys.executable, self.SCRIPT, "--publisher"],
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -13,7 +13,6 @@ its own key and still answer a valid pair with a mask (random weights at input 6
 import array
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -128,16 +127,10 @@ def _message(frames, frame, header, command, camera_info_type, image_message):
 
 
 class Camera(test_ros_node.Camera):
-    """Test-side handle of this file's publisher process (closed as test_ros_node's is)."""
+    """Test-side handle of this file's publisher process (started and closed as
+    test_ros_node's is)."""
 
-    def __init__(self, env: dict) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--publisher"],
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+    SCRIPT = __file__
 
     def command(self, **command) -> None:
         self.process.stdin.write(json.dumps(command) + "\n")
