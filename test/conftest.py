@@ -4,6 +4,8 @@ def test_parity(shared_path):
     expected = shared_path("fixtures", "samdaq_parity", "expected.npz")
 """
 
+import contextlib
+import os
 import time
 from pathlib import Path
 
@@ -61,6 +63,35 @@ def small_ssd(folder: Path) -> Path:
             small = cv2.resize(image, (240, 270), interpolation=interpolation)
             cv2.imwrite(str(folder / sub / f"{path.stem}.png"), small)
     return folder
+
+
+def private_domain(offset: int) -> int:
+    """A ROS domain id (1..200) of this test process's own: another test file uses another
+    ``offset``, a parallel run another pid, so none of them sees the others' nodes."""
+    return 1 + (os.getpid() + offset) % 200
+
+
+def ros_child_env(domain: int) -> dict[str, str]:
+    """The environment of a child process (a node, a camera) on ``domain``, discovering only
+    this machine's participants."""
+    return dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+
+
+@contextlib.contextmanager
+def private_ros_context(domain: int):
+    """An rclpy context of this process on ``domain``, discovering only this machine's
+    participants, shut down on exit. rclpy.init reads the discovery range from the environment:
+    it is set while the context is open and restored afterwards."""
+    import rclpy
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        context = rclpy.Context()
+        rclpy.init(context=context, domain_id=domain)
+        try:
+            yield context
+        finally:
+            rclpy.try_shutdown(context=context)
 
 
 @pytest.fixture

@@ -70,7 +70,8 @@ def test_bench_suite_writes_json_and_markdown(tmp_path):
 
 
 def test_every_command_is_wired(repo_root):
-    """Every command the README shows exists and runs something (the README is the independent list)."""
+    """Every command the README shows exists and runs something (the README is the independent
+    list)."""
     import re
 
     from rgbd_saliency_ros.cli import build_parser

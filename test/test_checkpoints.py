@@ -1,4 +1,5 @@
-"""Weights files: Meta's SAM2.1 format, the reference SAM-DAQ format, this project's safetensors."""
+"""Weights files: Meta's SAM2.1 format, the reference SAM-DAQ format, this project's
+safetensors."""
 
 import pytest
 import torch

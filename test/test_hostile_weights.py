@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from conftest import private_domain, private_ros_context, ros_child_env
 
 from rgbd_saliency_ros.cli import main as cli_main
 from rgbd_saliency_ros.model import CheckpointError
@@ -238,12 +239,8 @@ def test_a_payload_as_the_sam2_checkpoint_is_refused_too(rig, entry, capsys):
 
 @pytest.fixture(scope="module")
 def ros_context():
-    import rclpy
-
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=1 + (os.getpid() + 50) % 200)
-    yield context
-    rclpy.shutdown(context=context)
+    with private_ros_context(private_domain(50)) as context:
+        yield context
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE) + ["payload.pt as sam2_checkpoint"])
@@ -278,11 +275,7 @@ def test_node_refuses_at_start_with_a_startup_error(rig, ros_context, name):
 def test_node_process_exits_1_with_one_line(rig, name):
     """End to end: the console script, its exit status and what it prints (no traceback)."""
     path = rig["files"][name]
-    env = dict(
-        os.environ,
-        ROS_DOMAIN_ID=str(1 + (os.getpid() + 60) % 200),
-        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-    )
+    env = ros_child_env(private_domain(60))
     done = subprocess.run(
         [
             sys.executable,

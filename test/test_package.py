@@ -14,6 +14,21 @@ from pathlib import Path
 import rgbd_saliency_ros
 
 NAME = "rgbd_saliency_ros"
+# Python modules that are not ROS packages, and their rosdep keys.
+ROSDEP_KEYS = {"numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml"}
+# The ROS packages the node, its parameters and the launch file import, known independently of
+# the ament index (which the import check below uses to tell ROS packages from others).
+ROS_IMPORTS = {
+    "rclpy",
+    "rcl_interfaces",
+    "sensor_msgs",
+    "std_msgs",
+    "std_srvs",
+    "diagnostic_msgs",
+    "launch",
+    "launch_ros",
+    "ament_index_python",
+}
 
 
 def run_python(cwd, *args: str) -> str:
@@ -44,23 +59,9 @@ def test_package_xml_declares_ros_dependencies(repo_root):
     assert root.findtext("license") == "MIT"
     assert root.findtext("export/build_type") == "ament_python"
     exec_depends = {e.text for e in root.findall("exec_depend")}
-    assert {
-        "rclpy",
-        "rcl_interfaces",
-        "sensor_msgs",
-        "std_msgs",
-        "std_srvs",
-        "diagnostic_msgs",
-        "geometry_msgs",
-        "visualization_msgs",
-        "launch",
-        "launch_ros",
-        "ament_index_python",
-        "ros2launch",
-        "python3-numpy",
-        "python3-opencv",
-        "python3-yaml",
-    } <= exec_depends
+    # the 3D outputs' messages, and `ros2 launch` itself, besides what the node and launch import
+    others = {"geometry_msgs", "visualization_msgs", "ros2launch"}
+    assert ROS_IMPORTS | others | set(ROSDEP_KEYS.values()) <= exec_depends
     assert "python3-pytest" in {e.text for e in root.findall("test_depend")}
 
 
@@ -91,10 +92,6 @@ def test_setup_py_installs_ament_files_and_scripts(repo_root):
         "rgbd-saliency = rgbd_saliency_ros.cli:main",
         "saliency_node = rgbd_saliency_ros.ros.node:main",
     }
-
-
-# Python modules that are not ROS packages, and their rosdep keys.
-ROSDEP_KEYS = {"numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml"}
 
 
 def imported_modules() -> dict[str, str]:
@@ -138,18 +135,7 @@ def test_every_imported_ros_package_is_declared(repo_root):
     assert {"rclpy", "sensor_msgs"} <= installed, "no ament index found: is rclpy installed?"
     installed |= {"launch", "launch_ros"}  # ROS packages, installed or not (../shared/ros2-python)
     ros_imports = {m for m in imported if m in installed}
-    # what the node, its parameters and the launch file import, known independently of the index
-    assert {
-        "rclpy",
-        "rcl_interfaces",
-        "sensor_msgs",
-        "std_msgs",
-        "std_srvs",
-        "diagnostic_msgs",
-        "launch",
-        "launch_ros",
-        "ament_index_python",
-    } <= ros_imports
+    assert ROS_IMPORTS <= ros_imports
     missing = {m: imported[m] for m in ros_imports if m not in declared}
     assert not missing, f"ROS packages imported but not declared in package.xml: {missing}"
     missing = {

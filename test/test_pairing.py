@@ -73,7 +73,8 @@ def test_frames_without_partner_are_counted_and_queues_stay_bounded():
         (round(1.0 + 9 * PERIOD, 4), round(1.0 + 9 * PERIOD, 4))
     ]
     assert pairer.counters[UNPAIRED_COLOR] == 9 and pairer.queued("color") == 0
-    # every other depth frame lost (best-effort QoS): the lone color frames are dropped as depth moves on
+    # every other depth frame lost (best-effort QoS): the lone color frames are dropped as depth
+    # moves on
     events = [e for i, e in enumerate(camera(2.0, 20)) if not (e[0] == "d" and i % 4 == 1)]
     assert len(play(pairer, events)) == 10
     assert pairer.counters[UNPAIRED_COLOR] == 19 and pairer.queued("color") <= 1

@@ -9,7 +9,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from conftest import wait_for
+from conftest import private_domain, private_ros_context, wait_for
 
 from rgbd_saliency_ros.runtime.compressed import COMPRESSED_ERROR_KINDS, encode_color, encode_depth
 from rgbd_saliency_ros.runtime.depth import read_tum_depth
@@ -138,7 +138,6 @@ def rig(tmp_path_factory, tum):
     """Two nodes at input 64 with the same random weights on a private domain: ``compressed``
     (color_transport compressed, depth_transport compressedDepth) and ``raw`` (namespace /raw),
     and a camera node publishing to both (reliable, as drivers do) and collecting probabilities."""
-    import os
     import threading
 
     import rclpy
@@ -151,71 +150,71 @@ def rig(tmp_path_factory, tum):
     from rgbd_saliency_ros.ros.node import SaliencyNode
 
     sam2, weights = write_random_weights(tmp_path_factory.mktemp("weights"), input_size=64)
-    domain = 1 + (os.getpid() + 140) % 200
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=domain)
-    common = [
-        Parameter("sam2_checkpoint", value=str(sam2)),
-        Parameter("weights", value=str(weights)),
-        Parameter("input_qos.reliability", value="reliable"),
-        Parameter("max_image_pixels", value=MAX_PIXELS),
-        Parameter("diagnostics_period_s", value=0.5),
-    ]
-    compressed = SaliencyNode(
-        context=context,
-        parameter_overrides=common
-        + [
-            Parameter("color_transport", value="compressed"),
-            Parameter("depth_transport", value="compressedDepth"),
-        ],
-    )
-    raw = SaliencyNode(
-        context=context, parameter_overrides=common, cli_args=["--ros-args", "-r", "__ns:=/raw"]
-    )
-    for node in (compressed, raw):
-        node.start()
-    camera = rclpy.create_node("camera", context=context)
-    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    publishers = {
-        topic: camera.create_publisher(kind, topic, qos)
-        for topic, kind in (
-            (COLOR + "/compressed", CompressedImage),
-            (DEPTH + "/compressedDepth", CompressedImage),
-            ("/raw" + COLOR, Image),
-            ("/raw" + DEPTH, Image),
+    with private_ros_context(private_domain(140)) as context:
+        common = [
+            Parameter("sam2_checkpoint", value=str(sam2)),
+            Parameter("weights", value=str(weights)),
+            Parameter("input_qos.reliability", value="reliable"),
+            Parameter("max_image_pixels", value=MAX_PIXELS),
+            Parameter("diagnostics_period_s", value=0.5),
+        ]
+        compressed = SaliencyNode(
+            context=context,
+            parameter_overrides=common
+            + [
+                Parameter("color_transport", value="compressed"),
+                Parameter("depth_transport", value="compressedDepth"),
+            ],
         )
-    }
-    received = {"/saliency": {}, "/raw/saliency": {}}
-    lock = threading.Lock()
+        raw = SaliencyNode(
+            context=context,
+            parameter_overrides=common,
+            cli_args=["--ros-args", "-r", "__ns:=/raw"],
+        )
+        for node in (compressed, raw):
+            node.start()
+        camera = rclpy.create_node("camera", context=context)
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        publishers = {
+            topic: camera.create_publisher(kind, topic, qos)
+            for topic, kind in (
+                (COLOR + "/compressed", CompressedImage),
+                (DEPTH + "/compressedDepth", CompressedImage),
+                ("/raw" + COLOR, Image),
+                ("/raw" + DEPTH, Image),
+            )
+        }
+        received = {"/saliency": {}, "/raw/saliency": {}}
+        lock = threading.Lock()
 
-    def keep(prefix, msg):
-        with lock:
-            received[prefix][(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
+        def keep(prefix, msg):
+            with lock:
+                received[prefix][(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
 
-    for prefix in received:
-        camera.create_subscription(
-            Image, prefix + "/probability", lambda m, p=prefix: keep(p, m), qos
-        )
-    # One thread, as rclpy.spin runs the node: it re-creates subscriptions from its own callbacks
-    # (QoS following, lifecycle), which a multi-threaded executor can race (InvalidHandle).
-    executor = SingleThreadedExecutor(context=context)
-    for node in (compressed, raw, camera):
-        executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    wait_for(
-        lambda: all(p.get_subscription_count() for p in publishers.values()),
-        "the nodes to subscribe",
-    )
-    try:
-        yield dict(
-            compressed=compressed, raw=raw, publishers=publishers, received=received, tum=tum
-        )
-    finally:
-        executor.shutdown(timeout_sec=5)
+        for prefix in received:
+            camera.create_subscription(
+                Image, prefix + "/probability", lambda m, p=prefix: keep(p, m), qos
+            )
+        # One thread, as rclpy.spin runs the node: it re-creates subscriptions from its own
+        # callbacks (QoS following, lifecycle), which a multi-threaded executor can race
+        # (InvalidHandle).
+        executor = SingleThreadedExecutor(context=context)
         for node in (compressed, raw, camera):
-            node.destroy_node()
-        rclpy.shutdown(context=context)
+            executor.add_node(node)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+        wait_for(
+            lambda: all(p.get_subscription_count() for p in publishers.values()),
+            "the nodes to subscribe",
+        )
+        try:
+            yield dict(
+                compressed=compressed, raw=raw, publishers=publishers, received=received, tum=tum
+            )
+        finally:
+            executor.shutdown(timeout_sec=5)
+            for node in (compressed, raw, camera):
+                node.destroy_node()
 
 
 class Stamps:

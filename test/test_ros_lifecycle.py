@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import wait_for
+from conftest import private_domain, wait_for
 
 DEADLINE_S = 60.0
 QUIET_S = 2.0  # how long "no mask" is waited for (frames go every 0.1 s)
@@ -269,7 +269,7 @@ def test_a_dead_worker_makes_the_process_exit_1(random_weights_64):
     from rgbd_saliency_ros.evaluation.node_process import private_ros_env, ros_args
 
     sam2, weights = random_weights_64
-    env = private_ros_env(1 + (os.getpid() + 59) % 200)
+    env = private_ros_env(private_domain(59))
     done = subprocess.run(
         [
             sys.executable,

@@ -11,7 +11,6 @@ time line of their own), so memory resets by timeout and backward jumps are exac
 
 import json
 import math
-import os
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import wait_for
+from conftest import private_domain, ros_child_env, private_ros_context, wait_for
 
 DEADLINE_S = 60.0  # generous: the CPU is shared
 TUM = Path(__file__).resolve().parents[2] / "shared" / "data" / "rgbd_encodings"
@@ -32,8 +31,10 @@ TUM = Path(__file__).resolve().parents[2] / "shared" / "data" / "rgbd_encodings"
 def publisher_main() -> None:
     """Reads JSON commands from stdin, publishes, answers "ok" (or "error ...") on stdout.
 
-    {"topic": T, "frame": "color" | "depth" | "color_small" | "depth_small" | "depth_zero" | "info",
-     "stamp": s, "edit": {field: value, "truncate": bytes}, "reliability": "reliable" | "best_effort"}
+    {"topic": T,
+     "frame": "color" | "depth" | "color_small" | "depth_small" | "depth_zero" | "info",
+     "stamp": s, "edit": {field: value, "truncate": bytes},
+     "reliability": "reliable" | "best_effort"}
 
     One publisher per topic and reliability (reliable, as RealSense publishes, unless asked).
     """
@@ -226,86 +227,79 @@ def rig(tmp_path_factory):
     from rgbd_saliency_ros.ros.node import SaliencyNode
 
     sam2_ckpt, weights = write_random_weights(tmp_path_factory.mktemp("weights"), input_size=64)
-    domain = 1 + (os.getpid() + 100) % 200
-    saved = os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE")
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # read by rclpy.init below
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=domain)
-    common = [
-        Parameter("sam2_checkpoint", value=str(sam2_ckpt)),
-        Parameter("weights", value=str(weights)),
-        Parameter("input_qos.reliability", value="reliable"),
-        Parameter("max_image_pixels", value=640 * 480),
-        Parameter("reset_timeout_s", value=1.0),
-        Parameter("diagnostics_period_s", value=0.5),
-    ]
-    single = SaliencyNode(context=context, parameter_overrides=common)
-    pair = SaliencyNode(
-        context=context,
-        parameter_overrides=common + [Parameter("streams", value=["left", "right"])],
-        cli_args=["--ros-args", "-r", "__node:=saliency_pair"],
-    )
-    # the package's defaults (input QoS following the publishers), in a namespace
-    defaults = common[:2] + [Parameter("diagnostics_period_s", value=0.5)]
-    auto = SaliencyNode(
-        context=context,
-        parameter_overrides=defaults,
-        cli_args=["--ros-args", "-r", "__node:=saliency_auto", "-r", "__ns:=/robot1"],
-    )
-    for node in (single, pair, auto):
-        node.start()
-    probe = rclpy.create_node("probe", context=context)
-    outputs = {
-        "camera": Outputs(probe, "/saliency"),
-        "left": Outputs(probe, "/saliency/left"),
-        "right": Outputs(probe, "/saliency/right"),
-        "robot1/camera": Outputs(probe, "/robot1/saliency"),
-    }
-    streams = {
-        "camera": (single, "camera"),
-        "left": (pair, "left"),
-        "right": (pair, "right"),
-        "robot1/camera": (auto, "camera"),
-    }
-    diagnostics = []
-    from diagnostic_msgs.msg import DiagnosticArray
+    domain = private_domain(100)
+    env = ros_child_env(domain)
+    with private_ros_context(domain) as context:
+        common = [
+            Parameter("sam2_checkpoint", value=str(sam2_ckpt)),
+            Parameter("weights", value=str(weights)),
+            Parameter("input_qos.reliability", value="reliable"),
+            Parameter("max_image_pixels", value=640 * 480),
+            Parameter("reset_timeout_s", value=1.0),
+            Parameter("diagnostics_period_s", value=0.5),
+        ]
+        single = SaliencyNode(context=context, parameter_overrides=common)
+        pair = SaliencyNode(
+            context=context,
+            parameter_overrides=common + [Parameter("streams", value=["left", "right"])],
+            cli_args=["--ros-args", "-r", "__node:=saliency_pair"],
+        )
+        # the package's defaults (input QoS following the publishers), in a namespace
+        defaults = common[:2] + [Parameter("diagnostics_period_s", value=0.5)]
+        auto = SaliencyNode(
+            context=context,
+            parameter_overrides=defaults,
+            cli_args=["--ros-args", "-r", "__node:=saliency_auto", "-r", "__ns:=/robot1"],
+        )
+        for node in (single, pair, auto):
+            node.start()
+        probe = rclpy.create_node("probe", context=context)
+        outputs = {
+            "camera": Outputs(probe, "/saliency"),
+            "left": Outputs(probe, "/saliency/left"),
+            "right": Outputs(probe, "/saliency/right"),
+            "robot1/camera": Outputs(probe, "/robot1/saliency"),
+        }
+        streams = {
+            "camera": (single, "camera"),
+            "left": (pair, "left"),
+            "right": (pair, "right"),
+            "robot1/camera": (auto, "camera"),
+        }
+        diagnostics = []
+        from diagnostic_msgs.msg import DiagnosticArray
 
-    probe.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
-    # One thread, as rclpy.spin runs the node: it re-creates subscriptions from its own callbacks
-    # (QoS following, lifecycle), which a multi-threaded executor can race (InvalidHandle).
-    executor = SingleThreadedExecutor(context=context)
-    for node in (single, pair, auto, probe):
-        executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    camera = Camera(env)
-    rig = dict(
-        single=single,
-        pair=pair,
-        auto=auto,
-        probe=probe,
-        outputs=outputs,
-        streams=streams,
-        camera=camera,
-        diagnostics=diagnostics,
-        time=Timeline(),
-        context=context,
-    )
-    try:
-        for ns in outputs:
-            handshake(rig, ns)
-        yield rig
-    finally:
-        camera.close()
-        executor.shutdown(timeout_sec=5)
+        probe.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+        # One thread, as rclpy.spin runs the node: it re-creates subscriptions from its own
+        # callbacks (QoS following, lifecycle), which a multi-threaded executor can race
+        # (InvalidHandle).
+        executor = SingleThreadedExecutor(context=context)
         for node in (single, pair, auto, probe):
-            node.destroy_node()
-        rclpy.shutdown(context=context)
-        if saved is None:
-            os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)
-        else:
-            os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = saved
+            executor.add_node(node)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+        camera = Camera(env)
+        rig = dict(
+            single=single,
+            pair=pair,
+            auto=auto,
+            probe=probe,
+            outputs=outputs,
+            streams=streams,
+            camera=camera,
+            diagnostics=diagnostics,
+            time=Timeline(),
+            context=context,
+        )
+        try:
+            for ns in outputs:
+                handshake(rig, ns)
+            yield rig
+        finally:
+            camera.close()
+            executor.shutdown(timeout_sec=5)
+            for node in (single, pair, auto, probe):
+                node.destroy_node()
 
 
 def handshake(rig, ns: str, **pair_kwargs) -> float:
@@ -390,7 +384,8 @@ def test_bag_loop_keeps_masks_coming_and_resets_memory(rig):
     after = node.counters("camera")
     assert after["reset.backward_jump"] == before["reset.backward_jump"] + 1
     assert after["clock_jumps"] == before["clock_jumps"] + 1
-    # the frame after the loop started from a fresh memory, as the first one did; later ones carry it
+    # the frame after the loop started from a fresh memory, as the first one did; later ones
+    # carry it
     assert np.abs(outputs.probability(loop[0]) - fresh).max() < 1e-6
     assert np.abs(continued - fresh).max() > 1e-5
     assert np.abs(outputs.probability(loop[2]) - fresh).max() > 1e-5

@@ -8,13 +8,12 @@ registered into color by the node. The test process plays the camera (TUM RGB-D'
 frame) and listens, with the helpers of test_ros_node.py.
 """
 
-import os
 import threading
 
 import cv2
 import numpy as np
 import pytest
-from conftest import wait_for
+from conftest import private_domain, private_ros_context, wait_for
 from test_ros_node import DEADLINE_S, TUM, Timeline
 
 K = [
@@ -150,66 +149,59 @@ def rig(tmp_path_factory):
     from rgbd_saliency_ros.runtime.depth import read_tum_depth
 
     sam2_ckpt, weights = write_random_weights(tmp_path_factory.mktemp("weights"), input_size=64)
-    saved = os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE")
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=1 + (os.getpid() + 150) % 200)
-    common = [
-        Parameter("sam2_checkpoint", value=str(sam2_ckpt)),
-        Parameter("weights", value=str(weights)),
-        Parameter("input_qos.reliability", value="reliable"),
-        Parameter("reset_timeout_s", value=1.0),
-    ]
-    registering = [
-        Parameter("depth_camera_info_topic", value="depth/camera_info"),
-        Parameter("depth_to_color.from_tf", value=False),
-    ]
-    nodes = {
-        "objects": SaliencyNode(
-            context=context,
-            parameter_overrides=common,
-            cli_args=["--ros-args", "-r", "__ns:=/objects"],
-        ),
-        "registered": SaliencyNode(
-            context=context,
-            parameter_overrides=common + registering,
-            cli_args=["--ros-args", "-r", "__ns:=/registered"],
-        ),
-    }
-    for node in nodes.values():
-        node.start()
-    probe = rclpy.create_node("object_probe", context=context)
-    # One thread, as rclpy.spin runs the node: it re-creates subscriptions from its own callbacks
-    # (QoS following, lifecycle), which a multi-threaded executor can race (InvalidHandle).
-    executor = SingleThreadedExecutor(context=context)
-    for node in (*nodes.values(), probe):
-        executor.add_node(node)
-    threading.Thread(target=executor.spin, daemon=True).start()
-    rgb = cv2.cvtColor(cv2.imread(str(TUM / "TUM_color.png")), cv2.COLOR_BGR2RGB)
-    depth_mm = (
-        np.nan_to_num(read_tum_depth(TUM / "TUM_depth.png") * 1000, nan=0)
-        .round()
-        .astype(np.uint16)
-    )
-    try:
-        yield dict(
-            nodes=nodes,
-            probe=probe,
-            rgb=rgb,
-            depth_mm=depth_mm,
-            time=Timeline(),
-            cameras={ns: Camera(probe, f"/{ns}/camera") for ns in nodes},
-            listeners={ns: Listener(probe, f"/{ns}/saliency") for ns in nodes},
-        )
-    finally:
-        executor.shutdown(timeout_sec=5)
+    with private_ros_context(private_domain(150)) as context:
+        common = [
+            Parameter("sam2_checkpoint", value=str(sam2_ckpt)),
+            Parameter("weights", value=str(weights)),
+            Parameter("input_qos.reliability", value="reliable"),
+            Parameter("reset_timeout_s", value=1.0),
+        ]
+        registering = [
+            Parameter("depth_camera_info_topic", value="depth/camera_info"),
+            Parameter("depth_to_color.from_tf", value=False),
+        ]
+        nodes = {
+            "objects": SaliencyNode(
+                context=context,
+                parameter_overrides=common,
+                cli_args=["--ros-args", "-r", "__ns:=/objects"],
+            ),
+            "registered": SaliencyNode(
+                context=context,
+                parameter_overrides=common + registering,
+                cli_args=["--ros-args", "-r", "__ns:=/registered"],
+            ),
+        }
+        for node in nodes.values():
+            node.start()
+        probe = rclpy.create_node("object_probe", context=context)
+        # One thread, as rclpy.spin runs the node: it re-creates subscriptions from its own
+        # callbacks (QoS following, lifecycle), which a multi-threaded executor can race
+        # (InvalidHandle).
+        executor = SingleThreadedExecutor(context=context)
         for node in (*nodes.values(), probe):
-            node.destroy_node()
-        rclpy.shutdown(context=context)
-        if saved is None:
-            os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)
-        else:
-            os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = saved
+            executor.add_node(node)
+        threading.Thread(target=executor.spin, daemon=True).start()
+        rgb = cv2.cvtColor(cv2.imread(str(TUM / "TUM_color.png")), cv2.COLOR_BGR2RGB)
+        depth_mm = (
+            np.nan_to_num(read_tum_depth(TUM / "TUM_depth.png") * 1000, nan=0)
+            .round()
+            .astype(np.uint16)
+        )
+        try:
+            yield dict(
+                nodes=nodes,
+                probe=probe,
+                rgb=rgb,
+                depth_mm=depth_mm,
+                time=Timeline(),
+                cameras={ns: Camera(probe, f"/{ns}/camera") for ns in nodes},
+                listeners={ns: Listener(probe, f"/{ns}/saliency") for ns in nodes},
+            )
+        finally:
+            executor.shutdown(timeout_sec=5)
+            for node in (*nodes.values(), probe):
+                node.destroy_node()
 
 
 def send_until_mask(rig, ns: str, depth_mm=None, gap: bool = False) -> float:

@@ -1,17 +1,17 @@
-"""The node's parameters, config/saliency.yaml and start-up failures (the launch file: test_launch.py).
+"""The node's parameters, config/saliency.yaml and start-up failures (the launch file:
+test_launch.py).
 
 .venv/bin/python -m pytest -q test/test_ros_params.py
 """
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import rclpy
 import yaml
 from rclpy.parameter import Parameter
+from conftest import private_domain, private_ros_context, ros_child_env
 
 from rgbd_saliency_ros.ros.object_outputs import OBJECT_PARAMS
 from rgbd_saliency_ros.ros.params import PARAMS, read_parameters, stream_topics
@@ -23,7 +23,8 @@ FILES = {"weights": "w.pt", "sam2_checkpoint": "s.pt"}
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:
-    """Nested YAML keys -> ROS parameter names (``depth: {max_depth_m: 10}`` -> ``depth.max_depth_m``)."""
+    """Nested YAML keys -> ROS parameter names (``depth: {max_depth_m: 10}`` ->
+    ``depth.max_depth_m``)."""
     out = {}
     for key, value in tree.items():
         name = f"{prefix}{key}"
@@ -47,10 +48,8 @@ def yaml_type(value) -> Parameter.Type:
 
 @pytest.fixture
 def context():
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=1 + (os.getpid() + 50) % 200)
-    yield ctx
-    rclpy.shutdown(context=ctx)
+    with private_ros_context(private_domain(50)) as ctx:
+        yield ctx
 
 
 def test_every_config_key_is_a_declared_parameter_of_the_right_type(context):
@@ -183,11 +182,7 @@ def test_bad_parameters_are_refused_naming_the_parameter(change, named):
 
 def run_node(*args: str) -> subprocess.CompletedProcess:
     script = Path(sys.executable).parent / "saliency_node"
-    env = dict(
-        os.environ,
-        ROS_DOMAIN_ID=str(1 + (os.getpid() + 75) % 200),
-        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-    )
+    env = ros_child_env(private_domain(75))
     return subprocess.run(
         [str(script), "--ros-args", *args], capture_output=True, text=True, timeout=120, env=env
     )

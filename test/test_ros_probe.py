@@ -12,7 +12,6 @@ its own key and still answer a valid pair with a mask (random weights at input 6
 
 import array
 import json
-import os
 import sys
 import threading
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import test_ros_node
-from conftest import wait_for
+from conftest import private_domain, ros_child_env, private_ros_context, wait_for
 
 DEADLINE_S = 60.0  # the publisher's wait for the node's subscriptions
 TUM = Path(__file__).resolve().parents[2] / "shared" / "data" / "rgbd_encodings"
@@ -237,56 +236,54 @@ def rig(tmp_path_factory, random_weights_64):
 
     from rgbd_saliency_ros.ros.node import SaliencyNode
 
-    domain = 1 + (os.getpid() + 150) % 200
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=domain)
-    node = SaliencyNode(
-        context=context,
-        parameter_overrides=[
-            Parameter("sam2_checkpoint", value=random_weights_64[0]),
-            Parameter("weights", value=random_weights_64[1]),
-            Parameter("input_qos.reliability", value="reliable"),
-            Parameter("max_image_pixels", value=640 * 480),
-            Parameter("diagnostics_period_s", value=0.25),
-            Parameter("max_stamp_behind_s", value=86400.0),
-        ],
-    )  # off by default; the "past" classes need it
-    node.start()
-    listener = rclpy.create_node("probe_listener", context=context)
-    masks, infos = {}, {}
-    qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-    for topic, kind, store in (
-        ("/saliency/mask", Image, masks),
-        ("/saliency/camera_info", CameraInfo, infos),
-    ):
+    domain = private_domain(150)
+    env = ros_child_env(domain)
+    with private_ros_context(domain) as context:
+        node = SaliencyNode(
+            context=context,
+            parameter_overrides=[
+                Parameter("sam2_checkpoint", value=random_weights_64[0]),
+                Parameter("weights", value=random_weights_64[1]),
+                Parameter("input_qos.reliability", value="reliable"),
+                Parameter("max_image_pixels", value=640 * 480),
+                Parameter("diagnostics_period_s", value=0.25),
+                Parameter("max_stamp_behind_s", value=86400.0),
+            ],
+        )  # off by default; the "past" classes need it
+        node.start()
+        listener = rclpy.create_node("probe_listener", context=context)
+        masks, infos = {}, {}
+        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        for topic, kind, store in (
+            ("/saliency/mask", Image, masks),
+            ("/saliency/camera_info", CameraInfo, infos),
+        ):
 
-        def keep(msg, store=store):  # keyed by the exact stamp: a float key can round apart
-            store[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
+            def keep(msg, store=store):  # keyed by the exact stamp: a float key can round apart
+                store[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg
 
-        listener.create_subscription(kind, topic, keep, qos)
-    executor = MultiThreadedExecutor(num_threads=3, context=context)
-    executor.add_node(node)
-    executor.add_node(listener)
-    threading.Thread(target=executor.spin, daemon=True).start()
-    camera = Camera(env)
-    rig = {
-        "node": node,
-        "camera": camera,
-        "masks": masks,
-        "infos": infos,
-        "seen": {},
-        "t": int(time.time()) * 10**9,
-    }
-    try:
-        _valid_pair(rig)  # each class starts after a mask came back
-        yield rig
-    finally:
-        camera.close()
-        executor.shutdown(timeout_sec=5)
-        node.destroy_node()
-        listener.destroy_node()
-        rclpy.shutdown(context=context)
+            listener.create_subscription(kind, topic, keep, qos)
+        executor = MultiThreadedExecutor(num_threads=3, context=context)
+        executor.add_node(node)
+        executor.add_node(listener)
+        threading.Thread(target=executor.spin, daemon=True).start()
+        camera = Camera(env)
+        rig = {
+            "node": node,
+            "camera": camera,
+            "masks": masks,
+            "infos": infos,
+            "seen": {},
+            "t": int(time.time()) * 10**9,
+        }
+        try:
+            _valid_pair(rig)  # each class starts after a mask came back
+            yield rig
+        finally:
+            camera.close()
+            executor.shutdown(timeout_sec=5)
+            node.destroy_node()
+            listener.destroy_node()
 
 
 def _next_stamp(rig) -> tuple[int, int]:
