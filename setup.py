@@ -1,4 +1,5 @@
-"""Packaging for colcon (ament_python) and for pip (`pip install --no-deps -e .`, see the Makefile).
+"""Packaging for colcon (ament_python) and for pip (`pip install --no-deps -e .`, see the
+Makefile).
 
 On a robot the ROS install provides rclpy and the message packages, and the pip-only dependencies
 (torch, sam2, ...) come from requirements/; so install_requires lists only what every use needs.

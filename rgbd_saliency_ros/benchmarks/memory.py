@@ -129,13 +129,15 @@ def report(result: dict) -> str:
             for p in PROBES
             if f"query_norm_at_{p}" in result
         )
-        + f"; max {result['query_norm_max']:.3f} (model's bound {result['query_norm_bound']:.3f}); "
+        + f"; max {result['query_norm_max']:.3f} "
+        f"(model's bound {result['query_norm_bound']:.3f}); "
         f"non-finite states {result['non_finite_states']}",
     ]
     if "S_first_pass" in result:
         change = result["S_last_pass"] - result["S_first_pass"]
         lines.append(
             f"S-measure over the frames: first visit {result['S_first_pass']:.4f}, last visit "
-            f"{result['S_last_pass']:.4f} ({change:+.4f}); each from a fresh state {result['S_fresh_state']:.4f}"
+            f"{result['S_last_pass']:.4f} ({change:+.4f}); each from a fresh state "
+            f"{result['S_fresh_state']:.4f}"
         )
     return "\n".join(lines)

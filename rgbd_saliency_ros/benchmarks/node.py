@@ -1,8 +1,10 @@
-"""Node overhead: color stamp to mask publish, minus the model step, with real DDS between processes.
+"""Node overhead: color stamp to mask publish, minus the model step, with real DDS between
+processes.
 
-    rgbd-saliency bench-node                                  # random weights, input 64, 120 frames at 4 Hz
-    rgbd-saliency bench-node --rate 30 --frames 300 --publisher-qos best_effort   # the node's defaults
-    rgbd-saliency bench-node --rate 30 --input-qos best_effort --frames 300 --fastdds-profile config/fastdds_large_images.xml
+    rgbd-saliency bench-node           # random weights, input 64, 120 frames at 4 Hz
+    rgbd-saliency bench-node --rate 30 --frames 300 --publisher-qos best_effort  # node defaults
+    rgbd-saliency bench-node --rate 30 --input-qos best_effort --frames 300 \\
+        --fastdds-profile config/fastdds_large_images.xml
     rgbd-saliency bench-node --sam2-checkpoint S.pt --weights W.pt --rate 1
     rgbd-saliency bench-node --rate 30 --frames 300 --transport compressed  # JPEG, compressedDepth
 
@@ -151,34 +153,58 @@ class NodeBench:
             if self.received_latency_ms
             else (np.nan, np.nan)
         )
-        lost_color = 1.0 - n.get("color_frames", 0) / self.frames
-        lost_depth = 1.0 - n.get("depth_frames", 0) / self.frames
+        count = {k: int(n.get(k, 0)) for k in COUNTS}
+        lost_color = 1.0 - count["color_frames"] / self.frames
+        lost_depth = 1.0 - count["depth_frames"] / self.frames
+        profile = Path(self.fastdds_profile).name if self.fastdds_profile else "none"
         return "\n".join(
             [
                 f"node overhead, 640x480 {TRANSPORT_NAMES[self.transport]}, "
                 f"{self.frames} pairs at {self.rate_hz:g} Hz, "
                 f"publisher QoS {self.publisher_qos}, node input QoS {self.input_qos}, "
                 f"model input {self.input_size}, publisher / node / receiver in three processes, "
-                f"Fast DDS profile {Path(self.fastdds_profile).name if self.fastdds_profile else 'none'}",
-                f"  overhead (stamp -> mask publish - model)  p50 {n['overhead_ms_p50']:7.1f} ms   p95 {n['overhead_ms_p95']:7.1f} ms",
-                f"    of which stamp -> pair complete in node  p50 {n['input_ms_p50']:7.1f} ms   p95 {n['input_ms_p95']:7.1f} ms",
-                f"    of which waiting for the previous step   p50 {n['wait_ms_p50']:7.1f} ms   p95 {n['wait_ms_p95']:7.1f} ms",
-                f"  model step                                p50 {n['model_ms_p50']:7.1f} ms   p95 {n['model_ms_p95']:7.1f} ms",
-                f"  stamp -> mask publish                     p50 {n['latency_ms_p50']:7.1f} ms   p95 {n['latency_ms_p95']:7.1f} ms",
-                f"  stamp -> mask received by another process p50 {received[0]:7.1f} ms   p95 {received[1]:7.1f} ms",
-                f"  masks answered {int(n.get('published', 0))} of {self.frames} pairs sent "
-                f"({100 * n.get('published', 0) / self.frames:.0f} %)",
-                f"  node received {int(n.get('color_frames', 0))} color ({100 * lost_color:.0f} % lost), "
-                f"{int(n.get('depth_frames', 0))} depth ({100 * lost_depth:.0f} % lost); {int(n.get('pairs', 0))} pairs, "
-                f"{int(n.get('published', 0))} masks published, {int(n.get('dropped', 0))} pairs dropped for newer ones "
-                f"({int(n.get('dropped_in_burst', 0))} of them arrived back to back while the worker was idle), "
-                f"{int(n.get('unpaired_color', 0))} color / {int(n.get('unpaired_depth', 0))} depth unpaired",
+                f"Fast DDS profile {profile}",
+                *(_row(label, n[f"{key}_p50"], n[f"{key}_p95"]) for label, key in FIGURES),
+                _row("  stamp -> mask received by another process", *received),
+                f"  masks answered {count['published']} of {self.frames} pairs sent "
+                f"({100 * count['published'] / self.frames:.0f} %)",
+                f"  node received {count['color_frames']} color ({100 * lost_color:.0f} % lost), "
+                f"{count['depth_frames']} depth ({100 * lost_depth:.0f} % lost); "
+                f"{count['pairs']} pairs, {count['published']} masks published, "
+                f"{count['dropped']} pairs dropped for newer ones ({count['dropped_in_burst']} of "
+                "them arrived back to back while the worker was idle), "
+                f"{count['unpaired_color']} color / {count['unpaired_depth']} depth unpaired",
                 *(
-                    f"  decoding the {name} alone (this process)  p50 {p50:7.1f} ms   p95 {p95:7.1f} ms"
+                    _row(f"  decoding the {name} alone (this process)", p50, p95)
                     for name, (p50, p95) in self.decode_ms.items()
                 ),
             ]
         )
+
+
+# The node's per-frame figures in the report: label, /diagnostics key (its _p50 and _p95 values).
+FIGURES = (
+    ("  overhead (stamp -> mask publish - model)", "overhead_ms"),
+    ("    of which stamp -> pair complete in node", "input_ms"),
+    ("    of which waiting for the previous step", "wait_ms"),
+    ("  model step", "model_ms"),
+    ("  stamp -> mask publish", "latency_ms"),
+)
+# The node's counters in the report (/diagnostics keys; 0 when absent).
+COUNTS = (
+    "color_frames",
+    "depth_frames",
+    "pairs",
+    "published",
+    "dropped",
+    "dropped_in_burst",
+    "unpaired_color",
+    "unpaired_depth",
+)
+
+
+def _row(label: str, p50: float, p95: float) -> str:
+    return f"{label:<44}p50 {p50:7.1f} ms   p95 {p95:7.1f} ms"
 
 
 def decode_times_ms(repeats: int = 30) -> dict[str, tuple[float, float]]:
@@ -406,7 +432,8 @@ def _stop(*processes) -> None:
 
 
 def bench_node_overhead(**kwargs) -> dict[str, float | str]:
-    """``bench_node``'s headline figures, milliseconds, as a flat dict (the benchmark suite's report)."""
+    """``bench_node``'s headline figures, milliseconds, as a flat dict (the benchmark suite's
+    report)."""
     result = bench_node(**kwargs)
     n = result.node
     out: dict[str, float | str] = {

@@ -58,18 +58,20 @@ class SoakResult:
         s, n = self.summary(), self.bench.node
         return "\n".join(
             [
-                f"soak: {s['pairs sent']:.0f} pairs of 640x480 rgb8 + 16UC1 at {s['rate Hz']:g} Hz, "
+                f"soak: {s['pairs sent']:.0f} pairs of 640x480 rgb8 + 16UC1 "
+                f"at {s['rate Hz']:g} Hz, "
                 f"model input {self.bench.input_size}, node input QoS {self.bench.input_qos}; "
                 f"first {WARMUP_FRACTION:.0%} is warm-up",
                 f"  node RSS   {s['rss start MiB']:8.1f} MiB -> {s['rss end MiB']:8.1f} MiB   "
-                f"growth {s['rss growth %']:+.2f} %   slope {s['rss slope MiB/1000 masks']:+.3f} MiB "
-                "per 1000 masks",
+                f"growth {s['rss growth %']:+.2f} %   "
+                f"slope {s['rss slope MiB/1000 masks']:+.3f} MiB per 1000 masks",
                 f"  latency    p50 {s['latency early p50 ms']:8.1f} ms (2nd tenth) -> "
                 f"{s['latency late p50 ms']:8.1f} ms (last tenth)   "
                 f"drift {s['latency drift ms']:+.1f} ms   "
                 f"slope {s['latency slope ms/1000 masks']:+.2f} ms per 1000 masks",
-                f"  masks received {s['masks received']:.0f}; node: {int(n.get('color_frames', 0))} "
-                f"color, {int(n.get('depth_frames', 0))} depth, {int(n.get('pairs', 0))} pairs, "
+                f"  masks received {s['masks received']:.0f}; "
+                f"node: {int(n.get('color_frames', 0))} color, "
+                f"{int(n.get('depth_frames', 0))} depth, {int(n.get('pairs', 0))} pairs, "
                 f"{int(n.get('published', 0))} published, {int(n.get('dropped', 0))} dropped for "
                 f"newer ones, {int(n.get('step_errors', 0))} step errors",
             ]

@@ -41,8 +41,9 @@ class StepTimings:
 
     def report(self) -> str:
         lines = [
-            f"SAM-DAQ step, {self.config.backbone}, input {self.config.input_size}, batch {self.batch}, "
-            f"{self.threads} threads, {len(self.totals_s)} repeats{', torch.compile' if self.compiled else ''}",
+            f"SAM-DAQ step, {self.config.backbone}, input {self.config.input_size}, "
+            f"batch {self.batch}, {self.threads} threads, {len(self.totals_s)} repeats"
+            + (", torch.compile" if self.compiled else ""),
             f"  median step      {self.median_s:8.3f} s",
         ]
         named = 0.0
@@ -52,7 +53,8 @@ class StepTimings:
             lines.append(f"  {part:<16} {t:8.3f} s  {100 * t / self.median_s:5.1f} %")
         other = max(self.median_s - named, 0.0)
         lines.append(
-            f"  {'other':<16} {other:8.3f} s  {100 * other / self.median_s:5.1f} %  (resizes, concatenations)"
+            f"  {'other':<16} {other:8.3f} s  {100 * other / self.median_s:5.1f} %  "
+            "(resizes, concatenations)"
         )
         return "\n".join(lines)
 

@@ -22,7 +22,8 @@ def bench_temporal(
     device: str = "cpu",
 ) -> dict:
     """Steps ``frames`` frames; returns the median time per frame of the temporal part and of the
-    whole step after features (decoder + temporal), and those step times around each ``probe`` frame."""
+    whole step after features (decoder + temporal), and those step times around each ``probe``
+    frame."""
     s = config.input_size
     with torch.random.fork_rng():  # seeded draws; the caller's random state is left as it was
         torch.manual_seed(0)

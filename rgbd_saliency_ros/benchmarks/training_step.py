@@ -1,4 +1,5 @@
-"""Peak memory and time of one training step (forward over a clip, backward, AdamW) per adapter variant.
+"""Peak memory and time of one training step (forward over a clip, backward, AdamW) per adapter
+variant.
 
 Each variant runs in a fresh process so that peak memory is its own:
 

@@ -7,7 +7,8 @@ Three formats:
 - The reference SAM-DAQ checkpoints (a plain ``state_dict`` of its model without the frozen SAM2
   parts, its own key names). ``load_samdaq_weights`` detects and maps them.
 - This project's format: safetensors with only the trained parameters and the model
-  configuration (and the depth convention) in its metadata. ``save_weights`` / ``load_samdaq_weights``.
+  configuration (and the depth convention) in its metadata. ``save_weights`` /
+  ``load_samdaq_weights``.
 """
 
 from __future__ import annotations
@@ -161,8 +162,9 @@ def _load_into(
             raise CheckpointError(f"{path}: {k} holds {v.dtype}, not floating-point values")
         if tuple(v.shape) != tuple(own[k].shape):
             raise CheckpointError(
-                f"{path}: shape mismatch for {k}: file has {tuple(v.shape)}, model ({model.config.backbone}, "
-                f"input {model.config.input_size}) needs {tuple(own[k].shape)}"
+                f"{path}: shape mismatch for {k}: file has {tuple(v.shape)}, model "
+                f"({model.config.backbone}, input {model.config.input_size}) needs "
+                f"{tuple(own[k].shape)}"
             )
     with torch.no_grad():
         for k, v in weights.items():

@@ -37,8 +37,9 @@ class SamDaqConfig:
     # weights whose decoder did not start from Meta's (a random backbone) must run without it.
     multimask_fallback: bool = True
     # Ablations (issue: the paper's efficiency claims). "parallel" is SAM-DAQ's depth-guided
-    # parallel adapters beside the frozen trunk; "serial" puts the same adapters between trunk stages
-    # and "lora" adapts the trunk's attention projections: both make gradients pass through the trunk.
+    # parallel adapters beside the frozen trunk; "serial" puts the same adapters between trunk
+    # stages and "lora" adapts the trunk's attention projections: both make gradients pass through
+    # the trunk.
     adapter: str = "parallel"
     lora_rank: int = 8
     # "qtm": query-driven temporal memory; "static": video queries never updated; "memory_bank":
@@ -54,7 +55,8 @@ class SamDaqConfig:
             )
         if self.input_size < 64 or self.input_size % INPUT_SIZE_MULTIPLE:
             raise ValueError(
-                f"input_size {self.input_size} must be a multiple of {INPUT_SIZE_MULTIPLE} and at least 64"
+                f"input_size {self.input_size} must be a multiple of {INPUT_SIZE_MULTIPLE} "
+                "and at least 64"
             )
         if self.adapter not in ADAPTERS:
             raise ValueError(f"unknown adapter {self.adapter!r}; expected one of {ADAPTERS}")

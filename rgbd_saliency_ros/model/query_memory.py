@@ -1,5 +1,6 @@
 """Query-driven temporal memory (QTM): learned queries that turn into SAM2 prompts and carry a
-stream's memory from frame to frame as a small tensor, the state ``(B, num_video_queries, query_dim)``.
+stream's memory from frame to frame as a small tensor, the state
+``(B, num_video_queries, query_dim)``.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class BareAttention(nn.Module):
 
 
 class QueryTemporalMemory(nn.Module):
-    """Frame and video queries: ``prompt`` reads a frame, ``update`` writes its mask into the state."""
+    """Frame and video queries: ``prompt`` reads a frame, ``update`` writes its mask into the
+    state."""
 
     def __init__(self, config: SamDaqConfig, embed_dim: int = 256, memory_dim: int = 64) -> None:
         super().__init__()
@@ -84,7 +86,8 @@ class QueryTemporalMemory(nn.Module):
         self.state_keep = config.state_keep
 
     def initial_state(self, batch: int) -> torch.Tensor:
-        """(batch, num_video_queries, query_dim): the learned video queries, one copy per stream."""
+        """(batch, num_video_queries, query_dim): the learned video queries, one copy per
+        stream."""
         return self.video_queries.weight.unsqueeze(0).expand(batch, -1, -1).clone()
 
     @torch.no_grad()

@@ -43,8 +43,8 @@ def write_random_sam2_checkpoint(config: SamDaqConfig, seed: int, path: str | os
 def write_random_weights(
     folder: str | os.PathLike, input_size: int = 64, model: str = "sam2.1_hiera_t", seed: int = 0
 ) -> tuple[Path, Path]:
-    """``folder/sam2.pt`` (Meta's format) and ``folder/samdaq.safetensors`` (this project's), random
-    values from ``seed``. Returns both paths."""
+    """``folder/sam2.pt`` (Meta's format) and ``folder/samdaq.safetensors`` (this project's),
+    random values from ``seed``. Returns both paths."""
     folder = Path(folder)
     config = SamDaqConfig(backbone=model, input_size=input_size)
     sam2 = write_random_sam2_checkpoint(config, seed, folder / "sam2.pt")

@@ -63,7 +63,8 @@ def build_sam2_parts(config: SamDaqConfig) -> Sam2Parts:
         )
     if not (sam2.use_high_res_features_in_sam and sam2.directly_add_no_mem_embed):
         raise RuntimeError(
-            f"{config.backbone}: SAM-DAQ needs a SAM2.1 config with high-res features and no_mem_embed"
+            f"{config.backbone}: SAM-DAQ needs a SAM2.1 config with high-res features and "
+            "no_mem_embed"
         )
     return Sam2Parts(
         trunk=encoder.trunk,

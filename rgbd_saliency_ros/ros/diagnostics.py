@@ -2,14 +2,16 @@
 
 ``StreamStats`` is updated from the executor thread (inputs) and the worker thread (outputs), so it
 locks; ``snapshot`` gives plain numbers (what tests and the benchmark read) and
-``diagnostic_array`` turns snapshots into the DiagnosticArray the node publishes about once a second.
+``diagnostic_array`` turns snapshots into the DiagnosticArray the node publishes about once a
+second.
 
     stats = StreamStats()
     stats.count(BAD_INPUT_PREFIX + "truncated_data")
     stats.tick("color_in", now_s)
     stats.record_frame(latency_ms=31.0, model_ms=24.0, input_ms=4.0, wait_ms=2.0, now_s=now_s)
     stats.set_gauge("query_norm", 8.9)
-    msg = diagnostic_array(stamp, "saliency_node", {"backend": "torch"}, {"camera": stats.snapshot(now_s)})
+    streams = {"camera": stats.snapshot(now_s)}
+    msg = diagnostic_array(stamp, "saliency_node", {"backend": "torch"}, streams)
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ COUNTERS = (
     "pairs",  # color + depth pairs made
     "published",  # masks published
     "dropped",  # pairs replaced by a newer one before the worker took them
-    DROPPED_IN_BURST,  # of those, replaced while the worker was idle: the transport delivered them together
+    # of those, replaced while the worker was idle: the transport delivered them together
+    DROPPED_IN_BURST,
     UNPAIRED_COLOR,  # frames that never found a partner
     UNPAIRED_DEPTH,
     CLOCK_JUMPS,  # pairing restarts after a stamp jumped back (rosbag loop)
@@ -228,7 +231,8 @@ def diagnostic_array(
 
 
 def status_values(status: DiagnosticStatus) -> dict[str, float | str]:
-    """A DiagnosticStatus's key/values back to numbers where they are numbers (for readers, tests)."""
+    """A DiagnosticStatus's key/values back to numbers where they are numbers (for readers,
+    tests)."""
     out: dict[str, float | str] = {}
     for kv in status.values:
         try:

@@ -1,7 +1,8 @@
 """The saliency node: color + aligned depth in, per-stream saliency masks out.
 
     .venv/bin/saliency_node --ros-args -p sam2_checkpoint:=S.pt -p weights:=W.pt
-    ros2 run rgbd_saliency_ros saliency_node --ros-args --params-file config/saliency.yaml -p weights:=W.pt
+    ros2 run rgbd_saliency_ros saliency_node --ros-args --params-file config/saliency.yaml \\
+        -p weights:=W.pt
     ros2 launch rgbd_saliency_ros saliency.launch.py weights:=W.pt sam2_checkpoint:=S.pt
 
 ROS in, runtime call, ROS out. Executor callbacks only pair messages and put the newest pair of
@@ -148,7 +149,8 @@ class SaliencyNode(LifecycleNode):
     Transitions and what they do (``ros2 lifecycle set /saliency_node configure``, ...):
     configure reads the parameters, creates the publishers and services, loads the model and runs a
     warm-up step; activate subscribes (answering starts); deactivate unsubscribes (the model stays
-    loaded); cleanup frees the model and the publishers; shutdown does what is needed from any state.
+    loaded); cleanup frees the model and the publishers; shutdown does what is needed from any
+    state.
     Parameters can change while unconfigured (e.g. corrected weights after a failed configure);
     afterwards only ``threshold`` can. ``start()`` runs configure and activate through the same
     transitions: the plain, unmanaged node.
@@ -331,7 +333,8 @@ class SaliencyNode(LifecycleNode):
         self.runtime = SaliencyRuntime(backend, p.saliency)
         if self.runtime.depth_conversion != p.saliency.depth_conversion:
             self.get_logger().info(
-                f"the weights carry their own depth convention, used instead of depth.*: {self.runtime.depth_conversion}"
+                "the weights carry their own depth convention, used instead of depth.*: "
+                f"{self.runtime.depth_conversion}"
             )
         backend.warmup(1)  # the first step is slow (lazy initialisation): timed apart below
         started = time.perf_counter()
@@ -339,8 +342,9 @@ class SaliencyNode(LifecycleNode):
         step_s = time.perf_counter() - started
         info = backend.info
         self.get_logger().info(
-            f"ready: {info.name} on {info.device} ({info.precision}), input {self.runtime.input_size}, "
-            f"step {step_s * 1e3:.0f} ms, streams {', '.join(p.streams)}"
+            f"ready: {info.name} on {info.device} ({info.precision}), "
+            f"input {self.runtime.input_size}, step {step_s * 1e3:.0f} ms, "
+            f"streams {', '.join(p.streams)}"
         )
 
     def _activate(self) -> None:
@@ -443,7 +447,8 @@ class SaliencyNode(LifecycleNode):
         return self._worker_failed
 
     def publish_diagnostics(self) -> None:
-        """One DiagnosticArray on /diagnostics: the node's state and backend, then each stream's figures.
+        """One DiagnosticArray on /diagnostics: the node's state and backend, then each stream's
+        figures.
 
         Also the worker's watchdog: a worker that died is reported (state ``error``) and the node
         shuts down, so that ``main`` exits with status 1 and a supervisor can restart it."""
@@ -548,7 +553,8 @@ class SaliencyNode(LifecycleNode):
                 self._warn(
                     stream,
                     kind,
-                    f"{kind.replace('_', ' ')}: {stamp_to_s(msg.header.stamp):.3f} s, frame dropped",
+                    f"{kind.replace('_', ' ')}: {stamp_to_s(msg.header.stamp):.3f} s, "
+                    "frame dropped",
                 )
         if pairer.counters[CLOCK_JUMPS] != before[CLOCK_JUMPS]:
             self.get_logger().info(
@@ -588,7 +594,8 @@ class SaliencyNode(LifecycleNode):
                 return SetParametersResult(
                     successful=False,
                     reason=(
-                        f"{', '.join(fixed)}: can change only while unconfigured (lifecycle cleanup first)"
+                        f"{', '.join(fixed)}: can change only while unconfigured "
+                        "(lifecycle cleanup first)"
                     ),
                 )
         for p in parameters:
@@ -731,7 +738,8 @@ def _type_name(msg_type) -> str:
 
 
 def serve() -> int:
-    """Builds the node and runs it until shutdown; 1 when the plain node cannot start (reason logged).
+    """Builds the node and runs it until shutdown; 1 when the plain node cannot start (reason
+    logged).
 
     Plain (``managed: false``): configure and activate now, exit 1 if that fails. Managed: stay
     unconfigured for a lifecycle manager, or with ``autostart`` go to active at once; a failed
@@ -768,7 +776,8 @@ def serve() -> int:
 
 
 def main(args: list[str] | None = None) -> None:
-    """Console script ``saliency_node``: exit status 0 after a clean shutdown, 1 when it cannot start."""
+    """Console script ``saliency_node``: exit status 0 after a clean shutdown, 1 when it cannot
+    start."""
     rclpy.init(args=args)
     try:
         status = serve()

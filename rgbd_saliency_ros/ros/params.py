@@ -4,7 +4,7 @@
 with the same type). Names follow the runtime's dataclass fields (``reset_timeout_s``,
 ``depth.max_depth_m``): a config field and its parameter share a name.
 
-    params = read_parameters(declare_parameters(node))   # NodeParams, or ValueError naming the parameter
+    params = read_parameters(declare_parameters(node))  # NodeParams; ValueError names a parameter
     params.saliency                           # SaliencyConfig for SaliencyRuntime
     stream_topics(params, "camera").mask      # "saliency/mask", resolved in the node's namespace
 """
@@ -78,7 +78,8 @@ PARAMS: tuple[ParamSpec, ...] = (
         "engine", "", "ONNX file from `rgbd-saliency export`; onnxruntime and tensorrt backends"
     ),
     # Topics: per stream (camera namespace), inputs under it and outputs under output_namespace.
-    # Relative names resolve in the node's namespace (ROS convention); a leading "/" makes one absolute.
+    # Relative names resolve in the node's namespace (ROS convention); a leading "/" makes one
+    # absolute.
     ParamSpec(
         "streams",
         ["camera"],
@@ -124,7 +125,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "reset_timeout_s",
         1.0,
-        "a stream's memory restarts after a gap longer than this between processed frames, seconds",
+        "a stream's memory restarts after a gap longer than this between processed frames, "
+        "seconds",
     ),
     ParamSpec(
         "max_image_pixels", 3840 * 2160, "frames with more pixels (width x height) are refused"
@@ -209,7 +211,8 @@ class NodeParams:
     output_qos: QoSProfile
 
     def backend_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``create_backend`` (empty strings and 0 become None: "not given")."""
+        """Keyword arguments of ``create_backend`` (empty strings and 0 become None: "not
+        given")."""
         return {
             "sam2_checkpoint": self.sam2_checkpoint or None,
             "weights": self.weights or None,
@@ -298,7 +301,8 @@ def read_parameters(values: dict[str, Any]) -> NodeParams:
             reset_timeout_s=v["reset_timeout_s"],
             max_streams=len(streams),
             depth_conversion=depth,
-            timeout_allows_step_time=True,  # the node steps the latest pair only, skipping frames while busy
+            # the node steps the latest pair only, skipping frames while busy
+            timeout_allows_step_time=True,
         ),
         input_qos=qos_profile(v, "input_qos", allow_auto=True),
         input_reliability=v["input_qos.reliability"],
@@ -366,7 +370,8 @@ def _check_values(v: dict[str, Any], streams: tuple[str, ...]) -> None:
         )
     if not streams or any(not s for s in streams) or len(set(streams)) != len(streams):
         raise ValueError(
-            f"parameter streams: need distinct, non-empty camera namespaces, got {list(v['streams'])}"
+            "parameter streams: need distinct, non-empty camera namespaces, "
+            f"got {list(v['streams'])}"
         )
     _require(
         v,
@@ -416,7 +421,8 @@ def _check_topic_names(params: NodeParams) -> None:
 
 
 def _name(value: str) -> str:
-    """A namespace as given, without trailing slashes: relative, or absolute with one leading "/"."""
+    """A namespace as given, without trailing slashes: relative, or absolute with one leading
+    "/"."""
     stripped = value.strip("/")
     return "/" + stripped if value.startswith("/") else stripped
 

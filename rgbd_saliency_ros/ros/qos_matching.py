@@ -88,7 +88,8 @@ class AdaptiveSubscription:
         self.subscription = self._subscribe(self.topic, qos)
         self._qos = qos
         self._node.get_logger().info(
-            f"{self.topic}: subscribed {wanted.name.lower()} to match its {len(infos)} publisher(s)"
+            f"{self.topic}: subscribed {wanted.name.lower()} to match its {len(infos)} "
+            "publisher(s)"
         )
         return True
 

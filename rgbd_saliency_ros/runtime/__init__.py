@@ -1,1 +1,2 @@
-"""Runtime layer: frames in, masks out, no ROS. Preprocessing, per-stream memory, backends, export."""
+"""Runtime layer: frames in, masks out, no ROS. Preprocessing, per-stream memory, backends,
+export."""

@@ -3,7 +3,8 @@
     rgbd-saliency export --format onnx --sam2-checkpoint S.pt --weights W --output step.onnx
 
 The file carries what a runtime needs to rebuild itself from it alone (in ``metadata_props``):
-the model config, the depth convention of the weights, the initial state, and a hash of the weights.
+the model config, the depth convention of the weights, the initial state, and a hash of the
+weights.
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ def _metadata(model: SamDaq, weights_metadata: dict | None, max_batch: int) -> d
 
 def read_onnx_metadata(path: str | os.PathLike) -> dict:
     """The metadata of an exported step: ``config`` (SamDaqConfig), ``initial_state`` ((Q, D)
-    float32 array), ``depth_conversion`` (dict, when the weights had one), and the rest as strings."""
+    float32 array), ``depth_conversion`` (dict, when the weights had one), and the rest as
+    strings."""
     import onnx
 
     path = Path(path)
@@ -119,7 +121,8 @@ def read_onnx_metadata(path: str | os.PathLike) -> dict:
     raw = {p.key: p.value for p in proto.metadata_props}
     if raw.get("format") != FORMAT_NAME:
         raise ValueError(
-            f"{path}: not a SAM-DAQ step exported by rgbd-saliency export (format={raw.get('format')!r})"
+            f"{path}: not a SAM-DAQ step exported by rgbd-saliency export "
+            f"(format={raw.get('format')!r})"
         )
     out: dict = dict(raw)
     try:

@@ -1,4 +1,5 @@
-"""Building a SAM-DAQ model with its weights from file paths: what every command and the node do."""
+"""Building a SAM-DAQ model with its weights from file paths: what every command and the node
+do."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ class LoadedModel:
     """A model ready to run, and what its weights file said about itself."""
 
     model: SamDaq
-    metadata: dict  # the project format's metadata (config, depth conversion, ...); {} for the reference's
+    # the project format's metadata (config, depth conversion, ...); {} for the reference's
+    metadata: dict
 
 
 def resolve_config(

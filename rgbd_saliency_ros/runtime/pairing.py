@@ -6,8 +6,8 @@ without a ROS install. This one clears itself on a backward time jump and goes o
 queues, and counts everything it drops.
 
     pairer = StampPairer(slop_s=0.02)
-    pair = pairer.add_color(stamp_s, color_msg)   # a Pair when a depth frame within 20 ms is queued
-    pair = pairer.add_depth(stamp_s, depth_msg)   # ... or the other way round
+    pair = pairer.add_color(stamp_s, color_msg)  # a Pair when a depth frame within 20 ms waits
+    pair = pairer.add_depth(stamp_s, depth_msg)  # ... or the other way round
     pairer.counters["unpaired_color"]
 
 Both inputs are assumed to arrive in stamp order each (DDS keeps the order of one publisher); a
@@ -130,11 +130,13 @@ class StampPairer(Generic[T]):
         self._held: dict[str, tuple[float, Any] | None] = {COLOR: None, DEPTH: None}
 
     def add_color(self, stamp_s: float, item: T) -> Pair[T] | None:
-        """Offers a color frame stamped ``stamp_s`` (seconds); returns the pair it completes, if any."""
+        """Offers a color frame stamped ``stamp_s`` (seconds); returns the pair it completes, if
+        any."""
         return self._add(COLOR, stamp_s, item)
 
     def add_depth(self, stamp_s: float, item: T) -> Pair[T] | None:
-        """Offers a depth frame stamped ``stamp_s`` (seconds); returns the pair it completes, if any."""
+        """Offers a depth frame stamped ``stamp_s`` (seconds); returns the pair it completes, if
+        any."""
         return self._add(DEPTH, stamp_s, item)
 
     def clear(self) -> None:

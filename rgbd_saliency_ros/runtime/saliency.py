@@ -1,7 +1,8 @@
 """Frames in, masks out: what the node and the replay tools call, with no ROS in it.
 
     runtime = SaliencyRuntime(backend, SaliencyConfig(threshold=0.5))
-    prepared = runtime.prepare(FramePair("camera", stamp_s, rgb_uint8, depth_m, depth_is_metric=True))
+    pair = FramePair("camera", stamp_s, rgb_uint8, depth_m, depth_is_metric=True)
+    prepared = runtime.prepare(pair)
     [result] = runtime.run([prepared])        # result.mask: (H, W) uint8 0/255
 
 ``prepare`` does the per-frame checks and conversions (and raises on bad input, so a caller can
@@ -115,7 +116,8 @@ class SaliencyRuntime:
             raise ValueError(f"depth must be (H, W), got {depth.shape}")
         if rgb.shape[:2] != depth.shape:
             raise ValueError(
-                f"color {rgb.shape[1]}x{rgb.shape[0]} and depth {depth.shape[1]}x{depth.shape[0]} differ in size"
+                f"color {rgb.shape[1]}x{rgb.shape[0]} and depth "
+                f"{depth.shape[1]}x{depth.shape[0]} differ in size"
             )
         if min(depth.shape) == 0:
             raise ValueError("empty frame")
@@ -185,8 +187,8 @@ class SaliencyRuntime:
         self._warned_bad_state.add(stream_id)
         return (
             f"query memory went bad (largest query norm {norm:.4g}, healthy at most "
-            f"{self.state_norm_bound:.4g}): the stream restarts from the initial state at its next "
-            f"frame; counted as reset.{ResetCause.BAD_STATE.value} (warned once per stream)"
+            f"{self.state_norm_bound:.4g}): the stream restarts from the initial state at its "
+            f"next frame; counted as reset.{ResetCause.BAD_STATE.value} (warned once per stream)"
         )
 
     def reset(self, stream_id: str | None = None) -> list[str]:

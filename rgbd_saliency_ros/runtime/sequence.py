@@ -52,7 +52,8 @@ def read_rgb(path: Path) -> np.ndarray:
 def prepare_inputs(
     rgb: np.ndarray, depth01: np.ndarray, size: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W, 3) uint8 RGB and (h, w) float32 depth in [0, 1] -> model inputs (1, 3, S, S), (1, 1, S, S) float32."""
+    """(H, W, 3) uint8 RGB and (h, w) float32 depth in [0, 1] -> model inputs (1, 3, S, S),
+    (1, 1, S, S) float32."""
     rgb_in = normalize_rgb(resize_square(rgb, size))[None]
     depth_in = np.ascontiguousarray(resize_square(depth01, size), dtype=np.float32)[None, None]
     return rgb_in, depth_in

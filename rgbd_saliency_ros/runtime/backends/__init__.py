@@ -1,4 +1,5 @@
-"""Inference backends behind one interface (``StepBackend``); heavy imports stay inside each one."""
+"""Inference backends behind one interface (``StepBackend``); heavy imports stay inside each
+one."""
 
 from __future__ import annotations
 

@@ -29,7 +29,8 @@ class StepBackend(ABC):
 
     Inputs and outputs are float32 numpy arrays on the host:
     rgb (B, 3, S, S) ImageNet-normalised; depth (B, 1, S, S) in [0, 1];
-    state (B, num_video_queries, query_dim). ``step`` returns (prob (B, 1, S, S) in [0, 1], new state).
+    state (B, num_video_queries, query_dim). ``step`` returns (prob (B, 1, S, S) in [0, 1], new
+    state).
     """
 
     config: SamDaqConfig
@@ -41,7 +42,8 @@ class StepBackend(ABC):
 
     @abstractmethod
     def initial_state(self, batch: int) -> np.ndarray:
-        """(batch, num_video_queries, query_dim) float32: a stream's state before its first frame."""
+        """(batch, num_video_queries, query_dim) float32: a stream's state before its first
+        frame."""
 
     @abstractmethod
     def step(

@@ -22,7 +22,8 @@ class OnnxRuntimeBackend(ExportedStepBackend):
         elif device.startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise ValueError(
-                    f"device {device}: this onnxruntime has no CUDA provider (install onnxruntime-gpu)"
+                    f"device {device}: this onnxruntime has no CUDA provider "
+                    "(install onnxruntime-gpu)"
                 )
             index = int(device.split(":")[1]) if ":" in device else 0
             providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]

@@ -1,4 +1,5 @@
-"""The TensorRT backend: an engine built from the exported ONNX step, cached per device and settings.
+"""The TensorRT backend: an engine built from the exported ONNX step, cached per device and
+settings.
 
 GPU only; kept thin. Engines are cached under a key of GPU name, compute capability, TensorRT
 version, precision, input size, batch range and weights hash, so a change of any of them builds
@@ -71,7 +72,8 @@ def _device_fields(device: str) -> tuple[str, tuple[int, int], int]:
 def calibration_batches(
     rgb_dir: str | os.PathLike, depth_dir: str | os.PathLike, onnx_path: str | os.PathLike
 ):
-    """(rgb, depth, state) batches of one frame each from two image folders, for int8 calibration."""
+    """(rgb, depth, state) batches of one frame each from two image folders, for int8
+    calibration."""
     from ..depth import read_relative_depth_png
     from ..sequence import list_frames, prepare_inputs, read_rgb
 
@@ -204,7 +206,8 @@ class TensorRTBackend(ExportedStepBackend):
         self.engine = self._runtime.deserialize_cuda_engine(engine_path.read_bytes())
         if self.engine is None:
             raise RuntimeError(
-                f"{engine_path}: cannot deserialize (built by another TensorRT?); delete it to rebuild"
+                f"{engine_path}: cannot deserialize (built by another TensorRT?); "
+                "delete it to rebuild"
             )
         self.context = self.engine.create_execution_context()
         s, q, d, b = (
