@@ -1,4 +1,5 @@
-"""Bags written by make-bag and BagWriter, read back with rosbags itself: messages, encodings, stamps.
+"""Bags written by make-bag and BagWriter, read back with rosbags itself: messages, encodings,
+stamps.
 
 .venv/bin/python -m pytest -q test/test_bag.py
 """

@@ -158,10 +158,9 @@ def test_live_replay_of_a_compressed_bag_gives_the_raw_twins_masks(
     0.5 s reset timeout: each mask starts a fresh memory, so a frame the node skips changes no
     other frame's mask."""
     import os
-    import subprocess
 
     from rgbd_saliency_ros.evaluation.live import LiveOptions, live_replay
-    from rgbd_saliency_ros.evaluation.node_process import node_command, stop_process
+    from rgbd_saliency_ros.evaluation.node_process import node_command, running
     from rgbd_saliency_ros.runtime.backends import create_backend
     from rgbd_saliency_ros.runtime.saliency import SaliencyConfig
 
@@ -190,8 +189,7 @@ def test_live_replay_of_a_compressed_bag_gives_the_raw_twins_masks(
         "reset_timeout_s": 0.5,
         "diagnostics_period_s": 0.5,
     }
-    node = subprocess.Popen(node_command(sam2, weights, params, "warn"), env=dict(os.environ))
-    try:
+    with running(node_command(sam2, weights, params, "warn"), env=dict(os.environ)) as node:
         summary = live_replay(
             tmp_path / "compressed",
             tmp_path / "live",
@@ -199,24 +197,32 @@ def test_live_replay_of_a_compressed_bag_gives_the_raw_twins_masks(
             LiveOptions(discovery_timeout_s=120.0, drain_timeout_s=15.0),
         )
         assert node.poll() is None, "the node died"
-    finally:
-        stop_process(node)
     assert summary["sent_color"] == summary["sent_depth"] == 3
-    assert summary["node_counters"]["bad_input"] == {}
+    assert summary["node_counters"]["bad_input"] == summary["bad_input"] == {}
     live = sorted((tmp_path / "live" / "masks").iterdir())
     assert len(live) == summary["masks_received"] >= 2  # at 1 Hz the node keeps up
+    _assert_same_outputs(tmp_path / "live", tmp_path / "offline", [path.name for path in live])
 
-    def read(run, kind, name):
-        return cv2.imread(str(tmp_path / run / kind / name), cv2.IMREAD_UNCHANGED).astype(int)
 
-    # The node's process sums in another order than this one (its own torch threads): the
-    # probabilities agree to the last bits, so masks agree wherever the probability is not at the
-    # threshold (random weights leave much of the frame near 0.5).
-    for name in (path.name for path in live):
-        got, expected = read("live", "probabilities", name), read("offline", "probabilities", name)
+def _assert_same_outputs(got_dir, expected_dir, names):
+    """The probabilities of ``names`` agree to one grey level; so do the masks, wherever the
+    probability is not at the threshold.
+
+    The node's process sums in another order than this one (its own torch threads): the
+    probabilities agree to the last bits, so masks agree wherever the probability is not at the
+    threshold (random weights leave much of the frame near 0.5)."""
+
+    def read(folder, kind, name):
+        return cv2.imread(str(folder / kind / name), cv2.IMREAD_UNCHANGED).astype(int)
+
+    for name in names:
+        got, expected = (
+            read(got_dir, "probabilities", name),
+            read(expected_dir, "probabilities", name),
+        )
         assert np.abs(got - expected).max() <= 1
         settled = np.abs(expected - 127.5) > 2
-        mask, expected_mask = read("live", "masks", name), read("offline", "masks", name)
+        mask, expected_mask = read(got_dir, "masks", name), read(expected_dir, "masks", name)
         assert 0 < expected_mask.mean() < 255  # a mask with an inside and an outside
         np.testing.assert_array_equal(mask[settled], expected_mask[settled])
         assert settled.mean() > 0.5

@@ -39,7 +39,8 @@ def backend(random_backend_64):
 
 @pytest.fixture(scope="module")
 def ssd_bag(tmp_path_factory):
-    """The three real SSD frames (960x1080, relative depth, GT) as an MCAP bag at 10 Hz: one chunk per frame."""
+    """The three real SSD frames (960x1080, relative depth, GT) as an MCAP bag at 10 Hz: one
+    chunk per frame."""
     from conftest import find_shared
 
     data = find_shared("data", "ssd_rgbd_sod")

@@ -69,20 +69,21 @@ def write_bag(path, camera_info: bool = True) -> None:
                 bag.write_camera_info(BagTopics.camera_info, stamp, intrinsics, frame)
 
 
-def read_frames(out) -> list[dict]:
-    with open(out / "frames.csv") as f:
-        return list(csv.DictReader(f))
-
-
-def test_ground_truth_centroids_are_the_cards_and_the_mask_centroids_close(tmp_path):
-    write_bag(tmp_path / "bag")
+def replay(tmp_path, camera_info: bool = True) -> tuple[dict, list[dict]]:
+    """The scene's bag replayed offline: (metrics.json's content, frames.csv's rows)."""
+    write_bag(tmp_path / "bag", camera_info)
     summary = replay_bag(
         tmp_path / "bag",
         tmp_path / "out",
         NearestIsSalient(),
         ReplayOptions(progress=False, video=False),
     )
-    rows = read_frames(tmp_path / "out")
+    with open(tmp_path / "out" / "frames.csv") as f:
+        return summary, list(csv.DictReader(f))
+
+
+def test_ground_truth_centroids_are_the_cards_and_the_mask_centroids_close(tmp_path):
+    summary, rows = replay(tmp_path)
     assert len(rows) == len(POSES)
     for row, (x, y, z) in zip(rows, POSES):
         # Half a pixel's footprint (the card's pixels are whole pixels) plus half a millimetre
@@ -108,14 +109,7 @@ def test_ground_truth_centroids_are_the_cards_and_the_mask_centroids_close(tmp_p
 
 
 def test_without_camera_info_the_centroid_columns_stay_empty_and_the_report_says_why(tmp_path):
-    write_bag(tmp_path / "bag", camera_info=False)
-    summary = replay_bag(
-        tmp_path / "bag",
-        tmp_path / "out",
-        NearestIsSalient(),
-        ReplayOptions(progress=False, video=False),
-    )
-    rows = read_frames(tmp_path / "out")
+    summary, rows = replay(tmp_path, camera_info=False)
     assert len(rows) == len(POSES) and all(row["centroid_error_m"] == "" for row in rows)
     assert all(row["gt_centroid_z_m"] == "" and row["centroid_z_m"] == "" for row in rows)
     assert summary["centroid_error_m_p50"] is None and summary["frames_with_centroid_error"] == 0

@@ -4,7 +4,7 @@ Writing and reading both go through rosbags' own message classes (its ROS 2 Humb
 typestore; sensor_msgs/Image and CameraInfo are the same in both), so nothing here needs rclpy.
 
     with BagWriter("out/seq.bag", storage="mcap") as bag:
-        bag.write_image("/camera/color/image_raw", stamp_ns, rgb, "rgb8", "camera_color_optical_frame")
+        bag.write_image("/camera/color/image_raw", stamp_ns, rgb, "rgb8", "camera_optical")
     for message in read_bag("out/seq.bag", ["/camera/color/image_raw"]):
         rgb = message_rgb(message)          # (H, W, 3) uint8, from an Image or CompressedImage
 
@@ -114,7 +114,8 @@ class BagWriter:
         self.path = Path(path)
         if self.path.exists():
             raise ValueError(
-                f"{self.path} exists: a bag is written into a new folder (remove it or choose another)"
+                f"{self.path} exists: a bag is written into a new folder (remove it or choose "
+                "another)"
             )
         self.typestore = typestore(distro)
         self._writer = Writer(self.path, version=BAG_VERSION, storage_plugin=plugins[storage])
@@ -184,7 +185,8 @@ class BagWriter:
     def write_camera_info(
         self, topic: str, stamp: int, camera: CameraIntrinsics, frame_id: str
     ) -> None:
-        """One sensor_msgs/CameraInfo of a camera without rectification (R identity, P = [K | 0])."""
+        """One sensor_msgs/CameraInfo of a camera without rectification (R identity,
+        P = [K | 0])."""
         types = self.typestore.types
         k = np.array([camera.fx, 0.0, camera.cx, 0.0, camera.fy, camera.cy, 0.0, 0.0, 1.0])
         p = np.array(
@@ -305,8 +307,8 @@ class _open:
             if len(mcaps) == 1:
                 return self._salvage_mcap(mcaps[0], e)
             raise BagError(
-                f"{path}: cannot open the bag ({type(e).__name__}: {e}); if it is a recording that was "
-                "cut short, `ros2 bag reindex` may recover its metadata"
+                f"{path}: cannot open the bag ({type(e).__name__}: {e}); if it is a recording "
+                "that was cut short, `ros2 bag reindex` may recover its metadata"
             ) from e
         reader = self._reader
         storage = "mcap" if any(path.glob("*.mcap")) else "sqlite3"
@@ -334,7 +336,8 @@ class _open:
         if not channels:
             self._file.close()
             raise BagError(
-                f"{self.path}: cannot open the bag ({type(cause).__name__}: {cause}); no topic found in it"
+                f"{self.path}: cannot open the bag ({type(cause).__name__}: {cause}); no topic "
+                "found in it"
             )
         topics = {topic: (msgtype, -1) for topic, msgtype in channels.values()}
 

@@ -38,7 +38,8 @@ class CameraIntrinsics:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> CameraIntrinsics:
-        """A camera_calibration / camera_info_manager YAML file (image_width, camera_matrix, ...)."""
+        """A camera_calibration / camera_info_manager YAML file (image_width, camera_matrix,
+        ...)."""
         import yaml
 
         with open(path) as f:

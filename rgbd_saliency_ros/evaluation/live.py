@@ -318,14 +318,16 @@ def _connect(node, listener: _Listener, kinds: dict, live: LiveOptions) -> dict:
 
 
 def _wait_for_node(publishers: dict, options: ReplayOptions, live: LiveOptions) -> None:
-    """Until the color and depth topics have a subscriber (the node subscribes once its model is loaded)."""
+    """Until the color and depth topics have a subscriber (the node subscribes once its model
+    is loaded)."""
     deadline = time.monotonic() + live.discovery_timeout_s
     inputs = [publishers[options.color_topic], publishers[options.depth_topic]]
     while any(p.get_subscription_count() == 0 for p in inputs):
         if time.monotonic() > deadline:
             raise TimeoutError(
                 f"no subscriber on {options.color_topic} and {options.depth_topic} after "
-                f"{live.discovery_timeout_s:.0f} s: is saliency_node running, on the same ROS_DOMAIN_ID?"
+                f"{live.discovery_timeout_s:.0f} s: is saliency_node running, on the same "
+                "ROS_DOMAIN_ID?"
             )
         time.sleep(0.05)
     time.sleep(1.0)  # the node's side of the match can lag this side's
@@ -395,7 +397,8 @@ def _drain(listener: _Listener, expected: int, live: LiveOptions) -> None:
 
 
 def _next_status(listener: _Listener, timeout_s: float = 3.0) -> None:
-    """Waits for a /diagnostics message sent after now (the node's counters include every frame)."""
+    """Waits for a /diagnostics message sent after now (the node's counters include every
+    frame)."""
     with listener.lock:
         seen = listener.statuses
     deadline = time.monotonic() + timeout_s

@@ -1,19 +1,21 @@
 """RGB-D image folders (and ground truth) to a rosbag2 a robot's camera could have recorded.
 
     rgbd-saliency make-bag --rgb-dir seq/rgb --depth-dir seq/depth --gt-dir seq/gt --out seq_bag
-    rgbd-saliency make-bag ... --depth-format tum --depth-encoding 32FC1 --storage mcap --rate 15 --hfov-deg 69
+    rgbd-saliency make-bag ... --depth-format tum --depth-encoding 32FC1 --storage mcap \
+        --rate 15 --hfov-deg 69
 
-Frames are matched by sorted file name (as ``predict`` does) and stamped ``start + i / rate``; every
-message's log time is its stamp. What goes in, on the node's default topics:
+Frames are matched by sorted file name (as ``predict`` does) and stamped ``start + i / rate``;
+every message's log time is its stamp. What goes in, on the node's default topics:
 
 - color: sensor_msgs/Image rgb8 on /camera/color/image_raw;
 - depth: sensor_msgs/Image on /camera/aligned_depth_to_color/image_raw, REP 118: 16UC1 millimetres
   (0 = no measurement) or 32FC1 metres (NaN = no measurement). From metric files (``mm16``,
-  ``tum``, ``sun``, ``nyu``) the values are the real distances. From the data sets' 8-bit relative
-  depth (``relative8``, near = dark) there is no distance to recover: value v / 255 is written as
-  the pseudo-distance ``min + v / 255 * (max - min)`` metres (``--relative-range-m``, by default the
-  runtime's depth clip range, 0.1 to 10 m), which the runtime's default conversion (per-frame or
-  fixed over that range) turns back into v / 255; the bag's metadata.yaml says so under custom_data;
+  ``tum``, ``sun``, ``nyu``) the values are the real distances. From the data sets' 8-bit
+  relative depth (``relative8``, near = dark) there is no distance to recover: value v / 255 is
+  written as the pseudo-distance ``min + v / 255 * (max - min)`` metres (``--relative-range-m``,
+  by default the runtime's depth clip range, 0.1 to 10 m), which the runtime's default
+  conversion (per-frame or fixed over that range) turns back into v / 255; the bag's
+  metadata.yaml says so under custom_data;
 - ground truth (``--gt-dir``): mono8 0/255 on /ground_truth/mask, stamped as its color frame;
 - CameraInfo (``--camera-info calib.yaml`` or ``--hfov-deg``) on /camera/color/camera_info.
 
@@ -126,7 +128,8 @@ class MadeBag:
 
 
 def read_depth_m(path: Path, options: MakeBagOptions) -> np.ndarray:
-    """A depth file -> (H, W) float32 metres (NaN = no measurement); pseudo-metres for relative8."""
+    """A depth file -> (H, W) float32 metres (NaN = no measurement); pseudo-metres for
+    relative8."""
     fmt = options.depth_format
     if fmt == "tum":
         return read_tum_depth(path)
@@ -166,8 +169,9 @@ def depth_note(options: MakeBagOptions) -> str:
     low, high = options.relative_range_m
     orientation = "near = bright" if options.relative_near_is_bright else "near = dark"
     return (
-        f"{options.depth_encoding} {unit}; PSEUDO-metric: 8-bit relative depth v ({orientation}) written as "
-        f"{low:g} + v / 255 * {high - low:g} m (nearest = {low:g} m), not real distances"
+        f"{options.depth_encoding} {unit}; PSEUDO-metric: 8-bit relative depth v "
+        f"({orientation}) written as {low:g} + v / 255 * {high - low:g} m (nearest = "
+        f"{low:g} m), not real distances"
     )
 
 
@@ -189,7 +193,8 @@ def _write_frame(
 
 
 def read_gt(path: Path) -> np.ndarray:
-    """A ground-truth image -> (H, W) uint8 0/255 (foreground where the grey value is above 128)."""
+    """A ground-truth image -> (H, W) uint8 0/255 (foreground where the grey value is above
+    128, ``metrics.binarize``)."""
     grey = cv2.imread(os.fspath(path), cv2.IMREAD_GRAYSCALE)
     if grey is None:
         raise ValueError(f"{path}: not a readable image")
@@ -245,7 +250,8 @@ def make_bag(
                 gt = read_gt(gts[i])
                 if gt.shape != rgb.shape[:2]:
                     raise ValueError(
-                        f"{gts[i]} is {gt.shape[1]}x{gt.shape[0]}, its color frame {rgb.shape[1]}x{rgb.shape[0]}"
+                        f"{gts[i]} is {gt.shape[1]}x{gt.shape[0]}, its color frame "
+                        f"{rgb.shape[1]}x{rgb.shape[0]}"
                     )
                 bag.write_image(topics.gt, stamp, gt, "mono8", options.frame_id)
             if camera is None and hfov_deg is not None:

@@ -60,8 +60,9 @@ class McapScanner:
         return dict(self.channels)
 
     def messages(self, wanted: set[str]) -> Iterator[tuple[str, str, int, bytes]]:
-        """(topic, message type, log time ns, raw) of the wanted topics, in file order; McapError at
-        the first damaged or missing byte, or at the end of a file without its footer."""
+        """(topic, message type, log time ns, raw) of the wanted topics, in file order;
+        McapError at the first damaged or missing byte, or at the end of a file without its
+        footer."""
         self._ended_cleanly = False
         for channel_id, log_time, raw in self._records(self.file, top=True):
             topic, msgtype = self.channels.get(channel_id, (None, None))

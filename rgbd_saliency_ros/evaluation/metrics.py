@@ -40,7 +40,8 @@ FOREGROUND_ABOVE = 128  # a grey mask's foreground (ground truth, saved masks): 
 
 
 def binarize(grey: np.ndarray) -> np.ndarray:
-    """(H, W) grey mask -> uint8 0/255, foreground where the value is above ``FOREGROUND_ABOVE``."""
+    """(H, W) grey mask -> uint8 0/255, foreground where the value is above
+    ``FOREGROUND_ABOVE``."""
     return np.where(grey > FOREGROUND_ABOVE, np.uint8(255), np.uint8(0))
 
 

@@ -4,9 +4,8 @@ The node is started by its module name (no import of ``ros/``: evaluation stays 
 environment passed to the process only, never set in this one.
 
     env = private_ros_env(domain)
-    node = subprocess.Popen(node_command(sam2, weights, {"diagnostics_period_s": 0.5}), env=env)
-    ...
-    stop_process(node)
+    with running(node_command(sam2, weights, {"diagnostics_period_s": 0.5}), env=env) as node:
+        ...  # stopped as Ctrl-C stops it when the block ends
 """
 
 from __future__ import annotations
@@ -15,7 +14,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 NODE_MODULE = "rgbd_saliency_ros.ros.node"
 
@@ -70,3 +70,14 @@ def stop_process(process: subprocess.Popen, timeout_s: float = 20.0) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@contextmanager
+def running(command: list[str], **popen_args) -> Iterator[subprocess.Popen]:
+    """``command`` as a process (``subprocess.Popen(command, **popen_args)``) for the ``with``
+    block, stopped by ``stop_process`` when it ends, however it ends."""
+    process = subprocess.Popen(command, **popen_args)
+    try:
+        yield process
+    finally:
+        stop_process(process)

@@ -1,8 +1,10 @@
 """A rosbag through the model, every color + depth pair in order: masks, metrics and a report.
 
-    rgbd-saliency replay --bag seq_bag --out out/replay --sam2-checkpoint S.pt --weights W.safetensors
-    rgbd-saliency replay --bag robot.mcap_folder --out out/r --engine step.onnx --backend onnxruntime \
-        --color-topic /cam/color/image_raw --depth-topic /cam/depth/image_rect_raw --gt-dir labels/ --gt-match stamp
+    rgbd-saliency replay --bag seq_bag --out out/replay --sam2-checkpoint S.pt \
+        --weights W.safetensors
+    rgbd-saliency replay --bag robot.mcap_folder --out out/r --engine step.onnx \
+        --backend onnxruntime --color-topic /cam/color/image_raw \
+        --depth-topic /cam/depth/image_rect_raw --gt-dir labels/ --gt-match stamp
 
 Deterministic: the bag is read in log-time order, color and depth are paired by header stamp as
 the node pairs them (same slop, same handling of loops and gaps), and every pair is run, none
@@ -15,7 +17,8 @@ of the given name, ``<topic>/compressed`` and ``<topic>/compressedDepth`` are re
 
 Ground truth, when there is any: a mono8 / 8UC1 mask topic in the bag (``--gt-topic``, matched to
 the color frame with the same stamp, within the slop), or a folder of masks matched by color frame
-index (sorted names) or by stamp (file names are stamps in seconds, e.g. ``1700000000.033333.png``).
+index (sorted names) or by stamp (file names are stamps in seconds, e.g.
+``1700000000.033333.png``).
 
 3D: with the color CameraInfo in the bag (``--camera-info-topic``, the first one is used), each
 frame's object is placed in 3D from its mask and the depth (``runtime.geometry``), and so is the
@@ -129,7 +132,8 @@ class GroundTruth:
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike, match: str, slop_s: float) -> GroundTruth:
-        """Masks in ``folder`` matched by sorted position ("index") or by file name in seconds ("stamp")."""
+        """Masks in ``folder`` matched by sorted position ("index") or by file name in seconds
+        ("stamp")."""
         files = image_files(folder)
         if not files:
             raise ValueError(f"{folder}: no ground-truth images")
@@ -215,7 +219,8 @@ def check_topics(path: str | os.PathLike, options: ReplayOptions) -> BagInfo:
 def load_ground_truth(
     path: str | os.PathLike, options: ReplayOptions, topics: dict[str, tuple[str, int]]
 ) -> GroundTruth | None:
-    """The replay's ground truth: the folder if given, else the bag's mask topic if present, else None.
+    """The replay's ground truth: the folder if given, else the bag's mask topic if present,
+    else None.
 
     Reading the mask topic stops quietly at damage: the main pass reports it.
     """
