@@ -73,8 +73,10 @@ def private_domain(offset: int) -> int:
 
 def ros_child_env(domain: int) -> dict[str, str]:
     """The environment of a child process (a node, a camera) on ``domain``, discovering only
-    this machine's participants."""
-    return dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    this machine's participants (the package's own, which the demo uses)."""
+    from rgbd_saliency_ros.evaluation.node_process import private_ros_env
+
+    return private_ros_env(domain)
 
 
 @contextlib.contextmanager

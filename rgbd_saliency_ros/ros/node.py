@@ -50,6 +50,7 @@ from .diagnostics import (
 )
 from ..runtime.pairing import (
     CLOCK_JUMPS,
+    DROPPED_KINDS,
     DUPLICATE_STAMP,
     OUT_OF_ORDER,
     STRAY_STAMP,
@@ -548,7 +549,7 @@ class SaliencyNode(LifecycleNode):
         for name, counter in _PAIRER_COUNTERS.items():
             if pairer.counters[name] != before[name]:
                 self.stats[stream].set_count(counter, pairer.counters[name])
-        for kind in (DUPLICATE_STAMP, OUT_OF_ORDER, STRAY_STAMP):
+        for kind in DROPPED_KINDS:
             if pairer.counters[kind] != before[kind]:
                 self._warn(
                     stream,
