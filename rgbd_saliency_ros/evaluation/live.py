@@ -47,14 +47,11 @@ from .bags import (
 )
 from .replay import (
     GroundTruth,
+    ReplayInputs,
     ReplayOptions,
-    bag_rate_hz,
-    bag_topics,
-    check_topics,
+    finish_replay,
     fit_mask,
     frame_centroids,
-    load_camera,
-    load_ground_truth,
 )
 from .report import FrameRecord, ReplayRecorder
 
@@ -179,44 +176,22 @@ def live_replay(
         TimeoutError: no node subscribed to the color and depth topics in time.
         BagError: the bag cannot be read (a damaged one after reporting what was played).
     """
-    options = bag_topics(bag_info(bag), options or ReplayOptions())
-    live = live or LiveOptions()
-    contents = check_topics(bag, options)
-    gt = load_ground_truth(bag, options, contents.topics)
-    camera, camera_source = load_camera(bag, options, contents.topics)
-    played = _play_to_node(bag, options, live, _message_classes(options, contents.topics))
+    inputs = ReplayInputs.read(bag, options)
+    options, live = inputs.options, live or LiveOptions()
+    played = _play_to_node(bag, options, live, _message_classes(options, inputs.contents.topics))
     outputs = played.outputs
     answered = sorted(
         index
         for new, (index, _) in played.stamps.items()
         if new in outputs and outputs[new].mask_png
     )
-    recorder = ReplayRecorder(
-        out_dir,
-        "live",
-        played.sent["color"],
-        options.probabilities,
-        options.video,
-        bag_rate_hz(contents, options.color_topic),
-        example_indices=answered,
-    )
+    recorder = inputs.recorder(out_dir, "live", examples=answered)
     by_original = {original: new for new, (_, original) in played.stamps.items()}
-    scorer = _Scorer(options, recorder, gt, outputs, by_original, camera)
+    scorer = _Scorer(options, recorder, inputs.gt, outputs, by_original, inputs.camera)
     scorer.score(bag, played.error)
     counts, info = _counts_and_info(bag, played, live)
-    counts.update(scorer.counts)
-    counts.update({"centroid_source": camera_source, "centroid_camera": camera is not None})
-    error = played.error
-    summary = recorder.finish(
-        counts, info, complete=error is None, error=str(error) if error else None
-    )
-    if error is not None:
-        raise BagError(
-            f"{error}\nwhat was played before it is reported in {out_dir} "
-            '(metrics.json: "complete": false)',
-            error.messages_read,
-        ) from error
-    return summary
+    counts.update({**scorer.counts, **inputs.counts()})
+    return finish_replay(recorder, counts, info, played.error, "what was played")
 
 
 def _counts_and_info(bag, played: _Played, live: LiveOptions) -> tuple[dict, dict]:

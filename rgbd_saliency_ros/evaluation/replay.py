@@ -304,6 +304,76 @@ def model_info(backend: StepBackend, weights: str | None = None) -> dict[str, An
     }
 
 
+@dataclass
+class ReplayInputs:
+    """What both replays (offline, live) read from the bag before its frames."""
+
+    options: ReplayOptions  # with the transports' topics where the bag has only those
+    contents: BagInfo
+    gt: GroundTruth | None
+    camera: CameraModel | None  # the color camera, for 3D centroids
+    camera_source: str  # where the camera came from, or why there is none
+
+    @classmethod
+    def read(cls, bag: str | os.PathLike, options: ReplayOptions | None) -> ReplayInputs:
+        """Raises BagError (no such bag, missing topics), ValueError (ground-truth folder)."""
+        options = bag_topics(bag_info(bag), options or ReplayOptions())
+        contents = check_topics(bag, options)
+        camera, camera_source = load_camera(bag, options, contents.topics)
+        gt = load_ground_truth(bag, options, contents.topics)
+        return cls(options, contents, gt, camera, camera_source)
+
+    @property
+    def color_count(self) -> int:
+        """Color messages in the bag (-1: unknown, a damaged MCAP file)."""
+        return self.contents.topics[self.options.color_topic][1]
+
+    def recorder(
+        self, out_dir: str | os.PathLike, mode: str, examples: list[int] | None = None
+    ) -> ReplayRecorder:
+        """The recorder of this bag's replay (frame count, outputs, the bag's frame rate)."""
+        options = self.options
+        return ReplayRecorder(
+            out_dir,
+            mode,
+            max(self.color_count, 0),
+            options.probabilities,
+            options.video,
+            bag_rate_hz(self.contents, options.color_topic),
+            example_indices=examples,
+        )
+
+    def counts(self) -> dict[str, Any]:
+        """Where ground truth and the camera came from, for metrics.json."""
+        return {
+            "gt_source": _gt_source(self.options, self.gt),
+            "centroid_source": self.camera_source,
+            "centroid_camera": self.camera is not None,
+        }
+
+
+def finish_replay(
+    recorder: ReplayRecorder,
+    counts: dict[str, Any],
+    info: dict[str, Any],
+    error: BagError | None,
+    done: str,
+) -> dict[str, Any]:
+    """Writes the replay's summary files and returns metrics.json's content; a bag damaged part
+    way (``error``) is raised after them, saying that ``done`` (what the replay got to) is
+    written."""
+    summary = recorder.finish(
+        counts, info, complete=error is None, error=str(error) if error else None
+    )
+    if error is not None:
+        raise BagError(
+            f'{error}\n{done} before it: written to {recorder.out} (metrics.json: "complete": '
+            "false)",
+            error.messages_read,
+        ) from error
+    return summary
+
+
 def replay_bag(
     bag: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -323,47 +393,22 @@ def replay_bag(
             writing the outputs of everything processed before the damage).
         ValueError: ground-truth folder problems.
     """
-    options = bag_topics(bag_info(bag), options or ReplayOptions())
-    contents = check_topics(bag, options)
-    camera, camera_source = load_camera(bag, options, contents.topics)
-    color_count = contents.topics[options.color_topic][1]
-    recorder = ReplayRecorder(
-        out_dir,
-        "offline",
-        max(color_count, 0),
-        options.probabilities,
-        options.video,
-        bag_rate_hz(contents, options.color_topic),
-    )
+    inputs = ReplayInputs.read(bag, options)
+    recorder = inputs.recorder(out_dir, "offline")
     # The first step initialises lazily: it would count as the first frame's latency.
     backend.warmup(1)
-    run = _OfflineRun(
-        SaliencyRuntime(backend, options.saliency),
-        recorder,
-        load_ground_truth(bag, options, contents.topics),
-        camera,
-        options,
-    )
-    error = run.play(bag, color_count)
+    runtime = SaliencyRuntime(backend, inputs.options.saliency)
+    run = _OfflineRun(runtime, recorder, inputs.gt, inputs.camera, inputs.options)
+    error = run.play(bag, inputs.color_count)
     counts = {
         **run.counts(),
         # MCAP chunks failing their CRC
         "damaged_chunks": error.damaged_chunks if error is not None else 0,
-        "gt_source": _gt_source(options, run.gt),
-        "centroid_source": camera_source,
-        "centroid_camera": camera is not None,
+        **inputs.counts(),
     }
     info = {"bag": os.fspath(bag), **model_info(backend, weights_name)}
-    summary = recorder.finish(
-        counts, info, complete=error is None, error=str(error) if error else None
-    )
-    if error is not None:
-        raise BagError(
-            f"{error}\nthe {counts['processed']} pairs processed before it are written to "
-            f'{out_dir} (metrics.json: "complete": false)',
-            error.messages_read,
-        ) from error
-    return summary
+    done = f"the {counts['processed']} pairs processed"
+    return finish_replay(recorder, counts, info, error, done)
 
 
 class _OfflineRun:
