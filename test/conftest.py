@@ -27,6 +27,20 @@ def find_shared(*parts: str) -> Path:
     return path
 
 
+def tum_rgbd():
+    """TUM RGB-D's real 640x480 frame from ../shared (the calling test skips without it):
+    (480, 640, 3) uint8 RGB, (480, 640) uint16 millimetres as 16UC1 carries them (0 invalid)
+    and (480, 640) float32 metres (NaN invalid)."""
+    import cv2
+
+    from rgbd_saliency_ros.runtime.depth import encode_ros_depth, read_tum_depth
+
+    folder = find_shared("data", "rgbd_encodings")
+    rgb = cv2.cvtColor(cv2.imread(str(folder / "TUM_color.png")), cv2.COLOR_BGR2RGB)
+    metres = read_tum_depth(folder / "TUM_depth.png")
+    return rgb, encode_ros_depth(metres, "16UC1"), metres
+
+
 def package_files() -> list[Path]:
     """The Python files a robot installs: the package and the launch files."""
     return sorted((REPO_ROOT / "rgbd_saliency_ros").rglob("*.py")) + sorted(
@@ -77,6 +91,43 @@ def ros_child_env(domain: int) -> dict[str, str]:
     from rgbd_saliency_ros.evaluation.node_process import private_ros_env
 
     return private_ros_env(domain)
+
+
+@contextlib.contextmanager
+def spinning(context, *nodes, executor=None):
+    """Spins ``nodes`` on a thread of their own until exit; then shuts the executor down and
+    destroys the nodes. By default one thread, as rclpy.spin runs a node: the node re-creates
+    subscriptions from its own callbacks (QoS following, lifecycle), which a multi-threaded
+    executor can race (InvalidHandle)."""
+    import threading
+
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = executor or SingleThreadedExecutor(context=context)
+    for node in nodes:
+        executor.add_node(node)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    try:
+        yield executor
+    finally:
+        executor.shutdown(timeout_sec=5)
+        for node in nodes:
+            node.destroy_node()
+
+
+def node_parameters(sam2_checkpoint, weights, **values) -> list:
+    """rclpy Parameters of a SaliencyNode under test: its weights first, reliable input (as
+    camera drivers publish), then ``values`` by name, "." written "__"
+    (``depth__max_depth_m=6.0``)."""
+    from rclpy.parameter import Parameter
+
+    named = {
+        "sam2_checkpoint": str(sam2_checkpoint),
+        "weights": str(weights),
+        "input_qos.reliability": "reliable",
+        **{name.replace("__", "."): value for name, value in values.items()},
+    }
+    return [Parameter(name, value=value) for name, value in named.items()]
 
 
 @contextlib.contextmanager

@@ -9,22 +9,23 @@ import time
 import cv2
 import numpy as np
 import pytest
-from conftest import private_domain, private_ros_context, wait_for
+from conftest import (
+    node_parameters,
+    private_domain,
+    private_ros_context,
+    spinning,
+    wait_for,
+    tum_rgbd,
+)
 
 from rgbd_saliency_ros.runtime.compressed import COMPRESSED_ERROR_KINDS, encode_color, encode_depth
-from rgbd_saliency_ros.runtime.depth import read_tum_depth
 
 MAX_PIXELS = 640 * 480
 
 
 @pytest.fixture(scope="module")
 def tum():
-    from conftest import find_shared
-
-    data = find_shared("data", "rgbd_encodings")
-    rgb = cv2.cvtColor(cv2.imread(str(data / "TUM_color.png")), cv2.COLOR_BGR2RGB)
-    depth_m = read_tum_depth(data / "TUM_depth.png")
-    return rgb, np.nan_to_num(depth_m * 1000, nan=0).round().astype(np.uint16), depth_m
+    return tum_rgbd()
 
 
 def _delivered(fmt: str, data: bytes):
@@ -137,11 +138,11 @@ COLOR, DEPTH = "/camera/color/image_raw", "/camera/aligned_depth_to_color/image_
 def rig(tmp_path_factory, tum):
     """Two nodes at input 64 with the same random weights on a private domain: ``compressed``
     (color_transport compressed, depth_transport compressedDepth) and ``raw`` (namespace /raw),
-    and a camera node publishing to both (reliable, as drivers do) and collecting probabilities."""
+    and a camera node publishing to both (reliable, as drivers do) and collecting probabilities.
+    Over 60 lines: one module-wide set-up, kept whole so that its teardown mirrors it."""
     import threading
 
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CompressedImage, Image
@@ -151,13 +152,9 @@ def rig(tmp_path_factory, tum):
 
     sam2, weights = write_random_weights(tmp_path_factory.mktemp("weights"), input_size=64)
     with private_ros_context(private_domain(140)) as context:
-        common = [
-            Parameter("sam2_checkpoint", value=str(sam2)),
-            Parameter("weights", value=str(weights)),
-            Parameter("input_qos.reliability", value="reliable"),
-            Parameter("max_image_pixels", value=MAX_PIXELS),
-            Parameter("diagnostics_period_s", value=0.5),
-        ]
+        common = node_parameters(
+            sam2, weights, max_image_pixels=MAX_PIXELS, diagnostics_period_s=0.5
+        )
         compressed = SaliencyNode(
             context=context,
             parameter_overrides=common
@@ -195,26 +192,14 @@ def rig(tmp_path_factory, tum):
             camera.create_subscription(
                 Image, prefix + "/probability", lambda m, p=prefix: keep(p, m), qos
             )
-        # One thread, as rclpy.spin runs the node: it re-creates subscriptions from its own
-        # callbacks (QoS following, lifecycle), which a multi-threaded executor can race
-        # (InvalidHandle).
-        executor = SingleThreadedExecutor(context=context)
-        for node in (compressed, raw, camera):
-            executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
-        wait_for(
-            lambda: all(p.get_subscription_count() for p in publishers.values()),
-            "the nodes to subscribe",
-        )
-        try:
+        with spinning(context, compressed, raw, camera):
+            wait_for(
+                lambda: all(p.get_subscription_count() for p in publishers.values()),
+                "the nodes to subscribe",
+            )
             yield dict(
                 compressed=compressed, raw=raw, publishers=publishers, received=received, tum=tum
             )
-        finally:
-            executor.shutdown(timeout_sec=5)
-            for node in (compressed, raw, camera):
-                node.destroy_node()
 
 
 class Stamps:

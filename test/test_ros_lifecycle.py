@@ -11,9 +11,8 @@ import os
 import threading
 import time
 
-import numpy as np
 import pytest
-from conftest import private_domain, wait_for
+from conftest import private_domain, tum_rgbd, wait_for
 
 DEADLINE_S = 60.0
 QUIET_S = 2.0  # how long "no mask" is waited for (frames go every 0.1 s)
@@ -32,7 +31,6 @@ class Client:
     """Lifecycle, parameter and frame client of the node under test."""
 
     def __init__(self, context, node_name: str) -> None:
-        import cv2
         import rclpy
         from lifecycle_msgs.srv import ChangeState, GetState
         from rcl_interfaces.srv import SetParameters
@@ -40,17 +38,9 @@ class Client:
         from sensor_msgs.msg import Image
         from std_msgs.msg import Header
 
-        from conftest import find_shared
         from rgbd_saliency_ros.ros.conversions import image_message
-        from rgbd_saliency_ros.runtime.depth import read_tum_depth
 
-        tum = find_shared("data", "rgbd_encodings")
-        rgb = cv2.cvtColor(cv2.imread(str(tum / "TUM_color.png")), cv2.COLOR_BGR2RGB)
-        mm = (
-            np.nan_to_num(read_tum_depth(tum / "TUM_depth.png") * 1000, nan=0)
-            .round()
-            .astype(np.uint16)
-        )
+        rgb, mm, _ = tum_rgbd()
         self.node = rclpy.create_node("lifecycle_client", context=context)
         self.color = image_message(rgb, "rgb8", Header(frame_id="tum_camera"))
         self.depth = image_message(mm, "16UC1", Header(frame_id="tum_camera"))

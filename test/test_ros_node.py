@@ -15,14 +15,20 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import private_domain, ros_child_env, private_ros_context, wait_for
+from conftest import (
+    tum_rgbd,
+    node_parameters,
+    private_domain,
+    ros_child_env,
+    private_ros_context,
+    spinning,
+    wait_for,
+)
 
 DEADLINE_S = 60.0  # generous: the CPU is shared
-TUM = Path(__file__).resolve().parents[2] / "shared" / "data" / "rgbd_encodings"
 
 
 # The publisher process ---------------------------------------------------------------------------
@@ -37,6 +43,7 @@ def publisher_main() -> None:
      "reliability": "reliable" | "best_effort"}
 
     One publisher per topic and reliability (reliable, as RealSense publishes, unless asked).
+    Over 60 lines: the child process's whole script, its frames and its command loop.
     """
     import array
 
@@ -47,14 +54,8 @@ def publisher_main() -> None:
     from std_msgs.msg import Header
 
     from rgbd_saliency_ros.ros.conversions import image_message
-    from rgbd_saliency_ros.runtime.depth import read_tum_depth
 
-    rgb = cv2.cvtColor(cv2.imread(str(TUM / "TUM_color.png")), cv2.COLOR_BGR2RGB)
-    mm = (
-        np.nan_to_num(read_tum_depth(TUM / "TUM_depth.png") * 1000, nan=0)
-        .round()
-        .astype(np.uint16)
-    )
+    rgb, mm, _ = tum_rgbd()
     frames = {
         "color": (rgb, "rgb8"),
         "depth": (mm, "16UC1"),
@@ -215,12 +216,13 @@ class Timeline:
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
-    """Both nodes ready, a probe node listening, and the publisher process."""
+    """The nodes ready (one stream, two streams, the package's defaults in a namespace), a probe
+    node listening, and the publisher process. Over 60 lines: one module-wide set-up, in the
+    order it must happen, kept whole so that its teardown mirrors it."""
     from conftest import find_shared
 
     find_shared("data", "rgbd_encodings")
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
     from rgbd_saliency_ros.model.random_weights import write_random_weights
@@ -230,14 +232,13 @@ def rig(tmp_path_factory):
     domain = private_domain(100)
     env = ros_child_env(domain)
     with private_ros_context(domain) as context:
-        common = [
-            Parameter("sam2_checkpoint", value=str(sam2_ckpt)),
-            Parameter("weights", value=str(weights)),
-            Parameter("input_qos.reliability", value="reliable"),
-            Parameter("max_image_pixels", value=640 * 480),
-            Parameter("reset_timeout_s", value=1.0),
-            Parameter("diagnostics_period_s", value=0.5),
-        ]
+        common = node_parameters(
+            sam2_ckpt,
+            weights,
+            max_image_pixels=640 * 480,
+            reset_timeout_s=1.0,
+            diagnostics_period_s=0.5,
+        )
         single = SaliencyNode(context=context, parameter_overrides=common)
         pair = SaliencyNode(
             context=context,
@@ -270,36 +271,26 @@ def rig(tmp_path_factory):
         from diagnostic_msgs.msg import DiagnosticArray
 
         probe.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
-        # One thread, as rclpy.spin runs the node: it re-creates subscriptions from its own
-        # callbacks (QoS following, lifecycle), which a multi-threaded executor can race
-        # (InvalidHandle).
-        executor = SingleThreadedExecutor(context=context)
-        for node in (single, pair, auto, probe):
-            executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
-        camera = Camera(env)
-        rig = dict(
-            single=single,
-            pair=pair,
-            auto=auto,
-            probe=probe,
-            outputs=outputs,
-            streams=streams,
-            camera=camera,
-            diagnostics=diagnostics,
-            time=Timeline(),
-            context=context,
-        )
-        try:
-            for ns in outputs:
-                handshake(rig, ns)
-            yield rig
-        finally:
-            camera.close()
-            executor.shutdown(timeout_sec=5)
-            for node in (single, pair, auto, probe):
-                node.destroy_node()
+        with spinning(context, single, pair, auto, probe):
+            camera = Camera(env)
+            rig = dict(
+                single=single,
+                pair=pair,
+                auto=auto,
+                probe=probe,
+                outputs=outputs,
+                streams=streams,
+                camera=camera,
+                diagnostics=diagnostics,
+                time=Timeline(),
+                context=context,
+            )
+            try:
+                for ns in outputs:
+                    handshake(rig, ns)
+                yield rig
+            finally:
+                camera.close()
 
 
 def handshake(rig, ns: str, **pair_kwargs) -> float:

@@ -13,8 +13,15 @@ import threading
 import cv2
 import numpy as np
 import pytest
-from conftest import private_domain, private_ros_context, wait_for
-from test_ros_node import DEADLINE_S, TUM, Timeline
+from conftest import (
+    node_parameters,
+    private_domain,
+    private_ros_context,
+    spinning,
+    wait_for,
+    tum_rgbd,
+)
+from test_ros_node import DEADLINE_S, Timeline
 
 K = [
     525.0,
@@ -141,21 +148,14 @@ def rig(tmp_path_factory):
 
     find_shared("data", "rgbd_encodings")
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
     from rgbd_saliency_ros.model.random_weights import write_random_weights
     from rgbd_saliency_ros.ros.node import SaliencyNode
-    from rgbd_saliency_ros.runtime.depth import read_tum_depth
 
     sam2_ckpt, weights = write_random_weights(tmp_path_factory.mktemp("weights"), input_size=64)
     with private_ros_context(private_domain(150)) as context:
-        common = [
-            Parameter("sam2_checkpoint", value=str(sam2_ckpt)),
-            Parameter("weights", value=str(weights)),
-            Parameter("input_qos.reliability", value="reliable"),
-            Parameter("reset_timeout_s", value=1.0),
-        ]
+        common = node_parameters(sam2_ckpt, weights, reset_timeout_s=1.0)
         registering = [
             Parameter("depth_camera_info_topic", value="depth/camera_info"),
             Parameter("depth_to_color.from_tf", value=False),
@@ -175,20 +175,8 @@ def rig(tmp_path_factory):
         for node in nodes.values():
             node.start()
         probe = rclpy.create_node("object_probe", context=context)
-        # One thread, as rclpy.spin runs the node: it re-creates subscriptions from its own
-        # callbacks (QoS following, lifecycle), which a multi-threaded executor can race
-        # (InvalidHandle).
-        executor = SingleThreadedExecutor(context=context)
-        for node in (*nodes.values(), probe):
-            executor.add_node(node)
-        threading.Thread(target=executor.spin, daemon=True).start()
-        rgb = cv2.cvtColor(cv2.imread(str(TUM / "TUM_color.png")), cv2.COLOR_BGR2RGB)
-        depth_mm = (
-            np.nan_to_num(read_tum_depth(TUM / "TUM_depth.png") * 1000, nan=0)
-            .round()
-            .astype(np.uint16)
-        )
-        try:
+        rgb, depth_mm, _ = tum_rgbd()
+        with spinning(context, *nodes.values(), probe):
             yield dict(
                 nodes=nodes,
                 probe=probe,
@@ -198,10 +186,6 @@ def rig(tmp_path_factory):
                 cameras={ns: Camera(probe, f"/{ns}/camera") for ns in nodes},
                 listeners={ns: Listener(probe, f"/{ns}/saliency") for ns in nodes},
             )
-        finally:
-            executor.shutdown(timeout_sec=5)
-            for node in (*nodes.values(), probe):
-                node.destroy_node()
 
 
 def send_until_mask(rig, ns: str, depth_mm=None, gap: bool = False) -> float:
@@ -233,6 +217,8 @@ def cloud_points(msg) -> np.ndarray:
 
 
 def test_3d_outputs_cost_nothing_unheard_then_come_with_the_input_stamps(rig):
+    """Over 60 lines: one scenario in time (unsubscribed, subscribed, each output checked
+    against the same frame), which split tests would have to replay."""
     from rclpy.parameter import Parameter
     from visualization_msgs.msg import Marker
 

@@ -13,17 +13,22 @@ its own key and still answer a valid pair with a mask (random weights at input 6
 import array
 import json
 import sys
-import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import test_ros_node
-from conftest import private_domain, ros_child_env, private_ros_context, wait_for
+from conftest import (
+    tum_rgbd,
+    node_parameters,
+    private_domain,
+    ros_child_env,
+    private_ros_context,
+    spinning,
+    wait_for,
+)
 
 DEADLINE_S = 60.0  # the publisher's wait for the node's subscriptions
-TUM = Path(__file__).resolve().parents[2] / "shared" / "data" / "rgbd_encodings"
 COLOR, DEPTH = "camera/color/image_raw", "camera/aligned_depth_to_color/image_raw"
 INFO = "camera/color/camera_info"
 
@@ -35,11 +40,7 @@ def _frames():
     """name -> (array, encoding): the TUM pair and the depth variants the classes need."""
     import cv2
 
-    from rgbd_saliency_ros.runtime.depth import read_tum_depth
-
-    rgb = cv2.cvtColor(cv2.imread(str(TUM / "TUM_color.png")), cv2.COLOR_BGR2RGB)
-    metres = read_tum_depth(TUM / "TUM_depth.png")
-    mm = np.nan_to_num(metres * 1000, nan=0).round().astype(np.uint16)
+    rgb, mm, metres = tum_rgbd()
     return {
         "color": (rgb, "rgb8"),
         "depth": (mm, "16UC1"),
@@ -230,7 +231,6 @@ def rig(tmp_path_factory, random_weights_64):
     find_shared("data", "rgbd_encodings")
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
-    from rclpy.parameter import Parameter
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, Image
 
@@ -241,14 +241,12 @@ def rig(tmp_path_factory, random_weights_64):
     with private_ros_context(domain) as context:
         node = SaliencyNode(
             context=context,
-            parameter_overrides=[
-                Parameter("sam2_checkpoint", value=random_weights_64[0]),
-                Parameter("weights", value=random_weights_64[1]),
-                Parameter("input_qos.reliability", value="reliable"),
-                Parameter("max_image_pixels", value=640 * 480),
-                Parameter("diagnostics_period_s", value=0.25),
-                Parameter("max_stamp_behind_s", value=86400.0),
-            ],
+            parameter_overrides=node_parameters(
+                *random_weights_64,
+                max_image_pixels=640 * 480,
+                diagnostics_period_s=0.25,
+                max_stamp_behind_s=86400.0,
+            ),
         )  # off by default; the "past" classes need it
         node.start()
         listener = rclpy.create_node("probe_listener", context=context)
@@ -264,26 +262,21 @@ def rig(tmp_path_factory, random_weights_64):
 
             listener.create_subscription(kind, topic, keep, qos)
         executor = MultiThreadedExecutor(num_threads=3, context=context)
-        executor.add_node(node)
-        executor.add_node(listener)
-        threading.Thread(target=executor.spin, daemon=True).start()
-        camera = Camera(env)
-        rig = {
-            "node": node,
-            "camera": camera,
-            "masks": masks,
-            "infos": infos,
-            "seen": {},
-            "t": int(time.time()) * 10**9,
-        }
-        try:
-            _valid_pair(rig)  # each class starts after a mask came back
-            yield rig
-        finally:
-            camera.close()
-            executor.shutdown(timeout_sec=5)
-            node.destroy_node()
-            listener.destroy_node()
+        with spinning(context, node, listener, executor=executor):
+            camera = Camera(env)
+            rig = {
+                "node": node,
+                "camera": camera,
+                "masks": masks,
+                "infos": infos,
+                "seen": {},
+                "t": int(time.time()) * 10**9,
+            }
+            try:
+                _valid_pair(rig)  # each class starts after a mask came back
+                yield rig
+            finally:
+                camera.close()
 
 
 def _next_stamp(rig) -> tuple[int, int]:

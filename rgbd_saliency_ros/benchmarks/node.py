@@ -51,11 +51,10 @@ def tum_frames(folder: str | os.PathLike = TUM_DIR) -> tuple[np.ndarray, np.ndar
     if (folder / "TUM_color.png").exists():
         import cv2
 
-        from ..runtime.depth import read_tum_depth
+        from ..runtime.depth import encode_ros_depth, read_tum_depth
 
         rgb = cv2.cvtColor(cv2.imread(str(folder / "TUM_color.png")), cv2.COLOR_BGR2RGB)
-        depth_m = read_tum_depth(folder / "TUM_depth.png")
-        return rgb, np.nan_to_num(depth_m * 1000.0, nan=0.0).round().astype(np.uint16)
+        return rgb, encode_ros_depth(read_tum_depth(folder / "TUM_depth.png"), "16UC1")
     gen = np.random.default_rng(0)
     return gen.integers(0, 256, (480, 640, 3), np.uint8), gen.integers(
         300, 5000, (480, 640)

@@ -113,6 +113,14 @@ def _as_single_channel(image: np.ndarray, what: str) -> np.ndarray:
     return image
 
 
+def _require_supported(encoding: str) -> None:
+    if encoding not in SUPPORTED_DEPTH_ENCODINGS:
+        raise ValueError(
+            f"unsupported depth encoding {encoding!r}; "
+            f"expected one of {', '.join(SUPPORTED_DEPTH_ENCODINGS)}"
+        )
+
+
 def decode_ros_depth(image: np.ndarray, encoding: str) -> np.ndarray:
     """Decode a ROS depth image (REP 118) to metres.
 
@@ -127,11 +135,7 @@ def decode_ros_depth(image: np.ndarray, encoding: str) -> np.ndarray:
     Raises:
         ValueError: other encodings, or a dtype / shape that does not fit the encoding.
     """
-    if encoding not in SUPPORTED_DEPTH_ENCODINGS:
-        raise ValueError(
-            f"unsupported depth encoding {encoding!r}; "
-            f"expected one of {', '.join(SUPPORTED_DEPTH_ENCODINGS)}"
-        )
+    _require_supported(encoding)
     image = _as_single_channel(image, f"depth encoding {encoding!r}")
     if encoding == "16UC1":
         if image.dtype != np.uint16:
@@ -155,11 +159,7 @@ def encode_ros_depth(depth_m: np.ndarray, encoding: str) -> np.ndarray:
     Returns:
         (H, W) uint16 or float32, a new array.
     """
-    if encoding not in SUPPORTED_DEPTH_ENCODINGS:
-        raise ValueError(
-            f"unsupported depth encoding {encoding!r}; "
-            f"expected one of {', '.join(SUPPORTED_DEPTH_ENCODINGS)}"
-        )
+    _require_supported(encoding)
     depth = _invalid_to_nan(_as_single_channel(np.asarray(depth_m), f"encoding {encoding!r}"))
     if encoding == "32FC1":
         return depth
