@@ -85,14 +85,6 @@ def private_domain(offset: int) -> int:
     return 1 + (os.getpid() + offset) % 200
 
 
-def ros_child_env(domain: int) -> dict[str, str]:
-    """The environment of a child process (a node, a camera) on ``domain``, discovering only
-    this machine's participants (the package's own, which the demo uses)."""
-    from rgbd_saliency_ros.evaluation.node_process import private_ros_env
-
-    return private_ros_env(domain)
-
-
 @contextlib.contextmanager
 def spinning(context, *nodes, executor=None):
     """Spins ``nodes`` on a thread of their own until exit; then shuts the executor down and

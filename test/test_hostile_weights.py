@@ -22,8 +22,9 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from conftest import private_domain, private_ros_context, ros_child_env
+from conftest import private_domain, private_ros_context
 
+from rgbd_saliency_ros.evaluation.node_process import private_ros_env
 from rgbd_saliency_ros.cli import main as cli_main
 from rgbd_saliency_ros.model import CheckpointError
 from rgbd_saliency_ros.model.checkpoints import CONFIG_LIMITS, MAX_HEADER_BYTES, MAX_TENSORS
@@ -275,7 +276,7 @@ def test_node_refuses_at_start_with_a_startup_error(rig, ros_context, name):
 def test_node_process_exits_1_with_one_line(rig, name):
     """End to end: the console script, its exit status and what it prints (no traceback)."""
     path = rig["files"][name]
-    env = ros_child_env(private_domain(60))
+    env = private_ros_env(private_domain(60))
     done = subprocess.run(
         [
             sys.executable,

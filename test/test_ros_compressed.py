@@ -14,8 +14,8 @@ from conftest import (
     private_domain,
     private_ros_context,
     spinning,
-    wait_for,
     tum_rgbd,
+    wait_for,
 )
 
 from rgbd_saliency_ros.runtime.compressed import COMPRESSED_ERROR_KINDS, encode_color, encode_depth

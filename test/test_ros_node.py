@@ -19,14 +19,15 @@ import time
 import numpy as np
 import pytest
 from conftest import (
-    tum_rgbd,
     node_parameters,
     private_domain,
-    ros_child_env,
     private_ros_context,
     spinning,
+    tum_rgbd,
     wait_for,
 )
+
+from rgbd_saliency_ros.evaluation.node_process import private_ros_env
 
 DEADLINE_S = 60.0  # generous: the CPU is shared
 
@@ -230,7 +231,7 @@ def rig(tmp_path_factory):
 
     sam2_ckpt, weights = write_random_weights(tmp_path_factory.mktemp("weights"), input_size=64)
     domain = private_domain(100)
-    env = ros_child_env(domain)
+    env = private_ros_env(domain)
     with private_ros_context(domain) as context:
         common = node_parameters(
             sam2_ckpt,

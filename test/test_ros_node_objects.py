@@ -18,8 +18,8 @@ from conftest import (
     private_domain,
     private_ros_context,
     spinning,
-    wait_for,
     tum_rgbd,
+    wait_for,
 )
 from test_ros_node import DEADLINE_S, Timeline
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 from rclpy.parameter import Parameter
-from conftest import private_domain, private_ros_context, ros_child_env
+from conftest import private_domain, private_ros_context
 
+from rgbd_saliency_ros.evaluation.node_process import private_ros_env
 from rgbd_saliency_ros.ros.object_outputs import OBJECT_PARAMS
 from rgbd_saliency_ros.ros.params import PARAMS, read_parameters, stream_topics
 
@@ -182,7 +183,7 @@ def test_bad_parameters_are_refused_naming_the_parameter(change, named):
 
 def run_node(*args: str) -> subprocess.CompletedProcess:
     script = Path(sys.executable).parent / "saliency_node"
-    env = ros_child_env(private_domain(75))
+    env = private_ros_env(private_domain(75))
     return subprocess.run(
         [str(script), "--ros-args", *args], capture_output=True, text=True, timeout=120, env=env
     )

@@ -19,14 +19,15 @@ import numpy as np
 import pytest
 import test_ros_node
 from conftest import (
-    tum_rgbd,
     node_parameters,
     private_domain,
-    ros_child_env,
     private_ros_context,
     spinning,
+    tum_rgbd,
     wait_for,
 )
+
+from rgbd_saliency_ros.evaluation.node_process import private_ros_env
 
 DEADLINE_S = 60.0  # the publisher's wait for the node's subscriptions
 COLOR, DEPTH = "camera/color/image_raw", "camera/aligned_depth_to_color/image_raw"
@@ -237,7 +238,7 @@ def rig(tmp_path_factory, random_weights_64):
     from rgbd_saliency_ros.ros.node import SaliencyNode
 
     domain = private_domain(150)
-    env = ros_child_env(domain)
+    env = private_ros_env(domain)
     with private_ros_context(domain) as context:
         node = SaliencyNode(
             context=context,

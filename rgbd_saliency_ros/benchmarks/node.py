@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..evaluation.node_process import node_command, private_ros_env, stop_process
 
 # TUM RGB-D's frames in the project's shared data, relative to the working directory: the bench
 # commands run from a clone's root, beside ../shared (an installed package has no such folder).
@@ -305,14 +306,16 @@ def _drive(node, receiver, publisher_command: list, env: dict, deadline: float, 
         return receiver.status.get("saliency_node: camera", {})
     finally:
         receiver.close()
-        _stop(publisher, node)
+        for process in (publisher, node):
+            if process is not None:
+                stop_process(process)
 
 
 def _process_env(domain: int, fastdds_profile: str | None) -> dict[str, str]:
-    """The environment of a child process (node or publisher): this one's, on the private
-    ``domain``, local discovery only, and the Fast DDS ``fastdds_profile`` when given. Only
-    the children get it: this process's own environment is left as it is."""
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    """The environment of a child process (node or publisher): private ROS domain ``domain``
+    (``private_ros_env``) and the Fast DDS ``fastdds_profile`` when given. Only the children get
+    it: this process's own environment is left as it is."""
+    env = private_ros_env(domain)
     if fastdds_profile:
         env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(fastdds_profile).resolve())
     return env
@@ -341,30 +344,15 @@ def _node_command(
     color_in, depth_in = (
         ("compressed", "compressedDepth") if transport == "compressed" else ("raw", "raw")
     )
-    return [
-        sys.executable,
-        "-m",
-        "rgbd_saliency_ros.ros.node",
-        "--ros-args",
-        "-p",
-        f"sam2_checkpoint:={sam2_checkpoint}",
-        "-p",
-        f"weights:={weights}",
-        "-p",
-        f"device:={device}",
-        "-p",
-        f"input_qos.reliability:={input_qos}",
-        "-p",
-        "diagnostics_period_s:=0.5",
-        "-p",
-        "camera_info_topic:=''",
-        "-p",
-        f"color_transport:={color_in}",
-        "-p",
-        f"depth_transport:={depth_in}",
-        "--log-level",
-        "warn",
-    ]
+    params = {
+        "device": device,
+        "input_qos.reliability": input_qos,
+        "diagnostics_period_s": 0.5,
+        "camera_info_topic": "''",
+        "color_transport": color_in,
+        "depth_transport": depth_in,
+    }
+    return node_command(sam2_checkpoint, weights, params, log_level="warn")
 
 
 class _Receiver:
@@ -417,17 +405,6 @@ class _Receiver:
         self.executor.shutdown()
         self.probe.destroy_node()
         rclpy.try_shutdown(context=self.context)
-
-
-def _stop(*processes) -> None:
-    """SIGINT, as a user's Ctrl-C; killed if still there after 20 s."""
-    for process in processes:
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 def bench_node_overhead(**kwargs) -> dict[str, float | str]:
