@@ -231,6 +231,50 @@ def test_a_dead_worker_is_reported_and_shuts_the_node_down(random_weights_64):
         rclpy.try_shutdown(context=context)
 
 
+def test_deactivate_returns_when_the_batch_in_flight_ends(random_weights_64, monkeypatch):
+    """Deactivate waits for a batch being stepped (it must not publish after) and is woken when
+    that batch ends, not at the end of its wait (which the test makes longer than wait_for's)."""
+    import rclpy
+
+    from rgbd_saliency_ros.ros import node as saliency
+
+    monkeypatch.setattr(saliency, "DEACTIVATE_WAIT_S", 600.0)
+    sam2, weights = random_weights_64
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=1 + (os.getpid() + 61) % 200)
+    node = saliency.SaliencyNode(
+        context=context,
+        parameter_overrides=[
+            rclpy.parameter.Parameter("sam2_checkpoint", value=sam2),
+            rclpy.parameter.Parameter("weights", value=weights),
+        ],
+    )
+    stepping, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def slow(batch, taken_s):  # a step that takes until the test says so
+        stepping.set()
+        release.wait()
+
+    try:
+        node.start()
+        node._process = slow
+        with node._cond:
+            node._slots["camera"] = object()
+            node._cond.notify()
+        wait_for(stepping.is_set, "the batch to be stepped")
+        deactivating = threading.Thread(target=lambda: (node.trigger_deactivate(), done.set()))
+        deactivating.start()
+        time.sleep(0.5)
+        assert not done.is_set(), "deactivate returned while a batch was still being stepped"
+        release.set()
+        wait_for(done.is_set, "deactivate to return once the batch ended")
+        assert node._state == "inactive"
+    finally:
+        release.set()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
 DEAD_WORKER_SCRIPT = """
 import sys
 from rgbd_saliency_ros.ros import node as saliency

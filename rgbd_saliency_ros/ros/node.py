@@ -87,6 +87,8 @@ from .qos_matching import AdaptiveSubscription
 
 NODE_NAME = "saliency_node"
 CONFIGURE_TIME = frozenset(spec.name for spec in PARAMS + OBJECT_PARAMS)  # read by configure
+# The longest deactivate waits for a batch in flight (a step on a slow machine takes seconds).
+DEACTIVATE_WAIT_S = 30.0
 WARN_PERIOD_S = 5.0  # at most one warning per stream and kind of trouble in this time
 QOS_CHECK_PERIOD_S = 1.0  # how often the input subscriptions look at their publishers' QoS
 _PAIRER_COUNTERS = {
@@ -401,7 +403,7 @@ class SaliencyNode(LifecycleNode):
             self._slots.clear()
             self._state = "inactive"
             # a batch already past its check publishes before deactivate returns, never after
-            self._cond.wait_for(lambda: not self._stepping, timeout=30.0)
+            self._cond.wait_for(lambda: not self._stepping, timeout=DEACTIVATE_WAIT_S)
 
     def _cleanup(self) -> None:
         """Stops the worker, frees the model (and its GPU memory) and the outputs."""
@@ -640,6 +642,7 @@ class SaliencyNode(LifecycleNode):
             finally:
                 with self._cond:
                     self._stepping = False
+                    self._cond.notify_all()  # a deactivate may be waiting for this batch
 
     def _process(self, batch: dict[str, _Ready], taken_s: float) -> None:
         prepared, p = [], self.params
