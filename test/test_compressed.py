@@ -25,21 +25,17 @@ from rgbd_saliency_ros.runtime.compressed import (
     rvl_encode,
     transport_topic,
 )
-from rgbd_saliency_ros.runtime.depth import decode_ros_depth, read_sun_depth, read_tum_depth
+from rgbd_saliency_ros.runtime.depth import decode_ros_depth, read_sun_depth
 
 MAX_PIXELS = 640 * 480
 
 
 @pytest.fixture(scope="module")
 def tum():
-    """TUM RGB-D's real pair: (480, 640, 3) uint8 RGB, (480, 640) uint16 millimetres (0 invalid),
-    (480, 640) float32 metres (NaN invalid, TUM's 1/5000 m steps)."""
-    from conftest import find_shared
+    """TUM RGB-D's real pair: RGB, 16UC1 millimetres and metres (TUM's 1/5000 m steps)."""
+    from conftest import tum_rgbd
 
-    data = find_shared("data", "rgbd_encodings")
-    rgb = cv2.cvtColor(cv2.imread(str(data / "TUM_color.png")), cv2.COLOR_BGR2RGB)
-    depth_m = read_tum_depth(data / "TUM_depth.png")
-    return rgb, np.nan_to_num(depth_m * 1000, nan=0).round().astype(np.uint16), depth_m
+    return tum_rgbd()
 
 
 def test_png_color_is_lossless_and_stored_as_the_plugin_stores_it(tum):

@@ -9,14 +9,8 @@ import time
 import cv2
 import numpy as np
 import pytest
-from conftest import (
-    node_parameters,
-    private_domain,
-    private_ros_context,
-    spinning,
-    tum_rgbd,
-    wait_for,
-)
+import conftest
+from conftest import wait_for
 
 from rgbd_saliency_ros.runtime.compressed import COMPRESSED_ERROR_KINDS, encode_color, encode_depth
 
@@ -25,7 +19,7 @@ MAX_PIXELS = 640 * 480
 
 @pytest.fixture(scope="module")
 def tum():
-    return tum_rgbd()
+    return conftest.tum_rgbd()
 
 
 def _delivered(fmt: str, data: bytes):
@@ -151,8 +145,8 @@ def rig(tmp_path_factory, tum):
     from rgbd_saliency_ros.ros.node import SaliencyNode
 
     sam2, weights = write_random_weights(tmp_path_factory.mktemp("weights"), input_size=64)
-    with private_ros_context(private_domain(140)) as context:
-        common = node_parameters(
+    with conftest.private_ros_context(conftest.private_domain(140)) as context:
+        common = conftest.node_parameters(
             sam2, weights, max_image_pixels=MAX_PIXELS, diagnostics_period_s=0.5
         )
         compressed = SaliencyNode(
@@ -192,7 +186,7 @@ def rig(tmp_path_factory, tum):
             camera.create_subscription(
                 Image, prefix + "/probability", lambda m, p=prefix: keep(p, m), qos
             )
-        with spinning(context, compressed, raw, camera):
+        with conftest.spinning(context, compressed, raw, camera):
             wait_for(
                 lambda: all(p.get_subscription_count() for p in publishers.values()),
                 "the nodes to subscribe",

@@ -18,14 +18,8 @@ import time
 
 import numpy as np
 import pytest
-from conftest import (
-    node_parameters,
-    private_domain,
-    private_ros_context,
-    spinning,
-    tum_rgbd,
-    wait_for,
-)
+import conftest
+from conftest import wait_for
 
 from rgbd_saliency_ros.evaluation.node_process import private_ros_env
 
@@ -56,7 +50,7 @@ def publisher_main() -> None:
 
     from rgbd_saliency_ros.ros.conversions import image_message
 
-    rgb, mm, _ = tum_rgbd()
+    rgb, mm, _ = conftest.tum_rgbd()
     frames = {
         "color": (rgb, "rgb8"),
         "depth": (mm, "16UC1"),
@@ -220,9 +214,7 @@ def rig(tmp_path_factory):
     """The nodes ready (one stream, two streams, the package's defaults in a namespace), a probe
     node listening, and the publisher process. Over 60 lines: one module-wide set-up, in the
     order it must happen, kept whole so that its teardown mirrors it."""
-    from conftest import find_shared
-
-    find_shared("data", "rgbd_encodings")
+    conftest.find_shared("data", "rgbd_encodings")
     import rclpy
     from rclpy.parameter import Parameter
 
@@ -230,10 +222,10 @@ def rig(tmp_path_factory):
     from rgbd_saliency_ros.ros.node import SaliencyNode
 
     sam2_ckpt, weights = write_random_weights(tmp_path_factory.mktemp("weights"), input_size=64)
-    domain = private_domain(100)
+    domain = conftest.private_domain(100)
     env = private_ros_env(domain)
-    with private_ros_context(domain) as context:
-        common = node_parameters(
+    with conftest.private_ros_context(domain) as context:
+        common = conftest.node_parameters(
             sam2_ckpt,
             weights,
             max_image_pixels=640 * 480,
@@ -272,7 +264,7 @@ def rig(tmp_path_factory):
         from diagnostic_msgs.msg import DiagnosticArray
 
         probe.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
-        with spinning(context, single, pair, auto, probe):
+        with conftest.spinning(context, single, pair, auto, probe):
             camera = Camera(env)
             rig = dict(
                 single=single,

@@ -13,14 +13,8 @@ import threading
 import cv2
 import numpy as np
 import pytest
-from conftest import (
-    node_parameters,
-    private_domain,
-    private_ros_context,
-    spinning,
-    tum_rgbd,
-    wait_for,
-)
+import conftest
+from conftest import wait_for
 from test_ros_node import DEADLINE_S, Timeline
 
 K = [
@@ -144,9 +138,7 @@ class Listener:
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
-    from conftest import find_shared
-
-    find_shared("data", "rgbd_encodings")
+    conftest.find_shared("data", "rgbd_encodings")
     import rclpy
     from rclpy.parameter import Parameter
 
@@ -154,8 +146,8 @@ def rig(tmp_path_factory):
     from rgbd_saliency_ros.ros.node import SaliencyNode
 
     sam2_ckpt, weights = write_random_weights(tmp_path_factory.mktemp("weights"), input_size=64)
-    with private_ros_context(private_domain(150)) as context:
-        common = node_parameters(sam2_ckpt, weights, reset_timeout_s=1.0)
+    with conftest.private_ros_context(conftest.private_domain(150)) as context:
+        common = conftest.node_parameters(sam2_ckpt, weights, reset_timeout_s=1.0)
         registering = [
             Parameter("depth_camera_info_topic", value="depth/camera_info"),
             Parameter("depth_to_color.from_tf", value=False),
@@ -175,8 +167,8 @@ def rig(tmp_path_factory):
         for node in nodes.values():
             node.start()
         probe = rclpy.create_node("object_probe", context=context)
-        rgb, depth_mm, _ = tum_rgbd()
-        with spinning(context, *nodes.values(), probe):
+        rgb, depth_mm, _ = conftest.tum_rgbd()
+        with conftest.spinning(context, *nodes.values(), probe):
             yield dict(
                 nodes=nodes,
                 probe=probe,

@@ -18,14 +18,8 @@ import time
 import numpy as np
 import pytest
 import test_ros_node
-from conftest import (
-    node_parameters,
-    private_domain,
-    private_ros_context,
-    spinning,
-    tum_rgbd,
-    wait_for,
-)
+import conftest
+from conftest import wait_for
 
 from rgbd_saliency_ros.evaluation.node_process import private_ros_env
 
@@ -41,7 +35,7 @@ def _frames():
     """name -> (array, encoding): the TUM pair and the depth variants the classes need."""
     import cv2
 
-    rgb, mm, metres = tum_rgbd()
+    rgb, mm, metres = conftest.tum_rgbd()
     return {
         "color": (rgb, "rgb8"),
         "depth": (mm, "16UC1"),
@@ -227,9 +221,7 @@ CAMERA_INFO_CLASSES = [
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory, random_weights_64):
-    from conftest import find_shared
-
-    find_shared("data", "rgbd_encodings")
+    conftest.find_shared("data", "rgbd_encodings")
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -237,12 +229,12 @@ def rig(tmp_path_factory, random_weights_64):
 
     from rgbd_saliency_ros.ros.node import SaliencyNode
 
-    domain = private_domain(150)
+    domain = conftest.private_domain(150)
     env = private_ros_env(domain)
-    with private_ros_context(domain) as context:
+    with conftest.private_ros_context(domain) as context:
         node = SaliencyNode(
             context=context,
-            parameter_overrides=node_parameters(
+            parameter_overrides=conftest.node_parameters(
                 *random_weights_64,
                 max_image_pixels=640 * 480,
                 diagnostics_period_s=0.25,
@@ -263,7 +255,7 @@ def rig(tmp_path_factory, random_weights_64):
 
             listener.create_subscription(kind, topic, keep, qos)
         executor = MultiThreadedExecutor(num_threads=3, context=context)
-        with spinning(context, node, listener, executor=executor):
+        with conftest.spinning(context, node, listener, executor=executor):
             camera = Camera(env)
             rig = {
                 "node": node,
