@@ -79,6 +79,17 @@ def small_ssd(folder: Path) -> Path:
     return folder
 
 
+@contextlib.contextmanager
+def seeded(seed: int):
+    """torch draws from ``seed`` inside the block; outside it the global random state is as it
+    was (a test seeding it would change what every later test draws)."""
+    import torch
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        yield
+
+
 def private_domain(offset: int) -> int:
     """A ROS domain id (1..200) of this test process's own: another test file uses another
     ``offset``, a parallel run another pid, so none of them sees the others' nodes."""

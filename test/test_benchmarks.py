@@ -1,6 +1,7 @@
 """Benchmarks measure real work: every part of the step is timed and the parts fit in the total."""
 
 import pytest
+from conftest import seeded
 
 from rgbd_saliency_ros.benchmarks.step import PARTS, bench_step
 from rgbd_saliency_ros.cli import main as cli_main
@@ -23,11 +24,11 @@ def test_seeded_benchmarks_leave_the_callers_random_state():
 
     from rgbd_saliency_ros.benchmarks.temporal import bench_temporal
 
-    torch.manual_seed(7)
-    expected = torch.rand(3)
-    torch.manual_seed(7)
-    row = bench_temporal(SamDaqConfig(input_size=64), frames=2, probe=(1, 2), window=1)
-    assert torch.equal(torch.rand(3), expected)  # as if nothing had been drawn
+    with seeded(7):
+        expected = torch.rand(3)
+    with seeded(7):
+        row = bench_temporal(SamDaqConfig(input_size=64), frames=2, probe=(1, 2), window=1)
+        assert torch.equal(torch.rand(3), expected)  # as if nothing had been drawn
     assert row["frames"] == 2
 
 

@@ -3,6 +3,7 @@ safetensors."""
 
 import pytest
 import torch
+from conftest import seeded
 
 from rgbd_saliency_ros.model import (
     CheckpointError,
@@ -25,16 +26,16 @@ class NotATensor:
 
 @pytest.fixture(scope="module")
 def tiny():
-    torch.manual_seed(1)
-    return SamDaq(SamDaqConfig(input_size=128)).eval()
+    with seeded(1):
+        return SamDaq(SamDaqConfig(input_size=128)).eval()
 
 
 def test_project_format_round_trip(tiny, tmp_path):
     path = tmp_path / "w.safetensors"
     save_weights(tiny, path, extra_metadata={"depth_conversion": {"near_is_bright": False}})
     assert weights_config(path) == tiny.config
-    torch.manual_seed(2)
-    other = SamDaq(SamDaqConfig(input_size=128)).eval()
+    with seeded(2):
+        other = SamDaq(SamDaqConfig(input_size=128)).eval()
     key = "qtm.prompt_proj.weight"
     assert not torch.equal(other.state_dict()[key], tiny.state_dict()[key])
     metadata = load_samdaq_weights(other, path)
@@ -216,13 +217,12 @@ def test_random_weights_are_reproducible_and_leave_the_callers_random_state(tmp_
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    torch.manual_seed(5)
-    expected = torch.rand(3)
-    torch.manual_seed(5)
-    first = write_random_weights(tmp_path / "a", 64)
-    assert torch.equal(
-        torch.rand(3), expected
-    )  # the caller's stream goes on as if nothing was drawn
+    with seeded(5):
+        expected = torch.rand(3)
+    with seeded(5):
+        first = write_random_weights(tmp_path / "a", 64)
+        # the caller's stream goes on as if nothing was drawn
+        assert torch.equal(torch.rand(3), expected)
     second = write_random_weights(tmp_path / "b", 64)
     a, b = load_file(first[1]), load_file(second[1])
     assert a.keys() == b.keys() and all(

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import seeded
 
 from rgbd_saliency_ros.cli import main as cli_main
 from rgbd_saliency_ros.model import SamDaq, SamDaqConfig
@@ -27,8 +28,8 @@ SIZE = 64
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     """A random model at input 64, its export, and both backends on it."""
-    torch.manual_seed(0)
-    model = SamDaq(SamDaqConfig(input_size=SIZE)).eval()
+    with seeded(0):
+        model = SamDaq(SamDaqConfig(input_size=SIZE)).eval()
     path = export_onnx(
         model,
         tmp_path_factory.mktemp("onnx") / "step.onnx",

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import seeded
 
 from rgbd_saliency_ros.model import SamDaq, SamDaqConfig
 
@@ -10,8 +11,8 @@ SIZE = 128
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    return SamDaq(SamDaqConfig(input_size=SIZE)).eval()
+    with seeded(0):
+        return SamDaq(SamDaqConfig(input_size=SIZE)).eval()
 
 
 def frames(seed: int, batch: int = 1):
@@ -84,10 +85,10 @@ def test_clip_forward_equals_steps(model):
 
 
 def test_training_gradients_reach_trained_parts_only():
-    torch.manual_seed(0)
-    model = SamDaq(SamDaqConfig(input_size=64)).train()
-    rgb = torch.randn(1, 2, 3, 64, 64)
-    depth = torch.rand(1, 2, 1, 64, 64)
+    with seeded(0):
+        model = SamDaq(SamDaqConfig(input_size=64)).train()
+        rgb = torch.randn(1, 2, 3, 64, 64)
+        depth = torch.rand(1, 2, 1, 64, 64)
     probs, intermediate = model.forward_clip(rgb, depth)
     (probs.mean() + intermediate.mean()).backward()
     grads = {n: p.grad for n, p in model.named_parameters()}

@@ -1,13 +1,13 @@
 """The runtime layer without ROS: per-stream memory, and frames in / masks out on real frames."""
 
-import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import seeded, tum_rgbd
 
 from rgbd_saliency_ros.model import SamDaq, SamDaqConfig
 from rgbd_saliency_ros.runtime.backends.torch_backend import TorchBackend
-from rgbd_saliency_ros.runtime.depth import InvalidDepthError, read_tum_depth
+from rgbd_saliency_ros.runtime.depth import InvalidDepthError
 from rgbd_saliency_ros.runtime.saliency import FramePair, SaliencyConfig, SaliencyRuntime
 from rgbd_saliency_ros.runtime.stream_memory import ResetCause, StreamMemory, query_norm
 
@@ -68,20 +68,18 @@ def test_memory_evicts_idle_and_bounds_streams():
 
 @pytest.fixture(scope="module")
 def runtime():
-    torch.manual_seed(0)
-    return SaliencyRuntime(
-        TorchBackend(SamDaq(SamDaqConfig(input_size=64))), SaliencyConfig(reset_timeout_s=0.5)
-    )
+    with seeded(0):
+        model = SamDaq(SamDaqConfig(input_size=64))
+    return SaliencyRuntime(TorchBackend(model), SaliencyConfig(reset_timeout_s=0.5))
 
 
-def tum_pair(shared_path, stream="cam", stamp=0.0):
-    folder = shared_path("data", "rgbd_encodings")
-    rgb = cv2.cvtColor(cv2.imread(str(folder / "TUM_color.png")), cv2.COLOR_BGR2RGB)
-    return FramePair(stream, stamp, rgb, read_tum_depth(folder / "TUM_depth.png"))
+def tum_pair(stream="cam", stamp=0.0):
+    rgb, _, metres = tum_rgbd()
+    return FramePair(stream, stamp, rgb, metres)
 
 
-def test_real_frame_in_mask_out_at_frame_size(runtime, shared_path):
-    pair = tum_pair(shared_path)
+def test_real_frame_in_mask_out_at_frame_size(runtime):
+    pair = tum_pair()
     [result] = runtime.run([runtime.prepare(pair)])
     assert result.mask.shape == (480, 640) and result.mask.dtype == np.uint8
     assert set(np.unique(result.mask)) <= {0, 255}
@@ -112,12 +110,12 @@ def test_backends_refuse_shapes_with_the_models_message(runtime):
         backend.step(rgb, depth, state[..., :32])
 
 
-def test_batched_streams_equal_separate_runtimes(shared_path):
-    torch.manual_seed(0)
-    backend = TorchBackend(SamDaq(SamDaqConfig(input_size=64)))
+def test_batched_streams_equal_separate_runtimes():
+    with seeded(0):
+        backend = TorchBackend(SamDaq(SamDaqConfig(input_size=64)))
     together = SaliencyRuntime(backend)
     alone = SaliencyRuntime(backend)
-    base = tum_pair(shared_path)
+    base = tum_pair()
     flipped = FramePair("other", 0.0, base.rgb[:, ::-1].copy(), base.depth[:, ::-1].copy())
     for t in range(3):
         a = FramePair("cam", t * 0.1, base.rgb, base.depth)
@@ -128,8 +126,8 @@ def test_batched_streams_equal_separate_runtimes(shared_path):
         assert not np.allclose(rb.probability, sa.probability, atol=1e-3)
 
 
-def test_bad_frames_are_refused_with_reasons(runtime, shared_path):
-    pair = tum_pair(shared_path)
+def test_bad_frames_are_refused_with_reasons(runtime):
+    pair = tum_pair()
     with pytest.raises(InvalidDepthError):
         runtime.prepare(FramePair("cam", 0.0, pair.rgb, np.full((480, 640), np.nan, np.float32)))
     with pytest.raises(ValueError, match="differ in size"):
@@ -239,9 +237,8 @@ def test_query_norm_is_the_longest_query():
 def test_state_norm_bound_holds_however_the_memory_pushes():
     """The bound comes from the update's structure; here the update is driven with memory features
     far larger than any frame gives, for many steps, from a state already at the bound."""
-    torch.manual_seed(1)
-    model = SamDaq(SamDaqConfig(input_size=64))
-    with torch.no_grad():
+    with seeded(1), torch.no_grad():
+        model = SamDaq(SamDaqConfig(input_size=64))
         norm = model.qtm.update_ffn[1]
         norm.weight.uniform_(-2.0, 2.0)  # a trained-looking LayerNorm, not the identity
         norm.bias.uniform_(-1.0, 1.0)
@@ -273,13 +270,13 @@ class CorruptingBackend(TorchBackend):
 
 
 @pytest.mark.parametrize("value", [np.nan, 1e6])
-def test_runtime_restarts_a_stream_whose_state_went_bad_and_warns_once(shared_path, value):
-    torch.manual_seed(0)
-    backend = CorruptingBackend(SamDaq(SamDaqConfig(input_size=64)), bad_at=1, value=value)
+def test_runtime_restarts_a_stream_whose_state_went_bad_and_warns_once(value):
+    with seeded(0):
+        backend = CorruptingBackend(SamDaq(SamDaqConfig(input_size=64)), bad_at=1, value=value)
     rt = SaliencyRuntime(backend, SaliencyConfig(reset_timeout_s=10.0))
     bound = backend.metadata["state_norm_bound"]
     assert np.isfinite(bound) and rt.state_norm_bound == bound
-    results = [rt.run([rt.prepare(tum_pair(shared_path, stamp=0.1 * i))])[0] for i in range(4)]
+    results = [rt.run([rt.prepare(tum_pair(stamp=0.1 * i))])[0] for i in range(4)]
     assert [r.reset for r in results] == [ResetCause.NEW_STREAM, None, ResetCause.BAD_STATE, None]
     assert results[0].state_norm <= bound and results[3].state_norm <= bound
     assert not results[1].state_norm <= bound
@@ -287,7 +284,7 @@ def test_runtime_restarts_a_stream_whose_state_went_bad_and_warns_once(shared_pa
     assert all(r.memory_warning is None for r in results[2:])
     assert rt.memory.resets[ResetCause.BAD_STATE.value] == 1
     backend.bad_at = backend.calls  # bad again: counted again, but not warned again
-    rt.run([rt.prepare(tum_pair(shared_path, stamp=0.4))])
-    again = rt.run([rt.prepare(tum_pair(shared_path, stamp=0.5))])[0]
+    rt.run([rt.prepare(tum_pair(stamp=0.4))])
+    again = rt.run([rt.prepare(tum_pair(stamp=0.5))])[0]
     assert again.reset is ResetCause.BAD_STATE and again.memory_warning is None
     assert rt.memory.resets[ResetCause.BAD_STATE.value] == 2
