@@ -44,11 +44,11 @@ def publisher_main() -> None:
 
     import cv2
     import rclpy
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Header
 
     from rgbd_saliency_ros.ros.conversions import image_message
+    from rgbd_saliency_ros.ros.params import keep_last_qos
 
     rgb, mm, _ = conftest.tum_rgbd()
     frames = {
@@ -60,17 +60,13 @@ def publisher_main() -> None:
     }
     rclpy.init()
     node = rclpy.create_node("test_camera")
-    policies = {
-        "reliable": ReliabilityPolicy.RELIABLE,
-        "best_effort": ReliabilityPolicy.BEST_EFFORT,
-    }
     publishers = {}
     for line in sys.stdin:
         command = json.loads(line)
         topic, frame = command["topic"], command["frame"]
         key = (topic, command.get("reliability", "reliable"))
         if key not in publishers:
-            qos = QoSProfile(depth=10, reliability=policies[key[1]])
+            qos = keep_last_qos(key[1], 10)
             publishers[key] = node.create_publisher(
                 CameraInfo if frame == "info" else Image, topic, qos
             )

@@ -98,15 +98,13 @@ def publish(
     Waits for a subscriber on both topics first. Returns {"sent": n, "seconds": duration}.
     """
     import rclpy
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from std_msgs.msg import Header
+
+    from ..ros.params import keep_last_qos
 
     rclpy.init()
     node = rclpy.create_node("bench_camera")
-    policy = (
-        ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
-    )
-    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=policy)
+    qos = keep_last_qos(reliability, 5)
     header = Header(frame_id="camera_color_optical_frame")
     messages = camera_messages(transport, header)  # both messages share this header
     pubs = [node.create_publisher(type(msg), topic, qos) for topic, msg in messages]
@@ -362,8 +360,9 @@ class _Receiver:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
+
+        from ..ros.params import keep_last_qos
 
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain)
@@ -376,7 +375,7 @@ class _Receiver:
             Image,
             MASK_TOPIC,
             self._on_mask,
-            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
+            keep_last_qos("reliable", 10),
         )
         self.probe.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
 

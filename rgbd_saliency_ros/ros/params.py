@@ -327,6 +327,12 @@ def qos_profile(values: dict[str, Any], prefix: str, allow_auto: bool = False) -
         reliability = "reliable"
     depth = values[f"{prefix}.history_depth"]
     _require(values, f"{prefix}.history_depth", depth >= 1, "at least 1")
+    return keep_last_qos(reliability, depth)
+
+
+def keep_last_qos(reliability: str, depth: int) -> QoSProfile:
+    """A keep-last, volatile QoSProfile of ``depth`` messages; ``reliability`` "reliable" or
+    "best_effort" (the names the parameters use)."""
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
         depth=depth,
