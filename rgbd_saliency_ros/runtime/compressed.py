@@ -125,6 +125,11 @@ def _check_size(data: bytes, max_pixels: int) -> None:
         width, height = _image_size(data)
     except (ValueError, struct.error) as e:
         raise CompressedImageError(DECODE_FAILED, f"unreadable image header: {e}") from None
+    _check_claimed_size(width, height, max_pixels)
+
+
+def _check_claimed_size(width: int, height: int, max_pixels: int) -> None:
+    """Refuses an empty image, or one of more than ``max_pixels``, from the size it claims."""
     if width == 0 or height == 0:
         raise CompressedImageError(EMPTY_IMAGE, f"empty image: {width}x{height}")
     if width * height > max_pixels:
@@ -235,12 +240,7 @@ def _stored_depth(payload: bytes, codec: str, max_pixels: int) -> np.ndarray:
         if len(payload) < RVL_SIZE.size:
             raise CompressedImageError(DECODE_FAILED, "compressedDepth rvl: no image size")
         width, height = RVL_SIZE.unpack_from(payload)
-        if width == 0 or height == 0:
-            raise CompressedImageError(EMPTY_IMAGE, f"empty image: {width}x{height}")
-        if width * height > max_pixels:
-            raise CompressedImageError(
-                TOO_LARGE, f"{width}x{height} is more than max_image_pixels ({max_pixels})"
-            )
+        _check_claimed_size(width, height, max_pixels)
         return rvl_decode(payload[RVL_SIZE.size :], width * height).reshape(height, width)
     if _codec(payload) != "png":
         raise CompressedImageError(DECODE_FAILED, "compressedDepth data: no PNG after the header")
