@@ -30,6 +30,7 @@ _RELIABILITY = {
     "best_effort": ReliabilityPolicy.BEST_EFFORT,
 }
 AUTO = "auto"  # input reliability: follow the publishers (see ros/qos_matching.py)
+DEPTH_PREFIX = "depth."  # the DepthConversion fields' parameters
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,11 @@ class ParamSpec:
     # settable only while unconfigured (lifecycle); the threshold at any time
     read_only: bool = True
     type: int | None = None  # ParameterType; None: from the default
+
+
+def _depth_param(field: str, description: str) -> ParamSpec:
+    """``depth.<field>``: a DepthConversion field, with its default."""
+    return ParamSpec(DEPTH_PREFIX + field, getattr(DepthConversion(), field), description)
 
 
 PARAMS: tuple[ParamSpec, ...] = (
@@ -144,22 +150,18 @@ PARAMS: tuple[ParamSpec, ...] = (
         0.0,
         "frames stamped further behind the node's clock are refused, seconds; 0: no bound",
     ),
-    # Depth conversion (DepthConversion); weights that carry their own convention override these.
-    ParamSpec(
-        "depth.min_depth_m", 0.1, "valid depth is clipped to [min_depth_m, max_depth_m], metres"
-    ),
-    ParamSpec("depth.max_depth_m", 10.0, "see depth.min_depth_m, metres"),
-    ParamSpec(
-        "depth.normalization",
-        "per_frame",
+    # Depth conversion (DepthConversion's fields, its defaults); weights that carry their own
+    # convention override these.
+    _depth_param("min_depth_m", "valid depth is clipped to [min_depth_m, max_depth_m], metres"),
+    _depth_param("max_depth_m", "see depth.min_depth_m, metres"),
+    _depth_param(
+        "normalization",
         "per_frame (each frame's valid min..max -> 0..1) or fixed (min..max_depth_m -> 0..1)",
     ),
-    ParamSpec(
-        "depth.near_is_bright",
-        False,
-        "true: near is 1, far is 0; false: the reverse (the training data's)",
+    _depth_param(
+        "near_is_bright", "true: near is 1, far is 0; false: the reverse (the training data's)"
     ),
-    ParamSpec("depth.invalid_value", 1.0, "model depth value of invalid pixels, in [0, 1]"),
+    _depth_param("invalid_value", "model depth value of invalid pixels, in [0, 1]"),
     # QoS. auto: subscribe reliable when every publisher of the topic is reliable, best effort when
     # one is not (as rosbag2 and `ros2 topic echo` do), again when publishers come or go.
     ParamSpec(
@@ -263,12 +265,8 @@ def read_parameters(values: dict[str, Any]) -> NodeParams:
     )  # ids: diagnostics, outputs
     _check_values(v, streams)
     try:
-        depth = DepthConversion(
-            min_depth_m=v["depth.min_depth_m"],
-            max_depth_m=v["depth.max_depth_m"],
-            normalization=v["depth.normalization"],
-            near_is_bright=v["depth.near_is_bright"],
-            invalid_value=v["depth.invalid_value"],
+        depth = DepthConversion.from_dict(
+            {k[len(DEPTH_PREFIX) :]: x for k, x in v.items() if k.startswith(DEPTH_PREFIX)}
         )
     except ValueError as e:
         raise ValueError(f"parameters depth.*: {e}") from None
