@@ -41,6 +41,18 @@ def tum_rgbd():
     return rgb, encode_ros_depth(metres, "16UC1"), metres
 
 
+def retagged_weights(good: Path, out: Path, change) -> None:
+    """Writes ``out``: the project weights file ``good``'s tensors with its metadata (a dict of
+    JSON strings) changed in place by ``change(metadata)``."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(good), framework="pt") as f:
+        metadata = dict(f.metadata())
+    change(metadata)
+    save_file(load_file(str(good)), str(out), metadata=metadata)
+
+
 def package_files() -> list[Path]:
     """The Python files a robot installs: the package and the launch files."""
     return sorted((REPO_ROOT / "rgbd_saliency_ros").rglob("*.py")) + sorted(

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from conftest import private_domain, private_ros_context
+from conftest import private_domain, private_ros_context, retagged_weights
 
 from rgbd_saliency_ros.evaluation.node_process import private_ros_env
 from rgbd_saliency_ros.cli import main as cli_main
@@ -40,16 +40,6 @@ class Payload:
 
     def __reduce__(self):
         return (exec, (self.code,))
-
-
-def _retagged(good: Path, out: Path, change) -> None:
-    """``good``'s tensors with its metadata changed by ``change(metadata: JSON strings)``."""
-    from safetensors import safe_open
-
-    with safe_open(str(good), framework="pt") as f:
-        metadata = dict(f.metadata())
-    change(metadata)
-    save_file(load_file(str(good)), str(out), metadata=metadata)
 
 
 def _config_edit(**fields):
@@ -79,19 +69,19 @@ def _write(name: str, folder: Path, good: Path, marker: Path) -> Path:
     elif name == "header_not_json.safetensors":
         path.write_bytes(struct.pack("<Q", 12) + b"{not json!!}" + bytes(16))
     elif name == "input_32768.safetensors":
-        _retagged(good, path, _config_edit(input_size=32768))
+        retagged_weights(good, path, _config_edit(input_size=32768))
     elif name == "queries_1e6.safetensors":
-        _retagged(good, path, _config_edit(num_video_queries=10**6))
+        retagged_weights(good, path, _config_edit(num_video_queries=10**6))
     elif name == "negative_width.safetensors":
-        _retagged(good, path, _config_edit(adapter_width=-64))
+        retagged_weights(good, path, _config_edit(adapter_width=-64))
     elif name == "input_size_true.safetensors":
-        _retagged(good, path, _config_edit(input_size=True))
+        retagged_weights(good, path, _config_edit(input_size=True))
     elif name == "model_name_100k.safetensors":
-        _retagged(good, path, _config_edit(backbone="sam2.1_hiera_t" + "x" * 100_000))
+        retagged_weights(good, path, _config_edit(backbone="sam2.1_hiera_t" + "x" * 100_000))
     elif name == "config_not_object.safetensors":
-        _retagged(good, path, lambda m: m.update(config=json.dumps("sam2.1_hiera_t")))
+        retagged_weights(good, path, lambda m: m.update(config=json.dumps("sam2.1_hiera_t")))
     elif name == "no_config.safetensors":
-        _retagged(good, path, lambda m: m.pop("config"))
+        retagged_weights(good, path, lambda m: m.pop("config"))
     elif name == "int8_tensors.safetensors":
         tensors = {k: v.to(torch.int8) for k, v in load_file(str(good)).items()}
         from safetensors import safe_open
