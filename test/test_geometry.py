@@ -287,15 +287,12 @@ def test_registration_reproduces_the_depth_rendered_in_the_color_camera():
 
 @pytest.fixture(scope="module")
 def tum():
-    from conftest import find_shared
+    from conftest import tum_rgbd
 
-    from rgbd_saliency_ros.runtime.depth import read_tum_depth
-
-    folder = find_shared("data", "rgbd_encodings")
-    rgb = cv2.cvtColor(cv2.imread(str(folder / "TUM_color.png")), cv2.COLOR_BGR2RGB)
+    rgb, _, metres = tum_rgbd()
     # TUM RGB-D freiburg3: depth registered to color, images undistorted; its published K.
     camera = CameraModel.from_camera_info(640, 480, [535.4, 0, 320.1, 0, 539.2, 247.6, 0, 0, 1])
-    return rgb, read_tum_depth(folder / "TUM_depth.png"), camera
+    return rgb, metres, camera
 
 
 def test_real_frame_globe_is_a_sphere_cap(tum):
