@@ -41,6 +41,7 @@ PACKAGE_FILES = (
     "rgbd_saliency_ros",
 )
 TRACEBACK = "Traceback (most recent call last)"
+LAUNCH = ("ros2", "launch", "rgbd_saliency_ros", "saliency.launch.py")  # the users' command
 
 
 # The camera process ------------------------------------------------------------------------------
@@ -314,9 +315,7 @@ def test_colcon_build_installs_what_ros2_finds(workspace):
         "import rgbd_saliency_ros; print(rgbd_saliency_ros.__file__)",
     )
     assert where.stdout.startswith(str(install)), where.stdout + where.stderr
-    shown = run(
-        workspace, "ros2", "launch", "rgbd_saliency_ros", "saliency.launch.py", "--show-args"
-    )
+    shown = run(workspace, *LAUNCH, "--show-args")
     assert shown.returncode == 0, shown.stderr
     for argument in (
         "namespace",
@@ -360,10 +359,7 @@ def test_ros2_launch_in_a_namespace_with_a_params_file_and_arguments(workspace):
     masks = Masks(workspace["domain"], ["/robot1/saliency/mask"])
     launch = Process(
         [
-            "ros2",
-            "launch",
-            "rgbd_saliency_ros",
-            "saliency.launch.py",
+            *LAUNCH,
             "namespace:=/robot1",
             f"params_file:={params}",
             *workspace["weights"],
@@ -416,10 +412,7 @@ def test_two_drivers_cameras_from_one_launch_with_remaps_and_threshold(workspace
     remaps += " saliency/camera/camera/mask:=/perception/realsense_mask"
     launch = Process(
         [
-            "ros2",
-            "launch",
-            "rgbd_saliency_ros",
-            "saliency.launch.py",
+            *LAUNCH,
             "cameras:=[camera/camera, kinect]",
             f"remaps:={remaps}",
             *workspace["weights"],
