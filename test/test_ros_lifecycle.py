@@ -318,3 +318,43 @@ def test_a_dead_worker_makes_the_process_exit_1(random_weights_64):
     )
     assert done.returncode == 1, done.stderr[-2000:]
     assert "the worker thread stopped" in done.stderr and "Traceback" not in done.stderr
+
+
+SPIN_ERROR_SCRIPT = """
+import os, signal, sys
+import rclpy
+from rgbd_saliency_ros.ros import node as saliency
+
+def spin(node):  # what rclpy.spin raises when a signal lands while it takes a message
+    if os.environ["SIGNAL_FIRST"] == "1":
+        os.kill(os.getpid(), signal.SIGTERM)
+    raise RuntimeError("Unable to convert call argument '0' to Python object")
+
+rclpy.spin = spin
+saliency.main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("signal_first", [True, False], ids=["after a signal", "on its own"])
+def test_an_error_out_of_spin_is_a_shutdown_only_after_a_signal(signal_first):
+    """An error out of rclpy.spin while a signal shuts rclpy down (its context goes down a
+    moment later, from rclpy's signal thread) ends the node with 0 and no traceback; the same
+    error without a signal is a real one and is not hidden."""
+    import subprocess
+    import sys
+
+    from rgbd_saliency_ros.evaluation.node_process import private_ros_env
+
+    env = dict(private_ros_env(private_domain(67)), SIGNAL_FIRST=str(int(signal_first)))
+    args = ["--ros-args", "-p", "managed:=true", "-p", "autostart:=false"]
+    done = subprocess.run(
+        [sys.executable, "-c", SPIN_ERROR_SCRIPT, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if signal_first:
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    else:
+        assert done.returncode != 0 and "Unable to convert call argument" in done.stderr

@@ -89,6 +89,8 @@ NODE_NAME = "saliency_node"
 CONFIGURE_TIME = frozenset(spec.name for spec in PARAMS + OBJECT_PARAMS)  # read by configure
 # The longest deactivate waits for a batch in flight (a step on a slow machine takes seconds).
 DEACTIVATE_WAIT_S = 30.0
+# How long an error out of rclpy.spin may precede the context's shutdown by a signal.
+SIGNAL_SHUTDOWN_WAIT_S = 2.0
 WARN_PERIOD_S = 5.0  # at most one warning per stream and kind of trouble in this time
 QOS_CHECK_PERIOD_S = 1.0  # how often the input subscriptions look at their publishers' QoS
 _PAIRER_COUNTERS = {
@@ -770,13 +772,24 @@ def serve() -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
-        if node.context.ok():
+        # A signal that lands while rclpy is in C++ (building the wait set, taking a message)
+        # can surface as an RCLError or a pybind11 RuntimeError instead of KeyboardInterrupt;
+        # rclpy shuts the context down from its own signal thread a moment later: a shutdown.
+        if not _shuts_down(node.context, SIGNAL_SHUTDOWN_WAIT_S):
             raise
-        # A signal that shuts the context down while the executor builds its wait set surfaces
-        # as an RCLError instead of ExternalShutdownException (an rclpy race): still a shutdown.
     finally:
         node.destroy_node()
     return 1 if node.worker_failed else 0
+
+
+def _shuts_down(context, timeout_s: float) -> bool:
+    """Whether ``context`` is or goes down within ``timeout_s`` seconds."""
+    deadline = time.monotonic() + timeout_s
+    while context.ok():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def main(args: list[str] | None = None) -> None:
