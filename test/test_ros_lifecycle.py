@@ -7,12 +7,18 @@ input 64 with random weights; a client node calls its ``get_state``, ``change_st
 ``set_parameters`` services and publishes TUM RGB-D frames (reliable, as drivers do).
 """
 
-import os
 import threading
 import time
 
 import pytest
-from conftest import private_domain, tum_rgbd, wait_for
+from conftest import (
+    node_parameters,
+    private_domain,
+    private_ros_context,
+    spinning,
+    tum_rgbd,
+    wait_for,
+)
 
 DEADLINE_S = 60.0
 QUIET_S = 2.0  # how long "no mask" is waited for (frames go every 0.1 s)
@@ -118,41 +124,25 @@ class Client:
 
 @pytest.fixture
 def managed(random_weights_64):
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
     from rgbd_saliency_ros.ros.node import SaliencyNode
 
     sam2, weights = random_weights_64
-    domain = 1 + (os.getpid() + 37) % 200
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=domain)
-    node = SaliencyNode(
-        context=context,
-        parameter_overrides=[
-            Parameter("managed", value=True),
-            Parameter("autostart", value=False),
-            Parameter("sam2_checkpoint", value=sam2),
-            Parameter("weights", value=weights + ".missing"),
-            Parameter("max_image_pixels", value=640 * 480),
-        ],
-    )
-    client = Client(context, node.get_name())
-    # One thread, as rclpy.spin runs the node: it re-creates subscriptions from its own callbacks
-    # (QoS following, lifecycle), which a multi-threaded executor can race (InvalidHandle).
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    executor.add_node(client.node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    try:
-        yield node, client, weights
-    finally:
-        executor.shutdown(timeout_sec=5)
-        node.destroy_node()
-        client.node.destroy_node()
-        rclpy.shutdown(context=context)
+    with private_ros_context(private_domain(37)) as context:
+        node = SaliencyNode(
+            context=context,
+            parameter_overrides=[
+                Parameter("managed", value=True),
+                Parameter("autostart", value=False),
+                Parameter("sam2_checkpoint", value=sam2),
+                Parameter("weights", value=weights + ".missing"),
+                Parameter("max_image_pixels", value=640 * 480),
+            ],
+        )
+        client = Client(context, node.get_name())
+        with spinning(context, node, client.node):
+            yield node, client, weights
 
 
 def test_transitions_load_answer_stop_and_free(managed):
@@ -196,59 +186,51 @@ def test_transitions_load_answer_stop_and_free(managed):
     assert client.transition("shutdown") and client.state() == "finalized"
 
 
-def test_a_dead_worker_is_reported_and_shuts_the_node_down(random_weights_64):
-    import rclpy
-
+@pytest.fixture
+def plain_node(random_weights_64):
+    """A started plain node on a private domain with no camera: the test drives its worker."""
     from rgbd_saliency_ros.ros.node import SaliencyNode
 
-    sam2, weights = random_weights_64
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=1 + (os.getpid() + 53) % 200)
-    node = SaliencyNode(
-        context=context,
-        parameter_overrides=[
-            rclpy.parameter.Parameter("sam2_checkpoint", value=sam2),
-            rclpy.parameter.Parameter("weights", value=weights),
-        ],
-    )
-    try:
-        node.start()
-        node.publish_diagnostics()
-        assert not node.worker_failed and context.ok()
-
-        def fatal(batch, taken_s):  # what `except Exception` cannot catch
-            raise SystemExit("injected")
-
-        node._process = fatal
-        with node._cond:
-            node._slots["camera"] = object()
-            node._cond.notify()
-        wait_for(lambda: not node._worker.is_alive(), "the worker to die")
-        node.publish_diagnostics()
-        assert node.worker_failed and not context.ok()  # spin returns; main exits with status 1
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
+    with private_ros_context(private_domain(53)) as context:
+        node = SaliencyNode(
+            context=context, parameter_overrides=node_parameters(*random_weights_64)
+        )
+        try:
+            node.start()
+            yield node
+        finally:
+            node.destroy_node()
 
 
-def test_deactivate_returns_when_the_batch_in_flight_ends(random_weights_64, monkeypatch):
+def _step_in_worker(node, process) -> None:
+    """Makes the worker's next round run ``process(batch, taken_s)`` in place of the model."""
+    node._process = process
+    with node._cond:
+        node._slots["camera"] = object()
+        node._cond.notify()
+
+
+def test_a_dead_worker_is_reported_and_shuts_the_node_down(plain_node):
+    node = plain_node
+    node.publish_diagnostics()
+    assert not node.worker_failed and node.context.ok()
+
+    def fatal(batch, taken_s):  # what `except Exception` cannot catch
+        raise SystemExit("injected")
+
+    _step_in_worker(node, fatal)
+    wait_for(lambda: not node._worker.is_alive(), "the worker to die")
+    node.publish_diagnostics()
+    assert node.worker_failed and not node.context.ok()  # spin returns; main exits with status 1
+
+
+def test_deactivate_returns_when_the_batch_in_flight_ends(plain_node, monkeypatch):
     """Deactivate waits for a batch being stepped (it must not publish after) and is woken when
     that batch ends, not at the end of its wait (which the test makes longer than wait_for's)."""
-    import rclpy
-
     from rgbd_saliency_ros.ros import node as saliency
 
     monkeypatch.setattr(saliency, "DEACTIVATE_WAIT_S", 600.0)
-    sam2, weights = random_weights_64
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=1 + (os.getpid() + 61) % 200)
-    node = saliency.SaliencyNode(
-        context=context,
-        parameter_overrides=[
-            rclpy.parameter.Parameter("sam2_checkpoint", value=sam2),
-            rclpy.parameter.Parameter("weights", value=weights),
-        ],
-    )
+    node = plain_node
     stepping, release, done = threading.Event(), threading.Event(), threading.Event()
 
     def slow(batch, taken_s):  # a step that takes until the test says so
@@ -256,11 +238,7 @@ def test_deactivate_returns_when_the_batch_in_flight_ends(random_weights_64, mon
         release.wait()
 
     try:
-        node.start()
-        node._process = slow
-        with node._cond:
-            node._slots["camera"] = object()
-            node._cond.notify()
+        _step_in_worker(node, slow)
         wait_for(stepping.is_set, "the batch to be stepped")
         deactivating = threading.Thread(target=lambda: (node.trigger_deactivate(), done.set()))
         deactivating.start()
@@ -270,9 +248,7 @@ def test_deactivate_returns_when_the_batch_in_flight_ends(random_weights_64, mon
         wait_for(done.is_set, "deactivate to return once the batch ended")
         assert node._state == "inactive"
     finally:
-        release.set()
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
+        release.set()  # the worker must not stay blocked when the node is destroyed
 
 
 DEAD_WORKER_SCRIPT = """
