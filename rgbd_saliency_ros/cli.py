@@ -53,8 +53,10 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
 def _backend_from_args(args: argparse.Namespace):
     from .runtime.backends import create_backend
 
-    if args.backend == "torch" and not (args.sam2_checkpoint and args.weights):
-        raise ValueError("the torch backend needs --sam2-checkpoint and --weights")
+    if args.backend == "torch":
+        from .runtime.model_loading import check_model_files
+
+        check_model_files(args.sam2_checkpoint, args.weights)
     return create_backend(
         args.backend,
         sam2_checkpoint=args.sam2_checkpoint,
@@ -93,10 +95,9 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from .runtime.export import export_onnx
-    from .runtime.model_loading import load_model
+    from .runtime.model_loading import check_model_files, load_model
 
-    if not (args.sam2_checkpoint and args.weights):
-        raise ValueError("export needs --sam2-checkpoint and --weights")
+    check_model_files(args.sam2_checkpoint, args.weights)
     loaded = load_model(args.sam2_checkpoint, args.weights, args.model, args.input_size, "cpu")
     onnx_path = export_onnx(loaded.model, args.output, loaded.metadata, max_batch=args.max_batch)
     print(f"wrote {onnx_path}")
@@ -145,13 +146,13 @@ def _bench_streams(args: argparse.Namespace) -> int:
             args.device
         )
         backend = TorchBackend(model)
-    cfg = backend.config
     results = bench_streams(backend, args.streams, args.repeats)
     print(
         report(
             results,
-            f"{backend.info.name} on {backend.info.device}, {cfg.backbone}, "
-            f"input {cfg.input_size}, "
+            f"{backend.info.name} on {backend.info.device}, {backend.name} "
+            f"{getattr(backend.config, 'backbone', '')}, "
+            f"input {backend.preprocessing.input_size}, "
             f"{torch.get_num_threads()} threads, median of {args.repeats}",
         )
     )
@@ -208,18 +209,17 @@ def _bench_memory(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .benchmarks.memory import bench_memory, load_sequence, report
-    from .runtime.model_loading import load_model
 
-    if not (args.sam2_checkpoint and args.weights):
-        raise ValueError(
-            "bench-memory judges trained weights: it needs --sam2-checkpoint and --weights"
-        )
+    from .runtime.backends.torch_backend import TorchBackend
+    from .runtime.model_loading import check_model_files, load_model
+
+    check_model_files(args.sam2_checkpoint, args.weights)  # it judges trained weights
     _set_threads(args)
-    model = load_model(
+    loaded = load_model(
         args.sam2_checkpoint, args.weights, args.model, args.input_size, args.device
-    ).model
-    sequence = load_sequence(args.rgb_dir, args.depth_dir, args.gt_dir, model.config.input_size)
-    result = bench_memory(model, sequence, args.steps)
+    )
+    sequence = load_sequence(args.rgb_dir, args.depth_dir, args.gt_dir)
+    result = bench_memory(TorchBackend(loaded.model, loaded.metadata), sequence, args.steps)
     print(report(result))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

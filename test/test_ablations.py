@@ -87,7 +87,7 @@ def test_lora_weights_round_trip_without_frozen_trunk(tmp_path):
 
 def test_static_queries_never_change():
     model = build(temporal="static").eval()
-    state = model.initial_state(1)
+    state = model.initial_tensor(1)
     with torch.no_grad():
         for _ in range(2):
             _, new = model.step(torch.randn(1, 3, SIZE, SIZE), torch.rand(1, 1, SIZE, SIZE), state)
@@ -96,7 +96,7 @@ def test_static_queries_never_change():
 
 def test_memory_bank_grows_to_its_size_and_stays():
     model = build(temporal="memory_bank", memory_frames=3).eval()
-    bank = model.initial_state(2)
+    bank = model.initial_tensor(2)
     assert bank.shape == (2, 0, 64, SIZE // 16, SIZE // 16)
     sizes = []
     with torch.no_grad():
@@ -113,7 +113,7 @@ def test_memory_bank_reads_its_memory():
     model = build(temporal="memory_bank").eval()
     rgb, depth = torch.randn(1, 3, SIZE, SIZE), torch.rand(1, 1, SIZE, SIZE)
     with torch.no_grad():
-        first, bank = model.step(rgb, depth, model.initial_state(1))
+        first, bank = model.step(rgb, depth, model.initial_tensor(1))
         again, _ = model.step(rgb, depth, bank)
     assert (first - again).abs().max() > 1e-6
 

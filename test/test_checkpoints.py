@@ -49,8 +49,8 @@ def test_project_format_round_trip(tiny, tmp_path):
         )  # frozen parts come from SAM2, not the file
         other.neck.load_state_dict(tiny.neck.state_dict())
         other.prompt_encoder.load_state_dict(tiny.prompt_encoder.state_dict())
-        a = tiny.step(rgb, depth, tiny.initial_state(1))
-        b = other.step(rgb, depth, other.initial_state(1))
+        a = tiny.step(rgb, depth, tiny.initial_tensor(1))
+        b = other.step(rgb, depth, other.initial_tensor(1))
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
@@ -179,7 +179,7 @@ def test_weights_limits_are_checked_before_the_model_is_built(tiny, tmp_path, mo
     def no_build(*args, **kwargs):
         raise AssertionError("a model was built from unchecked metadata")
 
-    monkeypatch.setattr(model_loading, "SamDaq", no_build)
+    monkeypatch.setattr(SamDaq, "__init__", no_build)
     with pytest.raises(CheckpointError, match=r"input_size = 32768 .*\(1 to 4096\)") as err:
         model_loading.load_model(None, path)
     assert str(path) in str(err.value)

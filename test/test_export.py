@@ -51,41 +51,41 @@ def random_frames(batch, seed):
 def test_metadata_lets_the_runtime_rebuild_itself(small):
     model, path, _, ort_backend = small
     meta = read_onnx_metadata(path)
-    assert meta["config"] == model.config
+    assert meta["model"] == "samdaq" and meta["config"] == model.config
+    assert meta["preprocessing"] == model.preprocessing()
     np.testing.assert_array_equal(
-        meta["initial_state"], model.initial_state(1)[0].detach().numpy()
+        meta["initial_state"]["state"], model.initial_tensor(1)[0].detach().numpy()
     )
     assert ort_backend.metadata["depth_conversion"] == {"max_depth_m": 4.0}
     assert len(meta["weights_sha256"]) == 64 and meta["max_batch"] == "4"
-    # The memory guard's bound travels with the file (float32 rounding of the weights aside).
-    assert ort_backend.metadata["state_norm_bound"] == pytest.approx(
-        model.state_norm_bound(), rel=1e-6
-    )
+    # The state's description, with the memory guard's bound, travels with the file.
+    assert meta["state_spec"] == model.state_spec() == ort_backend.state_spec
+    assert ort_backend.state_spec.norm_bound == pytest.approx(model.state_norm_bound(), rel=1e-6)
 
 
 def test_onnxruntime_equals_torch_over_a_sequence(small):
     _, _, torch_backend, ort_backend = small
     s_t, s_o = torch_backend.initial_state(2), ort_backend.initial_state(2)
-    np.testing.assert_array_equal(s_t, s_o)
+    np.testing.assert_array_equal(s_t["state"], s_o["state"])
     for t in range(3):
         rgb, depth = random_frames(2, t)
         p_t, s_t = torch_backend.step(rgb, depth, s_t)
         p_o, s_o = ort_backend.step(rgb, depth, s_o)
         np.testing.assert_allclose(p_o, p_t, rtol=0, atol=1e-4)
-        np.testing.assert_allclose(s_o, s_t, rtol=0, atol=1e-4)
+        np.testing.assert_allclose(s_o["state"], s_t["state"], rtol=0, atol=1e-4)
 
 
 def test_onnxruntime_batch_of_three_equals_three_single_runs(small):
     _, _, _, ort_backend = small
     rgb, depth = random_frames(3, 7)
-    state = ort_backend.initial_state(3) + np.random.default_rng(1).normal(
+    queries = ort_backend.initial_state(3)["state"] + np.random.default_rng(1).normal(
         0, 0.1, (3, 8, 64)
     ).astype(np.float32)
-    prob, new_state = ort_backend.step(rgb, depth, state)
+    prob, new_state = ort_backend.step(rgb, depth, {"state": queries})
     for i in range(3):
-        p, s = ort_backend.step(rgb[i : i + 1], depth[i : i + 1], state[i : i + 1])
+        p, s = ort_backend.step(rgb[i : i + 1], depth[i : i + 1], {"state": queries[i : i + 1]})
         np.testing.assert_allclose(prob[i : i + 1], p, rtol=0, atol=1e-5)
-        np.testing.assert_allclose(new_state[i : i + 1], s, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(new_state["state"][i : i + 1], s["state"], rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="exceeds the exported maximum 4"):
         ort_backend.step(*random_frames(5, 0), ort_backend.initial_state(5))
 
@@ -180,7 +180,7 @@ def test_tensorrt_float32_matches_onnxruntime(small, tmp_path):
     p_o, s_o = ort_backend.step(rgb, depth, state)
     p_t, s_t = trt_backend.step(rgb, depth, state)
     np.testing.assert_allclose(p_t, p_o, rtol=0, atol=1e-3)
-    np.testing.assert_allclose(s_t, s_o, rtol=0, atol=1e-3)
+    np.testing.assert_allclose(s_t["state"], s_o["state"], rtol=0, atol=1e-3)
     assert len(list(tmp_path.glob("*.engine"))) == 1
     TensorRTBackend(path, "cuda", "float32", cache_dir=tmp_path)  # reuses the cached engine
     assert len(list(tmp_path.glob("*.engine"))) == 1
@@ -227,7 +227,9 @@ def test_onnxruntime_matches_reference_on_all_fixture_frames(fixture_export):
         )
         prob, state = backend.step(*inputs, state)
         np.testing.assert_allclose(prob[0, 0], expected["prob"][i], rtol=0, atol=1e-3)
-        np.testing.assert_allclose(state[0], expected["video_queries"][i], rtol=0, atol=1e-3)
+        np.testing.assert_allclose(
+            state["state"][0], expected["video_queries"][i], rtol=0, atol=1e-3
+        )
 
 
 def test_predict_with_onnxruntime_backend(fixture_export, tmp_path):

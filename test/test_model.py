@@ -24,7 +24,7 @@ def frames(seed: int, batch: int = 1):
 
 def run(model, seeds, state=None):
     """Steps one stream through the frames of ``seeds``; returns probabilities and final state."""
-    state = model.initial_state(1) if state is None else state
+    state = model.initial_tensor(1) if state is None else state
     probs = []
     with torch.no_grad():
         for s in seeds:
@@ -43,18 +43,18 @@ def test_step_shapes_and_ranges(model):
 def test_state_carries_memory_and_reset_reproduces_first_frame(model):
     first, _ = run(model, [1])
     probs, state = run(model, [1, 2])
-    assert not torch.equal(state, model.initial_state(1)), "the state must change after a frame"
+    assert not torch.equal(state, model.initial_tensor(1)), "the state must change after a frame"
     # The same frame seen with memory differs from seeing it first.
     with_memory, _ = run(model, [1], state)
     assert (with_memory[0] - first[0]).abs().max() > 1e-6
-    again, _ = run(model, [1], model.initial_state(1))
+    again, _ = run(model, [1], model.initial_tensor(1))
     torch.testing.assert_close(again[0], first[0], rtol=0, atol=0)
 
 
 def test_streams_in_one_batch_equal_streams_alone(model):
     seeds = {0: [1, 2, 3], 1: [4, 5, 6]}
     alone = {k: run(model, v) for k, v in seeds.items()}
-    state = model.initial_state(2)
+    state = model.initial_tensor(2)
     with torch.no_grad():
         for t in range(3):
             parts = [frames(seeds[k][t]) for k in (0, 1)]
@@ -109,11 +109,11 @@ def test_training_gradients_reach_trained_parts_only():
 
 def test_bad_input_shapes_are_refused(model):
     rgb, depth = frames(1)
-    state = model.initial_state(1)
+    state = model.initial_tensor(1)
     with pytest.raises(ValueError, match="depth has shape"):
         model.step(rgb, depth[..., :64], state)
     with pytest.raises(ValueError, match="state has shape"):
-        model.step(rgb, depth, model.initial_state(2))
+        model.step(rgb, depth, model.initial_tensor(2))
 
 
 @pytest.mark.parametrize("backbone", ["sam2.1_hiera_s", "sam2.1_hiera_b+", "sam2.1_hiera_l"])
@@ -121,7 +121,7 @@ def test_every_sam2_size_builds_and_steps(backbone):
     model = SamDaq(SamDaqConfig(backbone=backbone, input_size=64)).eval()
     with torch.no_grad():
         prob, state = model.step(
-            torch.randn(1, 3, 64, 64), torch.rand(1, 1, 64, 64), model.initial_state(1)
+            torch.randn(1, 3, 64, 64), torch.rand(1, 1, 64, 64), model.initial_tensor(1)
         )
     assert prob.shape == (1, 1, 64, 64) and state.shape == (1, 8, 64)
     assert model.qtm.prompt_proj.in_features == (64 // 16) ** 2

@@ -55,14 +55,14 @@ def fixture_inputs(fixture_dir, i):
 def api_outputs(reference_model, fixture_dir):
     """Probabilities and states of frames 0..2, then frame 0 again from a reset state."""
     probs, states = [], []
-    state = reference_model.initial_state(1)
+    state = reference_model.initial_tensor(1)
     with torch.inference_mode():
         for i in range(FRAMES):
             prob, state = reference_model.step(*as_tensors(fixture_inputs(fixture_dir, i)), state)
             probs.append(prob[0, 0].numpy())
             states.append(state[0].numpy())
         reset_prob, reset_state = reference_model.step(
-            *as_tensors(fixture_inputs(fixture_dir, 0)), reference_model.initial_state(1)
+            *as_tensors(fixture_inputs(fixture_dir, 0)), reference_model.initial_tensor(1)
         )
     return probs, states, (reset_prob[0, 0].numpy(), reset_state[0].numpy())
 

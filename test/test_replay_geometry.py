@@ -22,6 +22,7 @@ from rgbd_saliency_ros.evaluation.calibration import CameraIntrinsics
 from rgbd_saliency_ros.evaluation.make_bag import BagTopics
 from rgbd_saliency_ros.evaluation.replay import ReplayOptions, replay_bag
 from rgbd_saliency_ros.model.config import SamDaqConfig
+from rgbd_saliency_ros.model.contract import Preprocessing, StateSpec, StateTensor
 from rgbd_saliency_ros.runtime.backends.base import BackendInfo, StepBackend
 from rgbd_saliency_ros.runtime.depth import encode_ros_depth
 
@@ -35,16 +36,20 @@ START_NS, PERIOD_NS = 1_700_000_000 * 10**9, 100_000_000
 class NearestIsSalient(StepBackend):
     """Stand-in model: probability 1 where the relative depth input is in its nearest quarter."""
 
+    name = "nearest"
+
     def __init__(self, input_size: int = 64) -> None:
         self.config = SamDaqConfig(input_size=input_size)
+        self.preprocessing = Preprocessing(input_size)
+        self.state_spec = StateSpec((StateTensor("state", (1,)),))
         self.metadata = {}
 
     @property
     def info(self) -> BackendInfo:
         return BackendInfo("nearest", "cpu", "float32")
 
-    def initial_state(self, batch: int) -> np.ndarray:
-        return np.zeros((batch, self.config.num_video_queries, self.config.query_dim), np.float32)
+    def initial_state(self, batch: int) -> dict:
+        return {"state": np.zeros((batch, 1), np.float32)}
 
     def step(self, rgb, depth, state):
         return (depth < 0.25).astype(np.float32), state

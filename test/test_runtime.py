@@ -5,13 +5,19 @@ import pytest
 import torch
 from conftest import seeded, tum_rgbd
 
-from rgbd_saliency_ros.model import SamDaq, SamDaqConfig
+from rgbd_saliency_ros.model import Preprocessing, SamDaq, SamDaqConfig, StateSpec, StateTensor
 from rgbd_saliency_ros.runtime.backends.torch_backend import TorchBackend
 from rgbd_saliency_ros.runtime.depth import InvalidDepthError
 from rgbd_saliency_ros.runtime.saliency import FramePair, SaliencyConfig, SaliencyRuntime
-from rgbd_saliency_ros.runtime.stream_memory import ResetCause, StreamMemory, query_norm
+from rgbd_saliency_ros.runtime.stream_memory import ResetCause, StreamMemory
 
-STATE = np.ones((8, 64), np.float32)
+QUERIES = np.ones((8, 64), np.float32)
+STATE = {"state": QUERIES}  # a state as SAM-DAQ's spec makes it (the store never looks inside)
+SPEC = StateSpec((StateTensor("state", (8, 64)),), norm_bound=10.0)  # STATE's rows: norm 8
+
+
+def scaled(factor: float) -> dict:
+    return {"state": QUERIES * np.float32(factor)}
 
 
 def test_memory_continues_within_timeout():
@@ -19,11 +25,11 @@ def test_memory_continues_within_timeout():
     assert mem.begin("a", 0.0) == (None, ResetCause.NEW_STREAM)
     mem.commit("a", 0.0, STATE)
     state, cause = mem.begin("a", 0.5)
-    assert cause is None and np.array_equal(state, STATE)
-    state[:] = 7  # the store hands out a copy
-    assert np.array_equal(mem.begin("a", 0.5)[0], STATE)
-    mem.commit("a", 0.5, STATE * 2)
-    assert np.array_equal(mem.begin("a", 0.6)[0], STATE * 2)
+    assert cause is None and np.array_equal(state["state"], QUERIES)
+    state["state"][:] = 7  # the store hands out a copy
+    assert np.array_equal(mem.begin("a", 0.5)[0]["state"], QUERIES)
+    mem.commit("a", 0.5, scaled(2))
+    assert np.array_equal(mem.begin("a", 0.6)[0]["state"], QUERIES * 2)
 
 
 @pytest.mark.parametrize(
@@ -93,9 +99,9 @@ def test_compiled_backend_leaves_the_callers_model_as_it_was():
     encode (compiling is lazy: nothing runs here)."""
     model = SamDaq(SamDaqConfig(input_size=64))
     backend = TorchBackend(model, compile=True)
-    assert "encode" not in vars(model)  # no instance attribute shadowing SamDaq.encode
-    assert backend._encode is not model.encode
-    assert TorchBackend(model)._encode == model.encode
+    assert "step_state" not in vars(model)  # no instance attribute shadowing SamDaq's
+    assert backend._step is not model.step_state
+    assert TorchBackend(model)._step == model.step_state
 
 
 def test_backends_refuse_shapes_with_the_models_message(runtime):
@@ -106,8 +112,10 @@ def test_backends_refuse_shapes_with_the_models_message(runtime):
         ValueError, match=r"rgb has shape \(1, 3, 32, 32\), expected \(1, 3, 64, 64\)"
     ):
         backend.step(rgb[..., :32, :32], depth, state)
-    with pytest.raises(ValueError, match=r"state has shape \(1, 8, 32\), expected \(1, 8, 64\)"):
-        backend.step(rgb, depth, state[..., :32])
+    with pytest.raises(ValueError, match=r"state state has shape \(8, 32\), expected \(8, 64\)"):
+        backend.step(rgb, depth, {"state": state["state"][..., :32]})
+    with pytest.raises(ValueError, match=r"state has tensors \['bank'\], expected \['state'\]"):
+        backend.step(rgb, depth, {"bank": state["state"]})
 
 
 def test_batched_streams_equal_separate_runtimes():
@@ -164,14 +172,15 @@ def test_memory_reset_requested_during_a_step_is_kept():
 class _SlowStub:
     """A backend whose every step takes 0.6 s by the runtime's clock (a fake perf_counter)."""
 
-    config = SamDaqConfig(input_size=64)
+    preprocessing = Preprocessing(64)
+    state_spec = SPEC
     metadata: dict = {}
 
     def initial_state(self, batch):
-        return np.zeros((batch, self.config.num_video_queries, self.config.query_dim), np.float32)
+        return {"state": np.zeros((batch, 8, 64), np.float32)}
 
     def step(self, rgb, depth, state):
-        return np.zeros((rgb.shape[0], 1, 64, 64), np.float32), state + 1.0
+        return np.zeros((rgb.shape[0], 1, 64, 64), np.float32), {"state": state["state"] + 0.1}
 
 
 @pytest.mark.parametrize(
@@ -213,25 +222,31 @@ def test_the_timeout_allows_twice_the_step_time_only_when_asked(
 
 
 @pytest.mark.parametrize(
-    "bad", [STATE * np.float32(100.0), np.where(np.eye(8, 64) > 0, np.nan, STATE)]
+    "bad",
+    [
+        scaled(100.0),
+        {"state": np.where(np.eye(8, 64) > 0, np.nan, QUERIES)},
+        {"state": QUERIES[:4]},  # a state of another shape (a faulty backend)
+    ],
 )
 def test_memory_drops_a_bad_state_and_restarts_the_stream(bad):
-    mem = StreamMemory(state_norm_bound=10.0)  # STATE's rows have norm 8
-    assert mem.commit("a", 0.0, STATE) and mem.state_norm("a") == pytest.approx(8.0)
+    mem = StreamMemory(health=SPEC.health)
+    assert mem.commit("a", 0.0, STATE).ok and mem.state_norm("a") == pytest.approx(8.0)
     assert mem.begin("a", 0.1)[1] is None
-    assert mem.commit("a", 0.1, bad) is False
+    assert mem.commit("a", 0.1, bad).ok is False
     assert not mem.state_norm("a") <= 10.0  # reported as it was: beyond the bound, or NaN
     assert mem.begin("a", 0.2) == (None, ResetCause.BAD_STATE)
     assert mem.resets[ResetCause.BAD_STATE.value] == 1
-    assert mem.commit("a", 0.2, STATE) and mem.begin("a", 0.3)[1] is None
+    assert mem.commit("a", 0.2, STATE).ok and mem.begin("a", 0.3)[1] is None
 
 
-def test_query_norm_is_the_longest_query():
+def test_state_health_norm_is_the_longest_row():
     state = np.zeros((8, 64), np.float32)
     state[3, :2] = (3.0, 4.0)
-    assert query_norm(state) == pytest.approx(5.0)
+    assert SPEC.health({"state": state}).norm == pytest.approx(5.0)
     state[0, 0] = np.inf
-    assert np.isnan(query_norm(state))
+    health = SPEC.health({"state": state})
+    assert np.isnan(health.norm) and not health.ok and "non-finite" in health.reason
 
 
 def test_state_norm_bound_holds_however_the_memory_pushes():
@@ -243,12 +258,13 @@ def test_state_norm_bound_holds_however_the_memory_pushes():
         norm.weight.uniform_(-2.0, 2.0)  # a trained-looking LayerNorm, not the identity
         norm.bias.uniform_(-1.0, 1.0)
         bound = model.state_norm_bound()
-        state = model.initial_state(1)
+        spec = model.state_spec()
+        state = model.initial_tensor(1)
         state = state / state.norm(dim=-1, keepdim=True) * bound
         largest = 0.0
         for _ in range(200):
             state = model.qtm.update(state, torch.randn(1, 64, 4, 4) * 1e4)
-            largest = max(largest, query_norm(state[0].numpy()))
+            largest = max(largest, spec.health({"state": state[0].numpy()}).norm)
     assert largest <= bound * 1.0001
     assert largest > 0.3 * bound  # the bound is not vacuous for this update
 
@@ -265,7 +281,7 @@ class CorruptingBackend(TorchBackend):
         prob, new_state = super().step(rgb, depth, state)
         self.calls += 1
         if self.calls - 1 == self.bad_at:
-            new_state = np.full_like(new_state, self.value)
+            new_state = {n: np.full_like(a, self.value) for n, a in new_state.items()}
         return prob, new_state
 
 
@@ -274,7 +290,7 @@ def test_runtime_restarts_a_stream_whose_state_went_bad_and_warns_once(value):
     with seeded(0):
         backend = CorruptingBackend(SamDaq(SamDaqConfig(input_size=64)), bad_at=1, value=value)
     rt = SaliencyRuntime(backend, SaliencyConfig(reset_timeout_s=10.0))
-    bound = backend.metadata["state_norm_bound"]
+    bound = backend.state_spec.norm_bound
     assert np.isfinite(bound) and rt.state_norm_bound == bound
     results = [rt.run([rt.prepare(tum_pair(stamp=0.1 * i))])[0] for i in range(4)]
     assert [r.reset for r in results] == [ResetCause.NEW_STREAM, None, ResetCause.BAD_STATE, None]

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from rgbd_saliency_ros.cli import main as cli_main
+from rgbd_saliency_ros.model import SamDaq
 from rgbd_saliency_ros.model.checkpoints import read_weights_metadata
 from training import synthetic
 from training.config import TrainConfig, load_config
@@ -28,7 +29,6 @@ from training.train import (
     _Run,
     _step,
     build_model,
-    clip_loss,
     evaluate_videos,
     load_train_state,
     lr_at,
@@ -137,7 +137,7 @@ def test_loss_is_bce_plus_half_intermediate_bce():
     g = torch.Generator().manual_seed(0)
     probs, inter = torch.rand(2, 3, 64, 64, generator=g), torch.rand(2, 3, 4, 4, generator=g)
     gt = (torch.rand(2, 3, 64, 64, generator=g) > 0.7).float()
-    total, mask, intermediate = clip_loss(probs, inter, gt, 0.5)
+    total, mask, intermediate = SamDaq.loss(probs, inter, gt, 0.5)
     small = F.interpolate(gt, size=(4, 4), mode="bilinear", align_corners=False)
     expected_mask = -(gt * probs.log() + (1 - gt) * (1 - probs).log()).mean()
     expected_inter = -(small * inter.log() + (1 - small) * (1 - inter).log()).mean()
@@ -251,7 +251,7 @@ def test_ablation_keys_train_and_save_that_variant(videos, tmp_path):
     model = load_model(result.sam2_checkpoint, result.weights, None, None, "cpu").model
     assert (model.config.adapter, model.config.temporal) == ("lora", "static")
     g = torch.Generator().manual_seed(0)
-    state = model.initial_state(1)
+    state = model.initial_tensor(1)
     with torch.no_grad():
         _, new = model.step(
             torch.randn(1, 3, 64, 64, generator=g), torch.rand(1, 1, 64, 64, generator=g), state

@@ -44,7 +44,6 @@ from pathlib import Path
 import cv2
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 import yaml
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
@@ -58,10 +57,13 @@ from rgbd_saliency_ros.model import (
     load_samdaq_weights,
     save_weights,
 )
+from rgbd_saliency_ros.runtime.backends.torch_backend import TorchBackend
 from rgbd_saliency_ros.runtime.frames import resize_probability
+from rgbd_saliency_ros.runtime.saliency import FramePair, SaliencyConfig, SaliencyRuntime
+from rgbd_saliency_ros.runtime.sequence import frame_stamp_s, read_rgb
 
 from .config import TrainConfig, load_config
-from .datasets import ClipDataset, DepthReading, Video, describe, find_videos, load_frame
+from .datasets import ClipDataset, DepthReading, Video, describe, find_videos
 
 log = logging.getLogger("training")
 
@@ -84,26 +86,6 @@ MAX_SKIPPED_STEPS = 5
 # ------------------------------------------------------------------------------------------ loss
 
 
-def clip_loss(
-    probs: torch.Tensor, intermediate: torch.Tensor, gt: torch.Tensor, intermediate_weight: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """SAM-DAQ's training loss over a batch of clips.
-
-    probs: (B, T, S, S) in [0, 1]; intermediate: (B, T, S/16, S/16) in [0, 1]; gt: (B, T, S, S)
-    float in [0, 1]. Returns (total, mask BCE, intermediate BCE), scalars, each BCE averaged over
-    every pixel of every frame. The ground truth is resized bilinearly (align_corners=False) to the
-    intermediate map's size, as the reference does.
-    """
-    # BCE is not autocast-safe: always in float32.
-    with torch.autocast(probs.device.type, enabled=False):
-        gt_small = F.interpolate(
-            gt.float(), size=intermediate.shape[-2:], mode="bilinear", align_corners=False
-        )
-        mask = F.binary_cross_entropy(probs.float(), gt.float())
-        inter = F.binary_cross_entropy(intermediate.float(), gt_small)
-    return mask + intermediate_weight * inter, mask, inter
-
-
 class ClipLoss(nn.Module):
     """The model and its loss as one module, so that DDP sees the whole training forward."""
 
@@ -115,8 +97,7 @@ class ClipLoss(nn.Module):
     def forward(self, rgb: torch.Tensor, depth: torch.Tensor, gt: torch.Tensor):
         """rgb (B, T, 3, S, S), depth (B, T, 1, S, S), gt (B, T, S, S) -> (total, mask,
         intermediate) loss scalars."""
-        probs, intermediate = self.model.forward_clip(rgb, depth)
-        return clip_loss(probs, intermediate, gt, self.intermediate_weight)
+        return self.model.clip_loss(rgb, depth, gt, self.intermediate_weight)
 
 
 def lr_at(cfg: TrainConfig, iteration: int) -> float:
@@ -242,29 +223,28 @@ def _train_mode(model: SamDaq) -> None:
 def evaluate_videos(
     model: SamDaq, videos: list[Video], depth: DepthReading | None = None, progress: bool = False
 ) -> dict:
-    """Runs ``model`` over every annotated frame of each video, state carried frame to frame from a
-    fresh state per video (as predict does), and scores the probabilities against the ground
-    truth at its own size. Returns frame-averaged metrics (``SaliencyMetrics.results()`` keys) and
-    "frames". The model is left in eval mode.
+    """Runs ``model`` over every annotated frame of each video through ``SaliencyRuntime`` (the
+    node's and ``predict``'s path), each video one stream from a fresh state, and scores the
+    probabilities against the ground truth at its own size. Returns frame-averaged metrics
+    (``SaliencyMetrics.results()`` keys) and "frames". The model is left in eval mode.
     """
-    model.eval()
-    device = next(model.parameters()).device
-    size = model.config.input_size
+    runtime = SaliencyRuntime(TorchBackend(model.eval()), SaliencyConfig())
     depth = depth or DepthReading()
     metrics = SaliencyMetrics()
     frames = [(v, f) for v in videos for f in v.frames]
-    state = None
-    for video, frame in tqdm(frames, desc="evaluate", unit="frame", disable=not progress):
-        if frame is video.frames[0]:
-            state = model.initial_state(1).to(device)
-        rgb, depth01, _ = load_frame(frame, size, depth)
-        prob, state = model.step(
-            torch.from_numpy(rgb)[None].to(device),
-            torch.from_numpy(depth01)[None].to(device),
-            state,
+    for n, (video, frame) in enumerate(
+        tqdm(frames, desc="evaluate", unit="frame", disable=not progress)
+    ):
+        pair = FramePair(
+            f"video_{videos.index(video)}",
+            frame_stamp_s(n),
+            read_rgb(frame.rgb),
+            depth.read(frame.depth),
+            depth_is_metric=False,  # DepthReading gives the model's [0, 1] convention already
         )
+        [result] = runtime.run([runtime.prepare(pair)])
         gt = cv2.imread(str(frame.gt), cv2.IMREAD_GRAYSCALE)
-        metrics.update(resize_probability(prob[0, 0].float().cpu().numpy(), gt.shape), gt)
+        metrics.update(resize_probability(result.model_probability, gt.shape), gt)
     return {**metrics.results(), "frames": len(metrics)}
 
 

@@ -123,7 +123,7 @@ def bench_step(
     gen = torch.Generator().manual_seed(0)
     rgb = torch.randn(batch, 3, s, s, generator=gen).to(device)
     depth = torch.rand(batch, 1, s, s, generator=gen).to(device)
-    state = model.initial_state(batch).to(device)
+    state = model.initial_tensor(batch).to(device)
     result = StepTimings(config, batch, torch.get_num_threads(), compiled=compile)
     with torch.inference_mode():
         for i in range(warmup + repeats):

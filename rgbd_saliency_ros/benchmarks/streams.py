@@ -33,7 +33,7 @@ def bench_streams(
     backend: StepBackend, stream_counts=(1, 2, 4), repeats: int = 3, warmup: int = 1
 ) -> list[StreamsResult]:
     """Times one frame of every stream, as one batched step and as separate steps."""
-    s = backend.config.input_size
+    s = backend.preprocessing.input_size
     rng = np.random.default_rng(0)
     results = []
     for n in stream_counts:
@@ -46,7 +46,8 @@ def bench_streams(
 
         def sequential():
             for i in range(n):
-                backend.step(rgb[i : i + 1], depth[i : i + 1], state[i : i + 1])
+                one = {name: array[i : i + 1] for name, array in state.items()}
+                backend.step(rgb[i : i + 1], depth[i : i + 1], one)
 
         times = {}
         for name, fn in (("batched", batched), ("sequential", sequential)):

@@ -43,18 +43,10 @@ def bench_temporal(
 
             return wrapper
 
-        # The temporal part: reading the memory into this frame's prompt (QTM's read attention, or
-        # SAM2's memory attention) and writing this frame into it (memory encoder, QTM update).
-        model.qtm.prompt = timed(model.qtm.prompt)
-        model.memory_encoder.forward = timed(model.memory_encoder.forward)
-        if config.temporal == "memory_bank":
-            model._attend_to_memory = timed(model._attend_to_memory)
-        else:
-            model.qtm.update = timed(model.qtm.update)
-        model.step_features(
-            feats, model.initial_state(1).to(device)
-        )  # first-call set-up, not timed
-        state = model.initial_state(1).to(device)
+        for owner, attribute in model.temporal_parts():
+            setattr(owner, attribute, timed(getattr(owner, attribute)))
+        model.step_features(feats, model.initial_tensor(1).to(device))  # set-up, not timed
+        state = model.initial_tensor(1).to(device)
         for _ in range(frames):
             parts["t"] = 0.0
             start = time.perf_counter()

@@ -298,8 +298,8 @@ def model_info(backend: StepBackend, weights: str | None = None) -> dict[str, An
         "backend": info.name,
         "device": info.device,
         "precision": info.precision,
-        "model": backend.config.backbone,
-        "input_size": backend.config.input_size,
+        "model": " ".join(filter(None, (backend.name, getattr(backend.config, "backbone", "")))),
+        "input_size": backend.preprocessing.input_size,
         "weights": weights,
     }
 

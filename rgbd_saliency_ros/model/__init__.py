@@ -1,21 +1,29 @@
-"""The SAM-DAQ network in pure PyTorch: no ROS, no runtime concerns.
+"""The networks in pure PyTorch, as plug-ins behind one contract: no ROS, no runtime concerns.
 
-The configuration (``SamDaqConfig``, ``BACKBONE_CHANNELS``) imports without torch, so that the
-command line can offer its choices to commands that need no model (``eval``, ``make-bag``); the
-torch parts load on first use of their names.
+``base.SaliencyModel`` is the contract, ``contract`` its torch-free descriptions (preprocessing,
+per-stream state), ``registry`` finds a plug-in by the name its weights carry. SAM-DAQ
+(``samdaq``) is the built-in one. The configuration (``SamDaqConfig``, ``BACKBONE_CHANNELS``), the
+contract's descriptions and the registry import without torch, so that the command line can offer
+its choices to commands that need no model (``eval``, ``make-bag``); the torch parts load on first
+use of their names.
 """
 
 import importlib
 
 from .config import BACKBONE_CHANNELS, SamDaqConfig
+from .contract import Preprocessing, StateHealth, StateSpec, StateTensor
+from .registry import model_class, model_names, register_model
 
 # name -> module of this package that defines it, imported on first access (PEP 562)
 _LAZY = {
     "CheckpointError": "checkpoints",
     "load_sam2_checkpoint": "checkpoints",
     "load_samdaq_weights": "checkpoints",
+    "load_weights": "checkpoints",
     "save_weights": "checkpoints",
     "weights_config": "checkpoints",
+    "weights_model": "checkpoints",
+    "SaliencyModel": "base",
     "Features": "samdaq",
     "SamDaq": "samdaq",
 }
@@ -27,4 +35,15 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["BACKBONE_CHANNELS", "SamDaqConfig", *_LAZY]
+__all__ = [
+    "BACKBONE_CHANNELS",
+    "Preprocessing",
+    "SamDaqConfig",
+    "StateHealth",
+    "StateSpec",
+    "StateTensor",
+    "model_class",
+    "model_names",
+    "register_model",
+    *_LAZY,
+]

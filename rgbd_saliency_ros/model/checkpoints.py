@@ -1,14 +1,16 @@
-"""Loading and saving SAM-DAQ weights, safely (no pickled code is ever run).
+"""Loading and saving model weights, safely (no pickled code is ever run).
 
 Three formats:
 
-- Meta's SAM2.1 checkpoints (``{"model": state_dict}`` of ``SAM2Base``): the frozen backbone and
-  the starting point of the fine-tuned decoder and memory encoder. ``load_sam2_checkpoint``.
+- This project's format, for every model plug-in: safetensors with only the trained parameters,
+  and in its metadata the model's name (``model``: the registry key), its configuration and the
+  depth convention. ``save_weights`` / ``load_weights``; ``weights_model`` reads the name and
+  config from the header alone.
+- Meta's SAM2.1 checkpoints (``{"model": state_dict}`` of ``SAM2Base``): SAM-DAQ's frozen backbone
+  and the starting point of its fine-tuned decoder and memory encoder. ``load_sam2_checkpoint``.
 - The reference SAM-DAQ checkpoints (a plain ``state_dict`` of its model without the frozen SAM2
-  parts, its own key names). ``load_samdaq_weights`` detects and maps them.
-- This project's format: safetensors with only the trained parameters and the model
-  configuration (and the depth convention) in its metadata. ``save_weights`` /
-  ``load_samdaq_weights``.
+  parts, its own key names). ``load_weights`` hands any file that is not safetensors to the
+  model's ``load_reference_weights`` (``load_reference_checkpoint`` for SAM-DAQ).
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from .config import SamDaqConfig
-from .samdaq import SamDaq, is_trained_key
+from .registry import DEFAULT_MODEL, UnknownModelError, model_class
+from .samdaq import SamDaq
 
 FORMAT_NAME = "rgbd_saliency_ros.samdaq"
 # Raised when the layout of the file changes; files of any other version are refused on load.
@@ -145,9 +147,14 @@ def check_safetensors_header(path: Path) -> None:
     )
 
 
-def _load_into(
-    model: SamDaq, path: Path, weights: dict[str, torch.Tensor], required: set[str]
-) -> None:
+def _describe(model) -> str:
+    """The model as error messages name it: plug-in, backbone (if any), input size."""
+    backbone = getattr(model.config, "backbone", None)
+    size = model.preprocessing().input_size
+    return f"{model.name}{', ' + backbone if backbone else ''}, input {size}"
+
+
+def _load_into(model, path: Path, weights: dict[str, torch.Tensor], required: set[str]) -> None:
     """Copies ``weights`` into ``model``: every key must exist with the same shape, and every key
     in ``required`` must be given."""
     own = model.state_dict()
@@ -163,8 +170,7 @@ def _load_into(
         if tuple(v.shape) != tuple(own[k].shape):
             raise CheckpointError(
                 f"{path}: shape mismatch for {k}: file has {tuple(v.shape)}, model "
-                f"({model.config.backbone}, input {model.config.input_size}) needs "
-                f"{tuple(own[k].shape)}"
+                f"({_describe(model)}) needs {tuple(own[k].shape)}"
             )
     with torch.no_grad():
         for k, v in weights.items():
@@ -315,10 +321,8 @@ def map_reference_state_dict(
 # ---------------------------------------------------------------------------- project format
 
 
-def save_weights(
-    model: SamDaq, path: str | os.PathLike, extra_metadata: dict | None = None
-) -> None:
-    """Writes the trained parameters and the model config as safetensors.
+def save_weights(model, path: str | os.PathLike, extra_metadata: dict | None = None) -> None:
+    """Writes a model plug-in's trained parameters, its name and its config as safetensors.
 
     ``extra_metadata``: JSON-serialisable entries stored beside the config (e.g. the depth
     conversion the weights were trained with, under ``"depth_conversion"``).
@@ -328,6 +332,7 @@ def save_weights(
     metadata = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
+        "model": model.name,
         "config": json.dumps(model.config.to_dict()),
     }
     for key, value in (extra_metadata or {}).items():
@@ -374,9 +379,23 @@ def read_weights_metadata(path: str | os.PathLike) -> dict:
     return out
 
 
-def stored_config(path: Path, metadata: dict) -> SamDaqConfig:
-    """The model config in a weights file's metadata, within ``CONFIG_LIMITS`` (checked before
-    anything is built from it); raises CheckpointError naming the file, the field and the limit."""
+def stored_model(path: Path, metadata: dict) -> type:
+    """The plug-in a file's metadata names (``model``; SAM-DAQ when absent, as in files written
+    before plug-ins); raises CheckpointError naming the file and the known models."""
+    name = metadata.get("model", DEFAULT_MODEL)
+    if not isinstance(name, str) or len(name) > MAX_NAME_CHARS:
+        raise CheckpointError(f"{path}: model name {_short(name)} is not a short string")
+    try:
+        return model_class(name, str(path))
+    except UnknownModelError as e:
+        raise CheckpointError(str(e)) from None
+
+
+def stored_config(path: Path, metadata: dict):
+    """The model config in a weights file's metadata, of the plug-in it names, within
+    ``CONFIG_LIMITS`` (checked before anything is built from it); raises CheckpointError naming
+    the file, the field and the limit."""
+    cls = stored_model(path, metadata)
     values = metadata.get("config")
     if not isinstance(values, dict):
         raise CheckpointError(f"{path}: metadata has no model config (config={_short(values)})")
@@ -399,27 +418,39 @@ def stored_config(path: Path, metadata: dict) -> SamDaqConfig:
                 f"for (1 to {limit})"
             )
     try:
-        return SamDaqConfig.from_dict(values)
+        return cls.config_class.from_dict(values)
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{path}: invalid model config in metadata ({e})") from None
 
 
-def weights_config(path: str | os.PathLike) -> SamDaqConfig | None:
-    """The model config stored in a project weights file, or None for a reference checkpoint."""
+def weights_model(path: str | os.PathLike) -> tuple[type | None, object | None]:
+    """(plug-in class, config) stored in a project weights file, from its header alone;
+    (None, None) for a file of another format (a reference checkpoint)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     if not is_safetensors(path):
-        return None
-    return stored_config(path, read_weights_metadata(path))
+        return None, None
+    metadata = read_weights_metadata(path)
+    return stored_model(path, metadata), stored_config(path, metadata)
 
 
-def _load_safetensors(model: SamDaq, path: Path, required: set[str]) -> dict:
+def weights_config(path: str | os.PathLike):
+    """The model config stored in a project weights file, or None for a reference checkpoint."""
+    return weights_model(path)[1]
+
+
+def _load_safetensors(model, path: Path, required: set[str]) -> dict:
     """Loads a project weights file into ``model``: metadata, config and every tensor's shape are
     checked from the header before any tensor is read."""
     from safetensors import safe_open
 
     metadata = read_weights_metadata(path)
+    if stored_model(path, metadata) is not type(model):
+        raise CheckpointError(
+            f"{path}: weights of model {metadata.get('model', DEFAULT_MODEL)!r}, "
+            f"not {model.name!r}"
+        )
     stored = stored_config(path, metadata)
     if stored != model.config:
         diff = {
@@ -435,9 +466,9 @@ def _load_safetensors(model: SamDaq, path: Path, required: set[str]) -> dict:
     try:
         with safe_open(str(path), framework="pt") as f:
             keys = list(f.keys())
-            if not all(is_trained_key(k) for k in keys):
+            if not all(model.is_trained_key(k) for k in keys):
                 raise CheckpointError(
-                    f"{path}: holds frozen SAM2 weights; the project format "
+                    f"{path}: holds frozen (pretrained) weights; the project format "
                     "holds only trained ones"
                 )
             for k in keys:
@@ -461,20 +492,35 @@ def _load_safetensors(model: SamDaq, path: Path, required: set[str]) -> dict:
     return metadata
 
 
-def load_samdaq_weights(model: SamDaq, path: str | os.PathLike) -> dict:
-    """Loads SAM-DAQ weights of either format (detected) into ``model``.
+def load_weights(model, path: str | os.PathLike) -> dict:
+    """Loads weights into a model plug-in: this project's format, or (any other file) the
+    reference's format through the model's ``load_reference_weights``.
 
     Returns the file's metadata (empty for a reference checkpoint). Raises ``CheckpointError``
-    naming the file on pickled objects, unknown or missing keys, shape or config mismatches, and
-    files that are not what they say they are.
+    naming the file on pickled objects, unknown or missing keys, shape, model or config
+    mismatches, and files that are not what they say they are.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
-    required = {k for k in model.trained_state_dict()}
     if is_safetensors(path):
-        return _load_safetensors(model, path, required)
+        return _load_safetensors(model, path, set(model.trained_state_dict()))
+    try:
+        model.load_reference_weights(path)
+    except NotImplementedError as e:
+        raise CheckpointError(f"{path}: not a safetensors file, and {e}") from None
+    return {}
 
+
+# SAM-DAQ's name for ``load_weights`` (its README and users' scripts call it so).
+load_samdaq_weights = load_weights
+
+
+def load_reference_checkpoint(model: SamDaq, path: str | os.PathLike) -> None:
+    """Loads the reference SAM-DAQ implementation's state_dict (its key names, mapped; its unused
+    modules skipped) into ``model``; raises ``CheckpointError`` naming the file."""
+    path = Path(path)
+    required = set(model.trained_state_dict())
     if model.config.adapter != "parallel" or model.config.temporal != "qtm":
         raise CheckpointError(
             f"{path}: the reference's checkpoints hold SAM-DAQ itself (parallel adapters, QTM), "
@@ -488,4 +534,3 @@ def load_samdaq_weights(model: SamDaq, path: str | os.PathLike) -> dict:
         )
     # Frozen SAM2 parts, when a full reference state_dict carries them, are loaded too.
     _load_into(model, path, mapped, required)
-    return {}

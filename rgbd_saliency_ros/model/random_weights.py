@@ -41,12 +41,17 @@ def write_random_sam2_checkpoint(config: SamDaqConfig, seed: int, path: str | os
 
 
 def write_random_weights(
-    folder: str | os.PathLike, input_size: int = 64, model: str = "sam2.1_hiera_t", seed: int = 0
+    folder: str | os.PathLike,
+    input_size: int = 64,
+    model: str = "sam2.1_hiera_t",
+    seed: int = 0,
+    **config_fields,
 ) -> tuple[Path, Path]:
     """``folder/sam2.pt`` (Meta's format) and ``folder/samdaq.safetensors`` (this project's),
-    random values from ``seed``. Returns both paths."""
+    random values from ``seed``; ``config_fields``: other SamDaqConfig fields (``temporal``...).
+    Returns both paths."""
     folder = Path(folder)
-    config = SamDaqConfig(backbone=model, input_size=input_size)
+    config = SamDaqConfig(backbone=model, input_size=input_size, **config_fields)
     sam2 = write_random_sam2_checkpoint(config, seed, folder / "sam2.pt")
     with torch.random.fork_rng():
         torch.manual_seed(seed)

@@ -18,7 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .adapters import BiModalAdapter, DepthProjector, DepthStemSkip, SelfInferenceHead, add_lora
+from .base import SaliencyModel
 from .config import SamDaqConfig
+from .contract import Preprocessing, StateSpec, StateTensor
 from .query_memory import QueryTemporalMemory
 from .sam2_parts import Sam2Parts, build_sam2_parts
 
@@ -41,8 +43,17 @@ class Features(NamedTuple):
     embed_pos: torch.Tensor  # (1 or B, 256, S/16, S/16) its sine position encoding (same)
 
 
-class SamDaq(nn.Module):
-    """The SAM-DAQ network. Build with random weights; load weights with ``model.checkpoints``."""
+class SamDaq(SaliencyModel):
+    """The SAM-DAQ network. Build with random weights; load weights with ``model.checkpoints``.
+
+    Its variants (``SamDaqConfig.adapter``, ``.temporal``) are configurations of this one plug-in:
+    the state is ``{"state": (Q, D)}`` for QTM and the static ablation, ``{"bank": (T, 64, s, s)}``
+    (T growing to ``memory_frames``) for the memory-bank baseline.
+    """
+
+    name = "samdaq"
+    config_class = SamDaqConfig
+    backbone_checkpoint = "Meta's SAM2.1 checkpoint (--sam2-checkpoint)"
 
     def __init__(self, config: SamDaqConfig, sam2: Sam2Parts | None = None) -> None:
         super().__init__()
@@ -156,7 +167,36 @@ class SamDaq(nn.Module):
 
     # ------------------------------------------------------------------------------------- steps
 
-    def initial_state(self, batch: int = 1) -> torch.Tensor:
+    @staticmethod
+    def describe(config: SamDaqConfig, norm_bound: float) -> tuple[Preprocessing, StateSpec]:
+        """The preprocessing and state of a model of ``config`` whose queries stay within
+        ``norm_bound`` (``state_norm_bound``): what an exported file of it declares."""
+        if config.temporal == "memory_bank":
+            s = config.embed_size
+            bank = StateTensor("bank", (config.memory_frames, 64, s, s), growing_axis=0)
+            return Preprocessing(config.input_size), StateSpec((bank,))
+        queries = StateTensor("state", (config.num_video_queries, config.query_dim))
+        return Preprocessing(config.input_size), StateSpec((queries,), norm_bound)
+
+    def preprocessing(self) -> Preprocessing:
+        return self.describe(self.config, self.state_norm_bound())[0]
+
+    def state_spec(self) -> StateSpec:
+        return self.describe(self.config, self.state_norm_bound())[1]
+
+    def initial_state(self, batch: int = 1) -> dict[str, torch.Tensor]:
+        """The contract's initial state: ``{name: initial_tensor(batch)}``."""
+        return {self.state_spec().names[0]: self.initial_tensor(batch)}
+
+    def step_state(
+        self, rgb: torch.Tensor, depth: torch.Tensor, state: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The contract's step: ``step`` on the one state tensor."""
+        [(name, tensor)] = state.items()
+        prob, new = self.step(rgb, depth, tensor)
+        return prob, {name: new}
+
+    def initial_tensor(self, batch: int = 1) -> torch.Tensor:
         """The state at a stream's first frame: (batch, num_video_queries, query_dim) float32, or
         for the memory-bank baseline an empty bank (batch, 0, 64, S/16, S/16)."""
         if self.config.temporal == "memory_bank":
@@ -202,6 +242,15 @@ class SamDaq(nn.Module):
             "vision_features"
         ]
         return prob, self.qtm.update(state, memory)
+
+    def temporal_parts(self) -> list[tuple[nn.Module, str]]:
+        """(module, method name) of the temporal part of a step, for timing it apart: reading the
+        memory into this frame's prompt (QTM's read attention, or SAM2's memory attention) and
+        writing this frame into it (memory encoder, QTM update)."""
+        parts = [(self.qtm, "prompt"), (self.memory_encoder, "forward")]
+        if self.config.temporal == "memory_bank":
+            return [*parts, (self, "_attend_to_memory")]
+        return [*parts, (self.qtm, "update")]
 
     def _attend_to_memory(self, features: Features, bank: torch.Tensor) -> torch.Tensor:
         """SAM2's memory attention of the top level over a bank (B, T, 64, s, s), newest last."""
@@ -251,20 +300,62 @@ class SamDaq(nn.Module):
             return x.unflatten(0, (b, t))[:, i]
 
         intermediate = self.self_inference_head(feats.embed).squeeze(1).unflatten(0, (b, t))
-        state = self.initial_state(b).to(rgb.device)
+        state = self.initial_tensor(b).to(rgb.device)
         probs = []
         for i in range(t):
             f = Features(
                 frame(feats.embed, i),
                 (frame(feats.high_res[0], i), frame(feats.high_res[1], i)),
                 frame(feats.raw_embed, i),
-                feats.embed_pos,
+                feats.embed_pos[:1],  # the same for every frame; a batch of B*T would not expand
             )
             prob, state = self.step_features(f, state)
             probs.append(prob[:, 0])
         return torch.stack(probs, dim=1), intermediate
 
-    def trained_state_dict(self) -> dict[str, torch.Tensor]:
-        """The parameters SAM-DAQ trains (everything but the frozen SAM2 trunk, neck and prompt
-        encoder): what the project's weights files hold."""
-        return {k: v for k, v in self.state_dict().items() if is_trained_key(k)}
+    @classmethod
+    def is_trained_key(cls, key: str) -> bool:
+        """Everything but the frozen SAM2 trunk, neck and prompt encoder (``is_trained_key``)."""
+        return is_trained_key(key)
+
+    def load_backbone(self, path) -> None:
+        """Meta's SAM2.1 checkpoint into the SAM2 parts (``checkpoints.load_sam2_checkpoint``)."""
+        from .checkpoints import load_sam2_checkpoint
+
+        load_sam2_checkpoint(self, path)
+
+    def load_reference_weights(self, path) -> None:
+        """The reference SAM-DAQ checkpoint (``checkpoints.load_reference_checkpoint``)."""
+        from .checkpoints import load_reference_checkpoint
+
+        load_reference_checkpoint(self, path)
+
+    def clip_loss(
+        self, rgb: torch.Tensor, depth: torch.Tensor, gt: torch.Tensor, intermediate_weight: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """SAM-DAQ's training loss over clips: BCE of the masks plus ``intermediate_weight`` times
+        BCE of the self-inference maps (against the ground truth resized bilinearly,
+        align_corners=False, as the reference does).
+
+        rgb (B, T, 3, S, S), depth (B, T, 1, S, S), gt (B, T, S, S) float in [0, 1]. Returns
+        (total, mask BCE, intermediate BCE), scalars averaged over every pixel of every frame.
+        """
+        return self.loss(*self.forward_clip(rgb, depth), gt, intermediate_weight)
+
+    @staticmethod
+    def loss(
+        probs: torch.Tensor,
+        intermediate: torch.Tensor,
+        gt: torch.Tensor,
+        intermediate_weight: float,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``clip_loss`` from ``forward_clip``'s outputs: probs (B, T, S, S), intermediate
+        (B, T, S/16, S/16), both in [0, 1]."""
+        # BCE is not autocast-safe: always in float32.
+        with torch.autocast(probs.device.type, enabled=False):
+            gt_small = F.interpolate(
+                gt.float(), size=intermediate.shape[-2:], mode="bilinear", align_corners=False
+            )
+            mask = F.binary_cross_entropy(probs.float(), gt.float())
+            inter = F.binary_cross_entropy(intermediate.float(), gt_small)
+        return mask + intermediate_weight * inter, mask, inter

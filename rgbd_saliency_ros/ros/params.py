@@ -365,9 +365,9 @@ def _check_values(v: dict[str, Any], streams: tuple[str, ...]) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"parameter backend: {backend!r} is not one of {', '.join(BACKENDS)}")
     if backend == "torch":
-        for name in ("sam2_checkpoint", "weights"):
-            if not v[name]:
-                raise ValueError(f"parameter {name} is empty: the torch backend needs the file")
+        # whether the model also needs sam2_checkpoint, its weights file says (at configure)
+        if not v["weights"]:
+            raise ValueError("parameter weights is empty: the torch backend needs the file")
     elif not v["engine"]:
         raise ValueError(
             f"parameter engine is empty: the {backend} backend needs an exported ONNX file"

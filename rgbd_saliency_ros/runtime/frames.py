@@ -13,9 +13,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# ImageNet statistics, applied to value / 255 (what SAM2 and the reference SAM-DAQ expect).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+# ImageNet statistics on value / 255, the default normalisation (torch-free module)
+from ..model.contract import IMAGENET_MEAN, IMAGENET_STD
+
 
 # encoding -> (channels expected in the last axis, cv2 conversion to RGB or None if already RGB)
 _COLOR_ENCODINGS = {
@@ -65,11 +65,16 @@ def color_to_rgb(image: np.ndarray, encoding: str) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(image), conversion)
 
 
-def normalize_rgb(rgb: np.ndarray) -> np.ndarray:
-    """ImageNet-normalise an RGB image for the model.
+def normalize_rgb(
+    rgb: np.ndarray,
+    mean: tuple[float, float, float] = IMAGENET_MEAN,
+    std: tuple[float, float, float] = IMAGENET_STD,
+) -> np.ndarray:
+    """Normalise an RGB image for the model (ImageNet statistics unless the model says others).
 
     Args:
         rgb: (H, W, 3) uint8 RGB.
+        mean, std: per channel, applied to value / 255 (the model's ``Preprocessing``).
 
     Returns:
         (3, H, W) float32, C-contiguous: `(rgb / 255 - mean) / std` per channel.
@@ -78,8 +83,8 @@ def normalize_rgb(rgb: np.ndarray) -> np.ndarray:
         raise ValueError(f"normalize_rgb needs (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
     # One multiply-add per value: x * (1 / (255 std)) - mean / std equals (x / 255 - mean) / std
     # to within a few float32 ulps.
-    scale = (1.0 / (255.0 * np.asarray(IMAGENET_STD))).astype(np.float32)
-    offset = (np.asarray(IMAGENET_MEAN) / np.asarray(IMAGENET_STD)).astype(np.float32)
+    scale = (1.0 / (255.0 * np.asarray(std))).astype(np.float32)
+    offset = (np.asarray(mean) / np.asarray(std)).astype(np.float32)
     chw = rgb.transpose(2, 0, 1).astype(np.float32, order="C")  # (3, H, W), a new array
     chw *= scale[:, None, None]
     chw -= offset[:, None, None]

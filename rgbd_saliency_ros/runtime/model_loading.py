@@ -1,5 +1,5 @@
-"""Building a SAM-DAQ model with its weights from file paths: what every command and the node
-do."""
+"""Building a model plug-in with its weights from file paths: what every command and the node
+do. The plug-in is the one the weights file names (SAM-DAQ for files that name none)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..model import SamDaq, SamDaqConfig, load_sam2_checkpoint, load_samdaq_weights, weights_config
+from ..model import load_weights, model_class, weights_model
+from ..model.base import SaliencyModel
 from ..model.config import BACKBONE_CHANNELS
+from ..model.registry import DEFAULT_MODEL
 
 DEFAULT_BACKBONE = "sam2.1_hiera_t"
 DEFAULT_INPUT_SIZE = 1024
@@ -19,27 +21,41 @@ DEFAULT_INPUT_SIZE = 1024
 class LoadedModel:
     """A model ready to run, and what its weights file said about itself."""
 
-    model: SamDaq
+    model: SaliencyModel
     # the project format's metadata (config, depth conversion, ...); {} for the reference's
     metadata: dict
 
 
-def resolve_config(
+def resolve_model(
     weights: str | os.PathLike | None, backbone: str | None, input_size: int | None
-) -> SamDaqConfig:
-    """The model config: the weights file's own (project format) unless flags say otherwise,
-    in which case loading will refuse a mismatch; else the flags or the defaults."""
-    stored = weights_config(weights) if weights else None
+) -> tuple[type, object]:
+    """(plug-in class, config): the weights file's own (project format) with the flags laid over
+    it, in which case loading will refuse a mismatch; else SAM-DAQ from the flags or the
+    defaults."""
+    cls, stored = weights_model(weights) if weights else (None, None)
     if stored is not None:
         values = stored.to_dict()
         if backbone is not None:
             values["backbone"] = backbone
         if input_size is not None:
             values["input_size"] = input_size
-        return SamDaqConfig.from_dict(values)
-    return SamDaqConfig(
+        return cls, cls.config_class.from_dict(values)
+    cls = model_class(DEFAULT_MODEL)
+    return cls, cls.config_class(
         backbone=backbone or DEFAULT_BACKBONE, input_size=input_size or DEFAULT_INPUT_SIZE
     )
+
+
+def check_model_files(
+    sam2_checkpoint: str | os.PathLike | None, weights: str | os.PathLike | None
+) -> None:
+    """Raises ValueError unless the files suffice to run trained weights: ``weights``, and the
+    backbone checkpoint when the model the weights name loads one (SAM-DAQ: SAM2.1)."""
+    if not weights:
+        raise ValueError("the torch backend needs --weights (a model's trained weights)")
+    cls = resolve_model(weights, None, None)[0]
+    if cls.backbone_checkpoint and not sam2_checkpoint:
+        raise ValueError(f"model {cls.name} also needs {cls.backbone_checkpoint}")
 
 
 def load_model(
@@ -49,7 +65,8 @@ def load_model(
     input_size: int | None = None,
     device: str = "cpu",
 ) -> LoadedModel:
-    """Builds SAM-DAQ, loads Meta's SAM2.1 checkpoint, then SAM-DAQ weights (either format).
+    """Builds the plug-in the weights name, loads its backbone checkpoint (Meta's SAM2.1 for
+    SAM-DAQ), then the weights (project or reference format).
 
     Either path may be None only to run with random weights (tests, benchmarks). Raises
     ``CheckpointError`` (naming the file) for a file that cannot be loaded.
@@ -58,9 +75,9 @@ def load_model(
         raise ValueError(
             f"unknown model {backbone!r}; expected one of {sorted(BACKBONE_CHANNELS)}"
         )
-    config = resolve_config(weights, backbone, input_size)
-    model = SamDaq(config)
+    cls, config = resolve_model(weights, backbone, input_size)
+    model = cls(config)
     if sam2_checkpoint:
-        load_sam2_checkpoint(model, sam2_checkpoint)
-    metadata = load_samdaq_weights(model, weights) if weights else {}
+        model.load_backbone(sam2_checkpoint)
+    metadata = load_weights(model, weights) if weights else {}
     return LoadedModel(model.to(torch.device(device)).eval(), metadata)

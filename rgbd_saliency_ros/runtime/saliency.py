@@ -6,8 +6,11 @@
     [result] = runtime.run([prepared])        # result.mask: (H, W) uint8 0/255
 
 ``prepare`` does the per-frame checks and conversions (and raises on bad input, so a caller can
-count it and go on); ``run`` steps a batch of prepared frames of distinct streams at once, each
-from its own query memory.
+count it and go on); ``run`` steps prepared frames of distinct streams, each from its own memory:
+in one batch where the model's ``StateSpec`` says their states stack (SAM-DAQ's fixed queries
+always do), in batches of equal shapes otherwise (a memory bank that grows). Every caller that
+turns frames into masks goes through here: the node, replay, ``predict``, calibration, training's
+evaluation.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 from .backends.base import StepBackend  # torch-free: the model comes in through the backend
 from .depth import DepthConversion, depth_to_model_input
 from .frames import normalize_rgb, resize_probability, resize_square
-from .stream_memory import ResetCause, StreamMemory, query_norm
+from .stream_memory import ResetCause, StreamMemory
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,8 @@ class PreparedPair:
     """A pair turned into model inputs."""
 
     pair: FramePair
-    rgb: np.ndarray  # (3, S, S) float32, ImageNet-normalised
-    depth: np.ndarray  # (1, S, S) float32 in [0, 1]
+    rgb: np.ndarray  # (3, S, S) float32, normalised as the model's preprocessing says
+    depth: np.ndarray  # (1, S, S) float32 in [0, 1] (zeros for a model that takes no depth)
 
 
 @dataclass
@@ -74,13 +77,14 @@ class SaliencyResult:
     mask: np.ndarray  # (H, W) uint8, 0 or 255
     reset: ResetCause | None  # why this frame started from the initial state, if it did
     model_time_s: float  # the batched step's wall time (shared by the pairs of one batch)
-    state_norm: float = float("nan")  # query_norm of the state after this frame (memory health)
+    state_norm: float = float("nan")  # the state's health norm after this frame (memory health)
+    model_probability: np.ndarray | None = None  # (S, S) float32: the step's own output
     # Set once per stream, the first time its state goes bad (it restarts at the next frame).
     memory_warning: str | None = None
 
 
 class SaliencyRuntime:
-    """Holds a backend and the per-stream query memory; converts frames and runs batched steps."""
+    """Holds a backend and the per-stream memory; converts frames and runs batched steps."""
 
     def __init__(self, backend: StepBackend, config: SaliencyConfig | None = None) -> None:
         self.backend = backend
@@ -90,21 +94,22 @@ class SaliencyRuntime:
         self.depth_conversion = (
             DepthConversion.from_dict(stored) if stored else self.config.depth_conversion
         )
-        # The model's own bound on a healthy state (absent from older exported files: then only
-        # non-finite states count as bad).
-        self.state_norm_bound = float(backend.metadata.get("state_norm_bound", float("inf")))
+        self.state_spec = backend.state_spec
+        self.preprocessing = backend.preprocessing
+        # The model's own bound on a healthy state (reported in diagnostics).
+        self.state_norm_bound = self.state_spec.norm_bound
         self.memory = StreamMemory(
             self.config.reset_timeout_s,
             self.config.evict_after_s,
             self.config.max_streams,
-            self.state_norm_bound,
+            self.state_spec.health,
         )
         self._warned_bad_state: set[str] = set()
         self._last_step_s = 0.0
 
     @property
     def input_size(self) -> int:
-        return self.backend.config.input_size
+        return self.preprocessing.input_size
 
     def prepare(self, pair: FramePair) -> PreparedPair:
         """Checks and converts one pair. Raises ValueError (``InvalidDepthError`` for depth
@@ -121,6 +126,12 @@ class SaliencyRuntime:
             )
         if min(depth.shape) == 0:
             raise ValueError("empty frame")
+        s = self.input_size
+        rgb_in = normalize_rgb(
+            resize_square(rgb, s), self.preprocessing.mean, self.preprocessing.std
+        )
+        if not self.preprocessing.needs_depth:
+            return PreparedPair(pair, rgb_in, np.zeros((1, s, s), np.float32))
         if pair.depth_is_metric:
             rel = depth_to_model_input(depth, self.depth_conversion)
         else:
@@ -131,10 +142,16 @@ class SaliencyRuntime:
                 0.0,
                 1.0,
             )
-        s = self.input_size
-        return PreparedPair(
-            pair, normalize_rgb(resize_square(rgb, s)), resize_square(rel, s)[None]
-        )
+        return PreparedPair(pair, rgb_in, resize_square(rel, s)[None])
+
+    def state_before(self, prepared: PreparedPair):
+        """The state ``run`` would step this pair's stream from if nothing resets it (the initial
+        state for a new stream): what int8 calibration feeds beside the frame."""
+        state = self.memory.peek(prepared.pair.stream_id)
+        return self._initial_state() if state is None else state
+
+    def _initial_state(self):
+        return self.state_spec.unstack(self.backend.initial_state(1))[0]
 
     def run(self, prepared: list[PreparedPair]) -> list[SaliencyResult]:
         """One batched step over pairs of distinct streams. Each stream continues from its memory
@@ -149,46 +166,65 @@ class SaliencyRuntime:
         slack_s = 2.0 * self._last_step_s if self.config.timeout_allows_step_time else 0.0
         for p in prepared:
             state, cause = self.memory.begin(p.pair.stream_id, p.pair.stamp_s, slack_s)
-            states.append(self.backend.initial_state(1)[0] if state is None else state)
+            states.append(self._initial_state() if state is None else state)
             causes.append(cause)
+        results: list[SaliencyResult | None] = [None] * len(prepared)
         start = time.perf_counter()
-        prob, new_states = self.backend.step(
-            np.stack([p.rgb for p in prepared]),
-            np.stack([p.depth for p in prepared]),
-            np.stack(states),
-        )
+        for group in self._stackable_groups(states):
+            prob, new = self.backend.step(
+                np.stack([prepared[i].rgb for i in group]),
+                np.stack([prepared[i].depth for i in group]),
+                self.state_spec.stack([states[i] for i in group]),
+            )
+            for k, (i, state) in enumerate(zip(group, self.state_spec.unstack(new))):
+                results[i] = self._result(prepared[i], causes[i], prob[k, 0], state)
         elapsed = time.perf_counter() - start
         self._last_step_s = elapsed
-        results = []
-        for i, p in enumerate(prepared):
-            sid = p.pair.stream_id
-            healthy = self.memory.commit(sid, p.pair.stamp_s, new_states[i])
-            full = resize_probability(prob[i, 0], p.pair.rgb.shape[:2])
-            mask = np.where(full >= self.config.threshold, np.uint8(255), np.uint8(0))
-            norm = query_norm(new_states[i])
-            results.append(
-                SaliencyResult(
-                    sid,
-                    p.pair.stamp_s,
-                    full,
-                    mask,
-                    causes[i],
-                    elapsed,
-                    norm,
-                    None if healthy else self._bad_state_warning(sid, norm),
-                )
-            )
+        for r in results:
+            r.model_time_s = elapsed
         return results
 
-    def _bad_state_warning(self, stream_id: str, norm: float) -> str | None:
+    def _stackable_groups(self, states: list) -> list[list[int]]:
+        """Indices of states that one step can batch: all of them when the model's states stack,
+        else by equal shapes (a growing memory: streams at different lengths)."""
+        if self.state_spec.stackable(states):
+            return [list(range(len(states)))]
+        groups: dict[tuple, list[int]] = {}
+        for i, state in enumerate(states):
+            key = tuple(state[n].shape for n in self.state_spec.names)
+            groups.setdefault(key, []).append(i)
+        return list(groups.values())
+
+    def _result(
+        self, p: PreparedPair, cause: ResetCause | None, prob: np.ndarray, state
+    ) -> SaliencyResult:
+        """Commits a stream's new state and turns its probability (S, S) into the result."""
+        sid = p.pair.stream_id
+        health = self.memory.commit(sid, p.pair.stamp_s, state)
+        full = resize_probability(prob, p.pair.rgb.shape[:2])
+        mask = np.where(full >= self.config.threshold, np.uint8(255), np.uint8(0))
+        warning = None if health.ok else self._bad_state_warning(sid, health.reason)
+        return SaliencyResult(
+            sid,
+            p.pair.stamp_s,
+            full,
+            mask,
+            cause,
+            model_time_s=0.0,  # set by run, once the whole step is timed
+            state_norm=health.norm,
+            memory_warning=warning,
+            model_probability=prob,
+        )
+
+    def _bad_state_warning(self, stream_id: str, reason: str) -> str | None:
         """The warning for a stream whose state went bad: once per stream, None afterwards."""
         if stream_id in self._warned_bad_state:
             return None
         self._warned_bad_state.add(stream_id)
         return (
-            f"query memory went bad (largest query norm {norm:.4g}, healthy at most "
-            f"{self.state_norm_bound:.4g}): the stream restarts from the initial state at its "
-            f"next frame; counted as reset.{ResetCause.BAD_STATE.value} (warned once per stream)"
+            f"the model's memory went bad ({reason}): the stream restarts from the initial "
+            f"state at its next frame; counted as reset.{ResetCause.BAD_STATE.value} (warned "
+            "once per stream)"
         )
 
     def reset(self, stream_id: str | None = None) -> list[str]:

@@ -1,4 +1,5 @@
-"""An RGB-D sequence from two image folders through the model, state carried frame to frame.
+"""An RGB-D sequence from two image folders through ``SaliencyRuntime``, state carried frame to
+frame (one stream, as the node would run it).
 
     rgbd-saliency predict --sam2-checkpoint sam2.1_hiera_tiny.pt --weights samdaq.pt \
         --rgb-dir seq/rgb --depth-dir seq/depth --out-dir out/seq [--probabilities]
@@ -18,10 +19,18 @@ from tqdm import tqdm
 
 from .backends.base import StepBackend
 from .depth import read_relative_depth_png
-from .frames import normalize_rgb, resize_probability, resize_square
+from .frames import normalize_rgb, resize_square
+from .saliency import FramePair, SaliencyConfig, SaliencyRuntime
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff"}
-MASK_THRESHOLD = 0.5
+# Folder frames carry no stamps: they are given these, close enough that the memory never times
+# out between them (a sequence is one stream from its first frame to its last).
+FRAME_PERIOD_S = 1e-3
+
+
+def frame_stamp_s(index: int) -> float:
+    """The stamp a folder's ``index``-th frame is stepped at."""
+    return index * FRAME_PERIOD_S
 
 
 def image_files(folder: str | os.PathLike) -> list[Path]:
@@ -49,6 +58,11 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def read_frame(rgb_path: Path, depth_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) uint8 RGB and (h, w) float32 relative depth in [0, 1] of one folder frame."""
+    return read_rgb(rgb_path), read_relative_depth_png(depth_path)
+
+
 def prepare_inputs(
     rgb: np.ndarray, depth01: np.ndarray, size: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -66,27 +80,27 @@ def predict_folders(
     out_dir: str | os.PathLike,
     probabilities: bool = False,
     progress: bool = True,
+    config: SaliencyConfig | None = None,
 ) -> list[Path]:
     """Writes one 0/255 mask PNG per frame at the frame's size (and, with ``probabilities``, one
-    ``.npy`` float32 probability map at the model's input size). Returns the mask paths."""
+    ``.npy`` float32 probability map at the model's input size). Returns the mask paths.
+
+    The frames go through ``SaliencyRuntime`` (``config``: its threshold; the defaults otherwise)
+    as one stream, so the masks are the node's for the same frames."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    size = backend.config.input_size
-    state = backend.initial_state(1)
+    runtime = SaliencyRuntime(backend, config or SaliencyConfig())
     written = []
-    for rgb_path, depth_path in tqdm(
-        list_frames(rgb_dir, depth_dir), desc="predict", unit="frame", disable=not progress
+    frames = list_frames(rgb_dir, depth_dir)
+    for i, (rgb_path, depth_path) in enumerate(
+        tqdm(frames, desc="predict", unit="frame", disable=not progress)
     ):
-        rgb = read_rgb(rgb_path)
-        prob, state = backend.step(
-            *prepare_inputs(rgb, read_relative_depth_png(depth_path), size), state
-        )
+        rgb, depth01 = read_frame(rgb_path, depth_path)
+        pair = FramePair(rgb_path.parent.name, frame_stamp_s(i), rgb, depth01, False)
+        [result] = runtime.run([runtime.prepare(pair)])
         if probabilities:
-            np.save(out / f"{rgb_path.stem}.npy", prob[0, 0])
-        mask = np.where(
-            resize_probability(prob[0, 0], rgb.shape[:2]) >= MASK_THRESHOLD, 255, 0
-        ).astype(np.uint8)
+            np.save(out / f"{rgb_path.stem}.npy", result.model_probability)
         path = out / f"{rgb_path.stem}.png"
-        cv2.imwrite(str(path), mask)
+        cv2.imwrite(str(path), result.mask)
         written.append(path)
     return written

@@ -1,21 +1,23 @@
-"""Per-stream query memory: each camera stream's SAM-DAQ state, and when to forget it.
+"""Per-stream memory: each camera stream's model state, and when to forget it.
 
-The model's only temporal state is a small array per stream (num_video_queries x query_dim).
-This store holds it with the stream's last stamp, and resets it when time runs backward (a rosbag
-loop, a clock jump), when frames stop for longer than ``reset_timeout_s``, on request, or when a
-state has gone bad: non-finite, or a video query longer than ``state_norm_bound`` (the model's own
-bound, ``SamDaq.state_norm_bound``: a state beyond it was not produced by the model). Streams idle
-for ``evict_after_s`` are forgotten, and at most ``max_streams`` are kept.
+The state is opaque here (a model's ``StateSpec`` says what it holds: SAM-DAQ's 8 x 64 video
+queries, a memory bank that grows, ...). This store holds it with the stream's last stamp, and
+resets it when time runs backward (a rosbag loop, a clock jump), when frames stop for longer than
+``reset_timeout_s``, on request, or when the model's health check (``StateSpec.health``: wrong
+shape, non-finite, beyond the model's own bound) says a state has gone bad. Streams idle for
+``evict_after_s`` are forgotten, and at most ``max_streams`` are kept.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-import numpy as np
+from ..model.contract import StateHealth
 
 
 class ResetCause(str, Enum):
@@ -28,25 +30,16 @@ class ResetCause(str, Enum):
     BAD_STATE = "bad_state"  # the state after the previous frame was non-finite or out of bounds
 
 
-# Headroom over the model's bound for rounding (and reduced-precision backends).
-BOUND_TOLERANCE = 1.01
-
-
-def query_norm(state: np.ndarray) -> float:
-    """The largest L2 norm among a state's video queries: (Q, D) -> float; NaN when any value is
-    not finite. What a stream's memory health is judged and reported by."""
-    state = np.asarray(state, dtype=np.float32)
-    if not np.isfinite(state).all():
-        return float("nan")
-    return float(np.linalg.norm(state.reshape(-1, state.shape[-1]), axis=-1).max())
+def _always_healthy(state) -> StateHealth:
+    return StateHealth(True, float("nan"))
 
 
 @dataclass
 class _Entry:
-    state: np.ndarray | None  # None until the first step; the caller supplies the initial state
+    state: object | None  # None until the first step; the caller supplies the initial state
     last_stamp_s: float | None
     pending_reset: ResetCause | None = None
-    state_norm: float = float("nan")  # query_norm of the last state committed
+    state_norm: float = float("nan")  # the health check's norm of the last state committed
 
 
 class StreamMemory:
@@ -58,19 +51,14 @@ class StreamMemory:
         reset_timeout_s: float = 1.0,
         evict_after_s: float = 60.0,
         max_streams: int = 16,
-        state_norm_bound: float = float("inf"),
+        health: Callable[[object], StateHealth] = _always_healthy,
     ) -> None:
-        if (
-            reset_timeout_s <= 0
-            or evict_after_s <= 0
-            or max_streams < 1
-            or not state_norm_bound > 0
-        ):
+        """``health``: the model's state check (``StateSpec.health``)."""
+        if reset_timeout_s <= 0 or evict_after_s <= 0 or max_streams < 1:
             raise ValueError(
-                "reset_timeout_s, evict_after_s and state_norm_bound must be positive, "
-                "max_streams at least 1"
+                "reset_timeout_s and evict_after_s must be positive, max_streams at least 1"
             )
-        self.state_norm_bound = state_norm_bound
+        self.health = health
         self.reset_timeout_s = reset_timeout_s
         self.evict_after_s = evict_after_s
         self.max_streams = max_streams
@@ -81,7 +69,7 @@ class StreamMemory:
 
     def begin(
         self, stream_id: str, stamp_s: float, slack_s: float = 0.0
-    ) -> tuple[np.ndarray | None, ResetCause | None]:
+    ) -> tuple[object | None, ResetCause | None]:
         """The state to step ``stream_id``'s frame at ``stamp_s`` from.
 
         ``slack_s`` widens the gap allowed before a timeout: a consumer that takes the latest frame
@@ -94,7 +82,7 @@ class StreamMemory:
 
     def _begin(
         self, stream_id: str, stamp_s: float, slack_s: float
-    ) -> tuple[np.ndarray | None, ResetCause | None]:
+    ) -> tuple[object | None, ResetCause | None]:
         self._evict_idle(stamp_s)
         entry = self._entries.get(stream_id)
         cause = None
@@ -114,17 +102,26 @@ class StreamMemory:
             if entry is not None:
                 entry.pending_reset = None
             return None, cause
-        return entry.state.copy(), None  # a copy: the caller cannot alter the stored state
+        return copy.deepcopy(entry.state), None  # a copy: the caller cannot alter the stored one
 
-    def commit(self, stream_id: str, stamp_s: float, state: np.ndarray) -> bool:
+    def peek(self, stream_id: str) -> object | None:
+        """A copy of the state the stream's next frame continues from (None: the initial state),
+        without consuming a pending reset (for calibration, which replays a stream's states)."""
+        with self._lock:
+            entry = self._entries.get(stream_id)
+            if entry is None or entry.pending_reset is not None:
+                return None
+            return copy.deepcopy(entry.state)
+
+    def commit(self, stream_id: str, stamp_s: float, state) -> StateHealth:
         """Stores the state after ``stream_id``'s frame at ``stamp_s``. A reset requested since
         ``begin`` stays pending for the next frame.
 
-        Returns False when the state has gone bad (see the module docstring): it is not kept, and
-        the stream's next frame restarts with ``ResetCause.BAD_STATE``.
+        Returns the health check's verdict; a state gone bad (see the module docstring) is not
+        kept, and the stream's next frame restarts with ``ResetCause.BAD_STATE``.
         """
-        norm = query_norm(state)
-        healthy = norm <= self.state_norm_bound * BOUND_TOLERANCE  # False for NaN
+        health = self.health(state)
+        healthy = health.ok
         with self._lock:
             old = self._entries.get(stream_id)
             pending = old.pending_reset if old is not None else None
@@ -134,16 +131,16 @@ class StreamMemory:
                     ResetCause.BAD_STATE,
                 )  # over a requested reset: the telling cause
             else:
-                state = np.array(state, dtype=np.float32, copy=True)
-            self._entries[stream_id] = _Entry(state, stamp_s, pending, norm)
+                state = copy.deepcopy(state)
+            self._entries[stream_id] = _Entry(state, stamp_s, pending, health.norm)
             self._entries.move_to_end(stream_id)
             while len(self._entries) > self.max_streams:
                 self._entries.popitem(last=False)
                 self.evictions += 1
-        return healthy
+        return health
 
     def state_norm(self, stream_id: str) -> float | None:
-        """``query_norm`` of the stream's last committed state (NaN if it was not finite), None
+        """The health norm of the stream's last committed state (NaN if it was not finite), None
         for an unknown stream."""
         with self._lock:
             entry = self._entries.get(stream_id)

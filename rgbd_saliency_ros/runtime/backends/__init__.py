@@ -22,14 +22,17 @@ def create_backend(
 ) -> StepBackend:
     """Builds the backend ``kind`` from file paths.
 
-    torch: ``sam2_checkpoint`` + ``weights`` (either SAM-DAQ format). onnxruntime: ``engine``, an
-    ONNX file written by ``rgbd-saliency export``. tensorrt: ``engine``, that ONNX file, from which
-    an engine is built (or reused from the cache).
+    torch: ``weights`` (this project's format, or the reference's: SAM-DAQ's), with the backbone
+    checkpoint the model needs (SAM-DAQ: ``sam2_checkpoint``); neither: random SAM-DAQ weights.
+    onnxruntime: ``engine``, an ONNX file written by ``rgbd-saliency export``. tensorrt:
+    ``engine``, that ONNX file, from which an engine is built (or reused from the cache).
     """
     if kind == "torch":
-        from ..model_loading import load_model
+        from ..model_loading import check_model_files, load_model
         from .torch_backend import TorchBackend
 
+        if weights:  # trained weights: with the backbone checkpoint their model needs, if any
+            check_model_files(sam2_checkpoint, weights)
         loaded = load_model(sam2_checkpoint, weights, model, input_size, device)
         return TorchBackend(loaded.model, loaded.metadata, precision)
     if kind in ("onnxruntime", "tensorrt") and not engine:

@@ -6,12 +6,12 @@ import os
 
 import numpy as np
 
-from .base import BackendInfo
+from .base import BackendInfo, State
 from .exported import ExportedStepBackend
 
 
 class OnnxRuntimeBackend(ExportedStepBackend):
-    """CPU or CUDA execution provider; the model config and initial state come from the file."""
+    """CPU or CUDA execution provider; what it knows of the model comes from the file."""
 
     def __init__(self, path: str | os.PathLike, device: str = "cpu") -> None:
         import onnxruntime as ort
@@ -38,16 +38,6 @@ class OnnxRuntimeBackend(ExportedStepBackend):
     def info(self) -> BackendInfo:
         return BackendInfo("onnxruntime", self.device, "float32")
 
-    def step(
-        self, rgb: np.ndarray, depth: np.ndarray, state: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def step(self, rgb: np.ndarray, depth: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         self.check_inputs(rgb, depth, state)
-        prob, new_state = self.session.run(
-            ["prob", "new_state"],
-            {
-                "rgb": np.ascontiguousarray(rgb, np.float32),
-                "depth": np.ascontiguousarray(depth, np.float32),
-                "state": np.ascontiguousarray(state, np.float32),
-            },
-        )
-        return prob, new_state
+        return self.unpack(self.session.run(self.output_names, self.feeds(rgb, depth, state)))

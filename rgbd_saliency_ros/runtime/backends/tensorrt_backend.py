@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..export import read_onnx_metadata
-from .base import BackendInfo
+from .base import BackendInfo, State
 from .exported import ExportedStepBackend
 
 TRT_PRECISIONS = ("float32", "float16", "bfloat16", "int8")
@@ -72,17 +72,22 @@ def _device_fields(device: str) -> tuple[str, tuple[int, int], int]:
 def calibration_batches(
     rgb_dir: str | os.PathLike, depth_dir: str | os.PathLike, onnx_path: str | os.PathLike
 ):
-    """(rgb, depth, state) batches of one frame each from two image folders, for int8
-    calibration."""
-    from ..depth import read_relative_depth_png
-    from ..sequence import list_frames, prepare_inputs, read_rgb
+    """Calibration inputs for int8: {input name: batch of one} per frame of two image folders,
+    each with the state the stream carries into that frame. The frames go through
+    ``SaliencyRuntime`` on ONNX Runtime (CPU) in order, so the states are the ones a stream
+    really reaches, not only initial ones (the ranges int8 must cover)."""
+    from ..saliency import FramePair, SaliencyConfig, SaliencyRuntime
+    from ..sequence import frame_stamp_s, list_frames, read_frame
+    from .onnxruntime_backend import OnnxRuntimeBackend
 
-    meta = read_onnx_metadata(onnx_path)
-    for rgb_path, depth_path in list_frames(rgb_dir, depth_dir):
-        rgb, depth = prepare_inputs(
-            read_rgb(rgb_path), read_relative_depth_png(depth_path), meta["config"].input_size
-        )
-        yield rgb, depth, meta["initial_state"][None]
+    backend = OnnxRuntimeBackend(onnx_path, "cpu")
+    runtime = SaliencyRuntime(backend, SaliencyConfig())
+    for i, paths in enumerate(list_frames(rgb_dir, depth_dir)):
+        rgb, depth01 = read_frame(*paths)
+        prepared = runtime.prepare(FramePair("calibration", frame_stamp_s(i), rgb, depth01, False))
+        state = backend.state_spec.stack([runtime.state_before(prepared)])
+        yield backend.feeds(prepared.rgb[None], prepared.depth[None], state)
+        runtime.run([prepared])
 
 
 def build_engine(
@@ -96,20 +101,21 @@ def build_engine(
 ) -> Path:
     """Builds (or finds in the cache) a serialized engine for ``onnx_path``; returns its path.
 
-    ``calibration``: for int8, an iterable of (rgb, depth, state) numpy batches of representative
-    frames; needed only to build: an int8 engine already in the cache (``rgbd-saliency export
-    --format tensorrt --precision int8 --calibration-dir ...``) is used without it.
+    ``calibration``: for int8, an iterable of {input name: numpy batch} of representative frames
+    (``calibration_batches``); needed only to build: an int8 engine already in the cache
+    (``rgbd-saliency export --format tensorrt --precision int8 --calibration-dir ...``) is used
+    without it.
     """
     import tensorrt as trt
 
     if precision not in TRT_PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; expected one of {TRT_PRECISIONS}")
     meta = read_onnx_metadata(onnx_path)
-    cfg, max_batch = meta["config"], int(meta["max_batch"])
+    size, max_batch = meta["preprocessing"].input_size, int(meta["max_batch"])
     gpu, sm, _ = _device_fields(device)
     batch_range = (1, min(opt_batch, max_batch), max_batch)
     key = engine_cache_key(
-        gpu, sm, trt.__version__, precision, cfg.input_size, batch_range, meta["weights_sha256"]
+        gpu, sm, trt.__version__, precision, size, batch_range, meta["weights_sha256"]
     )
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     engine_path = cache / f"{key}.engine"
@@ -123,7 +129,7 @@ def build_engine(
         )
 
     serialized = _build_serialized(
-        trt, onnx_path, cfg, precision, batch_range, calibration, cache / f"{key}.calib", progress
+        trt, onnx_path, meta, precision, batch_range, calibration, cache / f"{key}.calib", progress
     )
     cache.mkdir(parents=True, exist_ok=True)
     engine_path.write_bytes(serialized)
@@ -144,16 +150,16 @@ def build_engine(
 def _build_serialized(
     trt,
     onnx_path,
-    cfg,
+    meta: dict,
     precision: str,
     batch_range,
     calibration,
     calib_cache: Path,
     progress: bool,
 ) -> bytes:
-    """Parses ``onnx_path`` and builds its engine for ``precision`` over ``batch_range`` (min,
-    opt, max batch); int8 calibrates on ``calibration``, caching the table in ``calib_cache``.
-    Returns the serialized engine."""
+    """Parses ``onnx_path`` (``meta``: its metadata) and builds its engine for ``precision``
+    over ``batch_range`` (min, opt, max batch); int8 calibrates on ``calibration``, caching the
+    table in ``calib_cache``. Returns the serialized engine."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)
@@ -167,8 +173,9 @@ def _build_serialized(
     )
     for flag in flags:
         config.set_flag(getattr(trt.BuilderFlag, flag))
-    s, q, d = cfg.input_size, cfg.num_video_queries, cfg.query_dim
-    shapes = {"rgb": (3, s, s), "depth": (1, s, s), "state": (q, d)}
+    s = meta["preprocessing"].input_size
+    shapes = {"rgb": (3, s, s), "depth": (1, s, s)}
+    shapes.update({t.name: t.shape for t in meta["state_spec"].tensors})
     profile = builder.create_optimization_profile()
     for name, shape in shapes.items():
         profile.set_shape(name, *[(b, *shape) for b in batch_range])
@@ -210,19 +217,10 @@ class TensorRTBackend(ExportedStepBackend):
                 "delete it to rebuild"
             )
         self.context = self.engine.create_execution_context()
-        s, q, d, b = (
-            self.config.input_size,
-            self.config.num_video_queries,
-            self.config.query_dim,
-            self.max_batch,
-        )
-        shapes = {
-            "rgb": (b, 3, s, s),
-            "depth": (b, 1, s, s),
-            "state": (b, q, d),
-            "prob": (b, 1, s, s),
-            "new_state": (b, q, d),
-        }
+        s, b = self.preprocessing.input_size, self.max_batch
+        shapes = {"rgb": (b, 3, s, s), "depth": (b, 1, s, s), "prob": (b, 1, s, s)}
+        for t in self.state_spec.tensors:
+            shapes[t.name] = shapes[f"new_{t.name}"] = (b, *t.shape)
         self._buffers = {
             n: torch.empty(shape, dtype=torch.float32, device=self.device)
             for n, shape in shapes.items()
@@ -233,28 +231,22 @@ class TensorRTBackend(ExportedStepBackend):
     def info(self) -> BackendInfo:
         return BackendInfo("tensorrt", self.device, self.precision)
 
-    def step(
-        self, rgb: np.ndarray, depth: np.ndarray, state: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def step(self, rgb: np.ndarray, depth: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         import torch
 
         self.check_inputs(rgb, depth, state)
         b = rgb.shape[0]
         with torch.cuda.stream(self._stream):
-            for name, array in (("rgb", rgb), ("depth", depth), ("state", state)):
+            for name, array in self.feeds(rgb, depth, state).items():
                 view = self._buffers[name][:b]
-                view.copy_(
-                    torch.from_numpy(np.ascontiguousarray(array, np.float32)), non_blocking=False
-                )
+                view.copy_(torch.from_numpy(array), non_blocking=False)
                 self.context.set_input_shape(name, tuple(view.shape))
             for name, buf in self._buffers.items():
                 self.context.set_tensor_address(name, buf.data_ptr())
             if not self.context.execute_async_v3(self._stream.cuda_stream):
                 raise RuntimeError("TensorRT execution failed")
             self._stream.synchronize()
-        return self._buffers["prob"][:b].cpu().numpy(), self._buffers["new_state"][
-            :b
-        ].cpu().numpy()
+        return self.unpack([self._buffers[n][:b].cpu().numpy() for n in self.output_names])
 
 
 def _progress_monitor(trt):
@@ -288,7 +280,7 @@ def _progress_monitor(trt):
 
 
 def _Calibrator(trt, batches, cache_file: Path):
-    """An entropy calibrator over (rgb, depth, state) numpy batches, cached beside the engine."""
+    """An entropy calibrator over {input name: numpy batch} dicts, cached beside the engine."""
     import torch
 
     class Calibrator(trt.IInt8EntropyCalibrator2):
@@ -302,7 +294,7 @@ def _Calibrator(trt, batches, cache_file: Path):
 
         def get_batch(self, names):
             try:
-                arrays = dict(zip(("rgb", "depth", "state"), next(self._iter)))
+                arrays = next(self._iter)
             except StopIteration:
                 return None
             self._keep = [

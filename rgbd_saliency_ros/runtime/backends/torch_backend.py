@@ -5,20 +5,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...model import SamDaq
-from .base import BackendInfo, StepBackend
+from ...model.base import SaliencyModel
+from .base import BackendInfo, State, StepBackend
 
 _AUTOCAST = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 class TorchBackend(StepBackend):
-    """Runs ``SamDaq.step`` directly. ``compile=True`` runs the encoder through a
+    """Runs a model plug-in's ``step_state`` directly. ``compile=True`` runs the step through a
     ``torch.compile`` wrapper this backend holds: the caller's module is not changed (beyond
     ``eval()``, which inference needs)."""
 
     def __init__(
         self,
-        model: SamDaq,
+        model: SaliencyModel,
         metadata: dict | None = None,
         precision: str = "float32",
         compile: bool = False,
@@ -33,25 +33,29 @@ class TorchBackend(StepBackend):
                 f"unknown precision {precision!r}; expected float32, float16 or bfloat16"
             )
         self.model = model.eval()
+        self.name = model.name
         self.config = model.config
-        # The bound travels like the exported file's: the runtime's memory guard reads it here.
-        self.metadata = {**(metadata or {}), "state_norm_bound": model.state_norm_bound()}
+        self.preprocessing = model.preprocessing()
+        self.state_spec = model.state_spec()
+        self.metadata = dict(metadata or {})
         self.precision = precision
-        self._encode = torch.compile(model.encode) if compile else model.encode
+        self._step = torch.compile(model.step_state) if compile else model.step_state
 
     @property
     def info(self) -> BackendInfo:
         return BackendInfo("torch", str(self.device), self.precision)
 
-    def initial_state(self, batch: int) -> np.ndarray:
+    def initial_state(self, batch: int) -> State:
         with torch.inference_mode():
-            return self.model.initial_state(batch).cpu().numpy()
+            return {n: t.float().cpu().numpy() for n, t in self.model.initial_state(batch).items()}
 
-    def step(
-        self, rgb: np.ndarray, depth: np.ndarray, state: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def step(self, rgb: np.ndarray, depth: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         self.check_inputs(rgb, depth, state)
         dev = self.device
+
+        def tensor(array: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(array, np.float32)).to(dev)
+
         with (
             torch.inference_mode(),
             torch.autocast(
@@ -60,12 +64,7 @@ class TorchBackend(StepBackend):
                 enabled=self.precision in _AUTOCAST,
             ),
         ):
-            # SamDaq.step, with the encoder this backend chose (inputs checked above)
-            features = self._encode(
-                torch.from_numpy(rgb).to(dev, non_blocking=True),
-                torch.from_numpy(depth).to(dev, non_blocking=True),
+            prob, new = self._step(
+                tensor(rgb), tensor(depth), {n: tensor(a) for n, a in state.items()}
             )
-            prob, new_state = self.model.step_features(
-                features, torch.from_numpy(state).to(dev, non_blocking=True)
-            )
-        return prob.float().cpu().numpy(), new_state.float().cpu().numpy()
+        return prob.float().cpu().numpy(), {n: t.float().cpu().numpy() for n, t in new.items()}
