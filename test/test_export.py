@@ -90,6 +90,25 @@ def test_onnxruntime_batch_of_three_equals_three_single_runs(small):
         ort_backend.step(*random_frames(5, 0), ort_backend.initial_state(5))
 
 
+def test_int8_calibration_sees_the_states_a_stream_carries(small, tmp_path):
+    """Each calibration input holds the state the stream carries into that frame (through
+    SaliencyRuntime on ONNX Runtime), not only the initial one: int8 ranges must cover both."""
+    from conftest import small_ssd
+
+    from rgbd_saliency_ros.runtime.backends.tensorrt_backend import calibration_batches
+
+    _, path, _, ort_backend = small
+    folder = small_ssd(tmp_path / "ssd")
+    batches = list(calibration_batches(folder / "rgb", folder / "depth", path))
+    assert len(batches) == 3 and all(set(b) == {"rgb", "depth", "state"} for b in batches)
+    state = ort_backend.initial_state(1)
+    for batch in batches:
+        assert batch["rgb"].shape == (1, 3, SIZE, SIZE) and batch["state"].shape == (1, 8, 64)
+        np.testing.assert_allclose(batch["state"], state["state"], rtol=0, atol=1e-6)
+        _, state = ort_backend.step(batch["rgb"], batch["depth"], {"state": batch["state"]})
+    assert np.abs(batches[2]["state"] - batches[0]["state"]).max() > 1e-3
+
+
 def test_not_an_export_is_refused(tmp_path):
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a protobuf at all")

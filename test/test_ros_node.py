@@ -571,19 +571,23 @@ def test_pairs_arriving_back_to_back_leave_the_newest_and_count_as_a_burst(rig):
 
 def test_an_error_in_the_worker_is_counted_and_the_worker_goes_on(rig):
     node, t = rig["single"], rig["time"]
-    mask_publisher = node._outputs["camera"].mask
+    outputs = node.image_outputs["camera"]
+    mask_publisher = outputs.mask
 
     class Broken:
+        def get_subscription_count(self):
+            return 1
+
         def publish(self, msg):
             raise RuntimeError("injected publish failure")
 
     before = node.counters("camera")
-    node._outputs["camera"].mask = Broken()
+    outputs.mask = Broken()
     try:
         rig["camera"].pair("camera", t.next())
         counter_after(node, "camera", "worker_errors", before["worker_errors"] + 1)
     finally:
-        node._outputs["camera"].mask = mask_publisher
+        outputs.mask = mask_publisher
     send_and_wait(rig, "camera", t.next())
     assert node.counters("camera")["published"] == before["published"] + 1
 
@@ -614,7 +618,7 @@ def test_a_state_gone_bad_restarts_the_stream_and_shows_in_the_counters(rig):
     ):  # one step whose new state is non-finite, as a faulty device gives
         backend.step = step
         prob, new_state = step(rgb, depth, state)
-        return prob, np.full_like(new_state, np.nan)
+        return prob, {name: np.full_like(a, np.nan) for name, a in new_state.items()}
 
     before = node.counters("camera")
     send_and_wait(rig, "camera", t.next())

@@ -204,9 +204,14 @@ def test_bad_weights_stop_the_node_naming_the_file(tmp_path):
     assert done.returncode == 1 and "absent.pt: no such file" in done.stderr
 
 
-def test_missing_weights_parameter_stops_the_node():
-    done = run_node("-p", "weights:=w.pt")
-    assert done.returncode == 1 and "sam2_checkpoint" in done.stderr
+def test_missing_weights_or_backbone_parameter_stops_the_node(tmp_path):
+    from rgbd_saliency_ros.model.random_weights import write_random_weights
+
+    done = run_node("-p", "sam2_checkpoint:=s.pt")
+    assert done.returncode == 1 and "parameter weights is empty" in done.stderr
+    _, weights = write_random_weights(tmp_path, input_size=64)  # SAM-DAQ's: needs SAM2.1 too
+    done = run_node("-p", f"weights:={weights}")
+    assert done.returncode == 1 and "parameter sam2_checkpoint" in done.stderr
 
 
 def test_matching_reliability_receives_from_every_publisher():

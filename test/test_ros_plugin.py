@@ -46,17 +46,23 @@ def rig(tmp_path_factory):
             + [Parameter("streams", value=list(ECHO_STREAMS))],
             cli_args=["--ros-args", "-r", "__node:=saliency_echo"],
         )
+        quiet_node = SaliencyNode(  # nobody listens to it until a test does
+            context=context,
+            parameter_overrides=conftest.node_parameters("", folder / "echo.safetensors", **common)
+            + [Parameter("streams", value=["quiet"])],
+            cli_args=["--ros-args", "-r", "__node:=saliency_quiet"],
+        )
         bank_node = SaliencyNode(
             context=context,
             parameter_overrides=conftest.node_parameters(sam2, bank, **common)
             + [Parameter("streams", value=list(BANK_STREAMS))],
             cli_args=["--ros-args", "-r", "__node:=saliency_bank"],
         )
-        for node in (echo_node, bank_node):
+        for node in (echo_node, bank_node, quiet_node):
             node.start()
         probe = rclpy.create_node("probe", context=context)
         outputs = {ns: Outputs(probe, f"/saliency/{ns}") for ns in ECHO_STREAMS + BANK_STREAMS}
-        with conftest.spinning(context, echo_node, bank_node, probe):
+        with conftest.spinning(context, echo_node, bank_node, quiet_node, probe):
             camera = Camera(private_ros_env(domain))
             rig = dict(
                 echo=echo,
@@ -65,6 +71,8 @@ def rig(tmp_path_factory):
                     **dict.fromkeys(BANK_STREAMS, bank_node),
                 },
                 outputs=outputs,
+                quiet=quiet_node,
+                probe=probe,
                 camera=camera,
                 time=Timeline(),
             )
@@ -116,3 +124,52 @@ def test_the_plugins_masks_through_the_node_are_the_runtimes(rig):
         online = rig["outputs"][ns].probability(stamp)
         np.testing.assert_allclose(online, offline.probability, rtol=0, atol=1e-5)
     assert runtime.memory.peek(ns)["history"].shape == (4, 2)  # it grew to its cap
+
+
+def test_a_stream_nobody_listens_to_is_not_computed_and_its_memory_restarts_on_return(rig):
+    """As depth_image_proc: no subscriber to any of a stream's outputs, no step (pairs counted as
+    unheard). A subscriber that arrives later gets masks from the next pair on; the memory
+    continues if the last computed frame is within reset_timeout_s, else it restarts."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from rgbd_saliency_ros.ros.conversions import stamp_to_s
+
+    node, camera, t = rig["quiet"], rig["camera"], rig["time"]
+    for _ in range(3):
+        camera.pair("quiet", t.next())
+    counts = wait_for(
+        lambda: node.counters("quiet")["pairs"] >= 3 and node.counters("quiet"), "3 pairs"
+    )
+    assert counts["unheard"] == counts["pairs"] and counts["published"] == 0
+    assert node.runtime.memory.streams() == []  # the model never ran for it
+
+    masks = {}
+    qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+
+    def keep(msg):
+        masks[stamp_to_s(msg.header.stamp)] = msg
+
+    topic = node.image_outputs["quiet"].mask.topic_name  # one stream: /saliency/mask
+    subscription = rig["probe"].create_subscription(Image, topic, keep, qos)
+    try:
+        wait_for(lambda: node.image_outputs["quiet"].listening(), "the subscriber matched")
+        for _ in range(10):  # the first frames after matching may be lost to discovery
+            camera.pair("quiet", t.next())
+            if masks:
+                break
+        wait_for(lambda: masks, "a mask once someone listens")
+        counts = wait_for(
+            lambda: node.counters("quiet")["published"] >= 1 and node.counters("quiet"),
+            "published",
+        )
+        assert counts["reset.new_stream"] == 1  # the memory starts with the first computed frame
+        camera.pair("quiet", t.next())  # within reset_timeout_s: the memory continues
+        wait_for(
+            lambda: node.counters("quiet")["published"] >= counts["published"] + 1, "continued"
+        )
+        assert node.counters("quiet")["reset.timeout"] == 0
+        camera.pair("quiet", t.gap())  # a long silence: the memory restarts
+        wait_for(lambda: node.counters("quiet")["reset.timeout"] == 1, "restart after a gap")
+    finally:
+        rig["probe"].destroy_subscription(subscription)

@@ -5,6 +5,7 @@ a smoke training on synthetic videos that must learn and load into ``rgbd-salien
 """
 
 import csv
+import math
 import os
 import subprocess
 import sys
@@ -257,6 +258,30 @@ def test_ablation_keys_train_and_save_that_variant(videos, tmp_path):
             torch.randn(1, 3, 64, 64, generator=g), torch.rand(1, 1, 64, 64, generator=g), state
         )
     assert torch.equal(new, state)  # static queries: the state never changes
+
+
+def test_the_memory_bank_baseline_trains_and_runs_several_streams(videos, tmp_path):
+    """The tiny CPU configuration with ``temporal: memory_bank``: clips of 3 frames (the bank is
+    read and written inside the clip), weights that load and answer two streams."""
+    from rgbd_saliency_ros.runtime.backends import create_backend
+    from rgbd_saliency_ros.runtime.saliency import FramePair, SaliencyRuntime
+
+    settings = ["temporal=memory_bank", "memory_frames=2", "iterations=1", "clip_frames=3"]
+    result = train(tiny(videos, tmp_path / "run", *settings, "eval_data=null"), progress=False)
+    assert len(result.losses) == 1 and math.isfinite(result.losses[0])
+    backend = create_backend(
+        "torch", sam2_checkpoint=str(result.sam2_checkpoint), weights=str(result.weights)
+    )
+    assert backend.config.temporal == "memory_bank" and backend.state_spec.growing
+    runtime = SaliencyRuntime(backend)
+    rgb, depth = np.zeros((48, 64, 3), np.uint8), np.full((48, 64), 0.5, np.float32)
+    for t in range(3):
+        streams = ["a", "b"] if t else ["a"]  # "b" joins late: banks of two lengths
+        pairs = [FramePair(s, 0.1 * t, rgb, depth, depth_is_metric=False) for s in streams]
+        results = runtime.run([runtime.prepare(p) for p in pairs])
+        assert [r.stream_id for r in results] == streams
+        assert all(np.isfinite(r.probability).all() for r in results)
+    assert runtime.memory.peek("a")["bank"].shape[0] == 2
 
 
 # ---------------------------------------------------------------------------------------- DDP

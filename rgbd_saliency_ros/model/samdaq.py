@@ -53,7 +53,7 @@ class SamDaq(SaliencyModel):
 
     name = "samdaq"
     config_class = SamDaqConfig
-    backbone_checkpoint = "Meta's SAM2.1 checkpoint (--sam2-checkpoint)"
+    backbone_checkpoint = "Meta's SAM2.1 checkpoint (--sam2-checkpoint, parameter sam2_checkpoint)"
 
     def __init__(self, config: SamDaqConfig, sam2: Sam2Parts | None = None) -> None:
         super().__init__()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, deque
+from collections.abc import Callable
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -56,12 +57,15 @@ BAD_INPUT_KINDS = (
 DROPPED_IN_BURST = "dropped_in_burst"
 # any other exception in the worker loop (it goes on with the next pair)
 WORKER_ERRORS = "worker_errors"
+# pairs not computed: nobody subscribed to any of the stream's outputs then
+UNHEARD = "unheard"
 COUNTERS = (
     "color_frames",  # color messages received
     "depth_frames",
     "pairs",  # color + depth pairs made
     "published",  # masks published
     "dropped",  # pairs replaced by a newer one before the worker took them
+    UNHEARD,
     # of those, replaced while the worker was idle: the transport delivered them together
     DROPPED_IN_BURST,
     UNPAIRED_COLOR,  # frames that never found a partner
@@ -76,9 +80,9 @@ COUNTERS = (
 )
 
 RATES = ("color_in", "depth_in", "output")
-# Last values, NaN until set. query_norm: the largest video-query norm of the stream's state after
-# its last frame (the query memory's health; a state beyond the model's bound is reset, counted
-# as reset.bad_state).
+# Last values, NaN until set. query_norm: the largest row norm of the stream's state after its
+# last frame (the model's memory health, StateSpec.health: SAM-DAQ's video queries; a state beyond
+# the model's bound is reset, counted as reset.bad_state).
 GAUGES = ("query_norm",)
 LATENCIES = ("latency_ms", "model_ms", "overhead_ms", "input_ms", "wait_ms")
 
@@ -246,3 +250,34 @@ def _format(value: float) -> str:
     if isinstance(value, int) or float(value).is_integer():
         return str(int(value))
     return f"{value:.3f}"
+
+
+class DiagnosticsOutput:
+    """The node's diagnostics output group: the ``/diagnostics`` publisher (for the node's life)
+    and the timer that drives it while configured. Published whether or not anyone listens:
+    aggregators and monitors join at any time, and the message is small."""
+
+    TOPIC = "/diagnostics"  # absolute: where diagnostic_aggregator and rqt look
+
+    def __init__(self, node) -> None:
+        self._node = node
+        self.publisher = node.create_publisher(DiagnosticArray, self.TOPIC, 10)
+        self._timer = None
+
+    def start(self, period_s: float, tick: Callable[[], None]) -> None:
+        """Calls ``tick`` (which calls ``publish``) every ``period_s`` seconds (configure)."""
+        self.stop()
+        self._timer = self._node.create_timer(period_s, tick)
+
+    def stop(self) -> None:
+        """No more periodic reports (cleanup)."""
+        if self._timer is not None:
+            self._node.destroy_timer(self._timer)
+            self._timer = None
+
+    def publish(self, node_values: dict[str, str], snapshots: dict[str, dict[str, float]]) -> None:
+        """One DiagnosticArray now: the node's status, then each stream's."""
+        stamp = self._node.get_clock().now().to_msg()
+        self.publisher.publish(
+            diagnostic_array(stamp, self._node.get_name(), node_values, snapshots)
+        )

@@ -5,15 +5,19 @@
         -p weights:=W.pt
     ros2 launch rgbd_saliency_ros saliency.launch.py weights:=W.pt sam2_checkpoint:=S.pt
 
-ROS in, runtime call, ROS out. Executor callbacks only pair messages and put the newest pair of
-each stream in a slot; one worker thread takes every filled slot, converts the messages
-(``conversions``), runs them as one batched ``SaliencyRuntime.run`` and publishes. A pair replaced
-in its slot before the worker took it is dropped and counted; nothing queues without bound.
+ROS in, runtime call, ROS out. The node is a lifecycle shell over self-contained output groups,
+each owning its publishers, its parameters and its "does anyone listen" check: per stream
+``ImageOutputs`` (mask, probability, overlay, camera_info) and ``ObjectOutputs`` (the 3D object),
+and the node's ``DiagnosticsOutput``. Executor callbacks only pair messages and put the newest pair
+of each stream in a slot (a stream nobody listens to is not computed: its pairs are counted as
+``unheard``); one worker thread takes every filled slot, converts the messages
+(``conversions``), runs them as one batched ``SaliencyRuntime.run`` and hands the results to the
+output groups. A pair replaced in its slot before the worker took it is dropped and counted;
+nothing queues without bound.
 """
 
 from __future__ import annotations
 
-import copy
 import ctypes
 import dataclasses
 import gc
@@ -24,12 +28,10 @@ from dataclasses import dataclass
 from functools import partial
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.publisher import Publisher
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
@@ -37,17 +39,19 @@ from ..runtime.backends import StepBackend, create_backend  # torch-free until c
 from ..runtime.depth import InvalidDepthError
 from ..runtime.saliency import FramePair, SaliencyResult, SaliencyRuntime
 from .compressed import input_transports
-from .conversions import ImageError, frame_arrays, image_message, overlay_rgb, stamp_to_s
+from .conversions import ImageError, frame_arrays, stamp_to_s
 from .diagnostics import (
     BAD_INPUT_PREFIX,
     DROPPED_IN_BURST,
     INVALID_DEPTH,
     MALFORMED,
     RESET_PREFIX,
+    UNHEARD,
     WORKER_ERRORS,
+    DiagnosticsOutput,
     StreamStats,
-    diagnostic_array,
 )
+from .image_outputs import ImageOutputs
 from ..runtime.pairing import (
     CLOCK_JUMPS,
     DROPPED_KINDS,
@@ -124,14 +128,6 @@ class _Ready:
     input_ms: float  # color stamp to completion, node clock
 
 
-@dataclass
-class _Outputs:
-    mask: Publisher
-    probability: Publisher
-    overlay: Publisher
-    camera_info: Publisher
-
-
 def _return_freed_memory() -> None:
     """Gives freed heap memory back to the system (glibc only; a no-op elsewhere).
 
@@ -194,9 +190,8 @@ class SaliencyNode(LifecycleNode):
         self._last_warning: dict[tuple[str, str], float] = {}
         # unconfigured, inactive, active (the lifecycle's primary states)
         self._state = "unconfigured"
-        self._outputs: dict[str, _Outputs] = {}
+        self.image_outputs: dict[str, ImageOutputs] = {}  # mask, probability, overlay, info
         self._own_services: list = []
-        self._own_timers: list = []  # diagnostics (configured), QoS following (active)
         self._inputs: list[AdaptiveSubscription] = []
         self._qos_timer = None
         self._backend_override: StepBackend | None = None
@@ -204,7 +199,7 @@ class SaliencyNode(LifecycleNode):
         self._plain = False  # started by start(): errors are raised, not logged here
         self._worker_failed = False
         self._activate_error: StartupError | None = None
-        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diagnostics = DiagnosticsOutput(self)
         # One callback checks and applies: Humble has no post-set callback; nothing runs after it.
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -296,12 +291,7 @@ class SaliencyNode(LifecycleNode):
         self._camera_info = {s: CameraInfoGate() for s in p.streams}
         for stream in p.streams:
             topics = stream_topics(p, stream)
-            self._outputs[stream] = _Outputs(
-                self.create_publisher(Image, topics.mask, p.output_qos),
-                self.create_publisher(Image, topics.probability, p.output_qos),
-                self.create_publisher(Image, topics.overlay, p.output_qos),
-                self.create_publisher(CameraInfo, topics.camera_info_out, p.output_qos),
-            )
+            self.image_outputs[stream] = ImageOutputs(self, topics, p.output_qos)
             self._own_services.append(
                 self.create_service(Trigger, topics.reset_service, partial(self._on_reset, stream))
             )
@@ -318,9 +308,7 @@ class SaliencyNode(LifecycleNode):
         self._own_services.append(
             self.create_service(Trigger, "~/reset", partial(self._on_reset, None))
         )
-        self._own_timers.append(
-            self.create_timer(p.diagnostics_period_s, self.publish_diagnostics)
-        )
+        self._diagnostics.start(p.diagnostics_period_s, self.publish_diagnostics)
         try:
             self._load_model()
         except STARTUP_ERRORS as e:
@@ -410,17 +398,12 @@ class SaliencyNode(LifecycleNode):
     def _cleanup(self) -> None:
         """Stops the worker, frees the model (and its GPU memory) and the outputs."""
         self._stop_worker()
-        for outputs in self._outputs.values():
-            for publisher in vars(outputs).values():  # not astuple: it deep-copies
-                self.destroy_publisher(publisher)
+        for group in (*self.image_outputs.values(), *self.object_outputs.values()):
+            group.destroy()
         for service in self._own_services:
             self.destroy_service(service)
-        for timer in self._own_timers:
-            self.destroy_timer(timer)
-        for objects in self.object_outputs.values():
-            for publisher in objects.publishers.values():
-                self.destroy_publisher(publisher)
-        self._outputs, self._own_services, self._own_timers = {}, [], []
+        self._diagnostics.stop()
+        self.image_outputs, self._own_services = {}, []
         self.object_outputs, self._registration = {}, {}
         self.runtime = None
         gc.collect()  # the model's tensors go now, not at some later collection
@@ -485,11 +468,7 @@ class SaliencyNode(LifecycleNode):
         snapshots = {s: stats.snapshot(now) for s, stats in self.stats.items()}
         if self._state == "active":
             self._report_input_findings(snapshots)
-        self._diagnostics.publish(
-            diagnostic_array(
-                self.get_clock().now().to_msg(), self.get_name(), node_values, snapshots
-            )
-        )
+        self._diagnostics.publish(node_values, snapshots)
         if self._worker_failed:
             self.context.try_shutdown()  # spin returns; serve() sees worker_failed
 
@@ -568,6 +547,9 @@ class SaliencyNode(LifecycleNode):
         if pair is None:
             return
         self.stats[stream].count("pairs")
+        if not self._listened(stream):  # as depth_image_proc: nobody listens, nothing computed
+            self.stats[stream].count(UNHEARD)
+            return
         with self._cond:
             if stream in self._slots:
                 self.stats[stream].count("dropped")
@@ -578,6 +560,13 @@ class SaliencyNode(LifecycleNode):
             input_ms = (self.get_clock().now().nanoseconds * 1e-9 - pair.stamp_s) * 1e3
             self._slots[stream] = _Ready(pair, time.monotonic(), input_ms)
             self._cond.notify()
+
+    def _listened(self, stream: str) -> bool:
+        """Whether anyone subscribes to one of the stream's outputs (image or 3D) now."""
+        objects = self.object_outputs.get(stream)
+        return self.image_outputs[stream].listening() or (
+            objects is not None and objects.listening()
+        )
 
     def _on_reset(
         self, stream: str | None, request: Trigger.Request, response: Trigger.Response
@@ -694,21 +683,14 @@ class SaliencyNode(LifecycleNode):
                 self._warn(stream, f"object.{problem[0]}", f"no 3D outputs: {problem[1]}")
 
     def _publish(self, result: SaliencyResult, ready: _Ready, rgb, taken_s: float) -> None:
-        stream, out = result.stream_id, self._outputs[result.stream_id]
-        header = ready.pair.color.header
-        out.mask.publish(image_message(result.mask, "mono8", header))
-        latency_ms = (self.get_clock().now().nanoseconds * 1e-9 - result.stamp_s) * 1e3
-        if out.probability.get_subscription_count():
-            out.probability.publish(image_message(result.probability, "32FC1", header))
-        if out.overlay.get_subscription_count():
-            out.overlay.publish(image_message(overlay_rgb(rgb, result.mask), "rgb8", header))
+        stream = result.stream_id
         info, error = self._camera_info[stream].for_image(rgb.shape[1], rgb.shape[0])
         if error is not None:
             self._bad_input(stream, error.kind, error)
-        if info is not None and out.camera_info.get_subscription_count():
-            restamped = copy.copy(info)  # shallow: only the header is replaced
-            restamped.header = header
-            out.camera_info.publish(restamped)
+        self.image_outputs[stream].publish(
+            ready.pair.color.header, result.mask, result.probability, rgb, info
+        )
+        latency_ms = (self.get_clock().now().nanoseconds * 1e-9 - result.stamp_s) * 1e3
         stats = self.stats[stream]
         if (
             result.reset is not None

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from geometry_msgs.msg import PointStamped, PoseStamped, Vector3Stamped
 from rclpy.node import Node
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, PointCloud2
 from visualization_msgs.msg import MarkerArray
 
@@ -170,6 +171,7 @@ class ObjectOutputs:
 
     def __init__(self, node: Node, mask_topic: str, qos, params: ObjectParams) -> None:
         base = mask_topic.rsplit("/", 1)[0] + "/object" if "/" in mask_topic else "object"
+        self._node = node
         self.params = params
         self.frames = 0  # frames whose 3D outputs were computed (someone listened)
         self._camera: tuple[tuple, CameraModel] | None = None  # (CameraInfo's fields, its model)
@@ -185,11 +187,23 @@ class ObjectOutputs:
 
             kinds["detections"] = ("detections", Detection3DArray)
         switch = {"pose": "box", "size": "box"}
+        overrides = QoSOverridingOptions.with_default_policies()  # qos_overrides.* parameters
         self.publishers = {
-            field: node.create_publisher(kind, f"{base}/{name}", qos)
+            field: node.create_publisher(
+                kind, f"{base}/{name}", qos, qos_overriding_options=overrides
+            )
             for field, (name, kind) in kinds.items()
             if getattr(params.messages, switch.get(field, field))
         }
+
+    def listening(self) -> bool:
+        """Whether anyone subscribes to one of these outputs now."""
+        return any(p.get_subscription_count() for p in self.publishers.values())
+
+    def destroy(self) -> None:
+        """Destroys the publishers (lifecycle cleanup)."""
+        for publisher in self.publishers.values():
+            self._node.destroy_publisher(publisher)
 
     def wanted(self) -> ObjectMessageOptions | None:
         """What to build for this frame: only what someone subscribes to; None when nothing."""

@@ -71,7 +71,7 @@ def export_onnx(
     spec = model.state_spec()
     if spec.growing:
         raise ValueError(
-            f"model {model.name} ({_config_line(model)}) has a state that grows with the stream "
+            f"model {model.name} has a state that grows with the stream "
             f"({', '.join(t.name for t in spec.tensors if t.growing_axis is not None)}): "
             "its step does not export to a fixed-shape graph; run it with --backend torch"
         )
@@ -115,13 +115,6 @@ def export_onnx(
         onnx.save_model(proto, str(path))
         bar.update()
     return path
-
-
-def _config_line(model: SaliencyModel) -> str:
-    return ", ".join(f"{k} {v}" for k, v in model.config.to_dict().items() if k in _SHOWN)
-
-
-_SHOWN = ("backbone", "input_size", "temporal")
 
 
 def _metadata(
