@@ -22,6 +22,7 @@ import sys
 from .evaluation.bags import DISTROS, STORAGES
 from .model.config import BACKBONE_CHANNELS
 from .runtime.backends import BACKENDS, PRECISIONS
+from .runtime.encodings import DEPTH_ENCODINGS
 
 # Reliability choices of the benchmarks' and the live replay's publishers; the node's input QoS
 # also takes "auto" (follow the publisher). Written here, not imported from ros/, so that the
@@ -581,7 +582,7 @@ def _add_make_bag_depth_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--depth-encoding",
-        choices=("16UC1", "32FC1"),
+        choices=DEPTH_ENCODINGS,
         default="16UC1",
         help="REP 118: 16UC1 mm or 32FC1 m",
     )
