@@ -23,11 +23,9 @@ from .evaluation.bags import DISTROS, STORAGES
 from .model.config import BACKBONE_CHANNELS
 from .runtime.backends import BACKENDS, PRECISIONS
 from .runtime.encodings import DEPTH_ENCODINGS
+from .runtime.qos import RELIABILITIES
 
-# Reliability choices of the benchmarks' and the live replay's publishers; the node's input QoS
-# also takes "auto" (follow the publisher). Written here, not imported from ros/, so that the
-# parser needs no rclpy.
-RELIABILITIES = ("reliable", "best_effort")
+# The node's input QoS also takes "auto" (follow the publisher).
 INPUT_QOS = ("auto", *RELIABILITIES)
 
 
