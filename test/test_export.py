@@ -224,6 +224,7 @@ def fixture_export(tmp_path_factory):
     return fixture, out
 
 
+@pytest.mark.slow  # exports the fixture at 1024 (about a minute on 2 cores)
 def test_onnxruntime_matches_reference_on_all_fixture_frames(fixture_export):
     fixture, path = fixture_export
     expected = np.load(fixture / "expected.npz")
@@ -248,6 +249,7 @@ def test_onnxruntime_matches_reference_on_all_fixture_frames(fixture_export):
     assert worst.max() <= TOL, worst
 
 
+@pytest.mark.slow
 def test_predict_with_onnxruntime_backend(fixture_export, tmp_path):
     fixture, path = fixture_export
     expected = np.load(fixture / "expected.npz")

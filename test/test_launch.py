@@ -577,6 +577,7 @@ SIGINT_TRIES = 20
 AT_ONCE = 5  # nodes starting together: start-up (imports, model) is most of a try's time
 
 
+@pytest.mark.slow  # 20 node starts
 def test_ctrl_c_while_frames_flow_exits_0_without_traceback_every_time(workspace):
     """20 nodes, half started by `ros2 launch` (SIGINT to it), half by `ros2 run` (SIGINT to its
     process group, as a terminal sends it), each interrupted after its second mask while the camera
