@@ -4,7 +4,9 @@
 #                an input changes)
 #   make test    the linter (ruff, ruff.toml), the tests in .venv/, then the ROS-facing ones again in
 #                .venv-jazzy/
-#                (PYTEST_ARGS='-m "not slow"' to pass flags to pytest); make test-jazzy: the latter alone
+#                (PYTEST_ARGS passes flags to pytest: PYTEST_ARGS='-m "not slow"' is the quick loop,
+#                without parity and export at 1024, the 20 Ctrl-C starts, the demo, the replays and
+#                the smoke training; see README "Development"); make test-jazzy: the latter alone
 #   make demo    synthetic RGB-D video, small weights, a bag, the node, a live replay: report in out/demo/report/
 #   make clean   remove outputs and build leftovers; `make distclean` also removes the venvs
 

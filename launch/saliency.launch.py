@@ -27,6 +27,8 @@ from launch_ros.actions import Node
 PACKAGE = "rgbd_saliency_ros"
 
 # Arguments that set the node parameter of the same name when not empty: name -> (type, text).
+# Written here so that `ros2 launch --show-args` needs no import of the package; test_launch.py
+# checks the names and types against the node's table (rgbd_saliency_ros/ros/params.py).
 PARAMETER_ARGUMENTS = {
     "weights": (str, "SAM-DAQ weights file (torch backend)"),
     "sam2_checkpoint": (str, "Meta's SAM2.1 checkpoint (torch backend)"),
@@ -40,7 +42,8 @@ PARAMETER_ARGUMENTS = {
     "managed": (bool, "true: a lifecycle node (ros2 lifecycle set ... configure, activate)"),
     "autostart": (bool, "managed only: true configures and activates at start-up"),
 }
-# The default input and output names of one camera, relative to the namespace: argument -> name.
+# The default input and output names of one camera, relative to the namespace: argument -> name
+# (the same test checks them against the topics the parameters' defaults give).
 SINGLE_CAMERA_REMAPS = {
     "color_topic": "{camera}/color/image_raw",
     "depth_topic": "{camera}/aligned_depth_to_color/image_raw",

@@ -22,11 +22,10 @@ import sys
 from .evaluation.bags import DISTROS, STORAGES
 from .model.config import BACKBONE_CHANNELS
 from .runtime.backends import BACKENDS, PRECISIONS
+from .runtime.encodings import DEPTH_ENCODINGS
+from .runtime.qos import RELIABILITIES
 
-# Reliability choices of the benchmarks' and the live replay's publishers; the node's input QoS
-# also takes "auto" (follow the publisher). Written here, not imported from ros/, so that the
-# parser needs no rclpy.
-RELIABILITIES = ("reliable", "best_effort")
+# The node's input QoS also takes "auto" (follow the publisher).
 INPUT_QOS = ("auto", *RELIABILITIES)
 
 
@@ -581,7 +580,7 @@ def _add_make_bag_depth_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--depth-encoding",
-        choices=("16UC1", "32FC1"),
+        choices=DEPTH_ENCODINGS,
         default="16UC1",
         help="REP 118: 16UC1 mm or 32FC1 m",
     )

@@ -23,6 +23,10 @@ from rgbd_saliency_ros.runtime.export import export_onnx, read_onnx_metadata
 from rgbd_saliency_ros.runtime.sequence import prepare_inputs, read_rgb
 
 SIZE = 64
+# ONNX Runtime against torch (input 64, 3 steps) and against the reference (the fixture at 1024):
+# measured at most 2.4e-7 (probability) and 1.2e-6 (state) on the project's CPU machine (the
+# tests print theirs with -s); 1e-4, test_parity's tolerance for torch, leaves a margin of 80.
+TOL = 1e-4
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +71,18 @@ def test_onnxruntime_equals_torch_over_a_sequence(small):
     _, _, torch_backend, ort_backend = small
     s_t, s_o = torch_backend.initial_state(2), ort_backend.initial_state(2)
     np.testing.assert_array_equal(s_t["state"], s_o["state"])
+    worst = np.zeros(2)  # largest |ORT - torch|: probability, state
     for t in range(3):
         rgb, depth = random_frames(2, t)
         p_t, s_t = torch_backend.step(rgb, depth, s_t)
         p_o, s_o = ort_backend.step(rgb, depth, s_o)
-        np.testing.assert_allclose(p_o, p_t, rtol=0, atol=1e-4)
-        np.testing.assert_allclose(s_o["state"], s_t["state"], rtol=0, atol=1e-4)
+        worst = np.maximum(
+            worst, [np.abs(p_o - p_t).max(), np.abs(s_o["state"] - s_t["state"]).max()]
+        )
+    print(
+        f"ONNX Runtime vs torch at input {SIZE}: probability {worst[0]:.1e}, state {worst[1]:.1e}"
+    )
+    assert worst.max() <= TOL, worst
 
 
 def test_onnxruntime_batch_of_three_equals_three_single_runs(small):
@@ -233,11 +243,13 @@ def fixture_export(tmp_path_factory):
     return fixture, out
 
 
+@pytest.mark.slow  # exports the fixture at 1024 (about a minute on 2 cores)
 def test_onnxruntime_matches_reference_on_all_fixture_frames(fixture_export):
     fixture, path = fixture_export
     expected = np.load(fixture / "expected.npz")
     backend = OnnxRuntimeBackend(path)
     state = backend.initial_state(1)
+    worst = np.zeros(2)  # largest |ORT - reference|: probability, video queries
     for i in range(3):
         inputs = prepare_inputs(
             read_rgb(fixture / f"rgb_{i}.png"),
@@ -245,12 +257,18 @@ def test_onnxruntime_matches_reference_on_all_fixture_frames(fixture_export):
             1024,
         )
         prob, state = backend.step(*inputs, state)
-        np.testing.assert_allclose(prob[0, 0], expected["prob"][i], rtol=0, atol=1e-3)
-        np.testing.assert_allclose(
-            state["state"][0], expected["video_queries"][i], rtol=0, atol=1e-3
+        worst = np.maximum(
+            worst,
+            [
+                np.abs(prob[0, 0] - expected["prob"][i]).max(),
+                np.abs(state["state"][0] - expected["video_queries"][i]).max(),
+            ],
         )
+    print(f"ONNX Runtime vs reference at 1024: probability {worst[0]:.1e}, state {worst[1]:.1e}")
+    assert worst.max() <= TOL, worst
 
 
+@pytest.mark.slow
 def test_predict_with_onnxruntime_backend(fixture_export, tmp_path):
     fixture, path = fixture_export
     expected = np.load(fixture / "expected.npz")
@@ -275,6 +293,6 @@ def test_predict_with_onnxruntime_backend(fixture_export, tmp_path):
     )
     assert code == 0
     np.testing.assert_allclose(
-        np.load(tmp_path / "out" / "f0.npy"), expected["prob"][0], rtol=0, atol=1e-3
+        np.load(tmp_path / "out" / "f0.npy"), expected["prob"][0], rtol=0, atol=TOL
     )
     assert Path(tmp_path / "out" / "f0.png").is_file()

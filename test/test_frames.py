@@ -135,3 +135,27 @@ def test_resize_probability_back_to_frame_size():
     expected = 0.4 * AT_2_TO_6[None, :] + 0.5 * AT_2_TO_4[:, None]
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)
     assert resize_probability(prob, (2, 2)) is prob
+
+
+def test_one_encoding_table_serves_color_depth_and_messages():
+    """runtime/encodings.py is the one table: every color and depth encoding is a row of it, and
+    an image written with its row's dtype and channels reads back through the message checks
+    and converts (color to (H, W, 3) RGB, depth to (H, W) metres)."""
+    from types import SimpleNamespace
+
+    from rgbd_saliency_ros.runtime.depth import SUPPORTED_DEPTH_ENCODINGS
+    from rgbd_saliency_ros.runtime.encodings import COLOR_ENCODINGS, DEPTH_ENCODINGS, ENCODINGS
+    from rgbd_saliency_ros.runtime.frames import SUPPORTED_COLOR_ENCODINGS
+    from rgbd_saliency_ros.runtime.images import color_rgb, depth_metres, image_fields
+
+    assert SUPPORTED_COLOR_ENCODINGS == COLOR_ENCODINGS
+    assert SUPPORTED_DEPTH_ENCODINGS == DEPTH_ENCODINGS
+    for encoding, read in [(e, color_rgb) for e in COLOR_ENCODINGS] + [
+        (e, depth_metres) for e in DEPTH_ENCODINGS
+    ]:
+        dtype, channels = ENCODINGS[encoding]
+        shape = (2, 3) if channels == 1 else (2, 3, channels)
+        msg = SimpleNamespace(**image_fields(np.ones(shape, dtype), encoding))
+        assert msg.step == 3 * channels * np.dtype(dtype).itemsize, encoding
+        out = read(msg, None)
+        assert out.shape == ((2, 3, 3) if read is color_rgb else (2, 3)), encoding

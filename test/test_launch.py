@@ -540,10 +540,44 @@ def test_launch_arguments_left_empty_keep_the_params_file():
             module.node_action(dict(wrong, params_file="p.yaml"))
 
 
+def test_launch_arguments_match_the_node_parameter_table():
+    """The launch file keeps its own argument table (it runs in `ros2 launch`'s process, which
+    need not import the package): each argument that sets a parameter names one of
+    ros/params.py's, given the type of its default, and the single-camera remap arguments name
+    the topics the parameters' defaults give."""
+    from rgbd_saliency_ros.ros.params import PARAMS, read_parameters, stream_topics
+
+    module = launch_module()
+    defaults = {spec.name: spec.default for spec in PARAMS}
+    samples = {str: "x", int: "64", float: "0.25", bool: "true"}
+    given = {name: default for name, (default, _) in module.ARGUMENTS.items()}
+    given.update({name: samples[kind] for name, (kind, _) in module.PARAMETER_ARGUMENTS.items()})
+    overrides = module.parameter_overrides(dict(given, cameras="front"))
+    assert set(module.PARAMETER_ARGUMENTS) | {"streams"} == set(overrides)
+    for name, value in overrides.items():
+        assert name in defaults, f"launch argument for {name}: no such node parameter"
+        assert type(value) is type(defaults[name]), name
+
+    params = read_parameters(dict(defaults, weights="w", sam2_checkpoint="s"))
+    topics = stream_topics(params, "camera")
+    assert {
+        name: default.format(camera="camera")
+        for name, default in module.SINGLE_CAMERA_REMAPS.items()
+    } == {
+        "color_topic": topics.color,
+        "depth_topic": topics.depth,
+        "camera_info_topic": topics.camera_info,
+        "mask_topic": topics.mask,
+        "probability_topic": topics.probability,
+        "overlay_topic": topics.overlay,
+    }
+
+
 SIGINT_TRIES = 20
 AT_ONCE = 5  # nodes starting together: start-up (imports, model) is most of a try's time
 
 
+@pytest.mark.slow  # 20 node starts
 def test_ctrl_c_while_frames_flow_exits_0_without_traceback_every_time(workspace):
     """20 nodes, half started by `ros2 launch` (SIGINT to it), half by `ros2 run` (SIGINT to its
     process group, as a terminal sends it), each interrupted after its second mask while the camera

@@ -67,6 +67,7 @@ def api_outputs(reference_model, fixture_dir):
     return probs, states, (reset_prob[0, 0].numpy(), reset_state[0].numpy())
 
 
+@pytest.mark.slow  # the model at input 1024 (these three tests)
 @pytest.mark.parametrize("frame", range(FRAMES))
 def test_python_api_matches_reference(api_outputs, expected, frame):
     probs, states, _ = api_outputs
@@ -80,12 +81,14 @@ def test_fixture_exercises_distinct_frames(expected):
     assert np.abs(expected["prob"][1] - expected["prob"][0]).max() > 100 * TOL
 
 
+@pytest.mark.slow
 def test_reset_reproduces_frame_zero(api_outputs, expected):
     _, _, (prob, state) = api_outputs
     np.testing.assert_allclose(prob, expected["prob"][0], rtol=0, atol=TOL)
     np.testing.assert_allclose(state, expected["video_queries"][0], rtol=0, atol=TOL)
 
 
+@pytest.mark.slow
 def test_predict_command_matches_reference(fixture_dir, expected, tmp_path):
     rgb_dir, depth_dir, out = tmp_path / "rgb", tmp_path / "depth", tmp_path / "out"
     rgb_dir.mkdir()

@@ -175,14 +175,24 @@ def test_transitions_load_answer_stop_and_free(managed):
 
     assert client.transition("cleanup") and client.state() == "unconfigured"
     assert node.runtime is None
-    released = loaded - rss_mib()
-    print(f"memory: configure +{loaded - before_load:.0f} MiB, cleanup -{released:.0f} MiB")
-    # this whole test process's resident memory: the model's share of the rise must come back
-    assert released > 0.5 * (loaded - before_load)
+    first = (loaded - before_load, loaded - rss_mib())  # MiB: configure's rise, cleanup's return
 
-    assert client.transition("configure") and client.transition("activate")  # and again
+    before_load = rss_mib()
+    assert client.transition("configure")  # and again
+    loaded = rss_mib()
+    assert client.transition("activate")
     assert client.masks_for_frames(active=True) > 0
     assert client.transition("deactivate") and client.transition("cleanup")
+    second = (loaded - before_load, loaded - rss_mib())
+    print(
+        "memory (MiB): configure +{:.0f}, cleanup -{:.0f}; again +{:.0f}, -{:.0f}".format(
+            *first, *second
+        )
+    )
+    # This test process's resident memory (README "Managed (lifecycle) node" has the figures).
+    # The first rise also holds what a first load leaves for good (modules, caches); the second
+    # is the model's.
+    assert first[1] > 0.6 * first[0] and second[1] > 0.8 * second[0]
     assert client.transition("shutdown") and client.state() == "finalized"
 
 

@@ -4,10 +4,12 @@
 
 Two nodes on a random SAM-DAQ at input 64, in their own namespaces: ``/objects`` with depth
 aligned to color, and ``/registered`` whose depth comes from its own 320x240 camera and is
-registered into color by the node. The test process plays the camera (TUM RGB-D's real 640x480
-frame) and listens, with the helpers of test_ros_node.py.
+registered into color by the node, its transform from tf (a stand-in: tf2 is not on PyPI). The
+test process plays the camera (TUM RGB-D's real 640x480 frame) and listens, with the helpers of
+test_ros_node.py.
 """
 
+import sys
 import threading
 
 import cv2
@@ -78,6 +80,33 @@ class Camera:
         self.infos[self.depth_info if depth else self.info] = msg
 
 
+class StandInTf:
+    """A tf2_ros module as the node uses it, with Humble's API: ``Buffer()``,
+    ``TransformListener(buffer, node)``, ``TransformException`` and
+    ``Buffer.lookup_transform(target_frame, source_frame, time, timeout=...)``. Every lookup is
+    kept in ``asked``; it answers the identity, or raises while ``failing``."""
+
+    class TransformException(Exception):
+        pass
+
+    def __init__(self) -> None:
+        self.asked = []  # (target_frame, source_frame, time, timeout)
+        self.failing = False
+        tf = self
+
+        class Buffer:
+            def lookup_transform(self, target_frame, source_frame, time, timeout=None):
+                from geometry_msgs.msg import TransformStamped
+
+                tf.asked.append((target_frame, source_frame, time, timeout))
+                if tf.failing:
+                    raise tf.TransformException("Lookup would require extrapolation")
+                return TransformStamped()  # the identity
+
+        self.Buffer = Buffer
+        self.TransformListener = lambda buffer, node: (buffer, node)
+
+
 def _header(stamp: float):
     from std_msgs.msg import Header
 
@@ -146,11 +175,16 @@ def rig(tmp_path_factory):
     from rgbd_saliency_ros.ros.node import SaliencyNode
 
     sam2_ckpt, weights = write_random_weights(tmp_path_factory.mktemp("weights"), input_size=64)
-    with conftest.private_ros_context(conftest.private_domain(150)) as context:
+    tf = StandInTf()
+    with (
+        conftest.private_ros_context(conftest.private_domain(150)) as context,
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        patch.setitem(sys.modules, "tf2_ros", tf)  # what `import tf2_ros` gives the node
         common = conftest.node_parameters(sam2_ckpt, weights, reset_timeout_s=1.0)
         registering = [
             Parameter("depth_camera_info_topic", value="depth/camera_info"),
-            Parameter("depth_to_color.from_tf", value=False),
+            Parameter("depth_to_color.tf_timeout_s", value=0.2),
         ]
         nodes = {
             "objects": SaliencyNode(
@@ -177,6 +211,7 @@ def rig(tmp_path_factory):
                 time=Timeline(),
                 cameras={ns: Camera(probe, f"/{ns}/camera") for ns in nodes},
                 listeners={ns: Listener(probe, f"/{ns}/saliency") for ns in nodes},
+                tf=tf,
             )
 
 
@@ -285,8 +320,13 @@ def test_3d_outputs_cost_nothing_unheard_then_come_with_the_input_stamps(rig):
 
 def test_depth_from_its_own_camera_is_registered_into_color(rig):
     """320x240 depth with its own CameraInfo: dropped (counted) until that CameraInfo comes, then
-    registered into the 640x480 color camera, masks and 3D outputs following."""
+    registered into the 640x480 color camera, masks and 3D outputs following; the transform
+    looked up in tf at the color image's stamp, a failed lookup counted and the parameters'
+    transform used instead."""
+    from rclpy.duration import Duration
     from rclpy.parameter import Parameter
+
+    from rgbd_saliency_ros.ros.object_outputs import TF_FAILURES
 
     node, camera, listener = (
         rig["nodes"]["registered"],
@@ -329,3 +369,15 @@ def test_depth_from_its_own_camera_is_registered_into_color(rig):
     # own depth one pixel away at most, so equal but where that pixel is on another surface.
     close = np.abs(points[:, 2] - truth) < 0.02 * truth
     assert np.count_nonzero(close) >= 0.9 * len(points)
+
+    tf = rig["tf"]
+    asked = [(target, source, t.nanoseconds, timeout) for target, source, t, timeout in tf.asked]
+    assert ("tum_camera", "tum_camera", round(stamp * 1e9), Duration(seconds=0.2)) in asked
+    assert TF_FAILURES not in node.counters("camera")
+    tf.failing = True
+    try:
+        stamp = send_until_mask(rig, "registered", depth_mm=small)
+    finally:
+        tf.failing = False
+    assert node.counters("camera")[TF_FAILURES] >= 1
+    assert tf.asked[-1][2].nanoseconds == round(stamp * 1e9)

@@ -228,6 +228,44 @@ def test_matching_reliability_receives_from_every_publisher():
     assert matching_reliability([best_effort]) == best_effort
 
 
+def test_one_qos_builder_for_the_node_and_the_live_replay():
+    """runtime/qos.py builds the keep-last profiles of the node's parameters and of the live
+    replay's options (evaluation/ may not import ros/); no other module builds one (qos_matching
+    copies a subscription's profile with another reliability)."""
+    import ast
+
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, ReliabilityPolicy
+
+    from rgbd_saliency_ros.evaluation.live import LiveOptions
+    from rgbd_saliency_ros.ros.params import qos_profile
+    from rgbd_saliency_ros.runtime.qos import RELIABILITIES, keep_last_qos
+
+    for reliability, policy in zip(
+        RELIABILITIES, (ReliabilityPolicy.RELIABLE, ReliabilityPolicy.BEST_EFFORT)
+    ):
+        values = {"output_qos.reliability": reliability, "output_qos.history_depth": 7}
+        built = keep_last_qos(reliability, 7)
+        assert qos_profile(values, "output_qos") == built
+        assert (built.reliability, built.depth) == (policy, 7)
+        assert (built.history, built.durability) == (
+            HistoryPolicy.KEEP_LAST,
+            DurabilityPolicy.VOLATILE,
+        )
+        LiveOptions(publish_reliability=reliability, output_reliability=reliability)
+    with pytest.raises(ValueError, match="reliable, best_effort"):
+        keep_last_qos("sometimes", 5)
+    with pytest.raises(ValueError, match="publish_reliability"):
+        LiveOptions(publish_reliability="sometimes")
+    package = Path(__file__).resolve().parents[1] / "rgbd_saliency_ros"
+    builders = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "QoSProfile"
+    )
+    assert builders == ["ros/qos_matching.py", "runtime/qos.py"]
+
+
 def test_default_stamp_bounds_accept_a_replayed_bag_and_refuse_the_impossible():
     from rgbd_saliency_ros.runtime.pairing import check_stamp
 

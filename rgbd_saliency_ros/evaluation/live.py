@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from ..runtime.images import image_array
 from ..runtime.pairing import StampPairer
+from ..runtime.qos import RELIABILITIES, keep_last_qos
 from ..runtime.geometry import CameraModel
 from .bags import (
     CAMERA_INFO_TYPE,
@@ -73,9 +74,9 @@ class LiveOptions:
         if not self.rate_factor > 0:
             raise ValueError(f"rate factor must be positive, got {self.rate_factor}")
         for name in ("publish_reliability", "output_reliability"):
-            if getattr(self, name) not in ("reliable", "best_effort"):
+            if getattr(self, name) not in RELIABILITIES:
                 raise ValueError(
-                    f"{name} must be reliable or best_effort, got {getattr(self, name)!r}"
+                    f"{name} must be {' or '.join(RELIABILITIES)}, got {getattr(self, name)!r}"
                 )
 
 
@@ -139,15 +140,6 @@ class _Played:
     after: dict[str, float]  # and after the last answer
     outputs: dict[int, _Received]  # new color stamp ns -> what came back
     bad_outputs: int
-
-
-def _qos(reliability: str, depth: int):
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-
-    policy = (
-        ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
-    )
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policy)
 
 
 def _status_values(status) -> dict[str, float]:
@@ -277,7 +269,7 @@ def _connect(node, listener: _Listener, kinds: dict, live: LiveOptions) -> dict:
     from sensor_msgs.msg import Image
 
     clock = node.get_clock()
-    out_qos = _qos(live.output_reliability, 50)
+    out_qos = keep_last_qos(live.output_reliability, 50)
     for kind, topic in (("mask", live.mask_topic), ("prob", live.probability_topic)):
         node.create_subscription(
             Image,
@@ -287,7 +279,7 @@ def _connect(node, listener: _Listener, kinds: dict, live: LiveOptions) -> dict:
         )
     node.create_subscription(DiagnosticArray, "/diagnostics", listener.on_diagnostics, 10)
     return {
-        topic: node.create_publisher(kind, topic, _qos(live.publish_reliability, 5))
+        topic: node.create_publisher(kind, topic, keep_last_qos(live.publish_reliability, 5))
         for topic, kind in kinds.items()
     }
 

@@ -15,8 +15,10 @@ nobody subscribes to any of them; each has an ``object.<name>`` parameter to swi
 
 ``DepthRegistration`` re-renders depth from its own camera into the color camera
 (``runtime.geometry.register_depth``) when ``depth_camera_info_topic`` is set: from the depth and
-color CameraInfos and the depth-to-color transform, taken from tf when tf2_ros is importable and
-has it (on a robot), else from the ``depth_to_color.*`` parameters.
+color CameraInfos and the depth-to-color transform, taken from tf when tf2_ros is importable (on a
+robot), at the color image's stamp as depth_image_proc's register does, waiting at most
+``depth_to_color.tf_timeout_s``; else, or when tf has no such transform (counted as
+``depth_to_color.tf_failures``), from the ``depth_to_color.*`` parameters.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ from ..runtime.geometry import (
 from .conversions import check_camera_info
 from .object_messages import ObjectMessageOptions, object_messages, vision_msgs_available
 from .params import ParamSpec
+
+# The node's counter of failed tf lookups (DepthRegistration's on_lookup_failure).
+TF_FAILURES = "depth_to_color.tf_failures"
 
 # The switches: ObjectMessageOptions' fields, each an ``object.<name>`` parameter.
 OUTPUTS = ("cloud", "centroid", "box", "markers", "detections")
@@ -97,6 +102,12 @@ OBJECT_PARAMS: tuple[ParamSpec, ...] = (
         "look the depth-to-color transform up in tf when tf2_ros is there",
     ),
     ParamSpec(
+        "depth_to_color.tf_timeout_s",
+        0.05,
+        "how long to wait for tf to have the transform at the color image's stamp, seconds "
+        "(then the parameters' transform is used); 0: no wait",
+    ),
+    ParamSpec(
         "depth_to_color.translation_m",
         [0.0, 0.0, 0.0],
         "depth optical frame's origin in the color optical frame, metres (without tf)",
@@ -118,6 +129,7 @@ class ObjectParams:
     messages: ObjectMessageOptions
     depth_camera_info_topic: str
     from_tf: bool
+    tf_timeout_s: float  # the longest wait for tf's transform at a frame's stamp
     color_from_depth: np.ndarray  # (4, 4), from the parameters
 
 
@@ -132,6 +144,8 @@ def read_object_parameters(values: dict) -> ObjectParams:
         raise ValueError(
             "parameters object.cloud_voxel_m and object.cloud_max_points must be at least 0"
         )
+    if not values["depth_to_color.tf_timeout_s"] >= 0:
+        raise ValueError("parameter depth_to_color.tf_timeout_s must be at least 0")
     translation = values["depth_to_color.translation_m"]
     rotation = values["depth_to_color.rotation_xyzw"]
     if len(translation) != 3 or len(rotation) != 4 or not np.linalg.norm(rotation) > 0:
@@ -149,6 +163,7 @@ def read_object_parameters(values: dict) -> ObjectParams:
         messages,
         values["depth_camera_info_topic"].strip("/"),
         values["depth_to_color.from_tf"],
+        values["depth_to_color.tf_timeout_s"],
         rigid_transform(translation, rotation),
     )
 
@@ -288,18 +303,27 @@ class ObjectOutputs:
 class DepthRegistration:
     """Registers one stream's depth into its color camera; the node feeds it the depth CameraInfo.
 
-    ``transform_lookup(color_frame, depth_frame)``: a (4, 4) color-from-depth transform or None
-    (tf on a robot); None or a failed lookup falls back to the parameters' transform.
+    ``transform_lookup(color_frame, depth_frame, stamp, timeout_s)``: the (4, 4) color-from-depth
+    transform at ``stamp`` (a builtin_interfaces/Time), from tf on a robot; raises LookupError,
+    saying why, when there is none within ``timeout_s``. Without a lookup, or when it fails, the
+    parameters' transform is used; ``on_lookup_failure(reason)`` hears of each failure (the node
+    counts and warns).
     """
 
-    def __init__(self, params: ObjectParams, transform_lookup=None) -> None:
+    def __init__(
+        self, params: ObjectParams, transform_lookup=None, on_lookup_failure=None
+    ) -> None:
         self.params = params
         self.depth_info: CameraInfo | None = None
         self._lookup = transform_lookup
+        self._on_lookup_failure = on_lookup_failure
 
-    def bind(self, color_frame: str, depth_frame: str, color_info: CameraInfo | None):
-        """``frame_arrays``' ``register`` for one pair: depth (h, w) metres -> color camera's."""
-        return lambda depth_m: self.register(depth_m, depth_frame, color_info, color_frame)
+    def bind(self, color_header, depth_frame: str, color_info: CameraInfo | None):
+        """``frame_arrays``' ``register`` for one pair: depth (h, w) metres -> color camera's,
+        with the transform at the color header's stamp."""
+        return lambda depth_m: self.register(
+            depth_m, depth_frame, color_info, color_header.frame_id, color_header.stamp
+        )
 
     def register(
         self,
@@ -307,41 +331,60 @@ class DepthRegistration:
         depth_frame: str,
         color_info: CameraInfo | None,
         color_frame: str,
+        stamp,
     ) -> np.ndarray:
-        """(h, w) float32 metres in the depth camera -> (H, W) in the color camera. Raises
-        ValueError when a CameraInfo is missing or unusable."""
+        """(h, w) float32 metres in the depth camera -> (H, W) in the color camera, ``stamp``
+        the color image's (builtin_interfaces/Time; the lookup's time). Raises ValueError when a
+        CameraInfo is missing or unusable."""
         if self.depth_info is None or color_info is None:
             missing = "depth" if self.depth_info is None else "color"
             raise ValueError(
                 f"depth is not aligned to color and no {missing} CameraInfo has come yet"
             )
-        transform = self._lookup(color_frame, depth_frame) if self._lookup is not None else None
-        if transform is None:
-            transform = self.params.color_from_depth
         return register_depth(
-            depth_m, camera_model(self.depth_info), camera_model(color_info), transform
+            depth_m,
+            camera_model(self.depth_info),
+            camera_model(color_info),
+            self._transform(color_frame, depth_frame, stamp),
         )
+
+    def _transform(self, color_frame: str, depth_frame: str, stamp) -> np.ndarray:
+        if self._lookup is None:
+            return self.params.color_from_depth
+        try:
+            return self._lookup(color_frame, depth_frame, stamp, self.params.tf_timeout_s)
+        except LookupError as e:
+            if self._on_lookup_failure is not None:
+                self._on_lookup_failure(str(e))
+            return self.params.color_from_depth
 
 
 def tf_lookup(node: Node):
-    """A ``transform_lookup`` from tf2_ros when it is importable (a robot's ROS install), else
-    None. Thin on purpose: the tests run without tf2."""
+    """A ``transform_lookup`` (see DepthRegistration) from tf2_ros when it is importable (a
+    robot's ROS install), else None. Thin on purpose: the tests run without tf2 (they give it a
+    stand-in with Humble's ``Buffer.lookup_transform(target, source, time, timeout)``)."""
     try:
         import tf2_ros
     except ImportError:
         return None
+    from rclpy.duration import Duration
+    from rclpy.time import Time
+
     buffer = tf2_ros.Buffer()
     node._saliency_tf_listener = tf2_ros.TransformListener(
         buffer, node
     )  # kept alive with the node
 
-    def lookup(color_frame: str, depth_frame: str):
-        from rclpy.time import Time
-
+    def lookup(color_frame: str, depth_frame: str, stamp, timeout_s: float) -> np.ndarray:
         try:
-            t = buffer.lookup_transform(color_frame, depth_frame, Time()).transform
-        except tf2_ros.TransformException:
-            return None
+            t = buffer.lookup_transform(
+                color_frame,
+                depth_frame,
+                Time.from_msg(stamp),
+                timeout=Duration(seconds=timeout_s),
+            ).transform
+        except tf2_ros.TransformException as e:
+            raise LookupError(f"{type(e).__name__}: {e}") from None
         return rigid_transform(
             [t.translation.x, t.translation.y, t.translation.z],
             [t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w],

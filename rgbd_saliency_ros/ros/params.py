@@ -18,17 +18,14 @@ from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.exceptions import InvalidTopicNameException
 from rclpy.node import Node
 from rclpy.validate_topic_name import validate_topic_name
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile
 
 from ..runtime.backends import BACKENDS
 from ..runtime.compressed import COLOR_TRANSPORTS, DEPTH_TRANSPORTS, RAW
 from ..runtime.depth import DepthConversion
+from ..runtime.qos import RELIABILITIES, keep_last_qos
 from ..runtime.saliency import SaliencyConfig
 
-_RELIABILITY = {
-    "reliable": ReliabilityPolicy.RELIABLE,
-    "best_effort": ReliabilityPolicy.BEST_EFFORT,
-}
 AUTO = "auto"  # input reliability: follow the publishers (see ros/qos_matching.py)
 DEPTH_PREFIX = "depth."  # the DepthConversion fields' parameters
 
@@ -316,7 +313,7 @@ def qos_profile(values: dict[str, Any], prefix: str, allow_auto: bool = False) -
     With ``allow_auto``, ``auto`` is accepted and gives a reliable profile (what most drivers
     publish) that the node adapts to the publishers it finds."""
     reliability = values[f"{prefix}.reliability"]
-    choices = (AUTO, *_RELIABILITY) if allow_auto else tuple(_RELIABILITY)
+    choices = (AUTO, *RELIABILITIES) if allow_auto else RELIABILITIES
     if reliability not in choices:
         raise ValueError(
             f"parameter {prefix}.reliability: {reliability!r} is not one of {', '.join(choices)}"
@@ -326,17 +323,6 @@ def qos_profile(values: dict[str, Any], prefix: str, allow_auto: bool = False) -
     depth = values[f"{prefix}.history_depth"]
     _require(values, f"{prefix}.history_depth", depth >= 1, "at least 1")
     return keep_last_qos(reliability, depth)
-
-
-def keep_last_qos(reliability: str, depth: int) -> QoSProfile:
-    """A keep-last, volatile QoSProfile of ``depth`` messages; ``reliability`` "reliable" or
-    "best_effort" (the names the parameters use)."""
-    return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST,
-        depth=depth,
-        reliability=_RELIABILITY[reliability],
-        durability=DurabilityPolicy.VOLATILE,
-    )
 
 
 def stream_topics(params: NodeParams, stream: str) -> StreamTopics:

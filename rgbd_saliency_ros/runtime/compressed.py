@@ -30,6 +30,8 @@ import struct
 import cv2
 import numpy as np
 
+from .encodings import DEPTH_ENCODINGS
+
 # Kinds shared with the raw-image checks (same names, same counters).
 from .images import EMPTY_IMAGE, TOO_LARGE, UNSUPPORTED_ENCODING, ImageError
 
@@ -226,9 +228,10 @@ def _depth_layout(fmt: str) -> tuple[str, str]:
             UNSUPPORTED_COMPRESSION,
             f"depth format {fmt!r}: only compressedDepth (PNG or RVL) is read",
         )
-    if encoding not in ("16UC1", "32FC1"):
+    if encoding not in DEPTH_ENCODINGS:
         raise CompressedImageError(
-            UNSUPPORTED_ENCODING, f"compressedDepth of {encoding!r}: expected 16UC1 or 32FC1"
+            UNSUPPORTED_ENCODING,
+            f"compressedDepth of {encoding!r}: expected {' or '.join(DEPTH_ENCODINGS)}",
         )
     return encoding, (words[1:] or ["png"])[0]
 
@@ -317,7 +320,9 @@ def _depth_to_store(
         stored = np.where(pixels > limit_mm, np.uint16(0), pixels)
         return stored, CONFIG_HEADER.pack(INV_DEPTH, 0.0, 0.0)  # A, B unused (Humble: unset)
     if encoding != "32FC1":
-        raise ValueError(f"compressedDepth encodes 16UC1 or 32FC1, got {encoding!r}")
+        raise ValueError(
+            f"compressedDepth encodes {' or '.join(DEPTH_ENCODINGS)}, got {encoding!r}"
+        )
     if pixels.dtype != np.float32 or pixels.ndim != 2:
         raise ValueError(f"32FC1 needs (H, W) float32, got {pixels.shape} {pixels.dtype}")
     quant_a, quant_b = depth_quantization_params(depth_max_m, depth_quantization)

@@ -25,7 +25,9 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-SUPPORTED_DEPTH_ENCODINGS = ("16UC1", "32FC1")
+from .encodings import DEPTH_ENCODINGS
+
+SUPPORTED_DEPTH_ENCODINGS = DEPTH_ENCODINGS  # the name the node, replays and make-bag import
 
 # TUM RGB-D: "the depth images are scaled by a factor of 5000".
 TUM_UNITS_PER_M = 5000.0

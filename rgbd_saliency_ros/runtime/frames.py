@@ -15,18 +15,18 @@ import numpy as np
 
 # ImageNet statistics on value / 255, the default normalisation (torch-free module)
 from ..model.contract import IMAGENET_MEAN, IMAGENET_STD
+from .encodings import COLOR_ENCODINGS, ENCODINGS
 
-
-# encoding -> (channels expected in the last axis, cv2 conversion to RGB or None if already RGB)
-_COLOR_ENCODINGS = {
-    "rgb8": (3, None),
-    "bgr8": (3, cv2.COLOR_BGR2RGB),
-    "rgba8": (4, cv2.COLOR_RGBA2RGB),
-    "bgra8": (4, cv2.COLOR_BGRA2RGB),
-    "mono8": (1, cv2.COLOR_GRAY2RGB),
+# color encoding -> cv2 conversion to RGB, None if already RGB (channels: encodings.ENCODINGS)
+_TO_RGB = {
+    "rgb8": None,
+    "bgr8": cv2.COLOR_BGR2RGB,
+    "rgba8": cv2.COLOR_RGBA2RGB,
+    "bgra8": cv2.COLOR_BGRA2RGB,
+    "mono8": cv2.COLOR_GRAY2RGB,
 }
 
-SUPPORTED_COLOR_ENCODINGS = tuple(_COLOR_ENCODINGS)
+SUPPORTED_COLOR_ENCODINGS = COLOR_ENCODINGS
 
 
 def color_to_rgb(image: np.ndarray, encoding: str) -> np.ndarray:
@@ -44,15 +44,15 @@ def color_to_rgb(image: np.ndarray, encoding: str) -> np.ndarray:
     Raises:
         ValueError: unsupported encoding, or a dtype / shape that does not fit the encoding.
     """
-    if encoding not in _COLOR_ENCODINGS:
+    if encoding not in _TO_RGB:
         raise ValueError(
             f"unsupported color encoding {encoding!r}; "
             f"expected one of {', '.join(SUPPORTED_COLOR_ENCODINGS)}"
         )
-    channels, conversion = _COLOR_ENCODINGS[encoding]
+    channels, conversion = ENCODINGS[encoding][1], _TO_RGB[encoding]
     if image.dtype != np.uint8:
         raise ValueError(f"color encoding {encoding!r} needs uint8 data, got {image.dtype}")
-    if encoding == "mono8" and image.ndim == 2:
+    if channels == 1 and image.ndim == 2:
         image = image[:, :, None]
     if image.ndim != 3 or image.shape[2] != channels or image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(

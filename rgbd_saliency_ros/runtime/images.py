@@ -19,20 +19,8 @@ from typing import Any
 import numpy as np
 
 from .depth import SUPPORTED_DEPTH_ENCODINGS, decode_ros_depth
+from .encodings import ENCODINGS
 from .frames import SUPPORTED_COLOR_ENCODINGS, color_to_rgb
-
-# encoding -> (numpy dtype of one channel, channels per pixel)
-ENCODINGS = {
-    "rgb8": (np.uint8, 3),
-    "bgr8": (np.uint8, 3),
-    "rgba8": (np.uint8, 4),
-    "bgra8": (np.uint8, 4),
-    "mono8": (np.uint8, 1),
-    "8UC1": (np.uint8, 1),
-    "16UC1": (np.uint16, 1),
-    "mono16": (np.uint16, 1),
-    "32FC1": (np.float32, 1),
-}
 
 # The kinds of bad input ImageError reports, in the order image_array checks them. The first three
 # are shared with the compressed transports' decoders (runtime/compressed.py).
