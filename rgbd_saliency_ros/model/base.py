@@ -32,6 +32,9 @@ class SaliencyModel(nn.Module):
     config_class: ClassVar[type] = object
     # The separate pretrained checkpoint it loads with ``load_backbone`` ("": none), for messages.
     backbone_checkpoint: ClassVar[str] = ""
+    # Integer config fields -> the largest value a weights file may ask for (None: SAM-DAQ's
+    # ``checkpoints.CONFIG_LIMITS``), checked before a model is built from a file.
+    config_limits: ClassVar[dict[str, int] | None] = None
     config: Any
 
     def preprocessing(self) -> Preprocessing:

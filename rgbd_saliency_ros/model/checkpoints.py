@@ -33,6 +33,7 @@ FORMAT_VERSION = "1"
 # What a weights file may ask for. A file's metadata decides the model that is built, so anything
 # beyond these is refused before a tensor is allocated (input 32768 would ask for about 6 GB). The
 # published weights use input 1024, 30 frame and 8 video queries of width 64, adapters of width 64.
+# SAM-DAQ's, and the default of a plug-in that declares no ``config_limits`` of its own.
 CONFIG_LIMITS = {
     "input_size": 4096,
     "num_frame_queries": 1024,
@@ -165,8 +166,11 @@ def _load_into(model, path: Path, weights: dict[str, torch.Tensor], required: se
     if missing:
         raise CheckpointError(f"{path}: missing keys: {_first(missing)}")
     for k, v in weights.items():
-        if not v.is_floating_point():
+        # Integer buffers (BatchNorm's num_batches_tracked) take integers, the rest floats.
+        if own[k].is_floating_point() and not v.is_floating_point():
             raise CheckpointError(f"{path}: {k} holds {v.dtype}, not floating-point values")
+        if not own[k].is_floating_point() and (v.is_floating_point() or v.is_complex()):
+            raise CheckpointError(f"{path}: {k} holds {v.dtype}, not integer values")
         if tuple(v.shape) != tuple(own[k].shape):
             raise CheckpointError(
                 f"{path}: shape mismatch for {k}: file has {tuple(v.shape)}, model "
@@ -392,20 +396,22 @@ def stored_model(path: Path, metadata: dict) -> type:
 
 
 def stored_config(path: Path, metadata: dict):
-    """The model config in a weights file's metadata, of the plug-in it names, within
-    ``CONFIG_LIMITS`` (checked before anything is built from it); raises CheckpointError naming
-    the file, the field and the limit."""
+    """The model config in a weights file's metadata, of the plug-in it names, within the
+    plug-in's ``config_limits`` (``CONFIG_LIMITS`` when it declares none; checked before anything
+    is built from it); raises CheckpointError naming the file, the field and the limit."""
     cls = stored_model(path, metadata)
     values = metadata.get("config")
     if not isinstance(values, dict):
         raise CheckpointError(f"{path}: metadata has no model config (config={_short(values)})")
+    limits = getattr(cls, "config_limits", None)
+    limits = CONFIG_LIMITS if limits is None else limits
     for name, value in values.items():
         if isinstance(value, str) and len(value) > MAX_NAME_CHARS:
             raise CheckpointError(
                 f"{path}: config field {_short(name)} is {len(value)} characters long, above "
                 f"the limit of {MAX_NAME_CHARS}"
             )
-        limit = CONFIG_LIMITS.get(name)
+        limit = limits.get(name)
         if limit is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int):

@@ -21,8 +21,50 @@ TEMPORALS = ("qtm", "static", "memory_bank")
 INPUT_SIZE_MULTIPLE = 32
 
 
+class Sam2BackboneConfig:
+    """What the configs of the models on a SAM2.1 trunk share (mixed into their frozen
+    dataclasses, which have ``backbone`` and ``input_size`` fields)."""
+
+    backbone: str
+    input_size: int
+
+    def check_backbone(self) -> None:
+        """Raises ValueError for an unknown backbone or an input size the trunk cannot take."""
+        if self.backbone not in BACKBONE_CHANNELS:
+            raise ValueError(
+                f"unknown backbone {self.backbone!r}; expected one of {sorted(BACKBONE_CHANNELS)}"
+            )
+        if self.input_size < 64 or self.input_size % INPUT_SIZE_MULTIPLE:
+            raise ValueError(
+                f"input_size {self.input_size} must be a multiple of {INPUT_SIZE_MULTIPLE} "
+                "and at least 64"
+            )
+
+    @property
+    def channels(self) -> tuple[int, int, int, int]:
+        """Trunk channels per stage."""
+        return BACKBONE_CHANNELS[self.backbone]
+
+    @property
+    def sam2_config_file(self) -> str:
+        """The sam2 package's Hydra config for this backbone."""
+        return f"configs/sam2.1/{self.backbone}.yaml"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        """Builds a config from a dict, refusing unknown fields (a typo must not pass silently)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown model config fields: {sorted(unknown)}")
+        return cls(**values)
+
+
 @dataclass(frozen=True)
-class SamDaqConfig:
+class SamDaqConfig(Sam2BackboneConfig):
     """Everything that fixes the shapes of a SAM-DAQ model's weights."""
 
     backbone: str = "sam2.1_hiera_t"  # one of BACKBONE_CHANNELS
@@ -49,15 +91,7 @@ class SamDaqConfig:
     memory_frames: int = 6
 
     def __post_init__(self) -> None:
-        if self.backbone not in BACKBONE_CHANNELS:
-            raise ValueError(
-                f"unknown backbone {self.backbone!r}; expected one of {sorted(BACKBONE_CHANNELS)}"
-            )
-        if self.input_size < 64 or self.input_size % INPUT_SIZE_MULTIPLE:
-            raise ValueError(
-                f"input_size {self.input_size} must be a multiple of {INPUT_SIZE_MULTIPLE} "
-                "and at least 64"
-            )
+        self.check_backbone()
         if self.adapter not in ADAPTERS:
             raise ValueError(f"unknown adapter {self.adapter!r}; expected one of {ADAPTERS}")
         if self.temporal not in TEMPORALS:
@@ -70,19 +104,9 @@ class SamDaqConfig:
             raise ValueError("query counts and query_dim must be positive")
 
     @property
-    def channels(self) -> tuple[int, int, int, int]:
-        """Trunk channels per stage."""
-        return BACKBONE_CHANNELS[self.backbone]
-
-    @property
     def embed_size(self) -> int:
         """Side of the top feature level E (input / 16)."""
         return self.input_size // 16
-
-    @property
-    def sam2_config_file(self) -> str:
-        """The sam2 package's Hydra config for this backbone."""
-        return f"configs/sam2.1/{self.backbone}.yaml"
 
     def check_step_inputs(self, rgb, depth, state) -> None:
         """Raises ValueError naming the first of a step's inputs whose shape does not fit this
@@ -100,15 +124,3 @@ class SamDaqConfig:
         for name, (array, shape) in expected.items():
             if tuple(array.shape) != shape:
                 raise ValueError(f"{name} has shape {tuple(array.shape)}, expected {shape}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "SamDaqConfig":
-        """Builds a config from a dict, refusing unknown fields (a typo must not pass silently)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown model config fields: {sorted(unknown)}")
-        return cls(**values)

@@ -31,6 +31,9 @@ class Preprocessing:
     input_size: int  # square side in pixels the frames are resized to
     mean: tuple[float, float, float] = IMAGENET_MEAN  # applied to RGB / 255
     std: tuple[float, float, float] = IMAGENET_STD
+    # Stretch RGB / 255 of each frame to [0, 1] (its min and max over all three channels) before
+    # mean and std (M4-SAM's loader does, with mean 0 and std 1).
+    rgb_minmax: bool = False
     depth: str = DEPTH_RELATIVE  # one of DEPTH_CONVENTIONS; "none": the model takes no depth
     needs_prompts: bool = False  # a promptable model is not a saliency step
 

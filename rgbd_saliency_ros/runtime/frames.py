@@ -69,18 +69,31 @@ def normalize_rgb(
     rgb: np.ndarray,
     mean: tuple[float, float, float] = IMAGENET_MEAN,
     std: tuple[float, float, float] = IMAGENET_STD,
+    minmax: bool = False,
 ) -> np.ndarray:
     """Normalise an RGB image for the model (ImageNet statistics unless the model says others).
 
     Args:
         rgb: (H, W, 3) uint8 RGB.
         mean, std: per channel, applied to value / 255 (the model's ``Preprocessing``).
+        minmax: first stretch value / 255 to [0, 1] by the image's own min and max over all
+            channels (``Preprocessing.rgb_minmax``); a flat image gives zeros.
 
     Returns:
         (3, H, W) float32, C-contiguous: `(rgb / 255 - mean) / std` per channel.
     """
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"normalize_rgb needs (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+    if minmax:
+        chw = rgb.transpose(2, 0, 1).astype(np.float32, order="C") / np.float32(255.0)
+        low, high = chw.min(), chw.max()
+        if high > low:
+            chw = (chw - low) / (high - low)
+        else:
+            chw[:] = 0.0
+        chw -= np.asarray(mean, np.float32)[:, None, None]
+        chw /= np.asarray(std, np.float32)[:, None, None]
+        return chw
     # One multiply-add per value: x * (1 / (255 std)) - mean / std equals (x / 255 - mean) / std
     # to within a few float32 ulps.
     scale = (1.0 / (255.0 * np.asarray(std))).astype(np.float32)

@@ -127,9 +127,8 @@ class SaliencyRuntime:
         if min(depth.shape) == 0:
             raise ValueError("empty frame")
         s = self.input_size
-        rgb_in = normalize_rgb(
-            resize_square(rgb, s), self.preprocessing.mean, self.preprocessing.std
-        )
+        pre = self.preprocessing
+        rgb_in = normalize_rgb(resize_square(rgb, s), pre.mean, pre.std, pre.rgb_minmax)
         if not self.preprocessing.needs_depth:
             return PreparedPair(pair, rgb_in, np.zeros((1, s, s), np.float32))
         if pair.depth_is_metric:
