@@ -2,15 +2,17 @@
 
 ``base.SaliencyModel`` is the contract, ``contract`` its torch-free descriptions (preprocessing,
 per-stream state), ``registry`` finds a plug-in by the name its weights carry. SAM-DAQ
-(``samdaq``) is the built-in one. The configuration (``SamDaqConfig``, ``BACKBONE_CHANNELS``), the
-contract's descriptions and the registry import without torch, so that the command line can offer
-its choices to commands that need no model (``eval``, ``make-bag``); the torch parts load on first
-use of their names.
+(``samdaq``) and M4-SAM (``m4sam``, the folder ``m4sam/``) are the built-in ones. The
+configurations (``SamDaqConfig``, ``M4SamConfig``, ``BACKBONE_CHANNELS``), the contract's
+descriptions and the registry import without torch, so that the command line can offer its
+choices to commands that need no model (``eval``, ``make-bag``); the torch parts load on first use
+of their names.
 """
 
 import importlib
 
 from .config import BACKBONE_CHANNELS, SamDaqConfig
+from .m4sam import M4SamConfig
 from .contract import Preprocessing, StateHealth, StateSpec, StateTensor
 from .registry import model_class, model_names, register_model
 
@@ -25,6 +27,7 @@ _LAZY = {
     "weights_model": "checkpoints",
     "SaliencyModel": "base",
     "Features": "samdaq",
+    "M4Sam": "m4sam.network",
     "SamDaq": "samdaq",
 }
 
@@ -37,6 +40,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "BACKBONE_CHANNELS",
+    "M4SamConfig",
     "Preprocessing",
     "SamDaqConfig",
     "StateHealth",

@@ -17,6 +17,7 @@ DEFAULT_MODEL = "samdaq"
 
 BUILTIN = {
     "samdaq": "rgbd_saliency_ros.model.samdaq:SamDaq",
+    "m4sam": "rgbd_saliency_ros.model.m4sam.network:M4Sam",
 }
 
 _registered: dict[str, type] = {}

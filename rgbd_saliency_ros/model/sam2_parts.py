@@ -1,8 +1,9 @@
-"""The pieces of SAM2.1 that SAM-DAQ uses, built by the ``sam2`` package from its own configs.
+"""The pieces of SAM2.1 that the models use, built by the ``sam2`` package from its own configs.
 
 SAM-DAQ keeps SAM2's Hiera trunk, FPN neck and prompt encoder frozen and fine-tunes its mask
 decoder and memory encoder; SAM2's memory attention (kept only for the memory-bank baseline) and
-object pointers are never used by SAM-DAQ itself.
+object pointers are never used by SAM-DAQ itself. M4-SAM uses the Hiera trunk alone
+(``build_hiera_trunk``).
 """
 
 from __future__ import annotations
@@ -77,3 +78,20 @@ def build_sam2_parts(config: SamDaqConfig) -> Sam2Parts:
         memory_attention=sam2.memory_attention,
         maskmem_tpos_enc=sam2.maskmem_tpos_enc,
     )
+
+
+def build_hiera_trunk(config_file: str, channels: tuple[int, int, int, int]) -> nn.Module:
+    """The Hiera trunk of a SAM2.1 config (``configs/sam2.1/sam2.1_hiera_l.yaml``...), random
+    weights, nothing else of SAM2 built. Raises RuntimeError unless its stage channels are
+    ``channels``."""
+    import sam2  # noqa: F401  (importing sam2 sets up its Hydra config search path)
+    from hydra import compose
+    from hydra.utils import instantiate
+
+    trunk = instantiate(compose(config_name=config_file).model.image_encoder.trunk)
+    built = tuple(trunk.channel_list[::-1])
+    if built != channels:
+        raise RuntimeError(
+            f"{config_file}: sam2 built trunk channels {built}, expected {channels}"
+        )
+    return trunk
