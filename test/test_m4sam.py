@@ -1,6 +1,6 @@
 """M4-SAM as a plug-in, on a tiny configuration (Hiera-T at input 64, random weights): its
 registry entry and config, its growing memory through the runtime, the deep-update rule, the
-MoE-LoRA's modality split, and its weights files. The published network
+MoE-LoRA's modality split, and its two weights formats with their refusals. The published network
 against the reference's outputs is test_m4sam_parity.py.
 
     .venv/bin/python -m pytest -q test/test_m4sam.py
@@ -23,6 +23,7 @@ from rgbd_saliency_ros.model import (
 )
 from rgbd_saliency_ros.model.m4sam.network import M4Sam, pseudo_prior
 from rgbd_saliency_ros.model.m4sam.moe_lora import MoELoRAQKV, modalities
+from rgbd_saliency_ros.model.m4sam.reference import reference_key
 from rgbd_saliency_ros.runtime.backends.torch_backend import TorchBackend
 from rgbd_saliency_ros.runtime.frames import normalize_rgb
 from rgbd_saliency_ros.runtime.saliency import FramePair, SaliencyRuntime
@@ -266,3 +267,45 @@ def test_weights_of_another_configuration_or_an_unbounded_memory_are_refused(
     with pytest.raises(CheckpointError) as error:
         load_weights(variant(model, memory_frames=4), project_weights)
     assert "memory_frames: file 3, model 4" in str(error.value)
+
+
+def reference_state_dict(model: M4Sam) -> dict[str, torch.Tensor]:
+    """``model`` in the authors' format: their names, float16 as in the fixture, and the entries
+    their network defines but never uses."""
+    sd = {
+        reference_key(k): v.half() if v.is_floating_point() else v
+        for k, v in model.state_dict().items()
+    }
+    for i, block in enumerate(model.trunk.blocks):
+        width = block.attn.qkv.base.in_features
+        for path in ("lora_q", "lora_v"):
+            sd[f"encoder.blocks.{i}.attn.qkv.{path}.weight"] = torch.zeros(width, width).half()
+            sd[f"encoder.blocks.{i}.attn.qkv.{path}.bias"] = torch.zeros(width).half()
+    sd["up4.conv.double_conv.0.weight"] = torch.zeros(64, 128, 3, 3).half()
+    return sd
+
+
+def test_reference_format_loads_strictly(model, tmp_path):
+    sd = reference_state_dict(model)
+    path = tmp_path / "M4SAM-tiny.pth"
+    torch.save(sd, path)
+    with seeded(7):
+        other = M4Sam(CONFIG)
+    assert load_weights(other, path) == {}
+    loaded = other.state_dict()
+    for k, v in model.state_dict().items():
+        expected = v.half().float() if v.is_floating_point() else v
+        assert torch.equal(loaded[k], expected), k
+
+    def refused(weights, phrase):
+        target = tmp_path / "bad.pth"
+        torch.save(weights, target)
+        with pytest.raises(CheckpointError) as error:
+            load_weights(other, target)
+        message = str(error.value)
+        assert str(target) in message and phrase in message and "\n" not in message
+
+    head = {"head.weight": sd["head.weight"]}
+    refused({**head, "surprise.weight": torch.zeros(1)}, "does not have: surprise.weight")
+    refused(head, "missing keys")
+    refused({**sd, "head.weight": torch.zeros(1, 32, 1, 1)}, "shape mismatch for")
