@@ -25,7 +25,7 @@ from rgbd_saliency_ros.model.m4sam.network import M4Sam, pseudo_prior
 from rgbd_saliency_ros.model.m4sam.moe_lora import MoELoRAQKV, modalities
 from rgbd_saliency_ros.model.m4sam.reference import reference_key
 from rgbd_saliency_ros.runtime.backends.torch_backend import TorchBackend
-from rgbd_saliency_ros.runtime.frames import normalize_rgb
+from rgbd_saliency_ros.runtime.frames import normalize_rgb, reference_eval_map
 from rgbd_saliency_ros.runtime.saliency import FramePair, SaliencyRuntime
 
 SIZE = 64
@@ -309,3 +309,12 @@ def test_reference_format_loads_strictly(model, tmp_path):
     refused({**head, "surprise.weight": torch.zeros(1)}, "does not have: surprise.weight")
     refused(head, "missing keys")
     refused({**sd, "head.weight": torch.zeros(1, 32, 1, 1)}, "shape mismatch for")
+
+
+def test_reference_eval_map_is_a_second_sigmoid_stretched_per_frame():
+    prob = np.array([[0.0, 0.5], [0.75, 1.0]], np.float32)
+    out = reference_eval_map(prob)
+    squashed = 1 / (1 + np.exp(-prob.astype(np.float64)))
+    expected = (squashed - squashed.min()) / (squashed.max() - squashed.min() + 1e-8)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-7)
+    assert out.dtype == np.float32 and out.min() == 0 and out.max() > 0.999999

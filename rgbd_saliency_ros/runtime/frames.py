@@ -141,3 +141,23 @@ def resize_probability(prob: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarra
     if prob.shape == (height, width):
         return prob
     return cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def reference_eval_map(prob: np.ndarray) -> np.ndarray:
+    """The map M4-SAM's published test script scores and saves, from the model's probability.
+
+    That script passes the probability through a sigmoid a second time, then stretches each frame
+    to [0, 1] by its own min and max (plus 1e-8); ``* 255`` as uint8 is the PNG it writes. Not a
+    probability any more (every value of the second sigmoid is above 0.5, and the stretch depends
+    on the frame): thresholds and the runtime's outputs use ``prob`` itself. This reproduces the
+    published maps and scores for comparison.
+
+    Args:
+        prob: (h, w) float32 in [0, 1], the model's probability (at the size to score at).
+
+    Returns:
+        (h, w) float32 in [0, 1], computed in float64.
+    """
+    squashed = 1.0 / (1.0 + np.exp(-np.asarray(prob, np.float64)))
+    low = squashed.min()
+    return ((squashed - low) / (squashed.max() - low + 1e-8)).astype(np.float32)
