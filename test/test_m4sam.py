@@ -11,8 +11,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import retagged_weights, seeded, tum_rgbd
+from conftest import retagged_weights, seeded, small_ssd, tum_rgbd
 
+from rgbd_saliency_ros.cli import main as cli_main
 from rgbd_saliency_ros.model import (
     CheckpointError,
     M4SamConfig,
@@ -27,6 +28,7 @@ from rgbd_saliency_ros.model.m4sam.reference import reference_key
 from rgbd_saliency_ros.runtime.backends.torch_backend import TorchBackend
 from rgbd_saliency_ros.runtime.frames import normalize_rgb, reference_eval_map
 from rgbd_saliency_ros.runtime.saliency import FramePair, SaliencyRuntime
+from rgbd_saliency_ros.runtime.sequence import read_frame
 
 SIZE = 64
 CONFIG = M4SamConfig(backbone="sam2.1_hiera_t", input_size=SIZE, memory_frames=3)
@@ -267,6 +269,23 @@ def test_weights_of_another_configuration_or_an_unbounded_memory_are_refused(
     with pytest.raises(CheckpointError) as error:
         load_weights(variant(model, memory_frames=4), project_weights)
     assert "memory_frames: file 3, model 4" in str(error.value)
+
+
+def test_predict_builds_m4sam_from_its_weights_file_alone(model, project_weights, tmp_path):
+    data = small_ssd(tmp_path / "ssd")
+    out = tmp_path / "out"
+    args = ["predict", "--weights", str(project_weights), "--probabilities"]
+    args += ["--rgb-dir", str(data / "rgb"), "--depth-dir", str(data / "depth")]
+    assert cli_main([*args, "--out-dir", str(out)]) == 0
+    runtime, state = SaliencyRuntime(TorchBackend(model)), model.initial_state(1)
+    for name in sorted(p.stem for p in (data / "rgb").iterdir()):
+        rgb, depth01 = read_frame(data / "rgb" / f"{name}.png", data / "depth" / f"{name}.png")
+        prepared = runtime.prepare(FramePair("x", 0.0, rgb, depth01, False))
+        with torch.inference_mode():
+            prob, state = model.step_state(
+                torch.from_numpy(prepared.rgb)[None], torch.from_numpy(prepared.depth)[None], state
+            )
+        np.testing.assert_allclose(np.load(out / f"{name}.npy"), prob[0, 0], rtol=0, atol=1e-5)
 
 
 def reference_state_dict(model: M4Sam) -> dict[str, torch.Tensor]:
