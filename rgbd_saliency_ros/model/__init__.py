@@ -2,16 +2,23 @@
 
 ``base.SaliencyModel`` is the contract, ``contract`` its torch-free descriptions (preprocessing,
 per-stream state), ``registry`` finds a plug-in by the name its weights carry. SAM-DAQ
-(``samdaq``) is the built-in one. The configuration (``SamDaqConfig``, ``BACKBONE_CHANNELS``), the
-contract's descriptions and the registry import without torch, so that the command line can offer
-its choices to commands that need no model (``eval``, ``make-bag``); the torch parts load on first
-use of their names.
+(``samdaq``) is the built-in saliency model; Depth Anything V2 (``depth_anything_v2``) the
+built-in depth source (``base.DepthEstimator``). The configuration (``SamDaqConfig``,
+``BACKBONE_CHANNELS``), the contract's descriptions and the registry import without torch, so that
+the command line can offer its choices to commands that need no model (``eval``, ``make-bag``);
+the torch parts load on first use of their names.
 """
 
 import importlib
 
 from .config import BACKBONE_CHANNELS, SamDaqConfig
-from .contract import Preprocessing, StateHealth, StateSpec, StateTensor
+from .contract import (
+    EstimatorPreprocessing,
+    Preprocessing,
+    StateHealth,
+    StateSpec,
+    StateTensor,
+)
 from .registry import model_class, model_names, register_model
 
 # name -> module of this package that defines it, imported on first access (PEP 562)
@@ -24,6 +31,10 @@ _LAZY = {
     "weights_config": "checkpoints",
     "weights_model": "checkpoints",
     "SaliencyModel": "base",
+    "DepthEstimator": "base",
+    "DepthAnythingV2": "depth_anything_v2",
+    "DepthAnythingV2Config": "depth_anything_v2",
+    "load_depth_estimator": "checkpoints",
     "Features": "samdaq",
     "SamDaq": "samdaq",
 }
@@ -37,6 +48,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "BACKBONE_CHANNELS",
+    "EstimatorPreprocessing",
     "Preprocessing",
     "SamDaqConfig",
     "StateHealth",

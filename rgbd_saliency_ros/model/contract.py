@@ -2,6 +2,8 @@
 ``model/`` read these and never look inside a model or its state.
 
 - ``Preprocessing``: the input size, the colour normalisation, the depth convention it wants.
+- ``EstimatorPreprocessing``: the same for a depth estimator (a depth source, no state), whose
+  input follows the frame's aspect ratio.
 - ``StateSpec``: the per-stream state as named float32 tensors (fixed or growing along one axis),
   how states of several streams stack into a batch, and what a healthy state is. It is also the
   export description: the state tensors are the exported step's extra inputs and outputs.
@@ -52,6 +54,25 @@ class Preprocessing:
             if key in v:
                 v[key] = tuple(float(x) for x in v[key])
         return cls(**v)
+
+
+@dataclass(frozen=True)
+class EstimatorPreprocessing:
+    """What a depth estimator needs of a frame: an input whose size follows the frame's aspect
+    ratio (Depth Anything V2's ``image2tensor``), unlike a saliency step's fixed square."""
+
+    input_size: int  # pixels: the shorter side's target; neither side ends up below it
+    multiple_of: int = 1  # both sides are rounded to a multiple of this (a ViT's patch size)
+    mean: tuple[float, float, float] = IMAGENET_MEAN  # applied to RGB / 255
+    std: tuple[float, float, float] = IMAGENET_STD
+    keep_aspect_ratio: bool = True  # False: the frame is squashed to input_size x input_size
+
+    def __post_init__(self) -> None:
+        if self.multiple_of < 1 or self.input_size < self.multiple_of:
+            raise ValueError(
+                f"input_size {self.input_size} must be at least multiple_of {self.multiple_of} "
+                "(itself at least 1)"
+            )
 
 
 @dataclass(frozen=True)

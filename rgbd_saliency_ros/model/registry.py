@@ -1,6 +1,6 @@
 """Models by name: the name a weights file stores picks the plug-in that loads it.
 
-    cls = model_class("samdaq")                      # the SaliencyModel subclass
+    cls = model_class("samdaq")                      # the plug-in class (SaliencyModel here)
     model = cls(cls.config_class.from_dict(values))
 
 Built-in plug-ins are listed in ``BUILTIN`` as ``module:Class`` and imported on first use (so a
@@ -17,6 +17,8 @@ DEFAULT_MODEL = "samdaq"
 
 BUILTIN = {
     "samdaq": "rgbd_saliency_ros.model.samdaq:SamDaq",
+    # a depth source (``base.DepthEstimator``), not a saliency model
+    "depth_anything_v2": "rgbd_saliency_ros.model.depth_anything_v2:DepthAnythingV2",
 }
 
 _registered: dict[str, type] = {}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..model import load_weights, model_class, weights_model
+from ..model import CheckpointError, load_weights, model_class, weights_model
 from ..model.base import SaliencyModel
 from ..model.config import BACKBONE_CHANNELS
 from ..model.registry import DEFAULT_MODEL
@@ -33,6 +33,11 @@ def resolve_model(
     it, in which case loading will refuse a mismatch; else SAM-DAQ from the flags or the
     defaults."""
     cls, stored = weights_model(weights) if weights else (None, None)
+    if cls is not None and not issubclass(cls, SaliencyModel):
+        raise CheckpointError(
+            f"{weights}: weights of {cls.name!r}, a depth estimator, not a saliency model "
+            "(estimate-depth runs it)"
+        )
     if stored is not None:
         values = stored.to_dict()
         if backbone is not None:
