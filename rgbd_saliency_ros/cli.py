@@ -10,6 +10,7 @@ r"""``rgbd-saliency``: the package's command line.
     rgbd-saliency make-bag --rgb-dir R --depth-dir D --gt-dir G --out seq_bag [--storage mcap]
     rgbd-saliency replay --bag seq_bag --out out/replay --sam2-checkpoint S.pt --weights W [--live]
     rgbd-saliency eval --pred out/masks --gt data/gt --json out/metrics.json
+    rgbd-saliency estimate-depth --weights depth_anything_v2_vits.pth --rgb-dir R --out-dir O
 
 Each subcommand parses its flags here and calls one function of the layer that does the work.
 """
@@ -333,6 +334,19 @@ def _eval(args: argparse.Namespace) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     print(f"{len(metrics)} frames: " + ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
+    return 0
+
+
+def _estimate_depth(args: argparse.Namespace) -> int:
+    from .runtime.backends import create_estimator_backend
+    from .runtime.depth_estimation import DepthEstimation, estimate_folder
+
+    _set_threads(args)
+    backend = create_estimator_backend(args.weights, args.device)
+    written = estimate_folder(
+        DepthEstimation(backend, args.input_size), args.rgb_dir, args.out_dir
+    )
+    print(f"wrote {len(written)} depth estimates to {args.out_dir}")
     return 0
 
 
@@ -752,6 +766,32 @@ def _add_bench(sub) -> None:
     p.set_defaults(run=_bench)
 
 
+def _add_estimate_depth(sub) -> None:
+    p = sub.add_parser(
+        "estimate-depth",
+        help="relative depth of each color image (Depth Anything V2), float32 .npy at its size",
+    )
+    p.add_argument(
+        "--weights",
+        required=True,
+        help="depth_anything_v2_vit{s,b,l}.pth (official) or this project's .safetensors",
+    )
+    p.add_argument("--rgb-dir", required=True, help="color images, sorted by name")
+    p.add_argument(
+        "--out-dir", required=True, help="where <image name>.npy goes: relative inverse depth"
+    )
+    p.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help="shorter side the images are scaled to (default: 518; sides round to multiples "
+        "of 14)",
+    )
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ...")
+    _add_threads_flag(p)
+    p.set_defaults(run=_estimate_depth)
+
+
 # Each adds one subcommand, its flags and the function it runs; in the order `--help` lists them.
 SUBCOMMANDS = (
     _add_predict,
@@ -765,6 +805,7 @@ SUBCOMMANDS = (
     _add_make_bag,
     _add_replay,
     _add_eval,
+    _add_estimate_depth,
     _add_bench,
 )
 

@@ -1,9 +1,9 @@
 """Depth Anything V2 against the official code: every array of
 ``shared/fixtures/depth_anything_v2_parity/expected.npz`` (random ViT-S weights in the official
 format, a real 640 x 480 frame) within 1e-4, through the runtime path the node and
-``estimate-depth`` take (``runtime.depth_estimation``).
+``estimate-depth`` take (``runtime.depth_estimation``), and the command itself.
 
-    .venv/bin/python -m pytest -q test/test_depth_anything_parity.py    # about 15 s on 2 cores
+    .venv/bin/python -m pytest -q test/test_depth_anything_parity.py    # about 25 s on 2 cores
 
 The fixture's README says what the official code did; the reference is the official code, not
 transformers (0.06 off at 518 x 686).
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import find_shared
 
+from rgbd_saliency_ros.cli import main as cli_main
 from rgbd_saliency_ros.runtime.backends import create_estimator_backend
 from rgbd_saliency_ros.runtime.depth_estimation import (
     DepthEstimation,
@@ -87,3 +88,31 @@ def test_square_518(backend, rgb, expected):
     estimate = DepthEstimation(backend, keep_aspect_ratio=False).estimate(rgb)
     assert_close(estimate.model_output[None], expected["da_relative_518x518"], "518x518 output")
     assert estimate.depth.shape == (480, 640)
+
+
+def test_estimate_depth_command_writes_the_official_output(
+    depth_anything_vits, fixture_dir, expected, tmp_path, capsys
+):
+    # The fixture folder's only image is rgb.png: the command reads image files only.
+    out = tmp_path / "depth"
+    argv = ["estimate-depth", "--weights", str(depth_anything_vits), "--rgb-dir"]
+    assert cli_main([*argv, str(fixture_dir), "--out-dir", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["rgb.npy"]
+    assert_close(np.load(out / "rgb.npy"), expected["da_depth_frame"], "estimate-depth output")
+    assert "wrote 1 depth estimates" in capsys.readouterr().out
+
+
+def test_estimate_depth_command_refuses_bad_input_in_one_line(
+    depth_anything_vits, tmp_path, capsys
+):
+    missing = tmp_path / "missing.pth"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for weights, rgb_dir, error in (
+        (missing, empty, f"{missing}: no such file"),
+        (depth_anything_vits, empty, f"{empty}: no images"),
+    ):
+        argv = ["estimate-depth", "--weights", str(weights), "--rgb-dir", str(rgb_dir)]
+        assert cli_main([*argv, "--out-dir", str(tmp_path / "out")]) == 2
+        message = capsys.readouterr().err
+        assert message.count("\n") == 1 and error in message

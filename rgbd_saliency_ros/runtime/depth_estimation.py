@@ -6,6 +6,8 @@ backend.
     estimate = DepthEstimation(backend).estimate(rgb)   # rgb (H, W, 3) uint8 RGB
     estimate.depth                                      # (H, W) float32, relative inverse depth
 
+    rgbd-saliency estimate-depth --weights depth_anything_v2_vits.pth --rgb-dir R --out-dir O
+
 The official path, step by step (``depth_anything_v2/dpt.py`` ``image2tensor``/``infer_image`` and
 ``util/transform.py`` at a561b84), which ``shared/fixtures/depth_anything_v2_parity`` pins:
 
@@ -23,12 +25,17 @@ farthest the network saw, no metric scale, and the scale and shift change from f
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+from tqdm import tqdm
+
+from .sequence import image_files, read_rgb
 
 if TYPE_CHECKING:  # types only: this module runs without torch
     from ..model.contract import EstimatorPreprocessing
@@ -142,3 +149,24 @@ class DepthEstimation:
         [out] = self.backend.estimate(x)
         elapsed = time.perf_counter() - start
         return DepthEstimate(resize_to_frame(out, rgb.shape[0], rgb.shape[1]), out, elapsed)
+
+
+def estimate_folder(
+    estimation: DepthEstimation,
+    rgb_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    progress: bool = True,
+) -> list[Path]:
+    """Writes each image of ``rgb_dir`` (sorted by name) as ``out_dir/<stem>.npy``: its
+    estimate, (H, W) float32 at the image's size (``DepthEstimate.depth``). Returns the paths."""
+    frames = image_files(rgb_dir)
+    if not frames:
+        raise ValueError(f"{rgb_dir}: no images")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in tqdm(frames, desc="estimate-depth", unit="frame", disable=not progress):
+        target = out / f"{path.stem}.npy"
+        np.save(target, estimation.estimate(read_rgb(path)).depth)
+        written.append(target)
+    return written
