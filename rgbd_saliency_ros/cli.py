@@ -18,6 +18,7 @@ Each subcommand parses its flags here and calls one function of the layer that d
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 
 from .evaluation.bags import DISTROS, STORAGES
@@ -343,10 +344,12 @@ def _estimate_depth(args: argparse.Namespace) -> int:
 
     _set_threads(args)
     backend = create_estimator_backend(args.weights, args.device)
-    written = estimate_folder(
-        DepthEstimation(backend, args.input_size), args.rgb_dir, args.out_dir
+    estimation = DepthEstimation(backend, args.input_size)
+    written, times_s = estimate_folder(estimation, args.rgb_dir, args.out_dir)
+    print(
+        f"wrote {len(written)} depth estimates to {args.out_dir} (model time per frame: median "
+        f"{statistics.median(times_s):.3f} s, {backend.info.device})"
     )
-    print(f"wrote {len(written)} depth estimates to {args.out_dir}")
     return 0
 
 

@@ -156,17 +156,20 @@ def estimate_folder(
     rgb_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     progress: bool = True,
-) -> list[Path]:
+) -> tuple[list[Path], list[float]]:
     """Writes each image of ``rgb_dir`` (sorted by name) as ``out_dir/<stem>.npy``: its
-    estimate, (H, W) float32 at the image's size (``DepthEstimate.depth``). Returns the paths."""
+    estimate, (H, W) float32 at the image's size (``DepthEstimate.depth``). Returns the paths
+    and each frame's model time in seconds."""
     frames = image_files(rgb_dir)
     if not frames:
         raise ValueError(f"{rgb_dir}: no images")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, times_s = [], []
     for path in tqdm(frames, desc="estimate-depth", unit="frame", disable=not progress):
+        estimate = estimation.estimate(read_rgb(path))
         target = out / f"{path.stem}.npy"
-        np.save(target, estimation.estimate(read_rgb(path)).depth)
+        np.save(target, estimate.depth)
         written.append(target)
-    return written
+        times_s.append(estimate.model_time_s)
+    return written, times_s
