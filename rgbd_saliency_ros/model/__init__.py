@@ -2,10 +2,11 @@
 
 ``base.SaliencyModel`` is the contract, ``contract`` its torch-free descriptions (preprocessing,
 per-stream state), ``registry`` finds a plug-in by the name its weights carry. SAM-DAQ
-(``samdaq``) is the built-in one. The configuration (``SamDaqConfig``, ``BACKBONE_CHANNELS``), the
-contract's descriptions and the registry import without torch, so that the command line can offer
-its choices to commands that need no model (``eval``, ``make-bag``); the torch parts load on first
-use of their names.
+(``samdaq``) is the built-in saliency model; EfficientViT-SAM (``efficientvit_sam``) a promptable
+one (``promptable.PromptableModel``). The configuration (``SamDaqConfig``, ``BACKBONE_CHANNELS``),
+the contract's descriptions and the registry import without torch, so that the command line can
+offer its choices to commands that need no model (``eval``, ``make-bag``); the torch parts load on
+first use of their names.
 """
 
 import importlib
@@ -24,6 +25,8 @@ _LAZY = {
     "weights_config": "checkpoints",
     "weights_model": "checkpoints",
     "SaliencyModel": "base",
+    "PromptableModel": "promptable",
+    "EfficientViTSam": "efficientvit_sam",
     "Features": "samdaq",
     "SamDaq": "samdaq",
 }

@@ -17,6 +17,11 @@ DEFAULT_MODEL = "samdaq"
 
 BUILTIN = {
     "samdaq": "rgbd_saliency_ros.model.samdaq:SamDaq",
+    "efficientvit_sam_l0": "rgbd_saliency_ros.model.efficientvit_sam:EfficientViTSamL0",
+    "efficientvit_sam_l1": "rgbd_saliency_ros.model.efficientvit_sam:EfficientViTSamL1",
+    "efficientvit_sam_l2": "rgbd_saliency_ros.model.efficientvit_sam:EfficientViTSamL2",
+    "efficientvit_sam_xl0": "rgbd_saliency_ros.model.efficientvit_sam:EfficientViTSamXL0",
+    "efficientvit_sam_xl1": "rgbd_saliency_ros.model.efficientvit_sam:EfficientViTSamXL1",
 }
 
 _registered: dict[str, type] = {}

@@ -1,0 +1,105 @@
+"""Frames and prompts in, masks out, for a promptable model (EfficientViT-SAM): what
+``rgbd-saliency segment`` runs, with no ROS in it.
+
+    segmenter = PromptSegmenter(model)                    # a model.promptable.PromptableModel
+    segmenter.set_image(rgb)                              # (H, W, 3) uint8: the encoder runs once
+    result = segmenter.predict(Prompt(box=(162, 135, 521, 466)), multimask=True)
+    result.mask_logits                                    # (3, H, W) float32, > 0: in the mask
+
+Prompts are in the frame's pixels; ``letterbox.py`` does the geometry (the encoder's letterboxed
+input, the square prompt frame, masks back at the frame's size). One image embedding serves any
+number of prompts, each decoded on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..model.promptable import PromptableModel
+from .letterbox import letterbox_rgb, masks_to_frame, to_prompt_frame
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One object to segment: a box, points, or both, in the frame's pixels."""
+
+    box: tuple[float, float, float, float] | None = None  # (x0, y0, x1, y1)
+    points: tuple[tuple[float, float], ...] = ()  # (x, y) each
+    labels: tuple[int, ...] = ()  # per point: 1 on the object, 0 off it
+
+    def __post_init__(self) -> None:
+        if self.box is None and not self.points:
+            raise ValueError("a prompt needs a box or at least one point")
+        if len(self.points) != len(self.labels):
+            raise ValueError(f"{len(self.points)} points but {len(self.labels)} labels")
+        if any(label not in (0, 1) for label in self.labels):
+            raise ValueError(f"point labels are 1 (object) or 0 (background), got {self.labels}")
+        values = [*(self.box or ()), *(c for p in self.points for c in p)]
+        if not np.isfinite(np.asarray(values, np.float64)).all():
+            raise ValueError("prompt coordinates must be finite")
+        if self.box is not None and not (
+            self.box[0] <= self.box[2] and self.box[1] <= self.box[3]
+        ):
+            raise ValueError(f"box {self.box} must be (x0, y0, x1, y1) with x0 <= x1, y0 <= y1")
+
+
+@dataclass
+class Segmentation:
+    """A prompt's masks: M = 3 candidates (multimask) or 1."""
+
+    low_res_logits: np.ndarray  # (M, 256, 256) float32, over the whole square prompt frame
+    iou: np.ndarray  # (M,) float32, the model's predicted IoU of each mask
+    mask_logits: np.ndarray  # (M, H, W) float32 at the frame's size; > 0 is in the mask
+
+
+class PromptSegmenter:
+    """Holds a promptable model and the embedding of the last image set."""
+
+    def __init__(self, model: PromptableModel) -> None:
+        if not isinstance(model, PromptableModel):
+            raise ValueError(f"model {model.name} is not promptable")
+        self.model = model.eval()
+        self.preprocessing = model.preprocessing()
+        self.device = next(model.parameters()).device
+        self.embedding: torch.Tensor | None = None  # (1, C, h, w)
+        self.frame_hw: tuple[int, int] | None = None
+
+    def model_input(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
+        """The encoder's input for a frame: (3, S, S) float32, letterboxed and normalised."""
+        pre = self.preprocessing
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) == 0:
+            raise ValueError(f"color must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+        if depth is not None:
+            raise ValueError(f"model {self.model.name} takes no depth")
+        return letterbox_rgb(rgb, pre.input_size, pre.mean, pre.std)
+
+    def set_image(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> None:
+        """Runs the image encoder on a frame: rgb (H, W, 3) uint8 RGB (``depth``: None, the
+        models so far take none)."""
+        rgb_in = torch.from_numpy(self.model_input(rgb, depth)[None]).to(self.device)
+        with torch.inference_mode():
+            self.embedding = self.model.embed_image(rgb_in)
+        self.frame_hw = rgb.shape[:2]
+
+    def predict(self, prompt: Prompt, multimask: bool = False) -> Segmentation:
+        """Masks for one prompt on the image last set."""
+        if self.embedding is None:
+            raise RuntimeError("set_image must come before predict")
+        size = self.model.prompt_size
+        kwargs = {}
+        if prompt.points:
+            points = to_prompt_frame(np.asarray(prompt.points), self.frame_hw, size)
+            kwargs["points"] = torch.from_numpy(points[None]).to(self.device)
+            kwargs["labels"] = torch.tensor([prompt.labels], dtype=torch.int, device=self.device)
+        if prompt.box is not None:
+            box = to_prompt_frame(np.reshape(prompt.box, (2, 2)), self.frame_hw, size)
+            kwargs["boxes"] = torch.from_numpy(box.reshape(1, 4)).to(self.device)
+        with torch.inference_mode():
+            low_res, iou = self.model.decode(self.embedding, multimask=multimask, **kwargs)
+        low_res = low_res[0].float().cpu().numpy()
+        return Segmentation(
+            low_res, iou[0].float().cpu().numpy(), masks_to_frame(low_res, size, self.frame_hw)
+        )
