@@ -5,12 +5,14 @@ against the reference are in test_efficientvit_sam_parity.py.
     .venv/bin/python -m pytest -q test/test_efficientvit_sam.py
 """
 
+import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from conftest import seeded
 
+from rgbd_saliency_ros.cli import main as cli_main
 from rgbd_saliency_ros.model import CheckpointError, load_weights, model_class, save_weights
 from rgbd_saliency_ros.model.efficientvit_sam import EfficientViTSamL0, EfficientViTSamL1
 from rgbd_saliency_ros.runtime.backends.torch_backend import TorchBackend
@@ -23,6 +25,7 @@ from rgbd_saliency_ros.runtime.letterbox import (
     to_prompt_frame,
 )
 from rgbd_saliency_ros.runtime.saliency import SaliencyRuntime
+from rgbd_saliency_ros.runtime.segment import Prompt, PromptSegmenter
 
 # Parameters of each size: L0's from the parity fixture's README (the reference counted them),
 # the others as mit-han-lab/efficientvit's model zoo publishes them (millions, one decimal).
@@ -173,3 +176,51 @@ def test_mask_upscaling_follows_torch_bilinear():
     down = resize_bilinear(low.numpy(), (100, 37))
     ref = F.interpolate(low[None], (100, 37), mode="bilinear", align_corners=False)[0]
     assert np.abs(down - ref.numpy()).max() < 1e-5
+
+
+def test_the_segment_command_writes_masks_at_the_image_size(official_file, tmp_path, capsys):
+    with seeded(3):
+        rgb = (torch.rand(60, 100, 3) * 255).to(torch.uint8).numpy()
+    image = tmp_path / "frame.png"
+    cv2.imwrite(str(image), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "masks.npz"
+    args = ["segment", "--model", "efficientvit_sam_l0", "--weights", str(official_file)]
+    args += ["--image", str(image), "--box", "10", "5", "60", "50", "--point", "30", "20", "1"]
+    assert cli_main([*args, "--multimask", "--out", str(out)]) == 0
+    assert f"wrote {out}: 3 mask(s)" in capsys.readouterr().out
+    model = EfficientViTSamL0()
+    load_weights(model, official_file)
+    segmenter = PromptSegmenter(model)
+    segmenter.set_image(rgb)
+    with np.load(out) as written:
+        assert written["mask_logits"].shape == (3, 60, 100)
+        assert written["low_res_logits"].shape == (3, 256, 256) and written["iou"].shape == (3,)
+        direct = segmenter.predict(Prompt((10, 5, 60, 50), ((30, 20),), (1,)), multimask=True)
+        assert np.array_equal(written["mask_logits"], direct.mask_logits)
+        assert np.array_equal(written["iou"], direct.iou)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        ([], "a prompt needs a box or at least one point"),
+        (["--point", "3", "4", "2"], "--point LABEL is 1 (on the object) or 0 (off it), got 2"),
+        (["--box", "1", "1", "9", "9", "--model", "samdaq"], "model samdaq is not promptable"),
+        (["--box", "1", "1", "9", "9", "--model", "sam_x"], "unknown model 'sam_x'"),
+        (["--box", "1", "1", "9", "9"], "does not say which model it is: give the model's name"),
+        (
+            ["--box", "1", "1", "9", "9", "--depth", "d.png", "--model", "efficientvit_sam_l0"],
+            "takes no depth",
+        ),
+    ],
+)
+def test_the_segment_command_refuses_in_one_line(official_file, tmp_path, capsys, flags, message):
+    image = tmp_path / "frame.png"
+    cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "d.png"), np.zeros((8, 8), np.uint8))
+    args = ["segment", "--weights", str(official_file), "--image", str(image)]
+    args += [str(tmp_path / f) if f == "d.png" else f for f in flags]
+    assert cli_main([*args, "--out", str(tmp_path / "out.npz")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "out.npz").exists()

@@ -15,6 +15,7 @@ import pytest
 import torch
 from conftest import find_shared
 
+from rgbd_saliency_ros.cli import main as cli_main
 from rgbd_saliency_ros.model import load_weights, model_class
 from rgbd_saliency_ros.runtime.letterbox import resize_longest
 from rgbd_saliency_ros.runtime.segment import Prompt, PromptSegmenter
@@ -117,3 +118,28 @@ def test_masks_and_iou_from_frame_pixel_prompts(segmenter, prompts, expected, na
     assert result.mask_logits.shape == (3 if multimask else 1, 480, 640)
     if f"sam_{name}_masks_{tag}" in expected:  # the README stores the upscaled box0 single only
         assert max_diff(result.mask_logits, expected[f"sam_{name}_masks_{tag}"]) <= TOL
+
+
+def run_segment(args) -> dict:
+    assert cli_main(["segment", *map(str, args)]) == 0
+    with np.load(args[args.index("--out") + 1]) as out:
+        return dict(out)
+
+
+def test_the_segment_command_reproduces_the_reference(weights, fixture_dir, expected, tmp_path):
+    image = fixture_dir / "rgb.png"
+    common = ["--model", "efficientvit_sam_l0", "--weights", weights, "--image", image]
+    box = run_segment([*common, "--box", 162, 135, 521, 466, "--out", tmp_path / "box0.npz"])
+    assert {k: (v.shape, v.dtype) for k, v in box.items()} == {
+        "low_res_logits": ((1, 256, 256), np.float32),
+        "iou": ((1,), np.float32),
+        "mask_logits": ((1, 480, 640), np.float32),
+    }
+    assert max_diff(box["low_res_logits"], expected["sam_box0_low_res_single"]) <= TOL
+    assert max_diff(box["iou"], expected["sam_box0_iou_single"]) <= TOL
+    assert max_diff(box["mask_logits"], expected["sam_box0_masks_single"]) <= TOL
+    points = ["--point", 350.5, 300, 1, "--point", 580, 370, 0]
+    multi = run_segment([*common, *points, "--multimask", "--out", tmp_path / "point1.out"])
+    assert max_diff(multi["low_res_logits"], expected["sam_point1_low_res_multi"]) <= TOL
+    assert max_diff(multi["iou"], expected["sam_point1_iou_multi"]) <= TOL
+    assert multi["mask_logits"].shape == (3, 480, 640)

@@ -6,6 +6,9 @@
     result = segmenter.predict(Prompt(box=(162, 135, 521, 466)), multimask=True)
     result.mask_logits                                    # (3, H, W) float32, > 0: in the mask
 
+    rgbd-saliency segment --model efficientvit_sam_l0 --weights efficientvit_sam_l0.pt \
+        --image frame.png --box 162 135 521 466 --point 310 190 1 --multimask --out masks.npz
+
 Prompts are in the frame's pixels; ``letterbox.py`` does the geometry (the encoder's letterboxed
 input, the square prompt frame, masks back at the frame's size). One image embedding serves any
 number of prompts, each decoded on its own.
@@ -13,13 +16,18 @@ number of prompts, each decoded on its own.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..model.promptable import PromptableModel
+from .depth import read_relative_depth_png
 from .letterbox import letterbox_rgb, masks_to_frame, to_prompt_frame
+from .model_loading import load_promptable_model
+from .sequence import read_rgb
 
 
 @dataclass(frozen=True)
@@ -103,3 +111,37 @@ class PromptSegmenter:
         return Segmentation(
             low_res, iou[0].float().cpu().numpy(), masks_to_frame(low_res, size, self.frame_hw)
         )
+
+
+def segment_file(
+    weights: str | os.PathLike,
+    image: str | os.PathLike,
+    prompt: Prompt,
+    out: str | os.PathLike,
+    model: str | None = None,
+    depth: str | os.PathLike | None = None,
+    multimask: bool = False,
+    device: str = "cpu",
+) -> Segmentation:
+    """One image file and one prompt through a promptable model (``rgbd-saliency segment``).
+
+    ``model``: the registry name, needed for an official checkpoint (a project weights file
+    names its own). ``depth``: an aligned depth image in the data sets' relative convention
+    (8-bit value / 255), for a model that takes depth. Writes ``out`` (.npz): ``low_res_logits``
+    (M, 256, 256), ``iou`` (M,) and ``mask_logits`` (M, H, W) at the image's size, all float32;
+    M = 3 with ``multimask``, else 1.
+    """
+    segmenter = PromptSegmenter(load_promptable_model(weights, model, device).model)
+    relative = None if depth is None else read_relative_depth_png(depth)
+    segmenter.set_image(read_rgb(Path(image)), relative)
+    result = segmenter.predict(prompt, multimask)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "wb") as f:  # a file object: np.savez would append .npz to another suffix
+        np.savez(
+            f,
+            low_res_logits=result.low_res_logits,
+            iou=result.iou,
+            mask_logits=result.mask_logits,
+        )
+    return result
