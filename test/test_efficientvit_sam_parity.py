@@ -88,7 +88,8 @@ def test_the_checkpoint_is_the_official_format(weights, segmenter):
 def test_frame_preparation(fixture_dir, segmenter, expected):
     rgb = read_rgb(fixture_dir / "rgb.png")
     assert np.array_equal(resize_longest(rgb, 512), expected["sam_resized_u8"])
-    assert max_diff(segmenter.model_input(rgb)[None], expected["sam_input"]) <= TOL
+    rgb_in, depth_in = segmenter.model_input(rgb)
+    assert max_diff(rgb_in[None], expected["sam_input"]) <= TOL and depth_in is None
 
 
 def test_image_embedding(segmenter, expected):

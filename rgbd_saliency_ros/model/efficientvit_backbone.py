@@ -276,11 +276,12 @@ def _stage(arch: EncoderArch, i: int, cin: int) -> OpList:
 
 
 class Backbone(nn.Module):
-    """EfficientViT-L: ``len(arch.widths)`` stages; stage i has stride 2^(i+1)."""
+    """EfficientViT-L/XL: stage i has stride 2^(i+1). ``num_stages`` (default: all of
+    ``arch``'s) keeps only the first stages: a depth encoder that ends where it is fused."""
 
-    def __init__(self, arch: EncoderArch, in_channels: int = 3) -> None:
+    def __init__(self, arch: EncoderArch, num_stages: int | None = None) -> None:
         super().__init__()
-        cins = (in_channels, *arch.widths[:-1])
+        cins = (3, *arch.widths[:-1])[:num_stages]
         self.stages = nn.ModuleList(_stage(arch, i, c) for i, c in enumerate(cins))
 
     def run_stages(self, x: torch.Tensor, start: int, stop: int) -> list[torch.Tensor]:
@@ -344,4 +345,8 @@ class ImageEncoder(nn.Module):
         self.norm = LayerNorm2d(EMBED_DIM)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.neck(self.backbone(x)))
+        return self.embed(self.backbone(x))
+
+    def embed(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        """Every backbone stage's output -> the embedding (the neck and the norm)."""
+        return self.norm(self.neck(levels))

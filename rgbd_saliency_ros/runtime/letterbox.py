@@ -27,19 +27,23 @@ def letterbox_shape(height: int, width: int, side: int) -> tuple[int, int]:
     return int(height * scale + 0.5), int(width * scale + 0.5)
 
 
-def resize_longest(rgb: np.ndarray, side: int) -> np.ndarray:
-    """(H, W, 3) uint8 -> (h, w, 3) uint8 with max(h, w) == ``side``: PIL's bilinear filter,
-    which (unlike cv2's or torch's bilinear) averages over the whole footprint when it shrinks,
-    as the reference's torchvision resize of a PIL image does. The frame itself when its long
-    side is already ``side``."""
+def resize_longest(image: np.ndarray, side: int) -> np.ndarray:
+    """(H, W, 3) uint8 RGB or (H, W) float32 -> the same with max(h, w) == ``side``: PIL's
+    bilinear filter, which (unlike cv2's or torch's bilinear) averages over the whole footprint
+    when it shrinks, as the reference's torchvision resize of a PIL image does. The image
+    itself when its long side is already ``side``."""
     from PIL import Image
 
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"resize_longest needs (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
-    if max(rgb.shape[:2]) == side:
-        return rgb
-    h, w = letterbox_shape(rgb.shape[0], rgb.shape[1], side)
-    return np.asarray(Image.fromarray(rgb).resize((w, h), Image.BILINEAR))
+    rgb = image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    if not (rgb or (image.dtype == np.float32 and image.ndim == 2)):
+        raise ValueError(
+            f"resize_longest needs (H, W, 3) uint8 or (H, W) float32, got {image.shape} "
+            f"{image.dtype}"
+        )
+    if max(image.shape[:2]) == side:
+        return image
+    h, w = letterbox_shape(image.shape[0], image.shape[1], side)
+    return np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
 
 
 def pad_square(chw: np.ndarray, side: int, value: float = 0.0) -> np.ndarray:
@@ -61,6 +65,15 @@ def letterbox_rgb(
     """(H, W, 3) uint8 RGB -> (3, side, side) float32: resized (``resize_longest``), normalised
     ((x / 255 - mean) / std), zero-padded (zero in the normalised space, not black)."""
     return pad_square(normalize_rgb(resize_longest(rgb, side), mean, std), side)
+
+
+def letterbox_depth(depth: np.ndarray, side: int) -> np.ndarray:
+    """(H, W) relative depth in [0, 1] (NaN invalid) -> (1, side, side) float32 in [0, 1]:
+    resized as ``resize_longest``, invalid pixels and the padding 0 (the far end)."""
+    if depth.ndim != 2:
+        raise ValueError(f"depth must be (H, W), got shape {depth.shape}")
+    relative = np.clip(np.nan_to_num(depth.astype(np.float32), nan=0.0), 0.0, 1.0)
+    return pad_square(resize_longest(relative, side)[None], side)
 
 
 def to_prompt_frame(xy: np.ndarray, frame_hw: tuple[int, int], prompt_size: int) -> np.ndarray:

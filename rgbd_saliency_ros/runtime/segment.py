@@ -25,7 +25,7 @@ import torch
 
 from ..model.promptable import PromptableModel
 from .depth import read_relative_depth_png
-from .letterbox import letterbox_rgb, masks_to_frame, to_prompt_frame
+from .letterbox import letterbox_depth, letterbox_rgb, masks_to_frame, to_prompt_frame
 from .model_loading import load_promptable_model
 from .sequence import read_rgb
 
@@ -75,21 +75,35 @@ class PromptSegmenter:
         self.embedding: torch.Tensor | None = None  # (1, C, h, w)
         self.frame_hw: tuple[int, int] | None = None
 
-    def model_input(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> np.ndarray:
-        """The encoder's input for a frame: (3, S, S) float32, letterboxed and normalised."""
-        pre = self.preprocessing
+    def model_input(
+        self, rgb: np.ndarray, depth: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The encoder's inputs for a frame: rgb (3, S, S) float32, letterboxed and normalised;
+        depth (1, S, S) float32 in [0, 1], letterboxed (``letterbox_depth``), or None for a
+        model that takes no depth."""
+        pre, name = self.preprocessing, self.model.name
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) == 0:
             raise ValueError(f"color must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
-        if depth is not None:
-            raise ValueError(f"model {self.model.name} takes no depth")
-        return letterbox_rgb(rgb, pre.input_size, pre.mean, pre.std)
+        rgb_in = letterbox_rgb(rgb, pre.input_size, pre.mean, pre.std)
+        if not pre.needs_depth:
+            if depth is not None:
+                raise ValueError(f"model {name} takes no depth")
+            return rgb_in, None
+        if depth is None:
+            raise ValueError(f"model {name} needs depth")
+        if depth.shape != rgb.shape[:2]:
+            raise ValueError(f"depth {depth.shape} and color {rgb.shape[:2]} differ in size")
+        return rgb_in, letterbox_depth(depth, pre.input_size)
 
     def set_image(self, rgb: np.ndarray, depth: np.ndarray | None = None) -> None:
-        """Runs the image encoder on a frame: rgb (H, W, 3) uint8 RGB (``depth``: None, the
-        models so far take none)."""
-        rgb_in = torch.from_numpy(self.model_input(rgb, depth)[None]).to(self.device)
+        """Runs the image encoder on a frame: rgb (H, W, 3) uint8 RGB; depth (H, W) float32
+        relative depth in [0, 1] (NaN invalid) for a model that takes depth, else None."""
+        inputs = [
+            None if a is None else torch.from_numpy(a[None]).to(self.device)
+            for a in self.model_input(rgb, depth)
+        ]
         with torch.inference_mode():
-            self.embedding = self.model.embed_image(rgb_in)
+            self.embedding = self.model.embed_image(*inputs)
         self.frame_hw = rgb.shape[:2]
 
     def predict(self, prompt: Prompt, multimask: bool = False) -> Segmentation:
