@@ -1,6 +1,8 @@
 r"""``rgbd-saliency``: the package's command line.
 
     rgbd-saliency predict --sam2-checkpoint S.pt --weights W --rgb-dir R --depth-dir D --out-dir O
+    rgbd-saliency segment --model efficientvit_sam_l0 --weights W.pt --image I.png \
+        --box 162 135 521 466 [--point 310 190 1]... [--multimask] --out masks.npz
     rgbd-saliency bench-step --model sam2.1_hiera_t --input-size 1024
     rgbd-saliency bench-node --frames 120 --rate 4
     rgbd-saliency bench-soak --pairs 10000 --rate 20
@@ -91,6 +93,36 @@ def _predict(args: argparse.Namespace) -> int:
         _backend_from_args(args), args.rgb_dir, args.depth_dir, args.out_dir, args.probabilities
     )
     print(f"wrote {len(masks)} masks to {args.out_dir}")
+    return 0
+
+
+def _segment(args: argparse.Namespace) -> int:
+    from .runtime.segment import Prompt, segment_file
+
+    points = [(x, y) for x, y, _ in args.point or ()]
+    labels = []
+    for *_, label in args.point or ():
+        if label not in (0.0, 1.0):
+            raise ValueError(f"--point LABEL is 1 (on the object) or 0 (off it), got {label:g}")
+        labels.append(int(label))
+    prompt = Prompt(tuple(args.box) if args.box else None, tuple(points), tuple(labels))
+    result = segment_file(
+        args.weights,
+        args.image,
+        prompt,
+        args.out,
+        args.model,
+        args.depth,
+        args.multimask,
+        args.device,
+    )
+    areas = (result.mask_logits > 0).sum(axis=(1, 2))
+    print(
+        f"wrote {args.out}: {len(result.iou)} mask(s), predicted IoU "
+        + ", ".join(f"{v:.3f}" for v in result.iou)
+        + ", pixels "
+        + ", ".join(str(int(a)) for a in areas)
+    )
     return 0
 
 
@@ -396,6 +428,41 @@ def _add_predict(sub) -> None:
         help="also write float32 .npy probability maps at the input size",
     )
     p.set_defaults(run=_predict)
+
+
+def _add_segment(sub) -> None:
+    p = sub.add_parser(
+        "segment", help="masks for a box and/or points on one image (a promptable model)"
+    )
+    p.add_argument(
+        "--model",
+        help="registry name, e.g. efficientvit_sam_l0 (needed for an official checkpoint; a "
+        "project .safetensors names its own)",
+    )
+    p.add_argument("--weights", required=True, help="official checkpoint (.pt) or .safetensors")
+    p.add_argument("--image", required=True, help="the color image (any size)")
+    p.add_argument("--depth", help="aligned depth image, for a depth-aware model")
+    p.add_argument(
+        "--box",
+        type=float,
+        nargs=4,
+        metavar=("X0", "Y0", "X1", "Y1"),
+        help="box around the object, in the image's pixels",
+    )
+    p.add_argument(
+        "--point",
+        type=float,
+        nargs=3,
+        action="append",
+        metavar=("X", "Y", "LABEL"),
+        help="a point in the image's pixels, LABEL 1 on the object or 0 off it (repeatable)",
+    )
+    p.add_argument("--multimask", action="store_true", help="three candidate masks instead of one")
+    p.add_argument(
+        "--out", required=True, help="the .npz to write: low_res_logits, iou, mask_logits"
+    )
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ...")
+    p.set_defaults(run=_segment)
 
 
 def _add_export(sub) -> None:
@@ -798,6 +865,7 @@ def _add_estimate_depth(sub) -> None:
 # Each adds one subcommand, its flags and the function it runs; in the order `--help` lists them.
 SUBCOMMANDS = (
     _add_predict,
+    _add_segment,
     _add_export,
     _add_bench_step,
     _add_bench_streams,

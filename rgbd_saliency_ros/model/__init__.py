@@ -3,7 +3,8 @@
 ``base.SaliencyModel`` is the contract, ``contract`` its torch-free descriptions (preprocessing,
 per-stream state), ``registry`` finds a plug-in by the name its weights carry. SAM-DAQ
 (``samdaq``) is the built-in saliency model; Depth Anything V2 (``depth_anything_v2``) the
-built-in depth source (``base.DepthEstimator``). The configuration (``SamDaqConfig``,
+built-in depth source (``base.DepthEstimator``); EfficientViT-SAM (``efficientvit_sam_*``) a
+promptable one (``promptable.PromptableModel``). The configuration (``SamDaqConfig``,
 ``BACKBONE_CHANNELS``), the contract's descriptions and the registry import without torch, so that
 the command line can offer its choices to commands that need no model (``eval``, ``make-bag``);
 the torch parts load on first use of their names.
@@ -35,6 +36,8 @@ _LAZY = {
     "DepthAnythingV2": "depth_anything_v2",
     "DepthAnythingV2Config": "depth_anything_v2",
     "load_depth_estimator": "checkpoints",
+    "PromptableModel": "promptable",
+    "EfficientViTSam": "efficientvit_sam",
     "Features": "samdaq",
     "SamDaq": "samdaq",
 }

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+
+from .contract import DataclassConfig
 
 # Trunk channels per stage (C0..C3) of each SAM2.1 Hiera size.
 BACKBONE_CHANNELS = {
@@ -22,7 +23,7 @@ INPUT_SIZE_MULTIPLE = 32
 
 
 @dataclass(frozen=True)
-class SamDaqConfig:
+class SamDaqConfig(DataclassConfig):
     """Everything that fixes the shapes of a SAM-DAQ model's weights."""
 
     backbone: str = "sam2.1_hiera_t"  # one of BACKBONE_CHANNELS
@@ -100,15 +101,3 @@ class SamDaqConfig:
         for name, (array, shape) in expected.items():
             if tuple(array.shape) != shape:
                 raise ValueError(f"{name} has shape {tuple(array.shape)}, expected {shape}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "SamDaqConfig":
-        """Builds a config from a dict, refusing unknown fields (a typo must not pass silently)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown model config fields: {sorted(unknown)}")
-        return cls(**values)

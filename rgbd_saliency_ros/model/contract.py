@@ -14,6 +14,7 @@ a batch of states is the same dict with a leading batch axis. Only the spec look
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -24,6 +25,24 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # The training data sets' depth: relative, 8-bit, near bright, read as value / 255 in [0, 1].
 DEPTH_RELATIVE = "relative"
 DEPTH_CONVENTIONS = (DEPTH_RELATIVE, "none")
+
+
+class DataclassConfig:
+    """``to_dict`` / ``from_dict`` of a plug-in's configuration (a frozen dataclass that
+    inherits this): what its weights files store and rebuild it from."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        """Builds a config from a dict, refusing unknown fields (a typo must not pass
+        silently)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown model config fields: {sorted(unknown)}")
+        return cls(**values)
 
 
 @dataclass(frozen=True)

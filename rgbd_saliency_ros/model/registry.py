@@ -19,6 +19,11 @@ BUILTIN = {
     "samdaq": "rgbd_saliency_ros.model.samdaq:SamDaq",
     # a depth source (``base.DepthEstimator``), not a saliency model
     "depth_anything_v2": "rgbd_saliency_ros.model.depth_anything_v2:DepthAnythingV2",
+    "efficientvit_sam_l0": "rgbd_saliency_ros.model.efficientvit_sam:EfficientViTSamL0",
+    "efficientvit_sam_l1": "rgbd_saliency_ros.model.efficientvit_sam:EfficientViTSamL1",
+    "efficientvit_sam_l2": "rgbd_saliency_ros.model.efficientvit_sam:EfficientViTSamL2",
+    "efficientvit_sam_xl0": "rgbd_saliency_ros.model.efficientvit_sam:EfficientViTSamXL0",
+    "efficientvit_sam_xl1": "rgbd_saliency_ros.model.efficientvit_sam:EfficientViTSamXL1",
 }
 
 _registered: dict[str, type] = {}
