@@ -1,6 +1,8 @@
 r"""``rgbd-saliency``: the package's command line.
 
     rgbd-saliency predict --sam2-checkpoint S.pt --weights W --rgb-dir R --depth-dir D --out-dir O
+    rgbd-saliency segment --model efficientvit_sam_l0 --weights W.pt --image I.png \
+        --box 162 135 521 466 [--point 310 190 1]... [--multimask] --out masks.npz
     rgbd-saliency bench-step --model sam2.1_hiera_t --input-size 1024
     rgbd-saliency bench-node --frames 120 --rate 4
     rgbd-saliency bench-soak --pairs 10000 --rate 20
@@ -10,6 +12,7 @@ r"""``rgbd-saliency``: the package's command line.
     rgbd-saliency make-bag --rgb-dir R --depth-dir D --gt-dir G --out seq_bag [--storage mcap]
     rgbd-saliency replay --bag seq_bag --out out/replay --sam2-checkpoint S.pt --weights W [--live]
     rgbd-saliency eval --pred out/masks --gt data/gt --json out/metrics.json
+    rgbd-saliency estimate-depth --weights depth_anything_v2_vits.pth --rgb-dir R --out-dir O
 
 Each subcommand parses its flags here and calls one function of the layer that does the work.
 """
@@ -17,6 +20,7 @@ Each subcommand parses its flags here and calls one function of the layer that d
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 
 from .evaluation.bags import DISTROS, STORAGES
@@ -89,6 +93,36 @@ def _predict(args: argparse.Namespace) -> int:
         _backend_from_args(args), args.rgb_dir, args.depth_dir, args.out_dir, args.probabilities
     )
     print(f"wrote {len(masks)} masks to {args.out_dir}")
+    return 0
+
+
+def _segment(args: argparse.Namespace) -> int:
+    from .runtime.segment import Prompt, segment_file
+
+    points = [(x, y) for x, y, _ in args.point or ()]
+    labels = []
+    for *_, label in args.point or ():
+        if label not in (0.0, 1.0):
+            raise ValueError(f"--point LABEL is 1 (on the object) or 0 (off it), got {label:g}")
+        labels.append(int(label))
+    prompt = Prompt(tuple(args.box) if args.box else None, tuple(points), tuple(labels))
+    result = segment_file(
+        args.weights,
+        args.image,
+        prompt,
+        args.out,
+        args.model,
+        args.depth,
+        args.multimask,
+        args.device,
+    )
+    areas = (result.mask_logits > 0).sum(axis=(1, 2))
+    print(
+        f"wrote {args.out}: {len(result.iou)} mask(s), predicted IoU "
+        + ", ".join(f"{v:.3f}" for v in result.iou)
+        + ", pixels "
+        + ", ".join(str(int(a)) for a in areas)
+    )
     return 0
 
 
@@ -336,6 +370,21 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _estimate_depth(args: argparse.Namespace) -> int:
+    from .runtime.backends import create_estimator_backend
+    from .runtime.depth_estimation import DepthEstimation, estimate_folder
+
+    _set_threads(args)
+    backend = create_estimator_backend(args.weights, args.device)
+    estimation = DepthEstimation(backend, args.input_size)
+    written, times_s = estimate_folder(estimation, args.rgb_dir, args.out_dir)
+    print(
+        f"wrote {len(written)} depth estimates to {args.out_dir} (model time per frame: median "
+        f"{statistics.median(times_s):.3f} s, {backend.info.device})"
+    )
+    return 0
+
+
 def _add_backend_flags(p: argparse.ArgumentParser) -> None:
     """Which backend runs the model, its exported file and its precision (predict, replay)."""
     p.add_argument("--backend", choices=BACKENDS, default="torch")
@@ -379,6 +428,41 @@ def _add_predict(sub) -> None:
         help="also write float32 .npy probability maps at the input size",
     )
     p.set_defaults(run=_predict)
+
+
+def _add_segment(sub) -> None:
+    p = sub.add_parser(
+        "segment", help="masks for a box and/or points on one image (a promptable model)"
+    )
+    p.add_argument(
+        "--model",
+        help="registry name, e.g. efficientvit_sam_l0 (needed for an official checkpoint; a "
+        "project .safetensors names its own)",
+    )
+    p.add_argument("--weights", required=True, help="official checkpoint (.pt) or .safetensors")
+    p.add_argument("--image", required=True, help="the color image (any size)")
+    p.add_argument("--depth", help="aligned depth image, for a depth-aware model")
+    p.add_argument(
+        "--box",
+        type=float,
+        nargs=4,
+        metavar=("X0", "Y0", "X1", "Y1"),
+        help="box around the object, in the image's pixels",
+    )
+    p.add_argument(
+        "--point",
+        type=float,
+        nargs=3,
+        action="append",
+        metavar=("X", "Y", "LABEL"),
+        help="a point in the image's pixels, LABEL 1 on the object or 0 off it (repeatable)",
+    )
+    p.add_argument("--multimask", action="store_true", help="three candidate masks instead of one")
+    p.add_argument(
+        "--out", required=True, help="the .npz to write: low_res_logits, iou, mask_logits"
+    )
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ...")
+    p.set_defaults(run=_segment)
 
 
 def _add_export(sub) -> None:
@@ -752,9 +836,36 @@ def _add_bench(sub) -> None:
     p.set_defaults(run=_bench)
 
 
+def _add_estimate_depth(sub) -> None:
+    p = sub.add_parser(
+        "estimate-depth",
+        help="relative depth of each color image (Depth Anything V2), float32 .npy at its size",
+    )
+    p.add_argument(
+        "--weights",
+        required=True,
+        help="depth_anything_v2_vit{s,b,l}.pth (official) or this project's .safetensors",
+    )
+    p.add_argument("--rgb-dir", required=True, help="color images, sorted by name")
+    p.add_argument(
+        "--out-dir", required=True, help="where <image name>.npy goes: relative inverse depth"
+    )
+    p.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help="shorter side the images are scaled to (default: 518; sides round to multiples "
+        "of 14)",
+    )
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 ...")
+    _add_threads_flag(p)
+    p.set_defaults(run=_estimate_depth)
+
+
 # Each adds one subcommand, its flags and the function it runs; in the order `--help` lists them.
 SUBCOMMANDS = (
     _add_predict,
+    _add_segment,
     _add_export,
     _add_bench_step,
     _add_bench_streams,
@@ -765,6 +876,7 @@ SUBCOMMANDS = (
     _add_make_bag,
     _add_replay,
     _add_eval,
+    _add_estimate_depth,
     _add_bench,
 )
 

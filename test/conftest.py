@@ -181,6 +181,22 @@ def shared_path():
 
 
 @pytest.fixture(scope="module")
+def depth_anything_vits(tmp_path_factory) -> Path:
+    """The Depth Anything V2 parity fixture's random ViT-S weights in the official format (a
+    float16 state_dict), decompressed from its .xz once per module into a temporary folder."""
+    import lzma
+    import shutil
+
+    source = find_shared(
+        "fixtures", "depth_anything_v2_parity", "depth_anything_v2_vits_random.pth.xz"
+    )
+    path = tmp_path_factory.mktemp("depth_anything") / "depth_anything_v2_vits_random.pth"
+    with lzma.open(source) as packed, open(path, "wb") as out:
+        shutil.copyfileobj(packed, out)
+    return path
+
+
+@pytest.fixture(scope="module")
 def random_weights_64(tmp_path_factory) -> tuple[str, str]:
     """(SAM2.1 checkpoint, SAM-DAQ weights) paths, random values at input 64, once per module."""
     from rgbd_saliency_ros.model.random_weights import write_random_weights

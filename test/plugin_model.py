@@ -24,6 +24,9 @@ from rgbd_saliency_ros.model import Preprocessing, SaliencyModel, StateSpec, Sta
 class EchoConfig:
     input_size: int = 64
     max_frames: int = 4  # rows of history kept
+    # > 0: the step writes a non-finite row once the history holds this many rows, as a faulty
+    # device would (the runtime must drop that state and restart the stream)
+    nan_at: int = 0
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -62,5 +65,7 @@ class DepthEcho(SaliencyModel):
         bias = (past * self.gain).sum(dim=-1)[:, None, None, None]
         prob = torch.sigmoid(self.conv(torch.cat([rgb, depth], dim=1)) + bias)
         row = torch.stack([depth.mean(dim=(1, 2, 3)), prob.mean(dim=(1, 2, 3))], dim=-1)
+        if self.config.nan_at and history.shape[1] >= self.config.nan_at:
+            row = torch.full_like(row, float("nan"))
         new = torch.cat([history, row[:, None]], dim=1)[:, -self.config.max_frames :]
         return prob, {"history": new}

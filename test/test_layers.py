@@ -42,6 +42,9 @@ FORBIDDEN = {
     # every runtime module, not the package (its __init__ imports nothing)
     tuple(modules_of("runtime")): ["rclpy", "sensor_msgs", "std_msgs"],
     ("rgbd_saliency_ros.runtime.saliency",): ["rclpy", "torch"],
+    ("rgbd_saliency_ros.runtime.depth_estimation", "rgbd_saliency_ros.runtime.depth_source"): [
+        "torch"
+    ],
     # torch loads in start(), where a SIGINT during loading ends the node cleanly
     ("rgbd_saliency_ros.ros.node",): ["torch", "sam2"],
     # `rgbd-saliency eval` and `make-bag` need no model

@@ -36,6 +36,8 @@ def rig(tmp_path_factory):
     with seeded(3):
         echo = DepthEcho(EchoConfig(input_size=64)).eval()
     save_weights(echo, folder / "echo.safetensors")
+    with seeded(3):
+        save_weights(DepthEcho(EchoConfig(input_size=64, nan_at=2)), folder / "faulty.safetensors")
     sam2, bank = write_random_weights(folder, input_size=64, temporal="memory_bank")
     domain = conftest.private_domain(170)
     with conftest.private_ros_context(domain) as context:
@@ -52,23 +54,34 @@ def rig(tmp_path_factory):
             + [Parameter("streams", value=["quiet"])],
             cli_args=["--ros-args", "-r", "__node:=saliency_quiet"],
         )
+        faulty_node = SaliencyNode(  # its model's state goes non-finite after two frames
+            context=context,
+            parameter_overrides=conftest.node_parameters(
+                "", folder / "faulty.safetensors", output_namespace="faulty_out", **common
+            )
+            + [Parameter("streams", value=["faulty"])],
+            cli_args=["--ros-args", "-r", "__node:=saliency_faulty"],
+        )
         bank_node = SaliencyNode(
             context=context,
             parameter_overrides=conftest.node_parameters(sam2, bank, **common)
             + [Parameter("streams", value=list(BANK_STREAMS))],
             cli_args=["--ros-args", "-r", "__node:=saliency_bank"],
         )
-        for node in (echo_node, bank_node, quiet_node):
+        for node in (echo_node, bank_node, quiet_node, faulty_node):
             node.start()
         probe = rclpy.create_node("probe", context=context)
         outputs = {ns: Outputs(probe, f"/saliency/{ns}") for ns in ECHO_STREAMS + BANK_STREAMS}
-        with conftest.spinning(context, echo_node, bank_node, quiet_node, probe):
+        outputs["faulty"] = Outputs(probe, "/faulty_out")
+        nodes = (echo_node, bank_node, quiet_node, faulty_node)
+        with conftest.spinning(context, *nodes, probe):
             camera = Camera(private_ros_env(domain))
             rig = dict(
                 echo=echo,
                 nodes={
                     **dict.fromkeys(ECHO_STREAMS, echo_node),
                     **dict.fromkeys(BANK_STREAMS, bank_node),
+                    "faulty": faulty_node,
                 },
                 outputs=outputs,
                 quiet=quiet_node,
@@ -89,7 +102,10 @@ def send_all_and_wait(rig, streams, stamp):
     for ns in streams:
         rig["camera"].pair(ns, stamp)
     for ns in streams:
-        wait_for(lambda ns=ns: rig["outputs"][ns].masks.get(round(stamp, 6)), f"{ns} at {stamp}")
+        try:
+            wait_for(lambda ns=ns: rig["outputs"][ns].masks.get(round(stamp, 6)), f"{ns} {stamp}")
+        except AssertionError as e:  # say what the node saw: pairs, drops, errors
+            raise AssertionError(f"{e}; counters: {rig['nodes'][ns].counters(ns)}") from None
 
 
 @pytest.mark.parametrize("streams", [ECHO_STREAMS, BANK_STREAMS], ids=["plugin", "memory_bank"])
@@ -173,3 +189,32 @@ def test_a_stream_nobody_listens_to_is_not_computed_and_its_memory_restarts_on_r
         wait_for(lambda: node.counters("quiet")["reset.timeout"] == 1, "restart after a gap")
     finally:
         rig["probe"].destroy_subscription(subscription)
+
+
+def test_a_state_gone_bad_restarts_the_stream_and_shows_in_the_counters(rig):
+    """The model itself writes a non-finite state (nan_at=2, as a faulty device would): the
+    runtime drops it, the gauge shows it (NaN), and the stream restarts at its next frame,
+    counted as reset.bad_state; driven through topics only."""
+    node, t = rig["nodes"]["faulty"], rig["time"]
+    before = node.counters("faulty")
+    stamps = [t.gap(), t.next(), t.next()]  # histories of 0, 1, 2 rows: the third step is bad
+    for stamp in stamps:
+        send_all_and_wait(rig, ("faulty",), stamp)
+    counts = wait_for(
+        lambda: (
+            node.counters("faulty")["published"] >= before["published"] + 3
+            and node.counters("faulty")
+        ),
+        "three frames counted",
+    )
+    assert np.isnan(counts["query_norm"])
+    send_all_and_wait(rig, ("faulty",), t.next())
+    after = wait_for(
+        lambda: (
+            node.counters("faulty")["reset.bad_state"] > before["reset.bad_state"]
+            and node.counters("faulty")
+        ),
+        "the restart counted",
+    )
+    assert after["reset.bad_state"] == before["reset.bad_state"] + 1
+    assert 0 <= after["query_norm"] <= 2**0.5 * 1.01  # healthy again

@@ -2,7 +2,9 @@
 
 ``base.SaliencyModel`` is the contract, ``contract`` its torch-free descriptions (preprocessing,
 per-stream state), ``registry`` finds a plug-in by the name its weights carry. SAM-DAQ
-(``samdaq``) and M4-SAM (``m4sam``, the folder ``m4sam/``) are the built-in ones. The
+(``samdaq``) and M4-SAM (``m4sam``, the folder ``m4sam/``) are the built-in saliency models;
+Depth Anything V2 (``depth_anything_v2``) the built-in depth source (``base.DepthEstimator``);
+EfficientViT-SAM (``efficientvit_sam_*``) a promptable one (``promptable.PromptableModel``). The
 configurations (``SamDaqConfig``, ``M4SamConfig``, ``BACKBONE_CHANNELS``), the contract's
 descriptions and the registry import without torch, so that the command line can offer its
 choices to commands that need no model (``eval``, ``make-bag``); the torch parts load on first use
@@ -12,8 +14,14 @@ of their names.
 import importlib
 
 from .config import BACKBONE_CHANNELS, SamDaqConfig
+from .contract import (
+    EstimatorPreprocessing,
+    Preprocessing,
+    StateHealth,
+    StateSpec,
+    StateTensor,
+)
 from .m4sam import M4SamConfig
-from .contract import Preprocessing, StateHealth, StateSpec, StateTensor
 from .registry import model_class, model_names, register_model
 
 # name -> module of this package that defines it, imported on first access (PEP 562)
@@ -26,6 +34,12 @@ _LAZY = {
     "weights_config": "checkpoints",
     "weights_model": "checkpoints",
     "SaliencyModel": "base",
+    "DepthEstimator": "base",
+    "DepthAnythingV2": "depth_anything_v2",
+    "DepthAnythingV2Config": "depth_anything_v2",
+    "load_depth_estimator": "checkpoints",
+    "PromptableModel": "promptable",
+    "EfficientViTSam": "efficientvit_sam",
     "Features": "samdaq",
     "M4Sam": "m4sam.network",
     "SamDaq": "samdaq",
@@ -40,6 +54,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "BACKBONE_CHANNELS",
+    "EstimatorPreprocessing",
     "M4SamConfig",
     "Preprocessing",
     "SamDaqConfig",

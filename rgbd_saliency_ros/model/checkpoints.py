@@ -11,6 +11,9 @@ Three formats:
 - The reference SAM-DAQ checkpoints (a plain ``state_dict`` of its model without the frozen SAM2
   parts, its own key names). ``load_weights`` hands any file that is not safetensors to the
   model's ``load_reference_weights`` (``load_reference_checkpoint`` for SAM-DAQ).
+- Depth Anything V2's official checkpoints (``depth_anything_v2_vits.pth``: a plain
+  ``state_dict`` under the official key names). ``load_depth_estimator`` reads them, or a depth
+  estimator in this project's format.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from .base import DepthEstimator
+from .depth_anything_v2 import OFFICIAL, DepthAnythingV2, DepthAnythingV2Config
 from .registry import DEFAULT_MODEL, UnknownModelError, model_class
 from .samdaq import SamDaq
 
@@ -49,6 +54,9 @@ MAX_HEADER_BYTES = 16 * 2**20  # safetensors header (JSON); ours is about 100 Ki
 # Hiera-L network 9014 (9218 in its authors' files).
 MAX_TENSORS = 16384
 MAX_MESSAGE_CHARS = 600  # an error is one line of at most this many characters
+# An official Depth Anything V2 checkpoint (a pickle, not safetensors) is read whole: ViT-L's is
+# 1.3 GB in float32, so a larger file is not one.
+MAX_DEPTH_ANYTHING_BYTES = 2 * 2**30
 
 
 class CheckpointError(RuntimeError):
@@ -542,3 +550,72 @@ def load_reference_checkpoint(model: SamDaq, path: str | os.PathLike) -> None:
         )
     # Frozen SAM2 parts, when a full reference state_dict carries them, are loaded too.
     _load_into(model, path, mapped, required)
+
+
+# ------------------------------------------------------------------------- Depth Anything V2
+
+
+def read_depth_anything_checkpoint(
+    path: str | os.PathLike,
+) -> tuple[DepthAnythingV2Config, dict[str, torch.Tensor]]:
+    """Reads an official Depth Anything V2 checkpoint (a plain state_dict of ``pretrained.*`` and
+    ``depth_head.*`` tensors, any float dtype): its tensors and the official configuration
+    (``OFFICIAL``) of their ViT width. Tensors only (``weights_only``), within
+    ``MAX_DEPTH_ANYTHING_BYTES`` and ``MAX_TENSORS``; raises CheckpointError naming the file."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_size > MAX_DEPTH_ANYTHING_BYTES:
+        raise CheckpointError(
+            f"{path}: {path.stat().st_size} bytes, more than any Depth Anything V2 checkpoint "
+            f"this package reads (limit {MAX_DEPTH_ANYTHING_BYTES})"
+        )
+    sd = _tensor_dict(path, _torch_load(path), "a Depth Anything V2 state_dict")
+    token = sd.get("pretrained.cls_token")
+    if token is None or token.ndim != 3:
+        raise CheckpointError(
+            f"{path}: not a Depth Anything V2 checkpoint (no pretrained.cls_token of shape "
+            f"(1, 1, width); it holds {_first(sorted(sd), 4)})"
+        )
+    width = token.shape[-1]
+    for config in OFFICIAL.values():
+        if config.embed_dim == width:
+            return config, sd
+    widths = ", ".join(f"{name} {c.embed_dim}" for name, c in OFFICIAL.items())
+    raise CheckpointError(
+        f"{path}: Depth Anything V2 of ViT width {width}; this package runs {widths} only"
+    )
+
+
+def load_depth_anything_checkpoint(
+    model: DepthAnythingV2,
+    path: str | os.PathLike,
+    weights: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Loads an official checkpoint into ``model`` strictly: every key, no other, each of its
+    shape (``weights``: the file's tensors if already read by ``read_depth_anything_checkpoint``).
+    Raises CheckpointError naming the file."""
+    path = Path(path)
+    if weights is None:
+        config, weights = read_depth_anything_checkpoint(path)
+        if config.encoder != model.config.encoder:
+            raise CheckpointError(
+                f"{path}: holds Depth Anything V2 {config.encoder} weights, the model is "
+                f"{model.config.encoder}"
+            )
+    _load_into(model, path, weights, set(model.state_dict()))
+
+
+def load_depth_estimator(path: str | os.PathLike) -> DepthEstimator:
+    """A depth estimator with its weights, on the CPU in eval mode, from this project's format
+    (the plug-in its metadata names) or an official Depth Anything V2 checkpoint (any other
+    file). Raises CheckpointError naming the file, also for a saliency model's weights."""
+    path = Path(path)
+    cls, config = weights_model(path)
+    if cls is None:
+        return DepthAnythingV2.from_official_checkpoint(path).eval()
+    if not issubclass(cls, DepthEstimator):
+        raise CheckpointError(
+            f"{path}: weights of the saliency model {cls.name!r}, not of a depth estimator"
+        )
+    model = cls(config)
+    load_weights(model, path)
+    return model.eval()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+
+from .contract import DataclassConfig
 
 # Trunk channels per stage (C0..C3) of each SAM2.1 Hiera size.
 BACKBONE_CHANNELS = {
@@ -21,7 +22,7 @@ TEMPORALS = ("qtm", "static", "memory_bank")
 INPUT_SIZE_MULTIPLE = 32
 
 
-class Sam2BackboneConfig:
+class Sam2BackboneConfig(DataclassConfig):
     """What the configs of the models on a SAM2.1 trunk share (mixed into their frozen
     dataclasses, which have ``backbone`` and ``input_size`` fields)."""
 
@@ -49,18 +50,6 @@ class Sam2BackboneConfig:
     def sam2_config_file(self) -> str:
         """The sam2 package's Hydra config for this backbone."""
         return f"configs/sam2.1/{self.backbone}.yaml"
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict):
-        """Builds a config from a dict, refusing unknown fields (a typo must not pass silently)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown model config fields: {sorted(unknown)}")
-        return cls(**values)
 
 
 @dataclass(frozen=True)

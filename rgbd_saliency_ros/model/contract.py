@@ -2,6 +2,8 @@
 ``model/`` read these and never look inside a model or its state.
 
 - ``Preprocessing``: the input size, the colour normalisation, the depth convention it wants.
+- ``EstimatorPreprocessing``: the same for a depth estimator (a depth source, no state), whose
+  input follows the frame's aspect ratio.
 - ``StateSpec``: the per-stream state as named float32 tensors (fixed or growing along one axis),
   how states of several streams stack into a batch, and what a healthy state is. It is also the
   export description: the state tensors are the exported step's extra inputs and outputs.
@@ -12,6 +14,7 @@ a batch of states is the same dict with a leading batch axis. Only the spec look
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -22,6 +25,24 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # The training data sets' depth: relative, 8-bit, near bright, read as value / 255 in [0, 1].
 DEPTH_RELATIVE = "relative"
 DEPTH_CONVENTIONS = (DEPTH_RELATIVE, "none")
+
+
+class DataclassConfig:
+    """``to_dict`` / ``from_dict`` of a plug-in's configuration (a frozen dataclass that
+    inherits this): what its weights files store and rebuild it from."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        """Builds a config from a dict, refusing unknown fields (a typo must not pass
+        silently)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown model config fields: {sorted(unknown)}")
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -55,6 +76,25 @@ class Preprocessing:
             if key in v:
                 v[key] = tuple(float(x) for x in v[key])
         return cls(**v)
+
+
+@dataclass(frozen=True)
+class EstimatorPreprocessing:
+    """What a depth estimator needs of a frame: an input whose size follows the frame's aspect
+    ratio (Depth Anything V2's ``image2tensor``), unlike a saliency step's fixed square."""
+
+    input_size: int  # pixels: the shorter side's target; neither side ends up below it
+    multiple_of: int = 1  # both sides are rounded to a multiple of this (a ViT's patch size)
+    mean: tuple[float, float, float] = IMAGENET_MEAN  # applied to RGB / 255
+    std: tuple[float, float, float] = IMAGENET_STD
+    keep_aspect_ratio: bool = True  # False: the frame is squashed to input_size x input_size
+
+    def __post_init__(self) -> None:
+        if self.multiple_of < 1 or self.input_size < self.multiple_of:
+            raise ValueError(
+                f"input_size {self.input_size} must be at least multiple_of {self.multiple_of} "
+                "(itself at least 1)"
+            )
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Models by name: the name a weights file stores picks the plug-in that loads it.
 
-    cls = model_class("samdaq")                      # the SaliencyModel subclass
+    cls = model_class("samdaq")                      # the plug-in class (SaliencyModel here)
     model = cls(cls.config_class.from_dict(values))
 
 Built-in plug-ins are listed in ``BUILTIN`` as ``module:Class`` and imported on first use (so a
@@ -18,6 +18,13 @@ DEFAULT_MODEL = "samdaq"
 BUILTIN = {
     "samdaq": "rgbd_saliency_ros.model.samdaq:SamDaq",
     "m4sam": "rgbd_saliency_ros.model.m4sam.network:M4Sam",
+    # a depth source (``base.DepthEstimator``), not a saliency model
+    "depth_anything_v2": "rgbd_saliency_ros.model.depth_anything_v2:DepthAnythingV2",
+    "efficientvit_sam_l0": "rgbd_saliency_ros.model.efficientvit_sam:EfficientViTSamL0",
+    "efficientvit_sam_l1": "rgbd_saliency_ros.model.efficientvit_sam:EfficientViTSamL1",
+    "efficientvit_sam_l2": "rgbd_saliency_ros.model.efficientvit_sam:EfficientViTSamL2",
+    "efficientvit_sam_xl0": "rgbd_saliency_ros.model.efficientvit_sam:EfficientViTSamXL0",
+    "efficientvit_sam_xl1": "rgbd_saliency_ros.model.efficientvit_sam:EfficientViTSamXL1",
 }
 
 _registered: dict[str, type] = {}

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..model import load_weights, model_class, weights_model
+from ..model import CheckpointError, load_weights, model_class, weights_model
 from ..model.base import SaliencyModel
 from ..model.config import BACKBONE_CHANNELS
+from ..model.promptable import PromptableModel
 from ..model.registry import DEFAULT_MODEL
 
 DEFAULT_BACKBONE = "sam2.1_hiera_t"
@@ -33,6 +34,11 @@ def resolve_model(
     it, in which case loading will refuse a mismatch; else SAM-DAQ from the flags or the
     defaults."""
     cls, stored = weights_model(weights) if weights else (None, None)
+    if cls is not None and not issubclass(cls, SaliencyModel):
+        raise CheckpointError(
+            f"{weights}: weights of {cls.name!r}, a depth estimator, not a saliency model "
+            "(estimate-depth runs it)"
+        )
     if stored is not None:
         values = stored.to_dict()
         if backbone is not None:
@@ -80,4 +86,34 @@ def load_model(
     if sam2_checkpoint:
         model.load_backbone(sam2_checkpoint)
     metadata = load_weights(model, weights) if weights else {}
+    return LoadedModel(model.to(torch.device(device)).eval(), metadata)
+
+
+def load_promptable_model(
+    weights: str | os.PathLike, name: str | None = None, device: str = "cpu"
+) -> LoadedModel:
+    """Builds the promptable plug-in a weights file is for and loads it.
+
+    A project weights file names its model (``name``, if given, must agree); an official
+    checkpoint names none, so ``name`` (a registry name, e.g. ``efficientvit_sam_l0``) says
+    which model it is. Raises ValueError for a model that is not promptable or a missing name,
+    ``CheckpointError`` (naming the file) for a file that cannot be loaded.
+    """
+    cls, config = weights_model(weights)
+    if cls is None:
+        if name is None:
+            raise ValueError(
+                f"{weights}: an official checkpoint does not say which model it is: give the "
+                "model's name (--model)"
+            )
+        cls = model_class(name)
+        config = cls.config_class()
+    elif name is not None and name != cls.name:
+        raise ValueError(f"{weights}: weights of model {cls.name!r}, not {name!r}")
+    if not issubclass(cls, PromptableModel):
+        raise ValueError(
+            f"model {cls.name} is not promptable (it has a saliency step: rgbd-saliency predict)"
+        )
+    model = cls(config)
+    metadata = load_weights(model, weights)
     return LoadedModel(model.to(torch.device(device)).eval(), metadata)

@@ -87,6 +87,11 @@ class SaliencyRuntime:
     """Holds a backend and the per-stream memory; converts frames and runs batched steps."""
 
     def __init__(self, backend: StepBackend, config: SaliencyConfig | None = None) -> None:
+        if backend.preprocessing.needs_prompts:
+            raise ValueError(
+                f"model {backend.name} is promptable: it segments what prompts point at and has "
+                "no saliency step (rgbd-saliency segment runs it)"
+            )
         self.backend = backend
         self.config = config or SaliencyConfig()
         stored = backend.metadata.get("depth_conversion")

@@ -3,7 +3,7 @@ one."""
 
 from __future__ import annotations
 
-from .base import BackendInfo, StepBackend
+from .base import BackendInfo, EstimatorBackend, StepBackend
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 PRECISIONS = ("float32", "float16", "bfloat16", "int8")  # int8: tensorrt only
@@ -48,4 +48,26 @@ def create_backend(
     raise ValueError(f"unknown backend {kind!r}; expected one of {BACKENDS}")
 
 
-__all__ = ["BACKENDS", "PRECISIONS", "BackendInfo", "StepBackend", "create_backend"]
+def create_estimator_backend(
+    weights: str, device: str = "cpu", precision: str = "float32"
+) -> EstimatorBackend:
+    """A depth estimator's torch backend from its weights: an official Depth Anything V2
+    checkpoint or this project's format (``model.checkpoints.load_depth_estimator``)."""
+    import torch
+
+    from ...model.checkpoints import load_depth_estimator
+    from .torch_backend import TorchEstimatorBackend
+
+    model = load_depth_estimator(weights).to(torch.device(device))
+    return TorchEstimatorBackend(model, precision=precision)
+
+
+__all__ = [
+    "BACKENDS",
+    "PRECISIONS",
+    "BackendInfo",
+    "EstimatorBackend",
+    "StepBackend",
+    "create_backend",
+    "create_estimator_backend",
+]

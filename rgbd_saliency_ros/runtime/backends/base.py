@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # types only: importing the runtime (and so the node) must not pull in torch
-    from ...model.contract import Preprocessing, StateSpec
+    from ...model.contract import EstimatorPreprocessing, Preprocessing, StateSpec
 
 State = dict  # {tensor name: float32 array}, per stream or with a leading batch axis
 
@@ -75,3 +75,25 @@ class StepBackend(ABC):
         for name, array in state.items():
             if array.shape[0] != b:
                 raise ValueError(f"state {name} has batch {array.shape[0]}, frames {b}")
+
+
+class EstimatorBackend(ABC):
+    """Runs a depth estimator (a depth source: no state) on a batch of images.
+
+    ``estimate`` takes rgb (B, 3, h, w) float32 normalised as ``preprocessing`` says, h and w
+    multiples of its ``multiple_of``, and returns (B, h, w) float32 relative depth in the
+    estimator's units. ``runtime.depth_estimation.DepthEstimation`` does the frame's resizing.
+    """
+
+    name: str  # the estimator plug-in's registry name
+    config: object  # its config dataclass (reported, never branched on)
+    preprocessing: EstimatorPreprocessing
+    metadata: dict  # from the weights file ({} for an official checkpoint)
+
+    @property
+    @abstractmethod
+    def info(self) -> BackendInfo: ...
+
+    @abstractmethod
+    def estimate(self, rgb: np.ndarray) -> np.ndarray:
+        """(B, 3, h, w) float32 -> (B, h, w) float32; see the class docstring."""
