@@ -285,20 +285,14 @@ def rig(tmp_path_factory):
 def handshake(rig, ns: str, **pair_kwargs) -> float:
     """Sends pairs until one mask comes back (DDS matching may lose the very first messages);
     returns its stamp."""
-    outputs = rig["outputs"][ns]
-    for _ in range(10):
+    masks = rig["outputs"][ns].masks
+
+    def send() -> float:
         stamp = rig["time"].next()
         rig["camera"].pair(ns, stamp, **pair_kwargs)
-        try:
-            wait_for(
-                lambda: outputs.masks.get(round(stamp, 6)),
-                "a first mask",
-                timeout_s=DEADLINE_S / 4,
-            )
-            return stamp
-        except AssertionError:
-            continue
-    raise AssertionError(f"no mask from stream {ns}")
+        return stamp
+
+    return conftest.send_until_received(send, masks, f"a mask of {ns}", DEADLINE_S / 4)
 
 
 def send_and_wait(rig, ns: str, stamp: float, **pair_kwargs):
