@@ -33,7 +33,8 @@ def publisher_main() -> None:
     """Reads JSON commands from stdin, publishes, answers "ok" (or "error ...") on stdout.
 
     {"topic": T,
-     "frame": "color" | "depth" | "color_small" | "depth_small" | "depth_zero" | "info",
+     "frame": "color" | "depth" | "color_small" | "depth_small" | "depth_zero"
+              | "depth_left_invalid" (the left half 0) | "info",
      "stamp": s, "edit": {field: value, "truncate": bytes},
      "reliability": "reliable" | "best_effort"}
 
@@ -51,12 +52,15 @@ def publisher_main() -> None:
     from rgbd_saliency_ros.ros.params import keep_last_qos
 
     rgb, mm, _ = conftest.tum_rgbd()
+    left_invalid = mm.copy()
+    left_invalid[:, : mm.shape[1] // 2] = 0
     frames = {
         "color": (rgb, "rgb8"),
         "depth": (mm, "16UC1"),
         "color_small": (cv2.resize(rgb, (320, 240), interpolation=cv2.INTER_AREA), "rgb8"),
         "depth_small": (cv2.resize(mm, (320, 240), interpolation=cv2.INTER_NEAREST), "16UC1"),
         "depth_zero": (np.zeros_like(mm), "16UC1"),
+        "depth_left_invalid": (left_invalid, "16UC1"),
     }
     rclpy.init()
     node = rclpy.create_node("test_camera")
