@@ -225,6 +225,8 @@ def _bench_node(args: argparse.Namespace) -> int:
     from .benchmarks.node import bench_node
 
     _check_weights_pair(args)
+    if (args.depth_source != "sensor") != bool(args.depth_estimator_weights):
+        raise ValueError("--depth-estimator-weights goes with --depth-source estimated or fill")
     result = bench_node(
         args.frames,
         args.rate,
@@ -237,6 +239,9 @@ def _bench_node(args: argparse.Namespace) -> int:
         publisher_qos=args.publisher_qos,
         node_fastdds_profile=args.node_fastdds_profile,
         transport=args.transport,
+        depth_source=args.depth_source,
+        depth_estimator_weights=args.depth_estimator_weights,
+        depth_estimator_input_size=args.depth_estimator_input_size or 0,
     )
     print(result.report())
     return 0
@@ -472,8 +477,8 @@ def _add_predict(sub) -> None:
 def _add_estimator_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--depth-estimator-weights",
-        help="--depth-source estimated: depth_anything_v2_vit{s,b,l}.pth (official) or this "
-        "project's .safetensors",
+        help="with --depth-source other than sensor: depth_anything_v2_vit{s,b,l}.pth "
+        "(official) or this project's .safetensors",
     )
     p.add_argument(
         "--depth-estimator-input-size",
@@ -614,6 +619,13 @@ def _add_bench_node(sub) -> None:
         default="raw",
         help="compressed: JPEG color, compressedDepth PNG depth (decoded by the node)",
     )
+    p.add_argument(
+        "--depth-source",
+        choices=("sensor", "estimated", "fill"),
+        default="sensor",
+        help="the node's depth_source (estimated: the camera sends color alone)",
+    )
+    _add_estimator_flags(p)
     p.set_defaults(run=_bench_node)
 
 
