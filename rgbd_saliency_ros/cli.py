@@ -361,14 +361,16 @@ def _replay(args: argparse.Namespace) -> int:
         video=not args.no_video,
         saliency=SaliencyConfig(threshold=args.threshold, reset_timeout_s=args.reset_timeout_s),
         distro=args.distro,
+        depth_source=args.depth_source,
     )
+    depth_flags = args.depth_source != "sensor" or args.depth_estimator_weights
     if args.live:
         from .evaluation.live import LiveOptions, live_replay
 
-        if args.sam2_checkpoint or args.weights or args.engine:
+        if args.sam2_checkpoint or args.weights or args.engine or depth_flags:
             raise ValueError(
-                "--live plays the bag to the running node, which has its own model: "
-                "drop the model flags"
+                "--live plays the bag to the running node, which has its own model and "
+                "depth_source: drop the model and depth source flags"
             )
         live = LiveOptions(
             rate_factor=args.rate_factor,
@@ -382,8 +384,18 @@ def _replay(args: argparse.Namespace) -> int:
             print(f"rgbd-saliency replay: error: {e}", file=sys.stderr)
             return 2
     else:
+        if (args.depth_source != "sensor") != bool(args.depth_estimator_weights):
+            raise ValueError(
+                "--depth-estimator-weights goes with --depth-source estimated or fill"
+            )
+        estimation = _estimation_from_args(args) if args.depth_estimator_weights else None
         summary = replay_bag(
-            args.bag, args.out, _backend_from_args(args), options, args.weights or args.engine
+            args.bag,
+            args.out,
+            _backend_from_args(args),
+            options,
+            args.weights or args.engine,
+            estimation,
         )
     print(summary_text(summary, args.out))
     return 0
@@ -816,6 +828,14 @@ def _add_replay(sub) -> None:
         help="the color CameraInfo, for the 3D centroids (empty: none)",
     )
     _add_replay_output_flags(p)
+    p.add_argument(
+        "--depth-source",
+        choices=("sensor", "estimated", "fill"),
+        default="sensor",
+        help="offline: the node's depth_source (estimated: color alone, the bag needs no depth; "
+        "no 3D centroids)",
+    )
+    _add_estimator_flags(p)
     _add_replay_live_flags(p)
     p.set_defaults(run=_replay)
 
