@@ -6,15 +6,18 @@ arguments given override the file, arguments left empty keep its values.
         weights:=/w/samdaq.pt namespace:=/robot1 threshold:=0.6
     ros2 launch rgbd_saliency_ros saliency.launch.py cameras:=front,rear device:=cuda \\
         backend:=tensorrt engine:=/w/samdaq.onnx precision:=float16
+    ros2 launch rgbd_saliency_ros saliency.launch.py weights:=... sam2_checkpoint:=... \\
+        depth_source:=estimated depth_estimator_weights:=/w/depth_anything_v2_vits.pth
     ros2 launch rgbd_saliency_ros saliency.launch.py ... color_topic:=/rgb/image_raw \\
         depth_topic:=/depth_to_rgb/image_raw remaps:='saliency/mask:=/perception/mask'
 
 Topics are relative to ``namespace``: inputs ``<camera>/color/image_raw``,
 ``<camera>/aligned_depth_to_color/image_raw``, ``<camera>/color/camera_info``; outputs
 ``saliency/mask`` (``saliency/<camera>/mask`` with several cameras), ``saliency/probability``,
-``saliency/overlay``, ``saliency/camera_info``. ``color_topic`` ... ``overlay_topic`` remap those
-default names of a single camera; ``remaps`` takes any ``from:=to`` rules, separated by spaces or
-commas.
+``saliency/overlay``, ``saliency/camera_info`` (and ``saliency/depth_estimate`` unless
+``depth_source`` is sensor; with estimated, no depth topic is subscribed). ``color_topic`` ...
+``overlay_topic`` remap those default names of a single camera; ``remaps`` takes any ``from:=to``
+rules, separated by spaces or commas.
 """
 
 import os
@@ -39,6 +42,9 @@ PARAMETER_ARGUMENTS = {
     "device": (str, "cpu, cuda, cuda:1, ..."),
     "precision": (str, "float32, float16 or bfloat16 (GPU)"),
     "threshold": (float, "mask threshold on the probability, in (0, 1)"),
+    "depth_source": (str, "sensor, estimated (color alone, no depth topic) or fill"),
+    "depth_estimator_weights": (str, "Depth Anything V2 weights (.pth); needed unless sensor"),
+    "depth_estimator_input_size": (int, "estimator input's shorter side, pixels (518, 266, ...)"),
     "managed": (bool, "true: a lifecycle node (ros2 lifecycle set ... configure, activate)"),
     "autostart": (bool, "managed only: true configures and activates at start-up"),
 }

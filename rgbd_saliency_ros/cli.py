@@ -1,6 +1,8 @@
 r"""``rgbd-saliency``: the package's command line.
 
     rgbd-saliency predict --sam2-checkpoint S.pt --weights W --rgb-dir R --depth-dir D --out-dir O
+    rgbd-saliency predict --sam2-checkpoint S.pt --weights W --rgb-dir R --out-dir O \
+        --depth-source estimated --depth-estimator-weights depth_anything_v2_vits.pth
     rgbd-saliency segment --model efficientvit_sam_l0 --weights W.pt --image I.png \
         --box 162 135 521 466 [--point 310 190 1]... [--multimask] --out masks.npz
     rgbd-saliency bench-step --model sam2.1_hiera_t --input-size 1024
@@ -89,11 +91,38 @@ def _check_weights_pair(args: argparse.Namespace) -> None:
 def _predict(args: argparse.Namespace) -> int:
     from .runtime.sequence import predict_folders
 
+    estimated = args.depth_source == "estimated"
+    if estimated == bool(args.depth_dir):
+        raise ValueError(
+            "--depth-dir is not read with --depth-source estimated"
+            if estimated
+            else "--depth-dir is needed (or --depth-source estimated)"
+        )
+    if estimated != bool(args.depth_estimator_weights):
+        raise ValueError(
+            "--depth-estimator-weights goes with --depth-source estimated (and only with it)"
+        )
+    estimation = _estimation_from_args(args) if estimated else None
     masks = predict_folders(
-        _backend_from_args(args), args.rgb_dir, args.depth_dir, args.out_dir, args.probabilities
+        _backend_from_args(args),
+        args.rgb_dir,
+        args.depth_dir,
+        args.out_dir,
+        args.probabilities,
+        estimation=estimation,
     )
     print(f"wrote {len(masks)} masks to {args.out_dir}")
     return 0
+
+
+def _estimation_from_args(args: argparse.Namespace):
+    """The depth estimator of ``--depth-estimator-weights`` / ``--depth-estimator-input-size``
+    (torch, on ``--device``)."""
+    from .runtime.backends import create_estimator_backend
+    from .runtime.depth_estimation import DepthEstimation
+
+    backend = create_estimator_backend(args.depth_estimator_weights, args.device)
+    return DepthEstimation(backend, args.depth_estimator_input_size)
 
 
 def _segment(args: argparse.Namespace) -> int:
@@ -196,6 +225,8 @@ def _bench_node(args: argparse.Namespace) -> int:
     from .benchmarks.node import bench_node
 
     _check_weights_pair(args)
+    if (args.depth_source != "sensor") != bool(args.depth_estimator_weights):
+        raise ValueError("--depth-estimator-weights goes with --depth-source estimated or fill")
     result = bench_node(
         args.frames,
         args.rate,
@@ -208,6 +239,9 @@ def _bench_node(args: argparse.Namespace) -> int:
         publisher_qos=args.publisher_qos,
         node_fastdds_profile=args.node_fastdds_profile,
         transport=args.transport,
+        depth_source=args.depth_source,
+        depth_estimator_weights=args.depth_estimator_weights,
+        depth_estimator_input_size=args.depth_estimator_input_size or 0,
     )
     print(result.report())
     return 0
@@ -327,14 +361,16 @@ def _replay(args: argparse.Namespace) -> int:
         video=not args.no_video,
         saliency=SaliencyConfig(threshold=args.threshold, reset_timeout_s=args.reset_timeout_s),
         distro=args.distro,
+        depth_source=args.depth_source,
     )
+    depth_flags = args.depth_source != "sensor" or args.depth_estimator_weights
     if args.live:
         from .evaluation.live import LiveOptions, live_replay
 
-        if args.sam2_checkpoint or args.weights or args.engine:
+        if args.sam2_checkpoint or args.weights or args.engine or depth_flags:
             raise ValueError(
-                "--live plays the bag to the running node, which has its own model: "
-                "drop the model flags"
+                "--live plays the bag to the running node, which has its own model and "
+                "depth_source: drop the model and depth source flags"
             )
         live = LiveOptions(
             rate_factor=args.rate_factor,
@@ -348,8 +384,18 @@ def _replay(args: argparse.Namespace) -> int:
             print(f"rgbd-saliency replay: error: {e}", file=sys.stderr)
             return 2
     else:
+        if (args.depth_source != "sensor") != bool(args.depth_estimator_weights):
+            raise ValueError(
+                "--depth-estimator-weights goes with --depth-source estimated or fill"
+            )
+        estimation = _estimation_from_args(args) if args.depth_estimator_weights else None
         summary = replay_bag(
-            args.bag, args.out, _backend_from_args(args), options, args.weights or args.engine
+            args.bag,
+            args.out,
+            _backend_from_args(args),
+            options,
+            args.weights or args.engine,
+            estimation,
         )
     print(summary_text(summary, args.out))
     return 0
@@ -418,8 +464,8 @@ def _add_predict(sub) -> None:
     )
     p.add_argument(
         "--depth-dir",
-        required=True,
-        help="aligned depth frames, 8-bit relative depth (value / 255)",
+        help="aligned depth frames, 8-bit relative depth (value / 255); not with "
+        "--depth-source estimated",
     )
     p.add_argument("--out-dir", required=True, help="where the 0/255 mask PNGs go")
     p.add_argument(
@@ -427,7 +473,32 @@ def _add_predict(sub) -> None:
         action="store_true",
         help="also write float32 .npy probability maps at the input size",
     )
+    # fill is the node's: it needs metric depth with holes, where these folders hold relative
+    # depth (the data sets' 8-bit convention)
+    p.add_argument(
+        "--depth-source",
+        choices=("sensor", "estimated"),
+        default="sensor",
+        help="sensor: the --depth-dir frames; estimated: each color frame's depth from a depth "
+        "estimator (Depth Anything V2), no --depth-dir",
+    )
+    _add_estimator_flags(p)
     p.set_defaults(run=_predict)
+
+
+def _add_estimator_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--depth-estimator-weights",
+        help="with --depth-source other than sensor: depth_anything_v2_vit{s,b,l}.pth "
+        "(official) or this project's .safetensors",
+    )
+    p.add_argument(
+        "--depth-estimator-input-size",
+        type=int,
+        default=None,
+        help="shorter side color frames are scaled to for the estimator (default: the weights', "
+        "518; sides round to multiples of 14)",
+    )
 
 
 def _add_segment(sub) -> None:
@@ -560,6 +631,13 @@ def _add_bench_node(sub) -> None:
         default="raw",
         help="compressed: JPEG color, compressedDepth PNG depth (decoded by the node)",
     )
+    p.add_argument(
+        "--depth-source",
+        choices=("sensor", "estimated", "fill"),
+        default="sensor",
+        help="the node's depth_source (estimated: the camera sends color alone)",
+    )
+    _add_estimator_flags(p)
     p.set_defaults(run=_bench_node)
 
 
@@ -750,6 +828,14 @@ def _add_replay(sub) -> None:
         help="the color CameraInfo, for the 3D centroids (empty: none)",
     )
     _add_replay_output_flags(p)
+    p.add_argument(
+        "--depth-source",
+        choices=("sensor", "estimated", "fill"),
+        default="sensor",
+        help="offline: the node's depth_source (estimated: color alone, the bag needs no depth; "
+        "no 3D centroids)",
+    )
+    _add_estimator_flags(p)
     _add_replay_live_flags(p)
     p.set_defaults(run=_replay)
 

@@ -72,6 +72,20 @@ def wait_for(get, what: str, timeout_s: float = 60.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def send_until_received(send, received: dict, what: str, timeout_s: float = 15.0) -> float:
+    """Calls ``send()`` (which sends a frame and returns its stamp, seconds) until ``received``
+    (stamp rounded to 6 decimals -> message, filled by a subscription) has that stamp within
+    ``timeout_s``, at most 10 times (DDS matching may lose the very first messages); returns it."""
+    for _ in range(10):
+        stamp = send()
+        try:
+            wait_for(lambda: received.get(round(stamp, 6)), what, timeout_s=timeout_s)
+            return stamp
+        except AssertionError:
+            continue
+    raise AssertionError(f"nothing after 10 tries: {what}")
+
+
 def small_ssd(folder: Path) -> Path:
     """The SSD set's 3 real frames at a quarter of their size (small messages), as PNG files in
     ``folder``/rgb, depth and gt; skips the calling test without the shared data."""

@@ -33,6 +33,9 @@ def test_one_sided_input_and_wrong_type_publishers_are_found():
         ("rear", health.WRONG_TYPE, 1),
     ]
     assert "no depth frames" in found[0][2] and "/talker (std_msgs/msg/String)" in found[1][2]
+    # depth_source estimated: color alone is what the node subscribes to, nothing one-sided
+    color_only = health.input_findings(snapshots, topics, lambda topic: graph[topic], True)
+    assert [(s, k) for s, k, _, _ in color_only] == [("rear", health.WRONG_TYPE)]
     assert health.one_sided({"color_in_hz": 0.0, "depth_in_hz": 2.0}) == "depth"
     assert health.one_sided({"color_in_hz": 0.0, "depth_in_hz": 0.0}) is None
 

@@ -49,7 +49,8 @@ LAUNCH = ("ros2", "launch", "rgbd_saliency_ros", "saliency.launch.py")  # the us
 
 def camera_main(rate_hz: float, width: int, topic_sets: list[str]) -> None:
     """Publishes the TUM pair to every "color,depth[,camera_info]" topic set at ``rate_hz``, the
-    images resized to ``width`` pixels wide, until stdin closes."""
+    images resized to ``width`` pixels wide, until stdin closes. An empty depth topic: an RGB
+    camera (color alone)."""
     import cv2
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -69,7 +70,7 @@ def camera_main(rate_hz: float, width: int, topic_sets: list[str]) -> None:
     qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
     sets = [topics.split(",") for topics in topic_sets]
     publishers = [
-        [node.create_publisher(Image, t[0], qos), node.create_publisher(Image, t[1], qos)]
+        [node.create_publisher(Image, t[0], qos), t[1] and node.create_publisher(Image, t[1], qos)]
         + [node.create_publisher(CameraInfo, topic, qos) for topic in t[2:]]
         for t in sets
     ]
@@ -82,7 +83,8 @@ def camera_main(rate_hz: float, width: int, topic_sets: list[str]) -> None:
         color, depth = image_message(rgb, "rgb8", header), image_message(depth_mm, "16UC1", header)
         for pubs in publishers:
             pubs[0].publish(color)
-            pubs[1].publish(depth)
+            if pubs[1]:
+                pubs[1].publish(depth)
             if len(pubs) > 2:
                 info.header = header
                 pubs[2].publish(info)
@@ -330,6 +332,8 @@ def test_colcon_build_installs_what_ros2_finds(workspace):
         "device",
         "precision",
         "threshold",
+        "depth_source",
+        "depth_estimator_weights",
         "use_sim_time",
         "log_level",
         "color_topic",
@@ -394,6 +398,45 @@ def test_ros2_launch_in_a_namespace_with_a_params_file_and_arguments(workspace):
     assert status == 0, launch.output[-3000:]
     assert TRACEBACK not in launch.output, launch.output
     assert "process has finished cleanly" in launch.output
+
+
+def test_ros2_launch_estimated_depth_answers_a_color_camera_alone(workspace, depth_anything_vits):
+    """depth_source:=estimated with the official-format Depth Anything V2 file (the parity
+    fixture's random ViT-S, at estimator input 28): no depth topic anywhere, masks and the
+    estimate come back."""
+    camera = start_camera(workspace, "/rgb/camera/color/image_raw,,/rgb/camera/color/camera_info")
+    topics = ["/rgb/saliency/mask", "/rgb/saliency/depth_estimate"]
+    masks = Masks(workspace["domain"], topics)
+    launch = Process(
+        [
+            *LAUNCH,
+            "namespace:=/rgb",
+            *workspace["weights"],
+            "input_size:=64",
+            "depth_source:=estimated",
+            f"depth_estimator_weights:={depth_anything_vits}",
+            "depth_estimator_input_size:=28",
+        ],
+        workspace["env"],
+    )
+    try:
+        launch.wait_for(r"depth source estimated: depth_anything_v2 on cpu")
+        mask = masks.wait(topics[0], count=2)
+        estimate = masks.wait(topics[1], count=2)
+        assert (mask.height, mask.width, mask.encoding) == (480, 640, "mono8")
+        assert (estimate.height, estimate.width, estimate.encoding) == (480, 640, "32FC1")
+        for _ in range(10):  # until discovery has seen the node's topics
+            graph = ros2_cli(workspace, "topic", "list")
+            if "/rgb/saliency/depth_estimate" in graph:
+                break
+        assert "/rgb/camera/color/image_raw" in graph and "aligned_depth" not in graph, graph
+        status = launch.interrupt()
+    finally:
+        launch.stop()
+        camera.stop()
+        masks.close()
+    assert status == 0, launch.output[-3000:]
+    assert TRACEBACK not in launch.output, launch.output
 
 
 def test_two_drivers_cameras_from_one_launch_with_remaps_and_threshold(workspace):
@@ -506,6 +549,8 @@ def test_launch_arguments_left_empty_keep_the_params_file():
         weights="w.safetensors",
         precision="float16",
         autostart="false",
+        depth_source="estimated",
+        depth_estimator_weights="d.pth",
         remaps="saliency/front/mask:=/a/mask, rear/color/image_raw:=/rear/rgb",
     )
     assert module.parameter_overrides(given) == {
@@ -516,6 +561,8 @@ def test_launch_arguments_left_empty_keep_the_params_file():
         "weights": "w.safetensors",
         "precision": "float16",
         "autostart": False,
+        "depth_source": "estimated",
+        "depth_estimator_weights": "d.pth",
     }
     assert module.remappings(given) == [
         ("saliency/front/mask", "/a/mask"),

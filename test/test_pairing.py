@@ -18,6 +18,7 @@ from rgbd_saliency_ros.runtime.pairing import (
     STRAY_STAMP,
     UNPAIRED_COLOR,
     UNPAIRED_DEPTH,
+    ColorOnlyPairer,
     StampPairer,
     check_stamp,
 )
@@ -148,6 +149,30 @@ def test_a_loop_is_believed_when_one_kind_alone_goes_on_from_it():
     assert pairer.counters[CLOCK_JUMPS] == 1 and pairer.counters[STRAY_STAMP] == 0
     after = round(50.0 + PERIOD, 4)
     assert play(pairer, [("d", 50.0 + PERIOD)]) == [(after, after)]
+
+
+def test_color_only_streams_pair_each_frame_with_the_same_stamp_checks():
+    """depth_source estimated: every color frame is a pair at once, with no depth; duplicates
+    and small steps back are dropped as in pairing, a rosbag loop restarts once confirmed."""
+    pairer = ColorOnlyPairer(jump_back_s=0.5)
+    stamps = [100.0 + i * PERIOD for i in range(3)]
+    pairs = [pairer.add_color(s, f"c{s:.4f}") for s in stamps]
+    assert [(p.stamp_s, p.color, p.depth, p.depth_stamp_s) for p in pairs] == [
+        (s, f"c{s:.4f}", None, s) for s in stamps
+    ]
+    assert pairer.add_color(stamps[-1], "again") is None  # duplicate
+    assert pairer.add_color(stamps[-1] - 0.01, "late") is None  # a small step back
+    assert pairer.add_color(50.0, "loop") is None  # a big one: held until confirmed
+    assert pairer.add_color(50.0 + PERIOD, "after").color == "after"
+    assert pairer.add_color(50.0 + 2 * PERIOD, "next").color == "next"
+    counts = pairer.counters
+    assert (counts[DUPLICATE_STAMP], counts[OUT_OF_ORDER], counts[CLOCK_JUMPS]) == (1, 1, 1)
+    assert counts[UNPAIRED_COLOR] == 0 and counts[STRAY_STAMP] == 0
+    assert pairer.add_color(10.0, "stray") is None  # a lone step back, not confirmed
+    assert pairer.add_color(50.0 + 3 * PERIOD, "on").color == "on"
+    assert counts[STRAY_STAMP] == 1 and counts[CLOCK_JUMPS] == 1
+    with pytest.raises(ValueError, match="color-only"):
+        pairer.add_depth(51.0, "depth")
 
 
 @pytest.mark.parametrize(

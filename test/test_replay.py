@@ -84,6 +84,51 @@ def test_replay_writes_masks_metrics_and_report(tmp_path, backend, ssd_bag):
     assert len((out / "frames.csv").read_text().splitlines()) == 4
 
 
+def test_offline_replay_with_an_estimated_depth(tmp_path, backend, ssd_bag, depth_anything_vits):
+    """depth_source estimated reads color alone (the depth topic named here is not in the bag)
+    and gives no 3D centroids; fill pairs with the bag's depth and places the object from its
+    measured pixels. The parity fixture's random ViT-S at estimator input 28."""
+    from rgbd_saliency_ros.runtime.backends import create_estimator_backend
+    from rgbd_saliency_ros.runtime.depth_estimation import DepthEstimation
+
+    estimation = DepthEstimation(create_estimator_backend(str(depth_anything_vits)), 28)
+    summaries = {}
+    for source, depth_topic in (
+        ("estimated", "/no/depth"),
+        ("fill", "/camera/aligned_depth_to_color/image_raw"),
+    ):
+        options = ReplayOptions(
+            depth_topic=depth_topic, depth_source=source, video=False, progress=False
+        )
+        summaries[source] = replay_bag(
+            ssd_bag, tmp_path / source, backend, options, estimation=estimation
+        )
+    estimated, filled = summaries["estimated"], summaries["fill"]
+    assert (estimated["pairs"], estimated["processed"], estimated["depth_frames"]) == (3, 3, 0)
+    assert estimated["depth_source"] == "estimated" and estimated["bad_input"] == {}
+    assert estimated["frames_with_centroid_error"] == 0 and estimated["centroid_camera"]
+    assert (filled["processed"], filled["depth_frames"], filled["depth_fallbacks"]) == (3, 3, 0)
+    assert filled["frames_with_centroid_error"] > 0
+    assert len(list((tmp_path / "estimated" / "masks").iterdir())) == 3
+    with pytest.raises(ValueError, match="needs a depth estimator"):
+        replay_bag(ssd_bag, tmp_path / "none", backend, ReplayOptions(depth_source="fill"))
+    assert (
+        cli_main(
+            [
+                "replay",
+                "--live",
+                "--bag",
+                str(ssd_bag),
+                "--out",
+                str(tmp_path / "l"),
+                "--depth-source",
+                "estimated",
+            ]
+        )
+        == 2
+    )  # the node has its own depth_source
+
+
 def test_replay_cli_with_gt_folder_is_deterministic(
     tmp_path, weights, backend, ssd_bag, shared_path, capsys
 ):

@@ -34,3 +34,23 @@ def test_bench_node_measures_overhead_from_the_nodes_own_figures():
 
 def test_bench_node_command_refuses_half_a_model():
     assert cli_main(["bench-node", "--weights", "w.pt"]) == 2
+
+
+def test_bench_node_with_an_estimated_depth_sends_color_alone(depth_anything_vits):
+    """--depth-source estimated: the camera sends color only, the node answers it and reports
+    its depth source's cost (the parity fixture's random ViT-S at estimator input 28)."""
+    result = bench_node(
+        frames=6,
+        rate_hz=2.0,
+        timeout_s=240.0,
+        depth_source="estimated",
+        depth_estimator_weights=str(depth_anything_vits),
+        depth_estimator_input_size=28,
+    )
+    node = result.node
+    assert node["published"] > 0 and node["depth_frames"] == 0
+    assert 0 < node["depth_model_ms_p50"] <= node["depth_ms_p50"]
+    report = result.report()
+    assert "depth source estimated" in report and "no depth sent" in report
+    assert re.search(r"estimator's network +p50 +[\d.]+ ms", report)
+    assert cli_main(["bench-node", "--depth-source", "fill"]) == 2  # no estimator given

@@ -32,7 +32,8 @@ def publisher_main() -> None:
     """Reads JSON commands from stdin, publishes, answers "ok" (or "error ...") on stdout.
 
     {"topic": T,
-     "frame": "color" | "depth" | "color_small" | "depth_small" | "depth_zero" | "info",
+     "frame": "color" | "depth" | "color_small" | "depth_small" | "depth_zero"
+              | "depth_left_invalid" (the left half 0) | "info",
      "stamp": s, "edit": {field: value, "truncate": bytes},
      "reliability": "reliable" | "best_effort"}
 
@@ -50,12 +51,15 @@ def publisher_main() -> None:
     from rgbd_saliency_ros.ros.params import keep_last_qos
 
     rgb, mm, _ = conftest.tum_rgbd()
+    left_invalid = mm.copy()
+    left_invalid[:, : mm.shape[1] // 2] = 0
     frames = {
         "color": (rgb, "rgb8"),
         "depth": (mm, "16UC1"),
         "color_small": (cv2.resize(rgb, (320, 240), interpolation=cv2.INTER_AREA), "rgb8"),
         "depth_small": (cv2.resize(mm, (320, 240), interpolation=cv2.INTER_NEAREST), "16UC1"),
         "depth_zero": (np.zeros_like(mm), "16UC1"),
+        "depth_left_invalid": (left_invalid, "16UC1"),
     }
     rclpy.init()
     node = rclpy.create_node("test_camera")
@@ -284,20 +288,14 @@ def rig(tmp_path_factory):
 def handshake(rig, ns: str, **pair_kwargs) -> float:
     """Sends pairs until one mask comes back (DDS matching may lose the very first messages);
     returns its stamp."""
-    outputs = rig["outputs"][ns]
-    for _ in range(10):
+    masks = rig["outputs"][ns].masks
+
+    def send() -> float:
         stamp = rig["time"].next()
         rig["camera"].pair(ns, stamp, **pair_kwargs)
-        try:
-            wait_for(
-                lambda: outputs.masks.get(round(stamp, 6)),
-                "a first mask",
-                timeout_s=DEADLINE_S / 4,
-            )
-            return stamp
-        except AssertionError:
-            continue
-    raise AssertionError(f"no mask from stream {ns}")
+        return stamp
+
+    return conftest.send_until_received(send, masks, f"a mask of {ns}", DEADLINE_S / 4)
 
 
 def send_and_wait(rig, ns: str, stamp: float, **pair_kwargs):

@@ -217,21 +217,16 @@ def rig(tmp_path_factory):
 
 def send_until_mask(rig, ns: str, depth_mm=None, gap: bool = False) -> float:
     """Sends the frame until its mask comes back (DDS matching may lose the first); its stamp."""
-    for _ in range(10):
+    masks = rig["listeners"][ns].received["mask"]
+
+    def send() -> float:
         stamp = rig["time"].gap() if gap else rig["time"].next()
         rig["cameras"][ns].send(
             stamp, rig["rgb"], rig["depth_mm"] if depth_mm is None else depth_mm
         )
-        try:
-            wait_for(
-                lambda: rig["listeners"][ns].received["mask"].get(round(stamp, 6)),
-                "a mask",
-                timeout_s=DEADLINE_S / 4,
-            )
-            return stamp
-        except AssertionError:
-            continue
-    raise AssertionError(f"no mask from {ns}")
+        return stamp
+
+    return conftest.send_until_received(send, masks, f"a mask of {ns}", DEADLINE_S / 4)
 
 
 def cloud_points(msg) -> np.ndarray:

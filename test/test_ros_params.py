@@ -174,6 +174,16 @@ def test_topic_names_are_relative_to_the_node_namespace():
         ({"output_qos.history_depth": 0}, "output_qos.history_depth"),
         ({"color_transport": "compressedDepth"}, "color_transport"),
         ({"depth_transport": "compressed"}, "depth_transport"),  # JPEG depth: lossy, not offered
+        ({"depth_source": "stereo"}, "depth_source"),
+        ({"depth_source": "estimated"}, "depth_estimator_weights"),  # it needs the estimator
+        (
+            {
+                "depth_source": "fill",
+                "depth_estimator_weights": "d.pth",
+                "depth_estimator_input_size": 7,
+            },
+            "depth_estimator_input_size",
+        ),
     ],
 )
 def test_bad_parameters_are_refused_naming_the_parameter(change, named):

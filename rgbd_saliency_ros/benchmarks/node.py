@@ -7,10 +7,13 @@ processes.
         --fastdds-profile config/fastdds_large_images.xml
     rgbd-saliency bench-node --sam2-checkpoint S.pt --weights W.pt --rate 1
     rgbd-saliency bench-node --rate 30 --frames 300 --transport compressed  # JPEG, compressedDepth
+    rgbd-saliency bench-node --rate 1 --frames 20 --depth-source estimated \
+        --depth-estimator-weights depth_anything_v2_vits.pth --depth-estimator-input-size 266
 
 Three processes: a publisher sending 640x480 rgb8 color and 16UC1 depth (TUM RGB-D frames from
 ../shared/data when present, random ones otherwise; ``--transport compressed``: as JPEG and
-compressedDepth, which the node decodes) stamped at send time, as a camera driver does;
+compressedDepth, which the node decodes; color alone with ``--depth-source estimated``) stamped
+at send time, as a camera driver does;
 the node (``python -m rgbd_saliency_ros.ros.node``); and this one, which reads the node's own
 per-frame figures from /diagnostics and times the masks it receives. The node's overhead includes
 the transport of the inputs, pairing, message conversion, resizing, thresholding and publishing,
@@ -91,11 +94,12 @@ def publish(
     reliability: str,
     discovery_timeout_s: float = 60.0,
     transport: str = "raw",
+    color_only: bool = False,
 ) -> dict:
     """The publisher process: ``frames`` color + depth pairs at ``rate_hz``, stamped at send time,
-    raw or ``compressed`` (see ``camera_messages``).
+    raw or ``compressed`` (see ``camera_messages``); ``color_only``: an RGB camera, no depth.
 
-    Waits for a subscriber on both topics first. Returns {"sent": n, "seconds": duration}.
+    Waits for a subscriber on every topic first. Returns {"sent": n, "seconds": duration}.
     """
     import rclpy
     from std_msgs.msg import Header
@@ -107,6 +111,8 @@ def publish(
     qos = keep_last_qos(reliability, 5)
     header = Header(frame_id="camera_color_optical_frame")
     messages = camera_messages(transport, header)  # both messages share this header
+    if color_only:
+        messages = messages[:1]
     pubs = [node.create_publisher(type(msg), topic, qos) for topic, msg in messages]
     deadline = time.monotonic() + discovery_timeout_s
     while any(p.get_subscription_count() == 0 for p in pubs):
@@ -138,6 +144,7 @@ class NodeBench:
     fastdds_profile: str | None = None
     publisher_qos: str = "reliable"
     transport: str = "raw"  # raw, or compressed (JPEG color + compressedDepth PNG depth)
+    depth_source: str = "sensor"  # the node's; estimated: the camera sends color alone
     node: dict[str, float] = field(
         default_factory=dict
     )  # the node's last /diagnostics of the stream
@@ -154,20 +161,26 @@ class NodeBench:
         count = {k: int(n.get(k, 0)) for k in COUNTS}
         lost_color = 1.0 - count["color_frames"] / self.frames
         lost_depth = 1.0 - count["depth_frames"] / self.frames
+        depth = (
+            "no depth sent (estimated)"
+            if self.depth_source == "estimated"
+            else f"{count['depth_frames']} depth ({100 * lost_depth:.0f} % lost)"
+        )
         profile = Path(self.fastdds_profile).name if self.fastdds_profile else "none"
+        figures = FIGURES + (DEPTH_FIGURES if self.depth_source != "sensor" else ())
         return "\n".join(
             [
                 f"node overhead, 640x480 {TRANSPORT_NAMES[self.transport]}, "
                 f"{self.frames} pairs at {self.rate_hz:g} Hz, "
                 f"publisher QoS {self.publisher_qos}, node input QoS {self.input_qos}, "
-                f"model input {self.input_size}, publisher / node / receiver in three processes, "
-                f"Fast DDS profile {profile}",
-                *(_row(label, n[f"{key}_p50"], n[f"{key}_p95"]) for label, key in FIGURES),
+                f"model input {self.input_size}, depth source {self.depth_source}, "
+                f"publisher / node / receiver in three processes, Fast DDS profile {profile}",
+                *(_row(label, n[f"{key}_p50"], n[f"{key}_p95"]) for label, key in figures),
                 _row("  stamp -> mask received by another process", *received),
                 f"  masks answered {count['published']} of {self.frames} pairs sent "
                 f"({100 * count['published'] / self.frames:.0f} %)",
                 f"  node received {count['color_frames']} color ({100 * lost_color:.0f} % lost), "
-                f"{count['depth_frames']} depth ({100 * lost_depth:.0f} % lost); "
+                f"{depth}; "
                 f"{count['pairs']} pairs, {count['published']} masks published, "
                 f"{count['dropped']} pairs dropped for newer ones ({count['dropped_in_burst']} of "
                 "them arrived back to back while the worker was idle), "
@@ -187,6 +200,11 @@ FIGURES = (
     ("    of which waiting for the previous step", "wait_ms"),
     ("  model step", "model_ms"),
     ("  stamp -> mask publish", "latency_ms"),
+)
+# With a depth estimator: its part of the overhead.
+DEPTH_FIGURES = (
+    ("  depth source (estimator and fit; overhead)", "depth_ms"),
+    ("    of which the estimator's network", "depth_model_ms"),
 )
 # The node's counters in the report (/diagnostics keys; 0 when absent).
 COUNTS = (
@@ -240,6 +258,9 @@ def bench_node(
     node_fastdds_profile: str | None = None,
     monitor=None,
     transport: str = "raw",
+    depth_source: str = "sensor",
+    depth_estimator_weights: str | None = None,
+    depth_estimator_input_size: int = 0,
 ) -> NodeBench:
     """Runs node and publisher as subprocesses on a private ROS domain and measures the node.
 
@@ -250,13 +271,28 @@ def bench_node(
     ``monitor(node pid, latest /diagnostics values by status name)``: called about every 0.1 s
     while the pairs go out (the soak benchmark samples the node's memory with it).
     ``transport``: "raw" Images, or "compressed" (JPEG color, compressedDepth depth: the node's
-    overhead then includes decoding them).
+    overhead then includes decoding them). ``depth_source``, ``depth_estimator_weights`` and
+    ``depth_estimator_input_size``: the node's parameters (estimated: the camera sends color
+    alone).
     """
     if transport not in TRANSPORT_NAMES:
         raise ValueError(f"transport must be one of {', '.join(TRANSPORT_NAMES)}: {transport!r}")
     result = NodeBench(
-        frames, rate_hz, input_qos, input_size, fastdds_profile, publisher_qos, transport
+        frames,
+        rate_hz,
+        input_qos,
+        input_size,
+        fastdds_profile,
+        publisher_qos,
+        transport,
+        depth_source,
     )
+    depth = {"depth_source": depth_source}
+    if depth_source != "sensor":
+        depth.update(
+            depth_estimator_weights=str(depth_estimator_weights),
+            depth_estimator_input_size=depth_estimator_input_size,
+        )
     domain = 1 + os.getpid() % 200  # private domain: parallel runs do not see each other
     env = _process_env(domain, fastdds_profile)
     with tempfile.TemporaryDirectory() as tmp:
@@ -265,13 +301,15 @@ def bench_node(
 
             sam2_checkpoint, weights = map(str, write_random_weights(tmp, input_size))
         node = subprocess.Popen(
-            _node_command(sam2_checkpoint, weights, device, input_qos, transport),
+            _node_command(sam2_checkpoint, weights, device, input_qos, transport, depth),
             env=_process_env(domain, node_fastdds_profile or fastdds_profile),
         )
         result.node = _drive(
             node,
             _Receiver(domain, result),
-            _publisher_command(frames, rate_hz, publisher_qos, transport),
+            _publisher_command(
+                frames, rate_hz, publisher_qos, transport, depth_source == "estimated"
+            ),
             env,
             time.monotonic() + timeout_s,
             monitor,
@@ -319,7 +357,9 @@ def _process_env(domain: int, fastdds_profile: str | None) -> dict[str, str]:
     return env
 
 
-def _publisher_command(frames: int, rate_hz: float, reliability: str, transport: str) -> list:
+def _publisher_command(
+    frames: int, rate_hz: float, reliability: str, transport: str, color_only: bool
+) -> list:
     return [
         sys.executable,
         "-m",
@@ -333,11 +373,17 @@ def _publisher_command(frames: int, rate_hz: float, reliability: str, transport:
         reliability,
         "--transport",
         transport,
+        *(["--color-only"] if color_only else []),
     ]
 
 
 def _node_command(
-    sam2_checkpoint: str, weights: str, device: str, input_qos: str, transport: str
+    sam2_checkpoint: str,
+    weights: str,
+    device: str,
+    input_qos: str,
+    transport: str,
+    depth: dict[str, object],
 ) -> list[str]:
     color_in, depth_in = (
         ("compressed", "compressedDepth") if transport == "compressed" else ("raw", "raw")
@@ -349,6 +395,7 @@ def _node_command(
         "camera_info_topic": "''",
         "color_transport": color_in,
         "depth_transport": depth_in,
+        **depth,
     }
     return node_command(sam2_checkpoint, weights, params, log_level="warn")
 
@@ -433,8 +480,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=4.0)
     parser.add_argument("--reliability", choices=["reliable", "best_effort"], default="reliable")
     parser.add_argument("--transport", choices=list(TRANSPORT_NAMES), default="raw")
+    parser.add_argument("--color-only", action="store_true", help="an RGB camera: no depth")
     args = parser.parse_args(argv)
-    print(json.dumps(publish(args.frames, args.rate, args.reliability, transport=args.transport)))
+    sent = publish(
+        args.frames,
+        args.rate,
+        args.reliability,
+        transport=args.transport,
+        color_only=args.color_only,
+    )
+    print(json.dumps(sent))
     return 0
 
 

@@ -52,6 +52,8 @@ from ..runtime.compressed import (
     transport_topic,
 )
 from ..runtime.depth import InvalidDepthError
+from ..runtime.depth_estimation import DepthEstimation
+from ..runtime.depth_source import DEPTH_SOURCES, DepthSource
 from ..runtime.geometry import CameraModel, GeometryConfig, object_geometry
 from ..runtime.images import INVALID_DEPTH, MALFORMED, ImageError, frame_arrays, image_array
 
@@ -62,6 +64,7 @@ from ..runtime.pairing import (
     PAIRS,
     UNPAIRED_COLOR,
     UNPAIRED_DEPTH,
+    ColorOnlyPairer,
     StampPairer,
     check_stamp,
 )
@@ -110,12 +113,25 @@ class ReplayOptions:
     video: bool = True
     distro: str = "humble"  # message definitions to decode with
     progress: bool = True
+    # The node's depth_source (offline replay): estimated reads color alone (the bag needs no
+    # depth) and gives no 3D centroids; fill's centroids use the measured pixels only.
+    depth_source: str = "sensor"
 
     def __post_init__(self) -> None:
         if self.gt_match not in GT_MATCHES:
             raise ValueError(
                 f"gt_match must be one of {', '.join(GT_MATCHES)}, got {self.gt_match!r}"
             )
+        if self.depth_source not in DEPTH_SOURCES:
+            choices = ", ".join(DEPTH_SOURCES)
+            raise ValueError(f"depth_source must be one of {choices}, got {self.depth_source!r}")
+
+    @property
+    def input_topics(self) -> list[str]:
+        """The topics the replay reads frames from: color, and depth unless estimated."""
+        if self.depth_source == "estimated":
+            return [self.color_topic]
+        return [self.color_topic, self.depth_topic]
 
 
 class GroundTruth:
@@ -199,7 +215,7 @@ def check_topics(path: str | os.PathLike, options: ReplayOptions) -> BagInfo:
     CompressedImage topic. ``options`` should come from ``bag_topics``."""
     info = bag_info(path)
     topics = info.topics
-    for what, topic in (("color", options.color_topic), ("depth", options.depth_topic)):
+    for what, topic in zip(("color", "depth"), options.input_topics):
         if topic not in topics:
             listed = (
                 "\n  ".join(f"{t} ({kind})" for t, (kind, _) in sorted(topics.items())) or "(none)"
@@ -380,8 +396,10 @@ def replay_bag(
     backend: StepBackend,
     options: ReplayOptions | None = None,
     weights_name: str | None = None,
+    estimation: DepthEstimation | None = None,
 ) -> dict[str, Any]:
     """Replays ``bag`` offline through ``backend``; writes into ``out_dir`` (see ``report``).
+    ``estimation``: the depth estimator ``options.depth_source`` estimated or fill needs.
 
     Returns:
         The metrics.json content (metric names, latency p50/p95, counts, ...); ``bad_input``
@@ -398,7 +416,8 @@ def replay_bag(
     # The first step initialises lazily: it would count as the first frame's latency.
     backend.warmup(1)
     runtime = SaliencyRuntime(backend, inputs.options.saliency)
-    run = _OfflineRun(runtime, recorder, inputs.gt, inputs.camera, inputs.options)
+    source = DepthSource(inputs.options.depth_source, estimation, runtime.depth_conversion)
+    run = _OfflineRun(runtime, source, recorder, inputs.gt, inputs.camera, inputs.options)
     error = run.play(bag, inputs.color_count)
     counts = {
         **run.counts(),
@@ -418,18 +437,21 @@ class _OfflineRun:
     def __init__(
         self,
         runtime: SaliencyRuntime,
+        source: DepthSource,
         recorder: ReplayRecorder,
         gt: GroundTruth | None,
         camera: CameraModel | None,
         options: ReplayOptions,
     ) -> None:
         self.runtime, self.recorder, self.gt, self.camera = runtime, recorder, gt, camera
-        self.options = options
-        self.pairer: StampPairer[tuple[int, BagMessage]] = StampPairer(
-            options.sync_slop_s, options.queue_size, options.backward_jump_s
+        self.source, self.options = source, options
+        self.pairer: StampPairer[tuple[int, BagMessage]] = (
+            StampPairer(options.sync_slop_s, options.queue_size, options.backward_jump_s)
+            if source.needs_sensor_depth
+            else ColorOnlyPairer(options.backward_jump_s)
         )
         self.frames = {"color": 0, "depth": 0}
-        self.processed = self.without_gt = 0
+        self.processed = self.without_gt = self.depth_fallbacks = 0
         self.bad_input: Counter[str] = Counter()
 
     def play(self, bag: str | os.PathLike, color_count: int) -> BagError | None:
@@ -443,9 +465,7 @@ class _OfflineRun:
             disable=not options.progress,
         )
         try:
-            for message in read_bag(
-                bag, [options.color_topic, options.depth_topic], options.distro
-            ):
+            for message in read_bag(bag, options.input_topics, options.distro):
                 is_color = message.topic == options.color_topic
                 self._add(message, "color" if is_color else "depth")
                 progress.update(1 if is_color else 0)
@@ -468,21 +488,25 @@ class _OfflineRun:
         add = self.pairer.add_color if kind == "color" else self.pairer.add_depth
         pair = add(stamp_ns(stamp) * 1e-9, item)
         if pair is not None:
-            self._run_pair(*pair.color, pair.depth[1])
+            self._run_pair(*pair.color, pair.depth and pair.depth[1])
 
-    def _run_pair(self, index: int, color: BagMessage, depth: BagMessage) -> None:
-        """Runs one pair and hands its outputs to the recorder, or counts why it could not."""
-        outcome = _process(self.runtime, index, color, depth)
+    def _run_pair(self, index: int, color: BagMessage, depth: BagMessage | None) -> None:
+        """Runs one pair (a color frame alone with an estimated depth) and hands its outputs to
+        the recorder, or counts why it could not."""
+        outcome = _process(self.runtime, self.source, index, color, depth)
         if isinstance(outcome, str):
             self.bad_input[outcome] += 1
             return
-        record, rgb, depth_m, result = outcome
+        record, rgb, sourced, measured_m, result = outcome
+        self.depth_fallbacks += bool(sourced.fallback)
         truth = None
         if self.gt is not None:
             truth = fit_mask(self.gt.lookup(index, record.stamp_ns), rgb.shape[:2])
             self.without_gt += truth is None
+        # as the node's 3D outputs: the sensor's measured pixels only; none without them
+        camera = self.camera if measured_m is not None else None
         record.centroid_m, record.gt_centroid_m = frame_centroids(
-            result.mask, truth, depth_m, self.camera, self.options.geometry
+            result.mask, truth, measured_m, camera, self.options.geometry
         )
         self.recorder.add(record, rgb, result.probability, result.mask, truth)
         self.processed += 1
@@ -503,6 +527,8 @@ class _OfflineRun:
             "clock_jumps": pairer.counters[CLOCK_JUMPS],
             "resets": sum(resets.values()),
             "resets_by_cause": dict(resets),
+            "depth_source": self.source.kind,
+            "depth_fallbacks": self.depth_fallbacks,
             "bad_input": {**self.bad_input, **dropped},
         }
 
@@ -515,14 +541,28 @@ def _gt_source(options: ReplayOptions, gt: GroundTruth | None) -> str | None:
     return f"topic {options.gt_topic} ({len(gt)} masks)"
 
 
-def _process(runtime: SaliencyRuntime, index: int, color: BagMessage, depth: BagMessage):
-    """Runs one pair; returns (FrameRecord, rgb, depth in metres, SaliencyResult), or the kind of
-    bad input (str), named as the node names it."""
+def _process(
+    runtime: SaliencyRuntime,
+    source: DepthSource,
+    index: int,
+    color: BagMessage,
+    depth: BagMessage | None,
+):
+    """Runs one pair (``depth`` None: color alone, its depth estimated); returns (FrameRecord,
+    rgb, SourcedDepth, the sensor's depth in metres or None, SaliencyResult), or the kind of bad
+    input (str), named as the node names it."""
     stamp = stamp_ns(color.msg.header.stamp)
     started = time.perf_counter()
     try:
-        rgb, depth_m = frame_arrays(color, depth, DEFAULT_MAX_PIXELS, message_rgb, message_depth_m)
-        prepared = runtime.prepare(FramePair(STREAM, stamp * 1e-9, rgb, depth_m))
+        if depth is None:
+            rgb, measured_m = message_rgb(color, DEFAULT_MAX_PIXELS), None
+        else:
+            rgb, measured_m = frame_arrays(
+                color, depth, DEFAULT_MAX_PIXELS, message_rgb, message_depth_m
+            )
+        sourced = source.depth_for(rgb, measured_m)
+        pair = FramePair(STREAM, stamp * 1e-9, rgb, sourced.depth, sourced.is_metric)
+        prepared = runtime.prepare(pair)
     except ImageError as e:  # compressed transports' errors too
         return e.kind
     except InvalidDepthError:
@@ -538,4 +578,4 @@ def _process(runtime: SaliencyRuntime, index: int, color: BagMessage, depth: Bag
         result.model_time_s * 1e3,
         result.reset.value if result.reset is not None else "",
     )
-    return record, rgb, depth_m, result
+    return record, rgb, sourced, measured_m, result

@@ -10,6 +10,7 @@ second.
     stats.tick("color_in", now_s)
     stats.record_frame(latency_ms=31.0, model_ms=24.0, input_ms=4.0, wait_ms=2.0, now_s=now_s)
     stats.set_gauge("query_norm", 8.9)
+    stats.record_depth(source_ms=310.0, model_ms=290.0)   # depth_source estimated or fill
     streams = {"camera": stats.snapshot(now_s)}
     msg = diagnostic_array(stamp, "saliency_node", {"backend": "torch"}, streams)
 """
@@ -59,6 +60,10 @@ DROPPED_IN_BURST = "dropped_in_burst"
 WORKER_ERRORS = "worker_errors"
 # pairs not computed: nobody subscribed to any of the stream's outputs then
 UNHEARD = "unheard"
+# depth_source fill: frames given the estimate alone (the sensor's depth too sparse to fit)
+DEPTH_FALLBACKS = "depth.fallbacks"
+# depth_source estimated or fill: frames lost because the depth source raised
+DEPTH_ERRORS = "depth.errors"
 COUNTERS = (
     "color_frames",  # color messages received
     "depth_frames",
@@ -73,6 +78,8 @@ COUNTERS = (
     CLOCK_JUMPS,  # pairing restarts after a stamp jumped back (rosbag loop)
     "step_errors",  # batched steps that raised (the frames get no output)
     WORKER_ERRORS,
+    DEPTH_FALLBACKS,
+    DEPTH_ERRORS,
     LOST_BEFORE_NODE,  # messages DDS reports lost on an input topic (message_lost events)
     WRONG_TYPE,  # publishers of another message type on an input topic now (from the graph)
     *(BAD_INPUT_PREFIX + kind for kind in BAD_INPUT_KINDS),
@@ -82,9 +89,19 @@ COUNTERS = (
 RATES = ("color_in", "depth_in", "output")
 # Last values, NaN until set. query_norm: the largest row norm of the stream's state after its
 # last frame (the model's memory health, StateSpec.health: SAM-DAQ's video queries; a state beyond
-# the model's bound is reset, counted as reset.bad_state).
-GAUGES = ("query_norm",)
-LATENCIES = ("latency_ms", "model_ms", "overhead_ms", "input_ms", "wait_ms")
+# the model's bound is reset, counted as reset.bad_state). depth_filled_px: depth_source fill,
+# the sensor's invalid pixels the last frame filled from the estimate.
+GAUGES = ("query_norm", "depth_filled_px")
+# depth_ms and depth_model_ms: depth_source estimated or fill only (NaN with sensor depth).
+LATENCIES = (
+    "latency_ms",
+    "model_ms",
+    "overhead_ms",
+    "input_ms",
+    "wait_ms",
+    "depth_ms",
+    "depth_model_ms",
+)
 
 
 class RateMeter:
@@ -118,6 +135,9 @@ class StreamStats:
     ``model_ms`` the batched step, ``overhead_ms`` = latency - model (everything the node and the
     transport add), ``input_ms`` color stamp to the pair's completion in the node (transport and
     executor), ``wait_ms`` how long the pair then waited for the worker to finish the batch before.
+    Per frame whose depth came from the estimator (``record_depth``): ``depth_ms`` the depth
+    source's wall time (estimator, pre- and post-processing, fill's fit), ``depth_model_ms`` the
+    estimator network's alone; both are part of ``latency_ms`` and ``overhead_ms``.
     """
 
     def __init__(self, window: int = 300, rate_window_s: float = 5.0) -> None:
@@ -167,6 +187,12 @@ class StreamStats:
                 # no latency: nothing from it enters the windows.
                 if latency_ms >= 0 or name in ("model_ms", "wait_ms"):
                     self._latencies[name].append(value)
+
+    def record_depth(self, source_ms: float, model_ms: float) -> None:
+        """One frame's depth from the estimator: the source's and the network's wall times."""
+        with self._lock:
+            self._latencies["depth_ms"].append(source_ms)
+            self._latencies["depth_model_ms"].append(model_ms)
 
     def snapshot(self, now_s: float) -> dict[str, float]:
         """Plain numbers: every counter, ``<rate>_hz``, ``<latency>_p50`` / ``_p95`` (NaN before

@@ -59,6 +59,7 @@ def input_findings(
     snapshots: Mapping[str, Mapping[str, float]],
     topics: Mapping[str, Mapping[str, str]],
     publishers: Callable[[str], Iterable],
+    color_only: bool = False,
 ) -> list[tuple[str, str, str, int]]:
     """(stream, kind, warning text, count) for each stream with one-sided input or a topic with
     publishers of another type (count: how many such publishers; 1 for one-sided input).
@@ -67,10 +68,11 @@ def input_findings(
         snapshots: stream -> ``StreamStats.snapshot()``.
         topics: stream -> {fully resolved input topic: expected message type}.
         publishers: ``Node.get_publishers_info_by_topic``.
+        color_only: the streams take no depth (depth_source estimated): color alone is right.
     """
     found = []
     for stream, snapshot in snapshots.items():
-        side = one_sided(snapshot)
+        side = None if color_only else one_sided(snapshot)
         if side is not None:
             other = "depth" if side == "color" else "color"
             text = (

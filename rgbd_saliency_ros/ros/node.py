@@ -1,4 +1,4 @@
-"""The saliency node: color + aligned depth in, per-stream saliency masks out.
+"""The saliency node: color + aligned depth (or color alone) in, per-stream saliency masks out.
 
     .venv/bin/saliency_node --ros-args -p sam2_checkpoint:=S.pt -p weights:=W.pt
     ros2 run rgbd_saliency_ros saliency_node --ros-args --params-file config/saliency.yaml \\
@@ -7,13 +7,16 @@
 
 ROS in, runtime call, ROS out. The node is a lifecycle shell over self-contained output groups,
 each owning its publishers, its parameters and its "does anyone listen" check: per stream
-``ImageOutputs`` (mask, probability, overlay, camera_info) and ``ObjectOutputs`` (the 3D object),
-and the node's ``DiagnosticsOutput``. Executor callbacks only pair messages and put the newest pair
-of each stream in a slot (a stream nobody listens to is not computed: its pairs are counted as
-``unheard``); one worker thread takes every filled slot, converts the messages
-(``conversions``), runs them as one batched ``SaliencyRuntime.run`` and hands the results to the
-output groups. A pair replaced in its slot before the worker took it is dropped and counted;
-nothing queues without bound.
+``ImageOutputs`` (mask, probability, overlay, camera_info), ``ObjectOutputs`` (the 3D object) and,
+with an estimated depth, ``DepthEstimateOutput``, and the node's ``DiagnosticsOutput``. Executor
+callbacks only pair messages and put the newest pair of each stream in a slot (a stream nobody
+listens to is not computed: its pairs are counted as ``unheard``); one worker thread takes every
+filled slot, converts the messages (``conversions``), gives each frame its depth
+(``runtime.depth_source``: the sensor's, the estimator's, or the sensor's with its holes filled),
+runs them as one batched ``SaliencyRuntime.run`` and hands the results to the output groups. A
+pair replaced in its slot before the worker took it is dropped and counted; nothing queues
+without bound. With ``depth_source: estimated`` there is no depth topic: each color frame is a
+"pair" (``ColorOnlyPairer``), and the 3D outputs, which need metric depth, are skipped.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import time
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
 import rclpy
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import NameValidationException, ParameterException
@@ -35,13 +39,21 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
-from ..runtime.backends import StepBackend, create_backend  # torch-free until create_backend runs
+from ..runtime.backends import (  # torch-free until a create_* function runs
+    StepBackend,
+    create_backend,
+    create_estimator_backend,
+)
 from ..runtime.depth import InvalidDepthError
+from ..runtime.depth_estimation import DepthEstimation
+from ..runtime.depth_source import DepthSource, SourcedDepth
 from ..runtime.saliency import FramePair, SaliencyResult, SaliencyRuntime
 from .compressed import input_transports
 from .conversions import ImageError, frame_arrays, stamp_to_s
 from .diagnostics import (
     BAD_INPUT_PREFIX,
+    DEPTH_ERRORS,
+    DEPTH_FALLBACKS,
     DROPPED_IN_BURST,
     INVALID_DEPTH,
     MALFORMED,
@@ -51,6 +63,7 @@ from .diagnostics import (
     DiagnosticsOutput,
     StreamStats,
 )
+from .depth_estimate_output import DepthEstimateOutput
 from .image_outputs import ImageOutputs
 from ..runtime.pairing import (
     CLOCK_JUMPS,
@@ -60,6 +73,7 @@ from ..runtime.pairing import (
     STRAY_STAMP,
     UNPAIRED_COLOR,
     UNPAIRED_DEPTH,
+    ColorOnlyPairer,
     Pair,
     StampPairer,
     check_stamp,
@@ -72,6 +86,7 @@ from .input_health import (
     transport_limit_note,
 )
 from .object_outputs import (
+    NO_METRIC_DEPTH,
     OBJECT_PARAMS,
     TF_FAILURES,
     DepthRegistration,
@@ -118,6 +133,17 @@ STARTUP_ERRORS = (
     ParameterException,
     NameValidationException,
 )
+
+
+@dataclass
+class _Frame:
+    """One stream's frame in the worker, converted, with its depth."""
+
+    rgb: np.ndarray  # (H, W, 3) uint8 RGB
+    # (H, W) float32 metres, NaN invalid: the sensor's measured pixels only (never filled ones);
+    # None without a depth topic (depth_source estimated)
+    measured_m: np.ndarray | None
+    sourced: SourcedDepth  # the model's depth input and how it was made
 
 
 @dataclass
@@ -180,6 +206,7 @@ class SaliencyNode(LifecycleNode):
         self._tf_lookup = None  # made once, when a stream first registers depth with tf
         self.params: NodeParams | None = None
         self.runtime: SaliencyRuntime | None = None
+        self.depth_source: DepthSource | None = None  # made at configure (depth_source parameter)
         self.stats: dict[str, StreamStats] = {}
         self._pairers: dict[str, StampPairer[Image]] = {}
         self._camera_info: dict[str, CameraInfoGate] = {}  # the latest of each stream, checked
@@ -194,6 +221,7 @@ class SaliencyNode(LifecycleNode):
         # unconfigured, inactive, active (the lifecycle's primary states)
         self._state = "unconfigured"
         self.image_outputs: dict[str, ImageOutputs] = {}  # mask, probability, overlay, info
+        self.depth_outputs: dict[str, DepthEstimateOutput] = {}  # with an estimator only
         self._own_services: list = []
         self._inputs: list[AdaptiveSubscription] = []
         self._qos_timer = None
@@ -288,8 +316,12 @@ class SaliencyNode(LifecycleNode):
             raise StartupError(f"bad parameters: {e}") from None
         p = self.params
         self.stats = {s: StreamStats() for s in p.streams}
+        color_only = p.depth_source == "estimated"
         self._pairers = {
-            s: StampPairer(p.sync_slop_s, p.queue_size, p.backward_jump_s) for s in p.streams
+            s: ColorOnlyPairer(p.backward_jump_s)
+            if color_only
+            else StampPairer(p.sync_slop_s, p.queue_size, p.backward_jump_s)
+            for s in p.streams
         }
         self._camera_info = {s: CameraInfoGate() for s in p.streams}
         for stream in p.streams:
@@ -301,7 +333,11 @@ class SaliencyNode(LifecycleNode):
             self.object_outputs[stream] = ObjectOutputs(
                 self, topics.mask, p.output_qos, self.object_params
             )
-        if self.object_params.depth_camera_info_topic:
+            if p.depth_source != "sensor":
+                self.depth_outputs[stream] = DepthEstimateOutput(
+                    self, topics.depth_estimate, p.output_qos
+                )
+        if self.object_params.depth_camera_info_topic and not color_only:
             if self.object_params.from_tf and self._tf_lookup is None:
                 self._tf_lookup = tf_lookup(self)
             lookup = self._tf_lookup if self.object_params.from_tf else None
@@ -317,6 +353,10 @@ class SaliencyNode(LifecycleNode):
             self._load_model()
         except STARTUP_ERRORS as e:
             raise StartupError(f"cannot load the model: {e}") from e  # the cause names the file
+        try:
+            self.depth_source = self._load_depth_source()
+        except STARTUP_ERRORS as e:
+            raise StartupError(f"cannot load the depth estimator: {e}") from e  # names the file
         self._stop = threading.Event()  # its own: a worker that outlived a join never restarts
         self._worker = threading.Thread(
             target=self._work, args=(self._stop,), name="saliency_worker", daemon=True
@@ -344,6 +384,26 @@ class SaliencyNode(LifecycleNode):
             f"streams {', '.join(p.streams)}"
         )
 
+    def _load_depth_source(self) -> DepthSource:
+        """The depth source of the ``depth_source`` parameter; with an estimator, its weights
+        loaded (torch, on ``device``) and warmed up on a blank frame."""
+        p = self.params
+        if p.depth_source == "sensor":
+            return DepthSource("sensor")
+        # int8 is the saliency engine's (TensorRT); the torch estimator runs float32 then
+        precision = p.precision if p.precision in ("float16", "bfloat16") else "float32"
+        backend = create_estimator_backend(p.depth_estimator_weights, p.device, precision)
+        estimation = DepthEstimation(backend, p.depth_estimator_input_size or None)
+        size = estimation.preprocessing.input_size
+        started = time.perf_counter()
+        estimation.estimate(np.zeros((size, size, 3), np.uint8))
+        info = backend.info
+        self.get_logger().info(
+            f"depth source {p.depth_source}: {backend.name} on {info.device} ({info.precision}), "
+            f"input {size}, first estimate {(time.perf_counter() - started) * 1e3:.0f} ms"
+        )
+        return DepthSource(p.depth_source, estimation, self.runtime.depth_conversion)
+
     def _activate(self) -> None:
         """Subscribes to every input: answering starts."""
         p = self.params
@@ -352,9 +412,16 @@ class SaliencyNode(LifecycleNode):
         for stream in p.streams:
             topics = stream_topics(p, stream)
             inputs = [
-                (color_in.msg_type, color_in.topic(topics.color), partial(self._on_color, stream)),
-                (depth_in.msg_type, depth_in.topic(topics.depth), partial(self._on_depth, stream)),
+                (color_in.msg_type, color_in.topic(topics.color), partial(self._on_color, stream))
             ]
+            if self.depth_source.needs_sensor_depth:
+                inputs.append(
+                    (
+                        depth_in.msg_type,
+                        depth_in.topic(topics.depth),
+                        partial(self._on_depth, stream),
+                    )
+                )
             if topics.camera_info:
                 inputs.append(
                     (CameraInfo, topics.camera_info, partial(self._on_camera_info, stream))
@@ -402,14 +469,19 @@ class SaliencyNode(LifecycleNode):
     def _cleanup(self) -> None:
         """Stops the worker, frees the model (and its GPU memory) and the outputs."""
         self._stop_worker()
-        for group in (*self.image_outputs.values(), *self.object_outputs.values()):
+        for group in (
+            *self.image_outputs.values(),
+            *self.object_outputs.values(),
+            *self.depth_outputs.values(),
+        ):
             group.destroy()
         for service in self._own_services:
             self.destroy_service(service)
         self._diagnostics.stop()
         self.image_outputs, self._own_services = {}, []
         self.object_outputs, self._registration = {}, {}
-        self.runtime = None
+        self.depth_outputs = {}
+        self.runtime = self.depth_source = None
         gc.collect()  # the model's tensors go now, not at some later collection
         if "torch" in sys.modules and sys.modules["torch"].cuda.is_initialized():
             sys.modules["torch"].cuda.empty_cache()  # hand the cached blocks back to the driver
@@ -468,6 +540,16 @@ class SaliencyNode(LifecycleNode):
                 input_size=str(self.runtime.input_size),
                 state_norm_bound=f"{self.runtime.state_norm_bound:.4g}",
             )
+        if self.depth_source is not None:
+            node_values["depth_source"] = self.depth_source.kind
+            estimation = self.depth_source.estimation
+            if estimation is not None:
+                info = estimation.backend.info
+                node_values.update(
+                    depth_estimator=estimation.backend.name,
+                    depth_estimator_device=info.device,
+                    depth_estimator_input_size=str(estimation.preprocessing.input_size),
+                )
         now = time.monotonic()
         snapshots = {s: stats.snapshot(now) for s, stats in self.stats.items()}
         if self._state == "active":
@@ -507,8 +589,9 @@ class SaliencyNode(LifecycleNode):
     def _report_input_findings(self, snapshots: dict[str, dict[str, float]]) -> None:
         """Warns of one-sided input and wrong-type publishers; the latter also as a gauge."""
         wrong = dict.fromkeys(snapshots, 0)
+        color_only = not self.depth_source.needs_sensor_depth
         for stream, kind, text, count in input_findings(
-            snapshots, self._input_types, self.get_publishers_info_by_topic
+            snapshots, self._input_types, self.get_publishers_info_by_topic, color_only
         ):
             self._warn(stream, kind, text)
             wrong[stream] += count if kind == WRONG_TYPE else 0
@@ -566,10 +649,15 @@ class SaliencyNode(LifecycleNode):
             self._cond.notify()
 
     def _listened(self, stream: str) -> bool:
-        """Whether anyone subscribes to one of the stream's outputs (image or 3D) now."""
-        objects = self.object_outputs.get(stream)
-        return self.image_outputs[stream].listening() or (
-            objects is not None and objects.listening()
+        """Whether anyone subscribes to one of the stream's outputs (image, 3D or the depth
+        estimate) now."""
+        return any(
+            group is not None and group.listening()
+            for group in (
+                self.image_outputs[stream],
+                self.object_outputs.get(stream),
+                self.depth_outputs.get(stream),
+            )
         )
 
     def _on_reset(
@@ -640,29 +728,22 @@ class SaliencyNode(LifecycleNode):
                     self._cond.notify_all()  # a deactivate may be waiting for this batch
 
     def _process(self, batch: dict[str, _Ready], taken_s: float) -> None:
-        prepared, p = [], self.params
-        decoders = [t.decode for t in input_transports(p.color_transport, p.depth_transport)]
+        prepared, frames = [], {}
         for stream, ready in batch.items():
-            pair = ready.pair
+            frame = self._frame(stream, ready.pair)
+            if frame is None:
+                continue
+            depth = frame.sourced
+            pair = FramePair(stream, ready.pair.stamp_s, frame.rgb, depth.depth, depth.is_metric)
             try:
-                registration = self._registration.get(stream)
-                register = registration and registration.bind(
-                    pair.color.header,
-                    pair.depth.header.frame_id,
-                    self._camera_info[stream].latest,
-                )
-                rgb, depth_m = frame_arrays(
-                    pair.color, pair.depth, p.max_image_pixels, *decoders, register=register
-                )
-                prepared.append(
-                    self.runtime.prepare(FramePair(stream, pair.stamp_s, rgb, depth_m))
-                )
-            except ImageError as e:
-                self._bad_input(stream, e.kind, e)
+                prepared.append(self.runtime.prepare(pair))
             except InvalidDepthError as e:
                 self._bad_input(stream, INVALID_DEPTH, e)
+                continue
             except ValueError as e:
                 self._bad_input(stream, MALFORMED, e)
+                continue
+            frames[stream] = frame
         if not prepared:
             return
         try:
@@ -674,17 +755,83 @@ class SaliencyNode(LifecycleNode):
             return
         if self._state != "active":  # deactivated during the step: answer nothing more
             return
-        for p, result in zip(prepared, results):
-            self._publish(result, batch[result.stream_id], p.pair.rgb, taken_s)
+        for result in results:
+            stream, frame = result.stream_id, frames[result.stream_id]
+            self._publish(result, batch[stream], frame.rgb, taken_s)
+            header = batch[stream].pair.color.header
+            if stream in self.depth_outputs:
+                self.depth_outputs[stream].publish(header, frame.sourced.estimate.depth)
             # 3D outputs after the mask, for listeners only (object_outputs.py)
-            stream, header = result.stream_id, batch[result.stream_id].pair.color.header
-            info, _ = self._camera_info[stream].for_image(p.pair.rgb.shape[1], p.pair.rgb.shape[0])
-            problem = self.object_outputs[stream].publish(
-                header, result.mask, p.pair.depth, p.pair.rgb, info
-            )
-            if problem is not None:
-                self.stats[stream].count(f"object.{problem[0]}")
-                self._warn(stream, f"object.{problem[0]}", f"no 3D outputs: {problem[1]}")
+            self._publish_objects(stream, header, result.mask, frame)
+
+    def _frame(self, stream: str, pair: Pair[Image]) -> _Frame | None:
+        """Decodes a pair (a color frame alone without a depth topic) and gives it its depth;
+        None, counted and warned, when the frame cannot be used."""
+        p = self.params
+        decode_color, decode_depth = (
+            t.decode for t in input_transports(p.color_transport, p.depth_transport)
+        )
+        try:
+            if pair.depth is None:  # depth_source estimated
+                rgb, measured_m = decode_color(pair.color, p.max_image_pixels), None
+            else:
+                registration = self._registration.get(stream)
+                register = registration and registration.bind(
+                    pair.color.header,
+                    pair.depth.header.frame_id,
+                    self._camera_info[stream].latest,
+                )
+                rgb, measured_m = frame_arrays(
+                    pair.color,
+                    pair.depth,
+                    p.max_image_pixels,
+                    decode_color,
+                    decode_depth,
+                    register=register,
+                )
+        except ImageError as e:
+            self._bad_input(stream, e.kind, e)
+            return None
+        except ValueError as e:
+            self._bad_input(stream, MALFORMED, e)
+            return None
+        try:
+            sourced = self.depth_source.depth_for(rgb, measured_m)
+        except Exception as e:  # noqa: BLE001 - one frame's estimate must not cost the batch
+            self.stats[stream].count(DEPTH_ERRORS)
+            self._warn(stream, DEPTH_ERRORS, f"frame dropped: no depth: {type(e).__name__}: {e}")
+            return None
+        if sourced.estimate is not None:
+            stats = self.stats[stream]
+            stats.record_depth(sourced.time_s * 1e3, sourced.estimate.model_time_s * 1e3)
+            if sourced.source == "fill":
+                stats.set_gauge("depth_filled_px", sourced.filled_pixels)
+            if sourced.fallback:
+                stats.count(DEPTH_FALLBACKS)
+                self._warn(
+                    stream, DEPTH_FALLBACKS, f"fill: the estimate alone ({sourced.fallback})"
+                )
+        return _Frame(rgb, measured_m, sourced)
+
+    def _publish_objects(self, stream: str, header, mask: np.ndarray, frame: _Frame) -> None:
+        """The 3D outputs of one frame, from the sensor's measured pixels only: none without a
+        depth topic, where no metric scale is known (counted and warned if someone listens)."""
+        objects = self.object_outputs[stream]
+        if frame.measured_m is None:
+            if objects.listening():
+                self.stats[stream].count(NO_METRIC_DEPTH)
+                self._warn(
+                    stream,
+                    NO_METRIC_DEPTH,
+                    "no 3D outputs: depth_source estimated gives relative depth, no metres",
+                )
+            return
+        height, width = frame.rgb.shape[:2]
+        info, _ = self._camera_info[stream].for_image(width, height)
+        problem = objects.publish(header, mask, frame.measured_m, frame.rgb, info)
+        if problem is not None:
+            self.stats[stream].count(f"object.{problem[0]}")
+            self._warn(stream, f"object.{problem[0]}", f"no 3D outputs: {problem[1]}")
 
     def _publish(self, result: SaliencyResult, ready: _Ready, rgb, taken_s: float) -> None:
         stream = result.stream_id

@@ -45,6 +45,9 @@ from .params import ParamSpec
 
 # The node's counter of failed tf lookups (DepthRegistration's on_lookup_failure).
 TF_FAILURES = "depth_to_color.tf_failures"
+# The node's counter of frames whose 3D outputs were wanted but skipped: depth_source estimated
+# has no metric scale, and a point in the estimator's units published as metres would be wrong.
+NO_METRIC_DEPTH = "object.no_metric_depth"
 
 # The switches: ObjectMessageOptions' fields, each an ``object.<name>`` parameter.
 OUTPUTS = ("cloud", "centroid", "box", "markers", "detections")

@@ -23,6 +23,7 @@ from rclpy.qos import QoSProfile
 from ..runtime.backends import BACKENDS
 from ..runtime.compressed import COLOR_TRANSPORTS, DEPTH_TRANSPORTS, RAW
 from ..runtime.depth import DepthConversion
+from ..runtime.depth_source import DEPTH_SOURCES
 from ..runtime.qos import RELIABILITIES, keep_last_qos
 from ..runtime.saliency import SaliencyConfig
 
@@ -79,6 +80,27 @@ PARAMS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         "engine", "", "ONNX file from `rgbd-saliency export`; onnxruntime and tensorrt backends"
+    ),
+    # Where each frame's depth comes from (runtime/depth_source.py). The estimator runs with
+    # torch on ``device`` whatever ``backend`` runs the saliency model.
+    ParamSpec(
+        "depth_source",
+        "sensor",
+        "sensor (the depth topic), estimated (from color alone by the depth estimator; no depth "
+        "topic, no 3D outputs) or fill (the sensor's depth, its invalid pixels filled from the "
+        "estimate)",
+    ),
+    ParamSpec(
+        "depth_estimator_weights",
+        "",
+        "Depth Anything V2 weights (the official .pth or this project's .safetensors); "
+        "needed unless depth_source is sensor",
+    ),
+    ParamSpec(
+        "depth_estimator_input_size",
+        0,
+        "shorter side color frames are scaled to for the estimator, pixels (sides round to "
+        "multiples of 14); 0: the weights' (518 for Depth Anything V2)",
     ),
     # Topics: per stream (camera namespace), inputs under it and outputs under output_namespace.
     # Relative names resolve in the node's namespace (ROS convention); a leading "/" makes one
@@ -187,6 +209,9 @@ class NodeParams:
     device: str
     precision: str
     engine: str
+    depth_source: str  # one of DEPTH_SOURCES
+    depth_estimator_weights: str  # "" with depth_source sensor
+    depth_estimator_input_size: int  # 0: the estimator's own
     streams: tuple[str, ...]
     stream_prefixes: dict[
         str, str
@@ -234,6 +259,7 @@ class StreamTopics:
     probability: str
     overlay: str
     camera_info_out: str
+    depth_estimate: str  # depth_source estimated or fill only
     reset_service: str  # relative to the node (~/<stream>/reset)
 
 
@@ -276,6 +302,9 @@ def read_parameters(values: dict[str, Any]) -> NodeParams:
         device=v["device"],
         precision=v["precision"],
         engine=v["engine"],
+        depth_source=v["depth_source"],
+        depth_estimator_weights=v["depth_estimator_weights"],
+        depth_estimator_input_size=v["depth_estimator_input_size"],
         streams=streams,
         stream_prefixes={s: _name(raw) for s, raw in zip(streams, v["streams"])},
         color_topic=v["color_topic"].strip("/"),
@@ -341,6 +370,7 @@ def stream_topics(params: NodeParams, stream: str) -> StreamTopics:
         probability=f"{out}/probability",
         overlay=f"{out}/overlay",
         camera_info_out=f"{out}/camera_info",
+        depth_estimate=f"{out}/depth_estimate",
         reset_service=f"~/{stream}/reset",
     )
 
@@ -358,6 +388,19 @@ def _check_values(v: dict[str, Any], streams: tuple[str, ...]) -> None:
         raise ValueError(
             f"parameter engine is empty: the {backend} backend needs an exported ONNX file"
         )
+    source = v["depth_source"]
+    _require(v, "depth_source", source in DEPTH_SOURCES, f"one of {', '.join(DEPTH_SOURCES)}")
+    if source != "sensor" and not v["depth_estimator_weights"]:
+        raise ValueError(
+            f"parameter depth_estimator_weights is empty: depth_source {source} needs a depth "
+            "estimator's weights file (Depth Anything V2)"
+        )
+    _require(
+        v,
+        "depth_estimator_input_size",
+        v["depth_estimator_input_size"] == 0 or v["depth_estimator_input_size"] >= 14,
+        "0 (from the weights) or at least 14",
+    )
     if not streams or any(not s for s in streams) or len(set(streams)) != len(streams):
         raise ValueError(
             "parameter streams: need distinct, non-empty camera namespaces, "

@@ -86,11 +86,12 @@ def check_stamp(
 
 @dataclass
 class Pair(Generic[T]):
-    """A color frame and the depth frame closest to it in time."""
+    """A color frame and the depth frame closest to it in time (``ColorOnlyPairer``: no depth
+    frame, None, and the color's stamp)."""
 
     stamp_s: float  # the color frame's stamp, seconds
     color: T
-    depth: T
+    depth: T | None
     depth_stamp_s: float
 
 
@@ -254,6 +255,24 @@ class StampPairer(Generic[T]):
             mine.popleft()
             self.counters[_unpaired(kind)] += 1
         return None
+
+
+class ColorOnlyPairer(StampPairer[T]):
+    """The "pairer" of a stream whose depth is estimated from color: each color frame is a pair
+    at once (depth None), after the same checks of its stamp as ``StampPairer``'s (a duplicate or
+    a small step back dropped and counted, a big step back believed when the next frame goes on
+    from it), so that a consumer of pairs takes a color-only stream unchanged."""
+
+    def __init__(self, jump_back_s: float = 0.5, max_out_of_order: int = 3) -> None:
+        super().__init__(0.0, 1, jump_back_s, max_out_of_order)
+
+    def add_depth(self, stamp_s: float, item: T) -> Pair[T] | None:
+        raise ValueError("a color-only stream takes no depth frames")
+
+    def _pair(self, kind: str, stamp_s: float, item: T) -> Pair[T]:
+        self._previous_s[kind], self._last_s[kind] = self._last_s[kind], stamp_s
+        self.counters[PAIRS] += 1
+        return Pair(stamp_s, item, None, stamp_s)
 
 
 def _unpaired(kind: str) -> str:
