@@ -425,9 +425,10 @@ def test_ros2_launch_estimated_depth_answers_a_color_camera_alone(workspace, dep
         estimate = masks.wait(topics[1], count=2)
         assert (mask.height, mask.width, mask.encoding) == (480, 640, "mono8")
         assert (estimate.height, estimate.width, estimate.encoding) == (480, 640, "32FC1")
-        for _ in range(10):  # until discovery has seen the node's topics
+        expected = ("/rgb/saliency/depth_estimate", "/rgb/camera/color/image_raw")
+        for _ in range(10):  # until discovery has seen both ends (one spin may see only some)
             graph = ros2_cli(workspace, "topic", "list")
-            if "/rgb/saliency/depth_estimate" in graph:
+            if all(topic in graph for topic in expected):
                 break
         assert "/rgb/camera/color/image_raw" in graph and "aligned_depth" not in graph, graph
         status = launch.interrupt()
