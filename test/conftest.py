@@ -194,20 +194,26 @@ def shared_path():
     return find_shared
 
 
-@pytest.fixture(scope="module")
-def depth_anything_vits(tmp_path_factory) -> Path:
-    """The Depth Anything V2 parity fixture's random ViT-S weights in the official format (a
-    float16 state_dict), decompressed from its .xz once per module into a temporary folder."""
+def unpacked_fixture(tmp_path_factory, fixture: str, packed: str) -> Path:
+    """``../shared/fixtures/<fixture>/<packed>`` (an .xz file) decompressed into a temporary
+    folder; the calling test skips without the shared data. Module fixtures call it once."""
     import lzma
     import shutil
 
-    source = find_shared(
-        "fixtures", "depth_anything_v2_parity", "depth_anything_v2_vits_random.pth.xz"
-    )
-    path = tmp_path_factory.mktemp("depth_anything") / "depth_anything_v2_vits_random.pth"
-    with lzma.open(source) as packed, open(path, "wb") as out:
-        shutil.copyfileobj(packed, out)
+    source = find_shared("fixtures", fixture, packed)
+    path = tmp_path_factory.mktemp(fixture) / packed.removesuffix(".xz")
+    with lzma.open(source) as src, open(path, "wb") as dst:
+        shutil.copyfileobj(src, dst, 2**24)
     return path
+
+
+@pytest.fixture(scope="module")
+def depth_anything_vits(tmp_path_factory) -> Path:
+    """The Depth Anything V2 parity fixture's random ViT-S weights in the official format (a
+    float16 state_dict), decompressed once per module."""
+    return unpacked_fixture(
+        tmp_path_factory, "depth_anything_v2_parity", "depth_anything_v2_vits_random.pth.xz"
+    )
 
 
 @pytest.fixture(scope="module")

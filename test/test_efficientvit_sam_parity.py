@@ -7,13 +7,11 @@ README there). Every float array within 1e-4, the resized frame exact.
 """
 
 import json
-import lzma
-import shutil
 
 import numpy as np
 import pytest
 import torch
-from conftest import find_shared
+from conftest import find_shared, unpacked_fixture
 
 from rgbd_saliency_ros.cli import main as cli_main
 from rgbd_saliency_ros.model import load_weights, model_class
@@ -35,10 +33,7 @@ def fixture_dir():
 @pytest.fixture(scope="module")
 def weights(fixture_dir, tmp_path_factory):
     """The fixture's checkpoint, decompressed once per module (70 MB, about 2 s)."""
-    path = tmp_path_factory.mktemp("evit_parity") / WEIGHTS_XZ.removesuffix(".xz")
-    with lzma.open(fixture_dir / WEIGHTS_XZ) as src, open(path, "wb") as dst:
-        shutil.copyfileobj(src, dst)
-    return path
+    return unpacked_fixture(tmp_path_factory, fixture_dir.name, WEIGHTS_XZ)
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,12 @@ deep-update draw, other decisions) rerun only the memory from recorded image fea
 """
 
 import dataclasses
-import lzma
-import shutil
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import find_shared
+from conftest import find_shared, unpacked_fixture
 
 from rgbd_saliency_ros.model import load_weights
 from rgbd_saliency_ros.model.m4sam import M4Sam, M4SamConfig
@@ -51,10 +49,7 @@ def expected(fixture_dir):
 @pytest.fixture(scope="module")
 def checkpoint(fixture_dir, tmp_path_factory):
     """The reference checkpoint, decompressed once for the module (0.7 GB, in a temp folder)."""
-    path = tmp_path_factory.mktemp("m4sam") / "m4sam_hiera_l_random.pth"
-    with lzma.open(fixture_dir / "m4sam_hiera_l_random.pth.xz") as src, open(path, "wb") as dst:
-        shutil.copyfileobj(src, dst, 2**24)
-    return path
+    return unpacked_fixture(tmp_path_factory, fixture_dir.name, "m4sam_hiera_l_random.pth.xz")
 
 
 @pytest.fixture(scope="module")
