@@ -167,9 +167,11 @@ class StateSpec:
         }
 
     def unstack(self, batch: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
-        """A batched state -> one state per stream (each its own copy)."""
+        """A batched state -> one state per stream, as views into ``batch`` (no copy: whoever
+        keeps one copies it, as ``StreamMemory.commit`` does)."""
         count = len(next(iter(batch.values()))) if batch else 0
-        return [{n: np.array(batch[n][i], np.float32) for n in self.names} for i in range(count)]
+        arrays = {n: np.asarray(batch[n], np.float32) for n in self.names}
+        return [{n: arrays[n][i] for n in self.names} for i in range(count)]
 
     def health(self, state: dict[str, np.ndarray]) -> StateHealth:
         """Whether a stream's state may be carried on: right shapes, finite, within the bound."""
