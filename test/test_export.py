@@ -20,7 +20,8 @@ from rgbd_saliency_ros.runtime.backends.tensorrt_backend import engine_cache_key
 from rgbd_saliency_ros.runtime.backends.torch_backend import TorchBackend
 from rgbd_saliency_ros.runtime.depth import read_relative_depth_png
 from rgbd_saliency_ros.runtime.export import export_onnx, read_onnx_metadata
-from rgbd_saliency_ros.runtime.sequence import prepare_inputs, read_rgb
+from rgbd_saliency_ros.runtime.saliency import model_inputs
+from rgbd_saliency_ros.runtime.sequence import read_rgb
 
 SIZE = 64
 # ONNX Runtime against torch (input 64, 3 steps) and against the reference (the fixture at 1024):
@@ -251,12 +252,12 @@ def test_onnxruntime_matches_reference_on_all_fixture_frames(fixture_export):
     state = backend.initial_state(1)
     worst = np.zeros(2)  # largest |ORT - reference|: probability, video queries
     for i in range(3):
-        inputs = prepare_inputs(
+        rgb, depth = model_inputs(
             read_rgb(fixture / f"rgb_{i}.png"),
             read_relative_depth_png(fixture / f"depth_{i}.png"),
-            1024,
+            backend.preprocessing,
         )
-        prob, state = backend.step(*inputs, state)
+        prob, state = backend.step(rgb[None], depth[None], state)
         worst = np.maximum(
             worst,
             [

@@ -11,7 +11,9 @@ import torch
 from rgbd_saliency_ros.cli import main as cli_main
 from rgbd_saliency_ros.runtime.depth import read_relative_depth_png
 from rgbd_saliency_ros.runtime.model_loading import load_model
-from rgbd_saliency_ros.runtime.sequence import prepare_inputs, read_rgb
+from rgbd_saliency_ros.model.contract import Preprocessing
+from rgbd_saliency_ros.runtime.saliency import model_inputs
+from rgbd_saliency_ros.runtime.sequence import read_rgb
 
 
 def as_tensors(arrays):
@@ -48,7 +50,8 @@ def reference_model(fixture_dir):
 
 def fixture_inputs(fixture_dir, i):
     rgb = read_rgb(fixture_dir / f"rgb_{i}.png")
-    return prepare_inputs(rgb, read_relative_depth_png(fixture_dir / f"depth_{i}.png"), 1024)
+    depth01 = read_relative_depth_png(fixture_dir / f"depth_{i}.png")
+    return tuple(a[None] for a in model_inputs(rgb, depth01, Preprocessing(1024)))
 
 
 @pytest.fixture(scope="module")

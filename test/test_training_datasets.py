@@ -13,7 +13,8 @@ import torch
 
 
 from rgbd_saliency_ros.runtime.depth import DepthConversion
-from rgbd_saliency_ros.runtime.sequence import prepare_inputs
+from rgbd_saliency_ros.model.contract import Preprocessing
+from rgbd_saliency_ros.runtime.saliency import model_inputs
 from training import synthetic
 from training.datasets import (
     ClipDataset,
@@ -156,9 +157,9 @@ def test_frames_prepared_exactly_as_predict_prepares_them(tmp_path):
     rgb, depth, gt = load_frame(frame, 64, DepthReading())
     rgb_ref = cv2.cvtColor(cv2.imread(str(frame.rgb)), cv2.COLOR_BGR2RGB)
     depth_ref = cv2.imread(str(frame.depth), cv2.IMREAD_UNCHANGED).astype(np.float32) / 255
-    rgb_t, depth_t = prepare_inputs(rgb_ref, depth_ref, 64)
-    np.testing.assert_array_equal(rgb, rgb_t[0])
-    np.testing.assert_array_equal(depth, depth_t[0])
+    rgb_t, depth_t = model_inputs(rgb_ref, depth_ref, Preprocessing(64))
+    np.testing.assert_array_equal(rgb, rgb_t)
+    np.testing.assert_array_equal(depth, depth_t)
     assert gt.shape == (64, 64) and gt.dtype == np.float32 and 0 <= gt.min() and gt.max() <= 1
 
 

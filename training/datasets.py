@@ -43,7 +43,9 @@ from rgbd_saliency_ros.runtime.depth import (
     read_depth_png,
     read_relative_depth_png,
 )
-from rgbd_saliency_ros.runtime.frames import normalize_rgb, resize_square
+from rgbd_saliency_ros.model.contract import Preprocessing
+from rgbd_saliency_ros.runtime.frames import resize_square
+from rgbd_saliency_ros.runtime.saliency import model_inputs
 from rgbd_saliency_ros.runtime.sequence import IMAGE_SUFFIXES, read_rgb
 
 # Millimetres per metre: REP 118's 16UC1 unit, what the runtime's decoder reads.
@@ -315,8 +317,7 @@ def load_frame(
             f"frame {frame.name}: color {rgb.shape[:2]}, depth {depth01.shape} and ground truth "
             f"{gt.shape} differ in size ({frame.rgb.parent.parent})"
         )
-    rgb_in = normalize_rgb(resize_square(rgb, input_size))
-    depth_in = np.ascontiguousarray(resize_square(depth01, input_size), dtype=np.float32)[None]
+    rgb_in, depth_in = model_inputs(rgb, depth01, Preprocessing(input_size))
     gt_in = np.ascontiguousarray(resize_square(gt, input_size), dtype=np.float32)
     return rgb_in, depth_in, gt_in
 

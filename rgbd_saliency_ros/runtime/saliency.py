@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..model.contract import Preprocessing  # torch-free
 from .backends.base import StepBackend  # torch-free: the model comes in through the backend
 from .depth import DepthConversion, depth_to_model_input
 from .frames import normalize_rgb, resize_probability, resize_square
@@ -83,6 +84,21 @@ class SaliencyResult:
     memory_warning: str | None = None
 
 
+def model_inputs(
+    rgb: np.ndarray, depth01: np.ndarray | None, preprocessing: Preprocessing
+) -> tuple[np.ndarray, np.ndarray]:
+    """One frame as a model's step takes it: (H, W, 3) uint8 RGB and (H, W) float32 depth in
+    [0, 1] (None for a model that takes no depth) -> rgb (3, S, S) and depth (1, S, S) float32,
+    resized to the square input and normalised as ``preprocessing`` says. The runtime, training's
+    data sets and the parity tests all prepare frames with it."""
+    s = preprocessing.input_size
+    pre = preprocessing
+    rgb_in = normalize_rgb(resize_square(rgb, s), pre.mean, pre.std, pre.rgb_minmax)
+    if depth01 is None:
+        return rgb_in, np.zeros((1, s, s), np.float32)
+    return rgb_in, np.ascontiguousarray(resize_square(depth01, s), dtype=np.float32)[None]
+
+
 class SaliencyRuntime:
     """Holds a backend and the per-stream memory; converts frames and runs batched steps."""
 
@@ -131,11 +147,8 @@ class SaliencyRuntime:
             )
         if min(depth.shape) == 0:
             raise ValueError("empty frame")
-        s = self.input_size
-        pre = self.preprocessing
-        rgb_in = normalize_rgb(resize_square(rgb, s), pre.mean, pre.std, pre.rgb_minmax)
         if not self.preprocessing.needs_depth:
-            return PreparedPair(pair, rgb_in, np.zeros((1, s, s), np.float32))
+            return PreparedPair(pair, *model_inputs(rgb, None, self.preprocessing))
         if pair.depth_is_metric:
             rel = depth_to_model_input(depth, self.depth_conversion)
         else:
@@ -146,7 +159,7 @@ class SaliencyRuntime:
                 0.0,
                 1.0,
             )
-        return PreparedPair(pair, rgb_in, resize_square(rel, s)[None])
+        return PreparedPair(pair, *model_inputs(rgb, rel, self.preprocessing))
 
     def state_before(self, prepared: PreparedPair):
         """The state ``run`` would step this pair's stream from if nothing resets it (the initial

@@ -22,7 +22,6 @@ from tqdm import tqdm
 
 from .backends.base import StepBackend
 from .depth import read_relative_depth_png
-from .frames import normalize_rgb, resize_square
 from .saliency import FramePair, SaliencyConfig, SaliencyRuntime
 
 if TYPE_CHECKING:  # a type only: depth_estimation imports this module
@@ -67,16 +66,6 @@ def read_rgb(path: Path) -> np.ndarray:
 def read_frame(rgb_path: Path, depth_path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(H, W, 3) uint8 RGB and (h, w) float32 relative depth in [0, 1] of one folder frame."""
     return read_rgb(rgb_path), read_relative_depth_png(depth_path)
-
-
-def prepare_inputs(
-    rgb: np.ndarray, depth01: np.ndarray, size: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W, 3) uint8 RGB and (h, w) float32 depth in [0, 1] -> model inputs (1, 3, S, S),
-    (1, 1, S, S) float32."""
-    rgb_in = normalize_rgb(resize_square(rgb, size))[None]
-    depth_in = np.ascontiguousarray(resize_square(depth01, size), dtype=np.float32)[None, None]
-    return rgb_in, depth_in
 
 
 def predict_folders(
