@@ -59,6 +59,7 @@ def publisher_main() -> None:
     """
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy._rclpy_pybind11 import RCLError
     from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Header, String
 
@@ -102,7 +103,14 @@ def publisher_main() -> None:
             for topic in topics:
                 frame = command.get("frame", "color" if topic == COLOR else "depth")
                 msg = _message(frames, frame, header, command, CameraInfo, image_message)
-                publishers[topic].publish(msg)
+                try:
+                    publishers[topic].publish(msg)
+                except RCLError:
+                    # A flood can fill the reliable writer's history past Fast DDS's blocking
+                    # time (seen once under load): that pair never reaches the node, which the
+                    # test counts as not received (pairs - taken). Anything else still fails.
+                    if "flood" not in command:
+                        raise
         print("ok", flush=True)
     node.destroy_node()
     rclpy.shutdown()
