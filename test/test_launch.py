@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import site
 import subprocess
 import sys
 import threading
@@ -28,7 +29,11 @@ import pytest
 
 from conftest import REPO_ROOT, SHARED_DIR, find_shared
 
-BIN = Path(sys.executable).parent  # the venv's colcon and ros2
+# The robot pass (make test-robot) builds and launches with the simulated robot system's colcon
+# and ros2, this venv's site-packages on PYTHONPATH, as the README's robot recipe does; otherwise
+# the venv's own colcon and ros2.
+ROBOT_SYSTEM = os.environ.get("RGBD_TEST_ROBOT_SYSTEM")
+BIN = Path(ROBOT_SYSTEM) / "bin" if ROBOT_SYSTEM else Path(sys.executable).parent
 DEADLINE_S = 120.0  # generous: start-up imports torch and builds the model on a shared CPU
 # What colcon needs to build the package (as a clone has it).
 PACKAGE_FILES = (
@@ -236,8 +241,22 @@ def workspace(tmp_path_factory):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     domain = 1 + (os.getpid() + 50) % 200
+    # The numpy the node's interpreter has without the venv: on a robot, the system's.
+    system_numpy = subprocess.run(
+        [BIN / "python", "-c", "import numpy; print(numpy.__version__)"],
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+    venv = {}
+    if ROBOT_SYSTEM:  # the README's `export PYTHONPATH="<venv site-packages>:$PYTHONPATH"`
+        paths = [site.getsitepackages()[0], os.environ.get("PYTHONPATH", "")]
+        venv["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
     base = dict(
         os.environ,
+        **venv,
         PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
         ROS_DOMAIN_ID=str(domain),
         ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
@@ -265,6 +284,7 @@ def workspace(tmp_path_factory):
         "domain": domain,
         "weights": [f"sam2_checkpoint:={sam2}", f"weights:={weights}"],
         "tmp": weights_dir,
+        "system_numpy": system_numpy,
     }
     subprocess.run(["ros2", "daemon", "stop"], env=base, capture_output=True, timeout=60)
 
@@ -299,7 +319,9 @@ def camera_topics(prefix: str) -> str:
 
 def test_colcon_build_installs_what_ros2_finds(workspace):
     install = workspace["install"] / "rgbd_saliency_ros"
-    assert (install / "lib" / "rgbd_saliency_ros" / "saliency_node").is_file()
+    executable = install / "lib" / "rgbd_saliency_ros" / "saliency_node"
+    # built by colcon's Python: the system's in the robot pass, as on a robot
+    assert executable.read_text().splitlines()[0].startswith(f"#!{BIN}"), executable.read_text()
     assert (install / "share" / "rgbd_saliency_ros" / "launch" / "saliency.launch.py").is_file()
     assert (install / "share" / "rgbd_saliency_ros" / "config" / "saliency.yaml").is_file()
     assert run(workspace, "ros2", "pkg", "prefix", "rgbd_saliency_ros").stdout.strip() == str(
@@ -375,7 +397,9 @@ def test_ros2_launch_in_a_namespace_with_a_params_file_and_arguments(workspace):
         workspace["env"],
     )
     try:
-        launch.wait_for(r"saliency_node\]: ready")
+        ready = launch.wait_for(r"saliency_node\]: ready")
+        # the node runs on the system's numpy, not a copy from the venv (robot pass: 1.26)
+        assert f"numpy {workspace['system_numpy']}," in ready
         mask = masks.wait("/robot1/saliency/mask", count=3)
         assert (mask.height, mask.width, mask.encoding) == (480, 640, "mono8")
         node = "/robot1/saliency_node"

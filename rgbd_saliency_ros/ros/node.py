@@ -48,6 +48,7 @@ from ..runtime.depth import InvalidDepthError
 from ..runtime.depth_estimation import DepthEstimation
 from ..runtime.depth_source import DepthSource, SourcedDepth
 from ..runtime.saliency import FramePair, SaliencyResult, SaliencyRuntime
+from ..runtime.versions import library_versions
 from .compressed import input_transports
 from .conversions import ImageError, frame_arrays, stamp_to_s
 from .diagnostics import (
@@ -381,7 +382,7 @@ class SaliencyNode(LifecycleNode):
         self.get_logger().info(
             f"ready: {info.name} on {info.device} ({info.precision}), "
             f"input {self.runtime.input_size}, step {step_s * 1e3:.0f} ms, "
-            f"streams {', '.join(p.streams)}"
+            f"streams {', '.join(p.streams)}; {library_versions()}"
         )
 
     def _load_depth_source(self) -> DepthSource:
