@@ -2,8 +2,8 @@
 #   make setup   create .venv/ (ROS 2 Kilted wheels) and .venv-jazzy/ (Jazzy wheels), each with the
 #                pinned requirements, colcon, ros2cli and launch, and this package (redone only when
 #                an input changes)
-#   make test    the linter (ruff, ruff.toml), the tests in .venv/, then the ROS-facing ones again in
-#                .venv-jazzy/
+#   make test    the linters (ruff, ruff.toml; vermin: nothing newer than Python 3.10), the tests
+#                in .venv/, then the ROS-facing ones again in .venv-jazzy/
 #                (PYTEST_ARGS passes flags to pytest: PYTEST_ARGS='-m "not slow"' is the quick loop,
 #                without parity and export at 1024, the 20 Ctrl-C starts, the demo, the replays and
 #                the smoke training; see README "Development"); make test-jazzy: the latter alone
@@ -62,9 +62,15 @@ $(VENV)/.setup-done: $(INPUTS) requirements/ros-pypi.txt | check-python
 $(JAZZY)/.setup-done: $(INPUTS) requirements/ros-jazzy.txt | check-python
 	$(call make_venv,$(JAZZY),requirements/ros-jazzy.txt)
 
+# vermin: what a robot installs must run on Ubuntu 22.04's Python 3.10 (Humble, JetPack 6), so
+# any syntax, stdlib module, function or keyword argument newer than 3.10 fails. Annotations are
+# read as if evaluated, the stricter reading (those under `from __future__ import annotations`
+# still pass: builtin generics and `X | None` are 3.10's).
 lint: $(VENV)/.setup-done
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/vermin -q --violations -t=3.10- --eval-annotations --no-tips \
+		rgbd_saliency_ros launch setup.py
 
 test: setup lint
 	$(PY) -m pytest -q test $(PYTEST_ARGS)
