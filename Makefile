@@ -3,8 +3,9 @@
 #                launch, this package) and a simulated Jazzy robot: .robot-system/ (Jazzy wheels and
 #                Ubuntu 24.04's numpy 1.26 and OpenCV 4.6) with .venv-robot/ layered on it the
 #                README's way (requirements/robot.txt); redone only when an input changes
-#   make test    the linter (ruff, ruff.toml, vermin), the tests in .venv/, then the robot pass: the
-#                ROS-facing, runtime and replay tests again in .venv-robot/
+#                (and PyTorch 2.5.1's sources into .cache/, once)
+#   make test    the linters (ruff; vermin: nothing newer than Python 3.10), the tests in .venv/,
+#                then the robot pass: the ROS-facing, runtime and replay tests in .venv-robot/
 #                (PYTEST_ARGS passes flags to pytest: PYTEST_ARGS='-m "not slow"' is the quick loop,
 #                without parity and export at 1024, the 20 Ctrl-C starts, the demo, the replays and
 #                the smoke training; see README "Development"); make test-robot: the latter alone
@@ -38,9 +39,16 @@ ROBOT_TESTS = $(ROS_TESTS) test/test_robot_install.py test/test_runtime.py test/
 # launch test still ends with a Ctrl-C checked for exit status 0 and no traceback.
 ROBOT_DESELECT := -k "not ctrl_c_while_frames_flow"
 
+# The oldest PyTorch the package supports, 2.5 (JetPack 6.1's and 6.2's; see requirements/
+# torch-cpu.txt): test/test_torch25_api.py checks the package against its Python sources (the
+# version is repeated there). Fetched once: PyPI's aarch64 CPU wheel (92 MB, the smallest), whose
+# .py and .pyi files are kept (38 MB) and the wheel deleted. Nothing is installed or imported.
+TORCH_OLDEST     := 2.5.1
+TORCH_OLDEST_DIR := .cache/torch-$(TORCH_OLDEST)
+
 .PHONY: setup check-python lint test test-robot demo clean distclean
 
-setup: $(VENV)/.setup-done $(ROBOT)/.setup-done
+setup: $(VENV)/.setup-done $(ROBOT)/.setup-done $(TORCH_OLDEST_DIR)/.done
 
 # $(1): the venv folder; $(2): its ROS 2 wheels. Order matters: torch before sam2, whose build
 # imports it; the package itself and the ROS tools without deps, after what they need.
@@ -56,6 +64,17 @@ define make_venv
 		"in $(1) (ros2 launch, ros2 run, ros2 param); the tests that need them skip")
 	touch $(1)/.setup-done
 endef
+
+# The venv's pip: a fresh machine's python3 may have none.
+$(TORCH_OLDEST_DIR)/.done: | $(VENV)/.setup-done
+	rm -rf $(TORCH_OLDEST_DIR)
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.10 \
+		--platform manylinux2014_aarch64 -d $(TORCH_OLDEST_DIR) torch==$(TORCH_OLDEST)
+	$(PY) -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); z.extractall(sys.argv[2], \
+		[n for n in z.namelist() if n.startswith("torch/") and n.endswith((".py", ".pyi"))])' \
+		$(TORCH_OLDEST_DIR)/torch-$(TORCH_OLDEST)-*.whl $(TORCH_OLDEST_DIR)
+	rm $(TORCH_OLDEST_DIR)/torch-$(TORCH_OLDEST)-*.whl
+	touch $@
 
 # numpy 2.3 and the ROS 2 wheels need Python 3.11 or newer: say so before pip fails on it.
 check-python:
@@ -102,9 +121,15 @@ $(ROBOT)/.setup-done: $(ROBOT_SYSTEM)/.setup-done $(INPUTS) requirements/robot.t
 	$(ROBOT)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
+# vermin: what a robot installs must run on Ubuntu 22.04's Python 3.10 (Humble, JetPack 6), so
+# any syntax, stdlib module, function or keyword argument newer than 3.10 fails. Annotations are
+# read as if evaluated, the stricter reading (those under `from __future__ import annotations`
+# still pass: builtin generics and `X | None` are 3.10's).
 lint: $(VENV)/.setup-done
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/vermin -q --violations -t=3.10- --eval-annotations --no-tips \
+		rgbd_saliency_ros launch setup.py
 
 test: setup lint
 	$(PY) -m pytest -q test $(PYTEST_ARGS)
@@ -126,4 +151,4 @@ clean:
 	find . -path ./$(VENV) -prune -o -path ./$(ROBOT) -prune -o -path ./$(ROBOT_SYSTEM) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) $(ROBOT) $(ROBOT_SYSTEM) .venv-jazzy
+	rm -rf $(VENV) $(ROBOT) $(ROBOT_SYSTEM) .venv-jazzy $(TORCH_OLDEST_DIR)

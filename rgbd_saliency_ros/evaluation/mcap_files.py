@@ -175,7 +175,8 @@ def chunk_parts(body: bytes) -> tuple[int, int, bytes]:
     data = body[offset + 8 : offset + 8 + compressed_size]
     if compression == "zstd":
         try:
-            from compression import zstd  # Python 3.14
+            # Python 3.14's; vermin cannot see the fallback below, hence novm
+            from compression import zstd  # novm
         except ImportError:
             from backports import zstd
         data = zstd.decompress(data)
