@@ -129,7 +129,7 @@ lint: $(VENV)/.setup-done
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/vermin -q --violations -t=3.10- --eval-annotations --no-tips \
-		rgbd_saliency_ros launch setup.py
+		rgbd_saliency_ros launch setup.py requirements/system_pins.py
 
 test: setup lint
 	$(PY) -m pytest -q test $(PYTEST_ARGS)

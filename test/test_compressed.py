@@ -204,6 +204,8 @@ def test_broken_color_is_refused_with_its_kind(tum):
     for kind, payload in (
         ("decode_failed", b"not an image"),
         ("decode_failed", data[:200]),
+        # cut short past its headers: OpenCV 4.6 decodes this into a part-grey image
+        ("decode_failed", data[: len(data) // 2]),
         ("too_large", _png_claiming(5000, 5000)),
         ("too_large", claiming),
         ("decode_failed", b""),

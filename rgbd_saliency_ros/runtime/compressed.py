@@ -141,6 +141,12 @@ def _check_claimed_size(width: int, height: int, max_pixels: int) -> None:
 
 
 def _imdecode(data: bytes, flags: int, what: str) -> np.ndarray:
+    # OpenCV before 4.7 or so decodes a JPEG cut short into a part-grey image instead of failing
+    # (4.6, Ubuntu 24.04's, does): a complete JPEG ends with its end-of-image marker.
+    if data.startswith(_JPEG_MAGIC) and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        raise CompressedImageError(
+            DECODE_FAILED, f"{what}: the JPEG data are cut short (no end-of-image marker)"
+        )
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error as e:
