@@ -5,7 +5,6 @@ def test_parity(shared_path):
 """
 
 import contextlib
-import os
 import time
 from pathlib import Path
 
@@ -117,9 +116,13 @@ def seeded(seed: int):
 
 
 def private_domain(offset: int) -> int:
-    """A ROS domain id (1..200) of this test process's own: another test file uses another
-    ``offset``, a parallel run another pid, so none of them sees the others' nodes."""
-    return 1 + (os.getpid() + offset) % 200
+    """A ROS domain id of this test process's own: another test file uses another ``offset``, a
+    parallel run another pid, so none of them sees the others' nodes; within the range
+    RGBD_SALIENCY_PRIVATE_DOMAINS gives (`make test` runs its two passes side by side, each in a
+    range of its own)."""
+    from rgbd_saliency_ros.evaluation.node_process import private_domain_id
+
+    return private_domain_id(offset)
 
 
 @contextlib.contextmanager

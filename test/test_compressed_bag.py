@@ -7,7 +7,7 @@ record, rosbags reads it back, and the offline replay gives the masks of the raw
 import cv2
 import numpy as np
 import pytest
-from conftest import small_ssd
+from conftest import private_domain, small_ssd
 from rosbags.rosbag2 import Reader
 
 from rgbd_saliency_ros.cli import main as cli_main
@@ -164,7 +164,7 @@ def test_live_replay_of_a_compressed_bag_gives_the_raw_twins_masks(
     from rgbd_saliency_ros.runtime.backends import create_backend
     from rgbd_saliency_ros.runtime.saliency import SaliencyConfig
 
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(1 + (os.getpid() * 7 + 11) % 200))
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(private_domain(11)))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     frames = small_ssd(tmp_path / "frames")
     for name, extra in (("compressed", ["--compressed", "png"]), ("raw", [])):

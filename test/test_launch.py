@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, SHARED_DIR, find_shared
+from conftest import REPO_ROOT, SHARED_DIR, find_shared, private_domain
 
 # The robot pass (make test-robot) builds and launches with the simulated robot system's colcon
 # and ros2, this venv's site-packages on PYTHONPATH, as the README's robot recipe does; otherwise
@@ -240,7 +240,7 @@ def workspace(tmp_path_factory):
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
-    domain = 1 + (os.getpid() + 50) % 200
+    domain = private_domain(50)
     # The numpy the node's interpreter has without the venv: on a robot, the system's.
     system_numpy = subprocess.run(
         [BIN / "python", "-c", "import numpy; print(numpy.__version__)"],

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import small_ssd
+from conftest import private_domain, small_ssd
 
 from rgbd_saliency_ros.evaluation.make_bag import MakeBagOptions, make_bag
 from rgbd_saliency_ros.evaluation.metrics import RESULT_KEYS
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def ros_domain(monkeypatch):
     """A private ROS domain for this test's processes (this one reads it at rclpy.init)."""
-    domain = 1 + (os.getpid() * 7 + 3) % 200
+    domain = private_domain(3)
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     return domain

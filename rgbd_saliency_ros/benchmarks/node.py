@@ -36,7 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluation.node_process import node_command, private_ros_env, stop_process
+from ..evaluation.node_process import (
+    node_command,
+    private_domain_id,
+    private_ros_env,
+    stop_process,
+)
 
 # TUM RGB-D's frames in the project's shared data, relative to the working directory: the bench
 # commands run from a clone's root, beside ../shared (an installed package has no such folder).
@@ -293,7 +298,7 @@ def bench_node(
             depth_estimator_weights=str(depth_estimator_weights),
             depth_estimator_input_size=depth_estimator_input_size,
         )
-    domain = 1 + os.getpid() % 200  # private domain: parallel runs do not see each other
+    domain = private_domain_id()  # parallel runs do not see each other
     env = _process_env(domain, fastdds_profile)
     with tempfile.TemporaryDirectory() as tmp:
         if weights is None:

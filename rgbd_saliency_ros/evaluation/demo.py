@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from pathlib import Path
 
 from .bags import BagError
 from .make_bag import MakeBagOptions, make_bag
-from .node_process import node_command, private_ros_env, stop_process
+from .node_process import node_command, private_domain_id, private_ros_env, stop_process
 from .report_markdown import summary_text
 
 TRAIN_CONFIG = "training/configs/tiny_cpu.yaml"
@@ -219,7 +218,7 @@ def play_to_node(
     """Starts the node with ``node_files`` (backbone, weights) on a private ROS domain, plays
     ``bag`` to it (``rgbd-saliency replay --live`` in a process of its own, on the same domain)
     and stops it; returns the report's metrics.json content."""
-    domain = 1 + (os.getpid() * 13) % 200
+    domain = private_domain_id(13)
     step(f"node: starting saliency_node on ROS_DOMAIN_ID {domain}, log {logs / 'node.log'}")
     node = start_node(*node_files, logs / "node.log", domain, repo)
     try:

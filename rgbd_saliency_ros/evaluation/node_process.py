@@ -49,6 +49,28 @@ def node_command(
     ]
 
 
+# "FIRST-LAST": the ROS domain ids private runs (the benchmarks, the demo, the tests) choose from.
+# Two sessions side by side (make test's two passes) each get a range of their own, where the pid
+# alone could give both one domain. Ids above 101 can meet Linux's ephemeral ports; 200 is the
+# highest the ports of a domain leave room for beside a few nodes.
+PRIVATE_DOMAINS_ENV = "RGBD_SALIENCY_PRIVATE_DOMAINS"
+
+
+def private_domain_id(salt: int = 0) -> int:
+    """A ROS domain id for a private run of this process: from its pid and ``salt`` (callers in
+    one process use different salts), within ``RGBD_SALIENCY_PRIVATE_DOMAINS`` (default 1-200)."""
+    text = os.environ.get(PRIVATE_DOMAINS_ENV, "1-200")
+    try:
+        first, last = (int(n) for n in text.split("-"))
+        if not 0 <= first <= last <= 232:
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f"{PRIVATE_DOMAINS_ENV}={text!r}: expected FIRST-LAST within 0-232"
+        ) from None
+    return first + (os.getpid() + salt) % (last - first + 1)
+
+
 def private_ros_env(domain_id: int, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """``base`` (this process's environment by default) on ROS domain ``domain_id``, discovering
     on this machine only: for a child process, so that nothing else on the network answers it."""
