@@ -261,6 +261,9 @@ def _bench_soak(args: argparse.Namespace) -> int:
         device=args.device,
     )
     print(result.report())
+    if args.plot:
+        result.plot(args.plot)
+        print(f"plot: {args.plot}")
     return 0
 
 
@@ -657,6 +660,7 @@ def _add_bench_soak(sub) -> None:
     p.add_argument("--input-size", type=int, default=64, help="input size of the random weights")
     p.add_argument("--input-qos", choices=INPUT_QOS, default="auto")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--plot", help="PNG file: latency by part and the node's RSS over the run")
     p.set_defaults(run=_bench_soak)
 
 

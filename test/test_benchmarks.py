@@ -114,6 +114,29 @@ def test_soak_figures_leave_the_warm_up_out():
     assert s["latency drift ms"] == 20.0 and "growth +2.24 %" in result.report()
 
 
+def test_soak_tenths_attribute_a_drift_to_its_part(tmp_path):
+    """A run whose model step slows from 100 to 150 ms half way: the per-tenth table puts the
+    drift in the model column, the other parts stay, and the output is received - node latency."""
+    from rgbd_saliency_ros.benchmarks.node import NodeBench
+    from rgbd_saliency_ros.benchmarks.soak import SoakResult
+
+    result = SoakResult(NodeBench(4000, 20.0, "auto", 64))
+    for n in range(300, 3001, 50):  # the node's windowed p50s, sampled as it publishes
+        model = 100.0 if n - 150 < 1500 else 150.0
+        p50s = {"model_ms_p50": model, "input_ms_p50": 10.0, "wait_ms_p50": 20.0}
+        result.node_p50s.append((n, dict(p50s, latency_ms_p50=model + 10 + 20 + 5)))
+        result.samples.append((n, 500 * 2**20))
+    result.bench.received_latency_ms = [137.0] * 1500 + [187.0] * 1500
+    tenths = result.tenths()
+    assert [t["model"] for t in tenths] == [100.0] * 5 + [150.0] * 5
+    for t in tenths:
+        assert (t["input"], t["wait"], t["node rest"], t["rss MiB"]) == (10.0, 20.0, 5.0, 500.0)
+        assert t["output"] == pytest.approx(2.0)
+    assert "model" in result.report() and "keep-last 5" in result.report()
+    result.plot(tmp_path / "soak.png")
+    assert (tmp_path / "soak.png").stat().st_size > 10_000
+
+
 def test_ping_pong_turns_without_a_jump():
     from rgbd_saliency_ros.benchmarks.memory import ping_pong
 

@@ -49,6 +49,7 @@ TUM_DIR = Path("..", "shared", "data", "rgbd_encodings")
 COLOR_TOPIC = "/camera/color/image_raw"
 DEPTH_TOPIC = "/camera/aligned_depth_to_color/image_raw"
 MASK_TOPIC = "/saliency/mask"
+PUBLISHER_DEPTH = 5  # the camera process's keep-last history, as a driver's default
 TRANSPORT_NAMES = {"raw": "rgb8 + 16UC1", "compressed": "JPEG (q95) + compressedDepth 16UC1 PNG"}
 
 
@@ -113,7 +114,7 @@ def publish(
 
     rclpy.init()
     node = rclpy.create_node("bench_camera")
-    qos = keep_last_qos(reliability, 5)
+    qos = keep_last_qos(reliability, PUBLISHER_DEPTH)
     header = Header(frame_id="camera_color_optical_frame")
     messages = camera_messages(transport, header)  # both messages share this header
     if color_only:
@@ -154,6 +155,9 @@ class NodeBench:
         default_factory=dict
     )  # the node's last /diagnostics of the stream
     received_latency_ms: list[float] = field(default_factory=list)  # stamp -> mask received here
+    # Each camera topic's reliability on both sides, read from the ROS graph when the first mask
+    # came (the graph does not carry history): "<topic>" -> "publisher reliable, node reliable"
+    qos: dict[str, str] = field(default_factory=dict)
     decode_ms: dict[str, tuple[float, float]] = field(default_factory=dict)  # input -> p50, p95
 
     def report(self) -> str:
@@ -436,6 +440,26 @@ class _Receiver:
 
         now_s = self.probe.get_clock().now().nanoseconds * 1e-9
         self._result.received_latency_ms.append((now_s - stamp_to_s(msg.header.stamp)) * 1e3)
+        if not self._result.qos or "none" in str(self._result.qos):  # until the graph has both
+            self._result.qos = self.input_qos()
+
+    def input_qos(self) -> dict[str, str]:
+        """Each camera topic -> the reliability its publisher and its subscriber (the node) use,
+        from the ROS graph."""
+
+        def describe(infos) -> str:
+            return " / ".join(i.qos_profile.reliability.name.lower() for i in infos)
+
+        out = {}
+        for topic in (COLOR_TOPIC, DEPTH_TOPIC):
+            publishers = self.probe.get_publishers_info_by_topic(topic)
+            subscribers = self.probe.get_subscriptions_info_by_topic(topic)
+            if publishers or subscribers:
+                out[topic] = (
+                    f"publisher {describe(publishers) or 'none'}, "
+                    f"node {describe(subscribers) or 'none'}"
+                )
+        return out
 
     def _on_diagnostics(self, msg) -> None:
         from ..ros.diagnostics import status_values

@@ -11,6 +11,14 @@ measured after it: RSS at the end against RSS at the end of warm-up, and the lat
 tenth of masks against the second tenth, with least-squares slopes per 1000 masks. With a model
 slower than the rate, the node answers the newest pair and drops the others (counted): that is
 the load it must stand for hours.
+
+Where the time goes, per tenth of the run: the node's own figures (its /diagnostics, p50 over its
+last 300 masks, sampled with the memory) split the latency into input (stamp to pair complete:
+the camera's transport and the node's executor), wait (for the worker's previous step), model
+(the step) and the node's rest (step end to publish); the output transport is the receiver's
+latency minus the node's stamp-to-publish. A drift is then attributed to a part, not guessed.
+The node's p50s cover its last 300 masks: in a short run the parts are rough (the output's can
+come out negative); over 10,000 pairs a tenth holds about 360 masks.
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .node import NodeBench, bench_node
+from ..ros.diagnostics import LATENCY_WINDOW
+from .node import PUBLISHER_DEPTH, NodeBench, bench_node
 
 WARMUP_FRACTION = 0.1
 
@@ -35,12 +44,25 @@ def rss_bytes(pid: int) -> int:
     return int(line.split()[1]) * 1024
 
 
+# The node's windowed p50s the soak samples (its /diagnostics keys) and the parts they give.
+NODE_P50S = ("latency_ms_p50", "model_ms_p50", "input_ms_p50", "wait_ms_p50")
+PARTS = (
+    ("input", "stamp -> pair complete in the node (camera transport, executor)"),
+    ("wait", "waiting for the worker's previous step"),
+    ("model", "the model step"),
+    ("node rest", "step end -> mask published"),
+    ("output", "mask published -> received by another process"),
+)
+
+
 @dataclass
 class SoakResult:
     """One soak run: the bench-node figures and the memory samples."""
 
     bench: NodeBench
     samples: list[tuple[int, int]] = field(default_factory=list)  # (masks published, RSS bytes)
+    # (masks published, {NODE_P50S key: ms}) sampled with the memory
+    node_p50s: list[tuple[int, dict[str, float]]] = field(default_factory=list)
 
     def summary(self) -> dict[str, float]:
         """RSS in MiB and its growth in % after warm-up, latency p50 in ms early and late, their
@@ -69,6 +91,10 @@ class SoakResult:
                 f"{s['latency late p50 ms']:8.1f} ms (last tenth)   "
                 f"drift {s['latency drift ms']:+.1f} ms   "
                 f"slope {s['latency slope ms/1000 masks']:+.2f} ms per 1000 masks",
+                *self._parts_table(),
+                f"  QoS: the camera publishes {self.bench.publisher_qos}, keep-last "
+                f"{PUBLISHER_DEPTH}; from the graph:",
+                *(f"    {topic}: {qos}" for topic, qos in self.bench.qos.items()),
                 f"  masks received {s['masks received']:.0f}; "
                 f"node: {int(n.get('color_frames', 0))} color, "
                 f"{int(n.get('depth_frames', 0))} depth, {int(n.get('pairs', 0))} pairs, "
@@ -76,6 +102,77 @@ class SoakResult:
                 f"newer ones, {int(n.get('step_errors', 0))} step errors",
             ]
         )
+
+    def tenths(self) -> list[dict[str, float]]:
+        """Per tenth of the masks received: the received latency's p50, each of ``PARTS``' p50
+        (ms) and the node's RSS (MiB) at the tenth's end; NaN where no sample fell in it."""
+        latency = np.asarray(self.bench.received_latency_ms)
+        total = len(latency)
+        published = max((n for n, _ in self.node_p50s), default=0)
+        rows = []
+        for i in range(10):
+            row = {"received": _median(latency[i * total // 10 : (i + 1) * total // 10])}
+            low, high = i * published / 10, (i + 1) * published / 10
+            # a sample's p50s cover the node's last LATENCY_WINDOW masks: placed at their middle
+            inside = [
+                v
+                for n, v in self.node_p50s
+                if low <= n - min(n, LATENCY_WINDOW) / 2 < high or (i == 9 and n == high)
+            ]
+            node = {key: _median([v.get(key, np.nan) for v in inside]) for key in NODE_P50S}
+            row["input"], row["wait"] = node["input_ms_p50"], node["wait_ms_p50"]
+            row["model"] = node["model_ms_p50"]
+            row["node rest"] = (
+                node["latency_ms_p50"] - node["input_ms_p50"] - node["wait_ms_p50"] - row["model"]
+            )
+            row["output"] = row["received"] - node["latency_ms_p50"]
+            rss = [r for n, r in self.samples if n <= high and r]
+            row["rss MiB"] = rss[-1] / 2**20 if rss else float("nan")
+            rows.append(row)
+        return rows
+
+    def _parts_table(self) -> list[str]:
+        names = [name for name, _ in PARTS]
+        lines = [
+            "  p50 per tenth of the run, ms (parts add up to the received latency; see PARTS):",
+            "    tenth " + "".join(f"{n:>11}" for n in ["received", *names, "RSS MiB"]),
+        ]
+        for i, row in enumerate(self.tenths()):
+            values = [row["received"], *(row[n] for n in names), row["rss MiB"]]
+            lines.append(f"    {i + 1:>5} " + "".join(f"{v:11.1f}" for v in values))
+        return lines
+
+    def plot(self, path) -> None:
+        """Latency by part and the node's RSS over the run, as a PNG at ``path``."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(12.0, 6.0), layout="constrained")
+        FigureCanvasAgg(figure)  # its own canvas: no pyplot state
+        top, bottom = figure.subplots(2, 1, sharex=False)
+        tenths = self.tenths()
+        x = np.arange(1, 11)
+        top.plot(x, [t["received"] for t in tenths], "k-o", label="received (total)")
+        for name, meaning in PARTS:
+            top.plot(x, [t[name] for t in tenths], "-o", ms=3, label=f"{name}: {meaning}")
+        top.set(xlabel="tenth of the run", ylabel="p50 latency (ms)", xticks=x)
+        top.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        top.grid(alpha=0.3)
+        published = [n for n, _ in self.samples]
+        bottom.plot(published, [r / 2**20 for _, r in self.samples], "-")
+        bottom.set(xlabel="masks published", ylabel="node RSS (MiB)")
+        bottom.grid(alpha=0.3)
+        figure.suptitle(
+            f"soak: {self.bench.frames} pairs at {self.bench.rate_hz:g} Hz, "
+            f"model input {self.bench.input_size}, node input QoS {self.bench.input_qos}"
+        )
+        figure.savefig(path, dpi=90)
+
+
+def _median(values) -> float:
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if len(values) else float("nan")
 
 
 def _rss_figures(samples: list[tuple[int, int]]) -> dict[str, float]:
@@ -135,8 +232,12 @@ def bench_soak(
         now = time.monotonic()
         if now - last[0] >= sample_period_s:
             last[0] = now
-            published = int(status.get("saliency_node: camera", {}).get("published", 0))
+            stream = status.get("saliency_node: camera", {})
+            published = int(stream.get("published", 0))
             result.samples.append((published, rss_bytes(pid)))
+            result.node_p50s.append(
+                (published, {key: float(stream.get(key, np.nan)) for key in NODE_P50S})
+            )
 
     result.bench = bench_node(
         frames=pairs,

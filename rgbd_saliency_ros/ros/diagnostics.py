@@ -104,6 +104,9 @@ LATENCIES = (
 )
 
 
+LATENCY_WINDOW = 300  # published masks whose latencies the p50s and p95s are taken over
+
+
 class RateMeter:
     """Events per second over the last ``window_s`` seconds (0 when fewer than two)."""
 
@@ -140,7 +143,7 @@ class StreamStats:
     estimator network's alone; both are part of ``latency_ms`` and ``overhead_ms``.
     """
 
-    def __init__(self, window: int = 300, rate_window_s: float = 5.0) -> None:
+    def __init__(self, window: int = LATENCY_WINDOW, rate_window_s: float = 5.0) -> None:
         self._lock = threading.Lock()
         self.counters: Counter[str] = Counter({name: 0 for name in COUNTERS})
         self._rates = {name: RateMeter(rate_window_s) for name in RATES}
