@@ -121,10 +121,11 @@ def test_soak_tenths_attribute_a_drift_to_its_part(tmp_path):
     from rgbd_saliency_ros.benchmarks.soak import SoakResult
 
     result = SoakResult(NodeBench(4000, 20.0, "auto", 64))
-    for n in range(300, 3001, 50):  # the node's windowed p50s, sampled as it publishes
+    for n in range(0, 3001, 50):  # the node's windowed p50s, sampled as it publishes
         model = 100.0 if n - 150 < 1500 else 150.0
         p50s = {"model_ms_p50": model, "input_ms_p50": 10.0, "wait_ms_p50": 20.0}
-        result.node_p50s.append((n, dict(p50s, latency_ms_p50=model + 10 + 20 + 5)))
+        p50s.update(latency_ms_p50=model + 10 + 20 + 5, t_s=n / 10, cpu_s=n / 20, lost=n / 100)
+        result.node_p50s.append((n, p50s))
         result.samples.append((n, 500 * 2**20))
     result.bench.received_latency_ms = [137.0] * 1500 + [187.0] * 1500
     tenths = result.tenths()
@@ -132,6 +133,9 @@ def test_soak_tenths_attribute_a_drift_to_its_part(tmp_path):
     for t in tenths:
         assert (t["input"], t["wait"], t["node rest"], t["rss MiB"]) == (10.0, 20.0, 5.0, 500.0)
         assert t["output"] == pytest.approx(2.0)
+        assert t["node CPU %"] == pytest.approx(50.0)  # half a core: cpu_s grows at t_s / 2
+    # lost grows by 0.5 a sample: five sample gaps in a tenth, six in the last (it ends on 3000)
+    assert [t["lost"] for t in tenths] == pytest.approx([2.5] * 9 + [3.0])
     assert "model" in result.report() and "keep-last 5" in result.report()
     result.plot(tmp_path / "soak.png")
     assert (tmp_path / "soak.png").stat().st_size > 10_000

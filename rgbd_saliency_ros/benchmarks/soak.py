@@ -23,6 +23,7 @@ come out negative); over 10,000 pairs a tenth holds about 360 masks.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -32,6 +33,16 @@ from ..ros.diagnostics import LATENCY_WINDOW
 from .node import PUBLISHER_DEPTH, NodeBench, bench_node
 
 WARMUP_FRACTION = 0.1
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time process ``pid`` has used, seconds (Linux /proc; NaN once gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def rss_bytes(pid: int) -> int:
@@ -55,13 +66,19 @@ PARTS = (
 )
 
 
+# Beside the parts, per tenth: the node's resident memory, its CPU use (100 % = one core) and the
+# inputs DDS reported lost on the way to it.
+EXTRA = ("rss MiB", "node CPU %", "lost")
+
+
 @dataclass
 class SoakResult:
     """One soak run: the bench-node figures and the memory samples."""
 
     bench: NodeBench
     samples: list[tuple[int, int]] = field(default_factory=list)  # (masks published, RSS bytes)
-    # (masks published, {NODE_P50S key: ms}) sampled with the memory
+    # (masks published, {NODE_P50S key: ms, and "t_s", "cpu_s", "lost"}) sampled with the
+    # memory: the time, the node's CPU seconds and its count of messages DDS reported lost
     node_p50s: list[tuple[int, dict[str, float]]] = field(default_factory=list)
 
     def summary(self) -> dict[str, float]:
@@ -126,6 +143,14 @@ class SoakResult:
                 node["latency_ms_p50"] - node["input_ms_p50"] - node["wait_ms_p50"] - row["model"]
             )
             row["output"] = row["received"] - node["latency_ms_p50"]
+            # the node's CPU use and the inputs DDS lost, over the samples taken in this tenth
+            taken = [v for n, v in self.node_p50s if low <= n < high or (i == 9 and n == high)]
+            row["node CPU %"], row["lost"] = float("nan"), float("nan")
+            if len(taken) >= 2 and taken[-1].get("t_s", 0) > taken[0].get("t_s", 0):
+                first, last = taken[0], taken[-1]
+                seconds = last["t_s"] - first["t_s"]
+                row["node CPU %"] = 100 * (last["cpu_s"] - first["cpu_s"]) / seconds
+                row["lost"] = last["lost"] - first["lost"]
             rss = [r for n, r in self.samples if n <= high and r]
             row["rss MiB"] = rss[-1] / 2**20 if rss else float("nan")
             rows.append(row)
@@ -135,10 +160,10 @@ class SoakResult:
         names = [name for name, _ in PARTS]
         lines = [
             "  p50 per tenth of the run, ms (parts add up to the received latency; see PARTS):",
-            "    tenth " + "".join(f"{n:>11}" for n in ["received", *names, "RSS MiB"]),
+            "    tenth " + "".join(f"{n:>11}" for n in ["received", *names, *EXTRA]),
         ]
         for i, row in enumerate(self.tenths()):
-            values = [row["received"], *(row[n] for n in names), row["rss MiB"]]
+            values = [row["received"], *(row[n] for n in names), *(row[n] for n in EXTRA)]
             lines.append(f"    {i + 1:>5} " + "".join(f"{v:11.1f}" for v in values))
         return lines
 
@@ -235,9 +260,11 @@ def bench_soak(
             stream = status.get("saliency_node: camera", {})
             published = int(stream.get("published", 0))
             result.samples.append((published, rss_bytes(pid)))
-            result.node_p50s.append(
-                (published, {key: float(stream.get(key, np.nan)) for key in NODE_P50S})
+            values = {key: float(stream.get(key, np.nan)) for key in NODE_P50S}
+            values.update(
+                t_s=now, cpu_s=cpu_seconds(pid), lost=float(stream.get("lost_before_node", 0))
             )
+            result.node_p50s.append((published, values))
 
     result.bench = bench_node(
         frames=pairs,

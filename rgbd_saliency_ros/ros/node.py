@@ -36,6 +36,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
@@ -578,13 +579,22 @@ class SaliencyNode(LifecycleNode):
     def _on_camera_info(self, stream: str, msg: CameraInfo) -> None:
         self._camera_info[stream].offer(msg)
 
-    def _on_message_lost(self, stream: str, status) -> None:
+    def _on_message_lost(self, stream: str, status, subscription) -> None:
         self.stats[stream].count(LOST_BEFORE_NODE, status.total_count_change)
+        if subscription.reliability == ReliabilityPolicy.RELIABLE:
+            # A reliable writer with a keep-last history drops what its readers have not yet
+            # acknowledged once newer messages fill it: the larger image (more fragments) first.
+            why = (
+                "a reliable publisher's keep-last history overwrote messages before this node "
+                "took them: the node's executor was busy"
+            )
+        else:
+            why = "best effort with images too large for the transport?"
         self._warn(
             stream,
             LOST_BEFORE_NODE,
-            f"DDS lost {status.total_count} input messages so far (best effort with images "
-            "too large for the transport? README, QoS)",
+            f"DDS lost {status.total_count} messages on {subscription.topic} so far ({why} "
+            "README, QoS)",
         )
 
     def _report_input_findings(self, snapshots: dict[str, dict[str, float]]) -> None:

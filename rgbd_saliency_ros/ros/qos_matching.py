@@ -45,7 +45,8 @@ class AdaptiveSubscription:
         qos: history, depth and durability of the subscription; its reliability is the one used
             while no publisher is known, and the only one when ``adaptive`` is false.
         adaptive: follow the publishers' reliability.
-        on_message_lost: called with rclpy's message-lost status when DDS reports lost messages.
+        on_message_lost: called with rclpy's message-lost status and this object when DDS
+            reports lost messages.
     """
 
     def __init__(
@@ -98,11 +99,14 @@ class AdaptiveSubscription:
         # quietly instead of rclpy's default warning.
         events = SubscriptionEventCallbacks(
             incompatible_qos=self._on_incompatible if self._adaptive else None,
-            message_lost=self._on_message_lost,
+            message_lost=self._lost if self._on_message_lost is not None else None,
         )
         return self._node.create_subscription(
             self._msg_type, topic, self._callback, qos, event_callbacks=events
         )
+
+    def _lost(self, status) -> None:
+        self._on_message_lost(status, self)
 
     def _on_incompatible(self, _event) -> None:
         self._node.get_logger().debug(
