@@ -259,6 +259,7 @@ def _bench_soak(args: argparse.Namespace) -> int:
         sam2_checkpoint=args.sam2_checkpoint,
         weights=args.weights,
         device=args.device,
+        fastdds_profile=args.fastdds_profile,
     )
     print(result.report())
     if args.plot:
@@ -660,6 +661,10 @@ def _add_bench_soak(sub) -> None:
     p.add_argument("--input-size", type=int, default=64, help="input size of the random weights")
     p.add_argument("--input-qos", choices=INPUT_QOS, default="auto")
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--fastdds-profile",
+        help="Fast DDS XML profile for all processes, e.g. config/fastdds_large_images.xml",
+    )
     p.add_argument("--plot", help="PNG file: latency by part and the node's RSS over the run")
     p.set_defaults(run=_bench_soak)
 

@@ -45,6 +45,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, stolen) CPU seconds of the whole machine since boot, all cores (Linux /proc/stat):
+    busy is everything but idle and I/O wait; stolen is what a hypervisor gave other guests."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return float("nan"), float("nan")
+    ticks += [0] * (8 - len(ticks))
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / hz, ticks[7] / hz
+
+
 def rss_bytes(pid: int) -> int:
     """Resident memory of process ``pid`` in bytes (Linux /proc; 0 once it has gone)."""
     try:
@@ -66,9 +79,10 @@ PARTS = (
 )
 
 
-# Beside the parts, per tenth: the node's resident memory, its CPU use (100 % = one core) and the
-# inputs DDS reported lost on the way to it.
-EXTRA = ("rss MiB", "node CPU %", "lost")
+# Beside the parts, per tenth: the node's resident memory, its CPU use (100 % = one core), the
+# inputs DDS reported lost on the way to it, and the whole machine's busy and stolen CPU (what
+# else ran: the publisher and this process are part of it).
+EXTRA = ("rss MiB", "node CPU %", "lost", "machine CPU %", "stolen %")
 
 
 @dataclass
@@ -99,7 +113,8 @@ class SoakResult:
             [
                 f"soak: {s['pairs sent']:.0f} pairs of 640x480 rgb8 + 16UC1 "
                 f"at {s['rate Hz']:g} Hz, "
-                f"model input {self.bench.input_size}, node input QoS {self.bench.input_qos}; "
+                f"model input {self.bench.input_size}, node input QoS {self.bench.input_qos}, "
+                f"Fast DDS profile {self.bench.fastdds_profile or 'none'}; "
                 f"first {WARMUP_FRACTION:.0%} is warm-up",
                 f"  node RSS   {s['rss start MiB']:8.1f} MiB -> {s['rss end MiB']:8.1f} MiB   "
                 f"growth {s['rss growth %']:+.2f} %   "
@@ -145,12 +160,15 @@ class SoakResult:
             row["output"] = row["received"] - node["latency_ms_p50"]
             # the node's CPU use and the inputs DDS lost, over the samples taken in this tenth
             taken = [v for n, v in self.node_p50s if low <= n < high or (i == 9 and n == high)]
-            row["node CPU %"], row["lost"] = float("nan"), float("nan")
+            for name in EXTRA[1:]:
+                row[name] = float("nan")
             if len(taken) >= 2 and taken[-1].get("t_s", 0) > taken[0].get("t_s", 0):
                 first, last = taken[0], taken[-1]
                 seconds = last["t_s"] - first["t_s"]
                 row["node CPU %"] = 100 * (last["cpu_s"] - first["cpu_s"]) / seconds
                 row["lost"] = last["lost"] - first["lost"]
+                for name, key in (("machine CPU %", "machine_s"), ("stolen %", "stolen_s")):
+                    row[name] = 100 * (last.get(key, np.nan) - first.get(key, np.nan)) / seconds
             rss = [r for n, r in self.samples if n <= high and r]
             row["rss MiB"] = rss[-1] / 2**20 if rss else float("nan")
             rows.append(row)
@@ -160,11 +178,11 @@ class SoakResult:
         names = [name for name, _ in PARTS]
         lines = [
             "  p50 per tenth of the run, ms (parts add up to the received latency; see PARTS):",
-            "    tenth " + "".join(f"{n:>11}" for n in ["received", *names, *EXTRA]),
+            "    tenth " + "".join(f"{n:>14}" for n in ["received", *names, *EXTRA]),
         ]
         for i, row in enumerate(self.tenths()):
             values = [row["received"], *(row[n] for n in names), *(row[n] for n in EXTRA)]
-            lines.append(f"    {i + 1:>5} " + "".join(f"{v:11.1f}" for v in values))
+            lines.append(f"    {i + 1:>5} " + "".join(f"{v:14.1f}" for v in values))
         return lines
 
     def plot(self, path) -> None:
@@ -261,8 +279,13 @@ def bench_soak(
             published = int(stream.get("published", 0))
             result.samples.append((published, rss_bytes(pid)))
             values = {key: float(stream.get(key, np.nan)) for key in NODE_P50S}
+            machine_s, stolen_s = machine_cpu_seconds()
             values.update(
-                t_s=now, cpu_s=cpu_seconds(pid), lost=float(stream.get("lost_before_node", 0))
+                t_s=now,
+                cpu_s=cpu_seconds(pid),
+                lost=float(stream.get("lost_before_node", 0)),
+                machine_s=machine_s,
+                stolen_s=stolen_s,
             )
             result.node_p50s.append((published, values))
 
