@@ -144,11 +144,18 @@ def object_figures(
 def centroid_covariance(points_m: np.ndarray, noise: DepthNoise) -> np.ndarray:
     """(3, 3) covariance (m^2) of the mean of (N, 3) points whose depths err independently by
     ``noise``, each along its own ray (module docstring)."""
-    points = np.asarray(points_m, np.float64)
+    # float32 products reduced by BLAS (pairwise sums): a third of float64's (N, 3) path's time
+    points = np.asarray(points_m, np.float32)
     z = points[:, 2]
-    rays = points / z[:, None]
-    weighted = rays * (noise.sigma_m(z) ** 2)[:, None]
-    return weighted.T @ rays / len(points) ** 2
+    variance = np.float32(noise.a_m) + np.float32(noise.b_per_m) * (z - np.float32(noise.c_m)) ** 2
+    variance *= variance
+    rays = points[:, :2] / z[:, None]  # (x/z, y/z); the third component is 1
+    weighted = rays * variance[:, None]
+    out = np.empty((3, 3))
+    out[:2, :2] = (weighted.T @ rays).astype(np.float64)
+    out[:2, 2] = out[2, :2] = np.ones(len(z), np.float32) @ weighted
+    out[2, 2] = float(np.sum(variance, dtype=np.float64))
+    return out / len(z) ** 2
 
 
 class StaleRule:
