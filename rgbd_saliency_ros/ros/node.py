@@ -848,7 +848,7 @@ class SaliencyNode(LifecycleNode):
         height, width = frame.rgb.shape[:2]
         info, _ = self._camera_info[stream].for_image(width, height)
         registration = self._registration.get(stream)
-        problem = objects.publish(
+        problem = objects.publish_frame(
             header,
             result.mask,
             frame.measured_m,

@@ -1,7 +1,8 @@
 """The node's 3D outputs of one stream, and the registration of depth that is not aligned to color.
 
 The node builds one ``ObjectOutputs`` per stream beside its mask and, after publishing the mask,
-calls ``publish``: the object's points, centroid, box and markers (``object_messages``) go out on
+calls ``publish_frame``: the object's points, centroid, box and markers (``object_messages``)
+go out on
 
     <mask's namespace>/object/points       sensor_msgs/PointCloud2 (xyz + rgb, voxel-thinned)
     <mask's namespace>/object/centroid     geometry_msgs/PointStamped
@@ -298,7 +299,7 @@ class ObjectOutputs:
             cloud_max_points=self.params.messages.cloud_max_points,
         )
 
-    def publish(
+    def publish_frame(
         self,
         header,
         mask: np.ndarray,
