@@ -183,3 +183,59 @@ def test_camera_model_of_a_binned_region_of_interest():
     model = camera_model(info)
     assert (model.width, model.height) == (320, 240)
     assert (model.fx, model.fy, model.cx, model.cy) == (525.0, 525.0, 269.5, 209.5)
+
+
+def test_status_array_says_the_status_and_the_figures(scene):
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    from rgbd_saliency_ros.ros.object_messages import STATUS_KEYS, status_array
+    from rgbd_saliency_ros.runtime.object_status import object_figures
+
+    found, rgb, _ = scene
+    mask = np.zeros((480, 640), np.uint8)
+    u, v = found.pixels[:, 0], found.pixels[:, 1]
+    mask[v, u] = 255
+    depth = np.full((480, 640), np.nan, np.float32)
+    depth[v, u] = found.points_m[:, 2]
+    figures = object_figures(mask, np.where(mask > 0, 0.9, 0.0), depth, found)
+    h = header()
+    msg = status_array(h, "found", "found", figures, last_good_s=12.5)
+    assert msg.header == h and len(msg.status) == 1
+    status = msg.status[0]
+    assert (status.name, status.message, status.level) == (
+        "salient_object",
+        "found",
+        DiagnosticStatus.OK,
+    )
+    assert status.hardware_id == "camera_color_optical_frame"
+    values = {kv.key: kv.value for kv in status.values}
+    assert tuple(values) == STATUS_KEYS
+    assert float(values["stamp_s"]) == 12.5 and float(values["last_good_age_s"]) == 0.0
+    assert float(values["mask_confidence"]) == pytest.approx(0.9)
+    assert float(values["valid_depth_fraction"]) == 1.0
+    assert int(values["point_count"]) == len(found.points_m)
+    std = [float(values[f"centroid_std_{a}_m"]) for a in "xyz"]
+    np.testing.assert_allclose(std, figures.centroid_std_m, rtol=1e-5)
+    assert 0 < std[2] < 0.0001  # thousands of points: far below one pixel's 2.4 mm at 1.2 m
+
+    stale = status_array(header(13.0), "stale", "no_valid_depth", None, last_good_s=12.5)
+    status = stale.status[0]
+    values = {kv.key: kv.value for kv in status.values}
+    assert (status.message, status.level) == ("stale", DiagnosticStatus.WARN)
+    assert values["frame_status"] == "no_valid_depth"
+    assert float(values["last_good_stamp_s"]) == 12.5
+    assert float(values["last_good_age_s"]) == pytest.approx(0.5)
+    assert values["point_count"] == "0" and values["mask_confidence"] == "nan"
+    first = status_array(header(), "no_salient_object", "no_salient_object", None, None)
+    assert {kv.key: kv.value for kv in first.status[0].values}["last_good_stamp_s"] == "nan"
+
+
+def test_detection_carries_the_centroid_covariance(scene):
+    if not vision_msgs_available():
+        pytest.skip("vision_msgs is not importable (not among the PyPI wheels)")
+    found, _, _ = scene
+    covariance = np.diag([1e-8, 2e-8, 3e-8])
+    pose = detection_array(found, header(), covariance).detections[0].results[0].pose
+    full = np.array(pose.covariance).reshape(6, 6)
+    np.testing.assert_allclose(full[:3, :3], covariance)
+    assert not full[3:].any() and not full[:, 3:].any()

@@ -121,3 +121,28 @@ def test_without_camera_info_the_centroid_columns_stay_empty_and_the_report_says
     assert "no CameraInfo on /camera/color/camera_info" in summary["centroid_source"]
     assert "No 3D centroids: no CameraInfo" in (tmp_path / "out" / "report.md").read_text()
     assert summary["frames_scored"] == len(POSES)  # the 2D metrics do not depend on it
+
+
+def test_frames_csv_has_the_nodes_object_status_and_confidence_figures(tmp_path):
+    """The same runtime functions as the node's object/status (runtime.object_status)."""
+    from rgbd_saliency_ros.runtime.object_status import DepthNoise
+
+    _, rows = replay(tmp_path)
+    for row, (_, _, z) in zip(rows, POSES):
+        assert row["object_status"] == "found"
+        # The stand-in's 0/1 map, upsampled from 64 pixels: its rim in between, above 0.5.
+        assert 0.5 < float(row["mask_confidence"]) < 1.0
+        assert float(row["valid_depth_fraction"]) == pytest.approx(1.0)
+        # The card's face (12 x 8 cm) on the pixels at its depth, give or take its rim.
+        footprint = (0.12 * CAMERA.fx / z) * (0.08 * CAMERA.fy / z)
+        assert 0.7 * footprint < int(row["point_count"]) < 1.3 * footprint
+        # The card faces the camera: z's std is sigma_z(z) / sqrt(N) (the default Kinect model).
+        sigma = DepthNoise().sigma_m(z) / math.sqrt(int(row["point_count"]))
+        assert float(row["centroid_std_z_m"]) == pytest.approx(sigma, rel=0.01)
+        assert 0 < float(row["centroid_std_x_m"]) < float(row["centroid_std_z_m"])
+
+
+def test_without_camera_info_the_status_says_so(tmp_path):
+    _, rows = replay(tmp_path, camera_info=False)
+    assert {row["object_status"] for row in rows} == {"no_camera_info"}
+    assert all(row["point_count"] == "" and row["centroid_std_z_m"] == "" for row in rows)

@@ -126,15 +126,26 @@ class Listener:
         "object/box",
         "object/box_size",
         "object/markers",
+        "object/status",
     )
 
     def __init__(self, probe, prefix: str) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
         from geometry_msgs.msg import PointStamped, PoseStamped, Vector3Stamped
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image, PointCloud2
         from visualization_msgs.msg import MarkerArray
 
-        types = (Image, Image, PointCloud2, PointStamped, PoseStamped, Vector3Stamped, MarkerArray)
+        types = (
+            Image,
+            Image,
+            PointCloud2,
+            PointStamped,
+            PoseStamped,
+            Vector3Stamped,
+            MarkerArray,
+            DiagnosticArray,
+        )
         self.lock = threading.Lock()
         self.received = {kind: {} for kind in self.KINDS}
         self.probe, self.prefix, self.subscriptions = probe, prefix, []
@@ -229,6 +240,14 @@ def send_until_mask(rig, ns: str, depth_mm=None, gap: bool = False) -> float:
     return conftest.send_until_received(send, masks, f"a mask of {ns}", DEADLINE_S / 4)
 
 
+def status_of(msg) -> dict:
+    """A status DiagnosticArray's one status: its values, message and level (an int)."""
+    (status,) = msg.status
+    values = {kv.key: kv.value for kv in status.values}
+    level = status.level if isinstance(status.level, int) else ord(status.level)  # bytes in rclpy
+    return {**values, "message": status.message, "level": level}
+
+
 def cloud_points(msg) -> np.ndarray:
     """(N, 3) float32 x, y, z read through the message's own field table."""
     offsets = {f.name: f.offset for f in msg.fields}
@@ -263,7 +282,7 @@ def test_3d_outputs_cost_nothing_unheard_then_come_with_the_input_stamps(rig):
     wait_for(
         lambda: all(
             publishers[k].get_subscription_count()
-            for k in ("cloud", "centroid", "pose", "size", "markers")
+            for k in ("cloud", "centroid", "pose", "size", "markers", "status")
         ),
         "the 3D subscriptions",
     )
@@ -308,6 +327,16 @@ def test_3d_outputs_cost_nothing_unheard_then_come_with_the_input_stamps(rig):
         ]
         assert listener.get("object/points", empty).width == 0
         assert round(empty, 6) not in listener.received["object/centroid"]
+        # Every answered pair has its status: found, then (the object gone less than
+        # object.stale_after_s ago) stale, naming this frame's own status and the last good stamp.
+        found = status_of(listener.get("object/status", stamp))
+        assert found["message"] == "found" and 0 < int(found["point_count"]) <= len(under)
+        assert 0 < float(found["valid_depth_fraction"]) <= 1
+        assert 0 < float(found["centroid_std_z_m"]) < 0.001
+        stale = status_of(listener.get("object/status", empty))
+        assert stale["message"] == "stale" and stale["level"] == 1  # WARN
+        assert stale["frame_status"] in ("no_valid_depth", "no_salient_object")
+        assert stamp - 1e-6 <= float(stale["last_good_stamp_s"]) < empty
     finally:
         assert node.set_parameters([Parameter("threshold", value=0.5)])[0].successful
     assert node.object_outputs["camera"].frames >= 2
@@ -347,7 +376,10 @@ def test_depth_from_its_own_camera_is_registered_into_color(rig):
     camera.set_info(320, 240, 0.5, depth=True)
     listener.listen_to_objects()
     wait_for(
-        lambda: node.object_outputs["camera"].publishers["cloud"].get_subscription_count(),
+        lambda: all(
+            node.object_outputs["camera"].publishers[k].get_subscription_count()
+            for k in ("cloud", "status")
+        ),
         "subscription",
     )
     # most of the frame in the mask
@@ -376,3 +408,6 @@ def test_depth_from_its_own_camera_is_registered_into_color(rig):
         tf.failing = False
     assert node.counters("camera")[TF_FAILURES] >= 1
     assert tf.asked[-1][2].nanoseconds == round(stamp * 1e9)
+    # registered with the parameters' fallback transform: the status says so
+    status = status_of(listener.get("object/status", stamp))
+    assert status["message"] == "depth_not_registered" and status["level"] == 1

@@ -54,7 +54,15 @@ from ..runtime.compressed import (
 from ..runtime.depth import InvalidDepthError
 from ..runtime.depth_estimation import DepthEstimation
 from ..runtime.depth_source import DEPTH_SOURCES, DepthSource
-from ..runtime.geometry import CameraModel, GeometryConfig, object_geometry
+from ..runtime.geometry import CameraModel, GeometryConfig, ObjectGeometry, object_geometry
+from ..runtime.object_status import (
+    NO_CAMERA_INFO,
+    NO_METRIC_DEPTH,
+    DepthNoise,
+    ObjectFigures,
+    StaleRule,
+    object_figures,
+)
 from ..runtime.images import INVALID_DEPTH, MALFORMED, ImageError, frame_arrays, image_array
 
 # The node's own pairing: a pure module (no rclpy), so the replay pairs exactly as the node does.
@@ -103,6 +111,9 @@ class ReplayOptions:
     gt_match: str = "index"
     camera_info_topic: str | None = BagTopics.camera_info  # color camera's; None: no 3D centroids
     geometry: GeometryConfig = field(default_factory=GeometryConfig)  # the object's points
+    # the object's status and confidence figures, as the node's object.* parameters
+    depth_noise: DepthNoise = field(default_factory=DepthNoise)
+    stale_after_s: float = 1.0
     sync_slop_s: float = 0.02  # largest color/depth stamp difference of a pair, seconds
     queue_size: int = 5
     backward_jump_s: float = 0.5
@@ -288,17 +299,39 @@ def frame_centroids(
     depth_m: np.ndarray,
     camera: CameraModel | None,
     config: GeometryConfig,
+    found: ObjectGeometry | None = None,
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Centroids (x, y, z) in metres of the object under the mask and under the ground truth
-    (NaN where a mask has no valid depth, there is no camera, or its size is not the frame's)."""
+    (NaN where a mask has no valid depth, there is no camera, or its size is not the frame's).
+    ``found``: the mask's object when already computed (``frame_object``)."""
     missing = (np.nan, np.nan, np.nan)
     if camera is None or (camera.width, camera.height) != (mask.shape[1], mask.shape[0]):
         return missing, missing
-    found = [
-        object_geometry(m, depth_m, camera, config) if m is not None else None
-        for m in (mask, truth)
-    ]
-    return tuple(tuple(map(float, g.centroid_m)) if g is not None else missing for g in found)
+    if found is None:
+        found = object_geometry(mask, depth_m, camera, config)
+    gt = object_geometry(truth, depth_m, camera, config) if truth is not None else None
+    pair = (found, gt)
+    return tuple(tuple(map(float, g.centroid_m)) if g is not None else missing for g in pair)
+
+
+def frame_object(
+    mask: np.ndarray,
+    probability: np.ndarray,
+    depth_m: np.ndarray | None,
+    camera: CameraModel | None,
+    config: GeometryConfig,
+    noise: DepthNoise,
+) -> tuple[str, ObjectGeometry | None, ObjectFigures | None]:
+    """The mask's object as the node's status sees it: (this frame's own status, the object or
+    None, its confidence figures or None when it could not be placed in 3D), from the same
+    runtime functions as the node (runtime.object_status)."""
+    if depth_m is None:
+        return NO_METRIC_DEPTH, None, None
+    if camera is None or (camera.width, camera.height) != (mask.shape[1], mask.shape[0]):
+        return NO_CAMERA_INFO, None, None
+    found = object_geometry(mask, depth_m, camera, config)
+    figures = object_figures(mask, probability, depth_m, found, noise)
+    return figures.own_status(), found, figures
 
 
 def bag_rate_hz(info: BagInfo, color_topic: str) -> float:
@@ -451,6 +484,7 @@ class _OfflineRun:
             else ColorOnlyPairer(options.backward_jump_s)
         )
         self.frames = {"color": 0, "depth": 0}
+        self.stale = StaleRule(options.stale_after_s)  # the status over time, as the node's
         self.processed = self.without_gt = self.depth_fallbacks = 0
         self.bad_input: Counter[str] = Counter()
 
@@ -505,8 +539,18 @@ class _OfflineRun:
             self.without_gt += truth is None
         # as the node's 3D outputs: the sensor's measured pixels only; none without them
         camera = self.camera if measured_m is not None else None
+        own, found, figures = frame_object(
+            result.mask,
+            result.probability,
+            measured_m,
+            self.camera,
+            self.options.geometry,
+            self.options.depth_noise,
+        )
+        record.object_status = self.stale.status(record.stamp_ns * 1e-9, own)
+        record.object_figures = figures
         record.centroid_m, record.gt_centroid_m = frame_centroids(
-            result.mask, truth, measured_m, camera, self.options.geometry
+            result.mask, truth, measured_m, camera, self.options.geometry, found
         )
         self.recorder.add(record, rgb, result.probability, result.mask, truth)
         self.processed += 1

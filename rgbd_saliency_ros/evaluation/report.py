@@ -60,6 +60,10 @@ class FrameRecord:
     # and from the ground truth; NaN where there is none (no CameraInfo, no valid depth under it).
     centroid_m: tuple[float, float, float] = (math.nan, math.nan, math.nan)
     gt_centroid_m: tuple[float, float, float] = (math.nan, math.nan, math.nan)
+    # The node's object status (runtime.object_status; offline replay only, else "") and the
+    # frame's confidence figures (None where not computed).
+    object_status: str = ""
+    object_figures: Any = None  # runtime.object_status.ObjectFigures
 
     @property
     def centroid_error_m(self) -> float:
@@ -306,6 +310,7 @@ class ReplayRecorder:
                     "MAE",
                     *centroids,
                     "centroid_error_m",
+                    *OBJECT_COLUMNS,
                 ]
             )
             for r in self.frames:
@@ -320,6 +325,7 @@ class ReplayRecorder:
                         _num(r.mae, 6),
                     ]
                     + [_num(v, 4) for v in (*r.centroid_m, *r.gt_centroid_m, r.centroid_error_m)]
+                    + _object_cells(r)
                 )
 
 
@@ -329,6 +335,31 @@ LATENCY_MEANING = {
     "live": "per mask: from the color frame's stamp (set when it was published) to the mask's "
     "arrival here, through the node (transport, pairing, waiting, model, publishing)",
 }
+
+
+# frames.csv's columns of the object's status and confidence figures (runtime.object_status)
+OBJECT_COLUMNS = (
+    "object_status",
+    "mask_confidence",
+    "valid_depth_fraction",
+    "point_count",
+    "centroid_std_x_m",
+    "centroid_std_y_m",
+    "centroid_std_z_m",
+)
+
+
+def _object_cells(r: FrameRecord) -> list[str]:
+    f = r.object_figures
+    if f is None:
+        return [r.object_status] + [""] * (len(OBJECT_COLUMNS) - 1)
+    return [
+        r.object_status,
+        _num(f.mask_confidence, 4),
+        _num(f.valid_depth_fraction, 4),
+        str(f.point_count),
+        *("" if not math.isfinite(v) else f"{v:.4g}" for v in map(float, f.centroid_std_m)),
+    ]
 
 
 def _num(value: float, digits: int = 3) -> str:

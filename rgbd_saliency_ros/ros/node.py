@@ -48,6 +48,9 @@ from ..runtime.backends import (  # torch-free until a create_* function runs
 from ..runtime.depth import InvalidDepthError
 from ..runtime.depth_estimation import DepthEstimation
 from ..runtime.depth_source import DepthSource, SourcedDepth
+from ..runtime.images import UNREGISTERED_DEPTH
+from ..runtime.object_status import DEPTH_NOT_REGISTERED
+from ..runtime.object_status import NO_METRIC_DEPTH as NO_METRIC_DEPTH_STATUS
 from ..runtime.saliency import FramePair, SaliencyResult, SaliencyRuntime
 from ..runtime.versions import library_versions
 from .compressed import input_transports
@@ -773,7 +776,7 @@ class SaliencyNode(LifecycleNode):
             if stream in self.depth_outputs:
                 self.depth_outputs[stream].publish(header, frame.sourced.estimate.depth)
             # 3D outputs after the mask, for listeners only (object_outputs.py)
-            self._publish_objects(stream, header, result.mask, frame)
+            self._publish_objects(stream, header, result, frame)
 
     def _frame(self, stream: str, pair: Pair[Image]) -> _Frame | None:
         """Decodes a pair (a color frame alone without a depth topic) and gives it its depth;
@@ -802,6 +805,9 @@ class SaliencyNode(LifecycleNode):
                 )
         except ImageError as e:
             self._bad_input(stream, e.kind, e)
+            if e.kind == UNREGISTERED_DEPTH and stream in self.object_outputs:
+                # said on the status, not left to silence (runtime.object_status)
+                self.object_outputs[stream].publish_status(pair.color.header, DEPTH_NOT_REGISTERED)
             return None
         except ValueError as e:
             self._bad_input(stream, MALFORMED, e)
@@ -824,11 +830,13 @@ class SaliencyNode(LifecycleNode):
                 )
         return _Frame(rgb, measured_m, sourced)
 
-    def _publish_objects(self, stream: str, header, mask: np.ndarray, frame: _Frame) -> None:
+    def _publish_objects(self, stream: str, header, result: SaliencyResult, frame: _Frame) -> None:
         """The 3D outputs of one frame, from the sensor's measured pixels only: none without a
-        depth topic, where no metric scale is known (counted and warned if someone listens)."""
+        depth topic, where no metric scale is known (counted and warned if someone listens; the
+        status says no_metric_depth)."""
         objects = self.object_outputs[stream]
         if frame.measured_m is None:
+            objects.publish_status(header, NO_METRIC_DEPTH_STATUS)
             if objects.listening():
                 self.stats[stream].count(NO_METRIC_DEPTH)
                 self._warn(
@@ -839,7 +847,16 @@ class SaliencyNode(LifecycleNode):
             return
         height, width = frame.rgb.shape[:2]
         info, _ = self._camera_info[stream].for_image(width, height)
-        problem = objects.publish(header, mask, frame.measured_m, frame.rgb, info)
+        registration = self._registration.get(stream)
+        problem = objects.publish_frame(
+            header,
+            result.mask,
+            frame.measured_m,
+            frame.rgb,
+            info,
+            result.probability,
+            registered=registration is None or not registration.fell_back,
+        )
         if problem is not None:
             self.stats[stream].count(f"object.{problem[0]}")
             self._warn(stream, f"object.{problem[0]}", f"no 3D outputs: {problem[1]}")

@@ -1,8 +1,9 @@
 """The salient object in 3D as ROS messages: pure functions, arrays in, messages out.
 
     found = object_geometry(mask, depth_m, camera)          # runtime.geometry; None: no object
-    out = object_messages(found, rgb, header, ObjectMessageOptions())
+    out = object_messages(found, rgb, header, ObjectMessageOptions(), figures)
     out.cloud, out.centroid, out.pose, out.size, out.markers, out.detections
+    status = status_array(header, "found", "found", figures, last_good_s=None)
 
 Every message takes the color frame's header (its stamp and optical frame). A frame without an
 object gives an empty cloud, markers that delete the previous ones and an empty detection array,
@@ -10,16 +11,24 @@ so that nothing stale stays on screen or in a consumer's last message; it gives 
 or size (those messages cannot say "none": their absence does). ``vision_msgs`` (not among the
 PyPI wheels) is imported only when a detection array is asked for; without it ``detections`` is
 None.
+
+The status (``status_array``) is a diagnostic_msgs/DiagnosticArray of one DiagnosticStatus, a
+standard message with documented fields (an ament_python package cannot define its own):
+``name`` "salient_object", ``hardware_id`` the camera frame, ``message`` the status
+(``runtime.object_status.STATUSES``), ``level`` OK when found, ERROR on ``error``, WARN otherwise,
+and ``values`` (``STATUS_KEYS``, always all of them, numbers as text, "nan" where undefined).
 """
 
 from __future__ import annotations
 
 import array
+import math
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import (
     Point,
     PointStamped,
@@ -34,6 +43,7 @@ from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ..runtime.geometry import ObjectGeometry, OrientedBox, voxel_downsample
+from ..runtime.object_status import ERROR, FOUND, ObjectFigures
 
 CLASS_ID = "salient_object"  # the class of every Detection3D
 # x, y, z float32 and PCL's packed colour: 0x00RRGGBB stored in a float32 field named "rgb".
@@ -41,6 +51,22 @@ CLOUD_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb", "<u4")
 BOX_COLOR = (1.0, 0.55, 0.0, 0.35)  # RGBA, translucent orange
 CENTROID_DIAMETER_M = 0.03
 CENTROID_COLOR = (1.0, 0.1, 0.1, 1.0)  # RGBA, opaque red
+STATUS_NAME = "salient_object"  # the DiagnosticStatus' name
+# The status' values: this frame's input stamp (s); frame_status: what this frame alone says (it
+# differs from the message only when stale); last_good_stamp_s and last_good_age_s: the last frame
+# found (nan: none yet); then the figures of runtime.object_status.ObjectFigures.
+STATUS_KEYS = (
+    "stamp_s",
+    "frame_status",
+    "last_good_stamp_s",
+    "last_good_age_s",
+    "mask_confidence",
+    "valid_depth_fraction",
+    "point_count",
+    "centroid_std_x_m",
+    "centroid_std_y_m",
+    "centroid_std_z_m",
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +78,7 @@ class ObjectMessageOptions:
     box: bool = True  # the pose and the size
     markers: bool = True
     detections: bool = True
+    status: bool = True  # the status array (status_array; object_messages does not build it)
     cloud_voxel_m: float = 0.005  # one point per cube of this side; 0: every point
     cloud_max_points: int = 20000  # then every k-th point, so that at most this many remain
     marker_namespace: str = "salient_object"
@@ -71,13 +98,18 @@ class ObjectMessages:
 
 
 def object_messages(
-    found: ObjectGeometry | None, rgb: np.ndarray, header: Header, options: ObjectMessageOptions
+    found: ObjectGeometry | None,
+    rgb: np.ndarray,
+    header: Header,
+    options: ObjectMessageOptions,
+    figures: ObjectFigures | None = None,
 ) -> ObjectMessages:
     """Messages of one frame's object (``found``, None when there is none).
 
     Args:
         rgb: (H, W, 3) uint8 RGB color frame, for the cloud's colours.
         header: the color frame's header (referenced, not copied).
+        figures: the frame's confidence figures: the detection's pose covariance (else zero).
     """
     out = ObjectMessages()
     if options.cloud:
@@ -101,7 +133,8 @@ def object_messages(
             found, header, options.marker_namespace, options.marker_lifetime_s
         )
     if options.detections:
-        out.detections = detection_array(found, header)
+        covariance = None if figures is None else figures.centroid_covariance_m2
+        out.detections = detection_array(found, header, covariance)
     return out
 
 
@@ -196,9 +229,13 @@ def vision_msgs_available() -> bool:
     return True
 
 
-def detection_array(found: ObjectGeometry | None, header: Header):
+def detection_array(
+    found: ObjectGeometry | None, header: Header, covariance_m2: np.ndarray | None = None
+):
     """vision_msgs/Detection3DArray with the object's box (empty without an object), or None when
-    vision_msgs is not importable. Class ``CLASS_ID``, score 1 (the mask is the decision)."""
+    vision_msgs is not importable. Class ``CLASS_ID``, score 1 (the mask is the decision); the
+    hypothesis' pose is the centroid, its covariance's position block ``covariance_m2`` ((3, 3)
+    m^2, the centroid's), the rest zero (no orientation is claimed)."""
     try:
         from vision_msgs.msg import (
             BoundingBox3D,
@@ -220,6 +257,61 @@ def detection_array(found: ObjectGeometry | None, header: Header):
     hypothesis.hypothesis.score = 1.0
     hypothesis.pose.pose.position = Point(**_xyz(found.centroid_m))
     hypothesis.pose.pose.orientation.w = 1.0
+    if covariance_m2 is not None and np.all(np.isfinite(covariance_m2)):
+        full = np.zeros((6, 6))
+        full[:3, :3] = covariance_m2
+        hypothesis.pose.covariance = [float(v) for v in full.ravel()]
     detection.results = [hypothesis]
     out.detections = [detection]
     return out
+
+
+def status_array(
+    header: Header,
+    status: str,
+    frame_status: str,
+    figures: ObjectFigures | None,
+    last_good_s: float | None,
+) -> DiagnosticArray:
+    """The frame's status as a DiagnosticArray (the module docstring's fields).
+
+    Args:
+        header: the color frame's (its stamp is the input stamp; its frame the hardware id).
+        status: the frame's status (after the stale rule); frame_status: this frame's own.
+        figures: its confidence figures; None where none were computed (all "nan", count 0).
+        last_good_s: the stamp of the last frame found, seconds; None: none yet.
+    """
+    stamp_s = header.stamp.sec + header.stamp.nanosec * 1e-9
+    last = math.nan if last_good_s is None else last_good_s
+    std = (math.nan,) * 3 if figures is None else figures.centroid_std_m
+    values = {
+        "stamp_s": f"{stamp_s:.9f}",
+        "frame_status": frame_status,
+        "last_good_stamp_s": f"{last:.9f}",
+        "last_good_age_s": _number(stamp_s - last),
+        "mask_confidence": _number(math.nan if figures is None else figures.mask_confidence),
+        "valid_depth_fraction": _number(
+            math.nan if figures is None else figures.valid_depth_fraction
+        ),
+        "point_count": str(0 if figures is None else figures.point_count),
+        **{f"centroid_std_{a}_m": _number(v) for a, v in zip("xyz", std)},
+    }
+    level = {FOUND: DiagnosticStatus.OK, ERROR: DiagnosticStatus.ERROR}.get(
+        status, DiagnosticStatus.WARN
+    )
+    return DiagnosticArray(
+        header=header,
+        status=[
+            DiagnosticStatus(
+                level=level,
+                name=STATUS_NAME,
+                message=status,
+                hardware_id=header.frame_id,
+                values=[KeyValue(key=k, value=values[k]) for k in STATUS_KEYS],
+            )
+        ],
+    )
+
+
+def _number(value: float) -> str:
+    return "nan" if not math.isfinite(value) else f"{float(value):.6g}"

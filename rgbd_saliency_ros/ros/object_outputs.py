@@ -1,7 +1,8 @@
 """The node's 3D outputs of one stream, and the registration of depth that is not aligned to color.
 
 The node builds one ``ObjectOutputs`` per stream beside its mask and, after publishing the mask,
-calls ``publish``: the object's points, centroid, box and markers (``object_messages``) go out on
+calls ``publish_frame``: the object's points, centroid, box and markers (``object_messages``)
+go out on
 
     <mask's namespace>/object/points       sensor_msgs/PointCloud2 (xyz + rgb, voxel-thinned)
     <mask's namespace>/object/centroid     geometry_msgs/PointStamped
@@ -9,9 +10,14 @@ calls ``publish``: the object's points, centroid, box and markers (``object_mess
     <mask's namespace>/object/box_size     geometry_msgs/Vector3Stamped (metres along the axes)
     <mask's namespace>/object/markers      visualization_msgs/MarkerArray
     <mask's namespace>/object/detections   vision_msgs/Detection3DArray (when importable)
+    <mask's namespace>/object/status       diagnostic_msgs/DiagnosticArray (every answered pair)
 
 all with the color frame's header, in its optical frame. Nothing is computed for a frame when
 nobody subscribes to any of them; each has an ``object.<name>`` parameter to switch it off.
+The status says, for every answered pair, found or why not (``runtime.object_status``: the
+statuses, the stale rule, the confidence figures and the depth noise model; fields in
+``object_messages.status_array``), so that the absence of a target is said, never implied by
+silence.
 
 ``DepthRegistration`` re-renders depth from its own camera into the color camera
 (``runtime.geometry.register_depth``) when ``depth_camera_info_topic`` is set: from the depth and
@@ -26,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped, PoseStamped, Vector3Stamped
 from rclpy.node import Node
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -39,8 +46,21 @@ from ..runtime.geometry import (
     register_depth,
     rigid_transform,
 )
+from ..runtime.object_status import (
+    DEPTH_NOT_REGISTERED,
+    ERROR,
+    NO_CAMERA_INFO,
+    DepthNoise,
+    StaleRule,
+    object_figures,
+)
 from .conversions import check_camera_info
-from .object_messages import ObjectMessageOptions, object_messages, vision_msgs_available
+from .object_messages import (
+    ObjectMessageOptions,
+    object_messages,
+    status_array,
+    vision_msgs_available,
+)
 from .params import ParamSpec
 
 # The node's counter of failed tf lookups (DepthRegistration's on_lookup_failure).
@@ -50,7 +70,7 @@ TF_FAILURES = "depth_to_color.tf_failures"
 NO_METRIC_DEPTH = "object.no_metric_depth"
 
 # The switches: ObjectMessageOptions' fields, each an ``object.<name>`` parameter.
-OUTPUTS = ("cloud", "centroid", "box", "markers", "detections")
+OUTPUTS = ("cloud", "centroid", "box", "markers", "detections", "status")
 
 OBJECT_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("object.cloud", True, "publish the object's points (object/points)"),
@@ -66,6 +86,27 @@ OBJECT_PARAMS: tuple[ParamSpec, ...] = (
         True,
         "publish vision_msgs/Detection3DArray when vision_msgs is importable",
     ),
+    ParamSpec(
+        "object.status",
+        True,
+        "publish the object's status and confidence figures for every answered pair "
+        "(object/status)",
+    ),
+    ParamSpec(
+        "object.stale_after_s",
+        1.0,
+        "a frame without an object is 'stale' while the last one found is younger than this, "
+        "seconds of input stamps (the target presumably hidden); 0: never stale",
+    ),
+    ParamSpec(
+        "object.depth_noise.a_m",
+        0.0012,
+        "depth noise sigma_z(z) = a + b (z - c)^2: a, metres (default: Kinect v1, Nguyen 2012)",
+    ),
+    ParamSpec(
+        "object.depth_noise.b_per_m", 0.0019, "depth noise: b, metres per square metre (1/m)"
+    ),
+    ParamSpec("object.depth_noise.c_m", 0.4, "depth noise: c, metres"),
     ParamSpec(
         "object.components",
         "largest",
@@ -134,6 +175,8 @@ class ObjectParams:
     from_tf: bool
     tf_timeout_s: float  # the longest wait for tf's transform at a frame's stamp
     color_from_depth: np.ndarray  # (4, 4), from the parameters
+    stale_after_s: float = 1.0  # the status' stale rule (runtime.object_status.StaleRule)
+    depth_noise: DepthNoise = DepthNoise()
 
 
 def read_object_parameters(values: dict) -> ObjectParams:
@@ -147,6 +190,14 @@ def read_object_parameters(values: dict) -> ObjectParams:
         raise ValueError(
             "parameters object.cloud_voxel_m and object.cloud_max_points must be at least 0"
         )
+    if not values["object.stale_after_s"] >= 0:
+        raise ValueError("parameter object.stale_after_s must be at least 0")
+    try:
+        noise = DepthNoise(
+            *(values[f"object.depth_noise.{name}"] for name in ("a_m", "b_per_m", "c_m"))
+        )
+    except ValueError as e:
+        raise ValueError(f"parameters object.depth_noise.*: {e}") from None
     if not values["depth_to_color.tf_timeout_s"] >= 0:
         raise ValueError("parameter depth_to_color.tf_timeout_s must be at least 0")
     translation = values["depth_to_color.translation_m"]
@@ -168,6 +219,8 @@ def read_object_parameters(values: dict) -> ObjectParams:
         values["depth_to_color.from_tf"],
         values["depth_to_color.tf_timeout_s"],
         rigid_transform(translation, rotation),
+        values["object.stale_after_s"],
+        noise,
     )
 
 
@@ -192,6 +245,7 @@ class ObjectOutputs:
         self._node = node
         self.params = params
         self.frames = 0  # frames whose 3D outputs were computed (someone listened)
+        self.stale = StaleRule(params.stale_after_s)  # the status over time
         self._camera: tuple[tuple, CameraModel] | None = None  # (CameraInfo's fields, its model)
         kinds = {
             "cloud": ("points", PointCloud2),
@@ -204,6 +258,7 @@ class ObjectOutputs:
             from vision_msgs.msg import Detection3DArray
 
             kinds["detections"] = ("detections", Detection3DArray)
+        kinds["status"] = ("status", DiagnosticArray)
         switch = {"pose": "box", "size": "box"}
         overrides = QoSOverridingOptions.with_default_policies()  # qos_overrides.* parameters
         self.publishers = {
@@ -239,49 +294,81 @@ class ObjectOutputs:
             box=box,
             markers="markers" in listened,
             detections="detections" in listened,
+            status="status" in listened,
             cloud_voxel_m=self.params.messages.cloud_voxel_m,
             cloud_max_points=self.params.messages.cloud_max_points,
         )
 
-    def publish(
+    def publish_frame(
         self,
         header,
         mask: np.ndarray,
         depth_m: np.ndarray,
         rgb: np.ndarray,
         info: CameraInfo | None,
+        probability: np.ndarray,
+        registered: bool = True,
     ) -> tuple[str, str] | None:
         """Builds and publishes what is wanted for one frame (nothing when nobody listens).
 
-        A mask without valid depth publishes the "no object" messages. Returns None, or (kind,
-        text) when nothing could be said: "no_camera_info", "bad_camera_info" (one that does not
-        describe the image, or uncalibrated), "error" (anything raised: the 3D outputs never stop
-        the masks).
+        A mask without valid depth publishes the "no object" messages. The status goes out in
+        every case (``registered`` False: depth_not_registered, the depth having been put in the
+        color camera with a transform known to be a fallback). Returns None, or (kind, text) when
+        nothing could be said: "no_camera_info", "bad_camera_info" (one that does not describe
+        the image, or uncalibrated), "error" (anything raised: the 3D outputs never stop the
+        masks).
         """
         options = self.wanted()
         if options is None:
             return None
+        problem, figures = None, None
         if info is None:
-            return "no_camera_info", "no color CameraInfo has come (camera_info_topic)"
-        try:
-            check_camera_info(info, mask.shape[1], mask.shape[0])
-            camera = self._camera_for(info)
-        except ValueError as e:  # ImageError is one
-            return "bad_camera_info", str(e)
-        try:
-            self._publish(header, mask, depth_m, rgb, camera, options)
-        except Exception as e:  # noqa: BLE001 - counted by the node; the next frame may work
-            return "error", f"{type(e).__name__}: {e}"
-        return None
+            problem = "no_camera_info", "no color CameraInfo has come (camera_info_topic)"
+        else:
+            try:
+                check_camera_info(info, mask.shape[1], mask.shape[0])
+                camera = self._camera_for(info)
+            except ValueError as e:  # ImageError is one
+                problem = "bad_camera_info", str(e)
+        if problem is None:
+            try:
+                figures = self._publish(header, mask, depth_m, rgb, camera, options, probability)
+            except Exception as e:  # noqa: BLE001 - counted by the node; the next frame may work
+                problem = "error", f"{type(e).__name__}: {e}"
+        if options.status:
+            if not registered:
+                own = DEPTH_NOT_REGISTERED
+            elif problem is not None:
+                own = ERROR if problem[0] == "error" else NO_CAMERA_INFO
+            else:
+                own = figures.own_status()
+            self._publish_status(header, own, figures)
+        return problem
 
-    def _publish(self, header, mask, depth_m, rgb, camera: CameraModel, options) -> None:
+    def publish_status(self, header, status: str) -> None:
+        """The status of a pair answered without 3D outputs (e.g. depth_not_registered for a
+        pair whose depth could not be registered; no_metric_depth), if anyone listens to it."""
+        publisher = self.publishers.get("status")
+        if publisher is not None and publisher.get_subscription_count():
+            self._publish_status(header, status, None)
+
+    def _publish_status(self, header, own: str, figures) -> None:
+        stamp_s = header.stamp.sec + header.stamp.nanosec * 1e-9
+        status = self.stale.status(stamp_s, own)
+        self.publishers["status"].publish(
+            status_array(header, status, own, figures, self.stale.last_good_s)
+        )
+
+    def _publish(self, header, mask, depth_m, rgb, camera: CameraModel, options, probability):
         self.frames += 1
         found = object_geometry(mask, depth_m, camera, self.params.geometry)
-        messages = object_messages(found, rgb, header, options)
+        figures = object_figures(mask, probability, depth_m, found, self.params.depth_noise)
+        messages = object_messages(found, rgb, header, options, figures)
         for field, publisher in self.publishers.items():
-            msg = getattr(messages, field)
+            msg = getattr(messages, field, None)
             if msg is not None:
                 publisher.publish(msg)
+        return figures
 
     def _camera_for(self, info: CameraInfo) -> CameraModel:
         roi = info.roi
@@ -320,6 +407,7 @@ class DepthRegistration:
         self.depth_info: CameraInfo | None = None
         self._lookup = transform_lookup
         self._on_lookup_failure = on_lookup_failure
+        self.fell_back = False  # the last registration used the parameters after a failed lookup
 
     def bind(self, color_header, depth_frame: str, color_info: CameraInfo | None):
         """``frame_arrays``' ``register`` for one pair: depth (h, w) metres -> color camera's,
@@ -352,11 +440,13 @@ class DepthRegistration:
         )
 
     def _transform(self, color_frame: str, depth_frame: str, stamp) -> np.ndarray:
+        self.fell_back = False
         if self._lookup is None:
             return self.params.color_from_depth
         try:
             return self._lookup(color_frame, depth_frame, stamp, self.params.tf_timeout_s)
         except LookupError as e:
+            self.fell_back = True
             if self._on_lookup_failure is not None:
                 self._on_lookup_failure(str(e))
             return self.params.color_from_depth
