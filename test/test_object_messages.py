@@ -199,7 +199,7 @@ def test_status_array_says_the_status_and_the_figures(scene):
     depth[v, u] = found.points_m[:, 2]
     figures = object_figures(mask, np.where(mask > 0, 0.9, 0.0), depth, found)
     h = header()
-    msg = status_array(h, "found", "found", figures, last_good_s=12.5)
+    msg = status_array(h, "found", "found", figures, last_good_s=12.5, jitter_m=0.004)
     assert msg.header == h and len(msg.status) == 1
     status = msg.status[0]
     assert (status.name, status.message, status.level) == (
@@ -213,6 +213,7 @@ def test_status_array_says_the_status_and_the_figures(scene):
     assert float(values["stamp_s"]) == 12.5 and float(values["last_good_age_s"]) == 0.0
     assert float(values["mask_confidence"]) == pytest.approx(0.9)
     assert float(values["valid_depth_fraction"]) == 1.0
+    assert float(values["centroid_jitter_m"]) == 0.004
     assert int(values["point_count"]) == len(found.points_m)
     std = [float(values[f"centroid_std_{a}_m"]) for a in "xyz"]
     np.testing.assert_allclose(std, figures.centroid_std_m, rtol=1e-5)

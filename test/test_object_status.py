@@ -112,3 +112,20 @@ def test_stale_rule():
     never = StaleRule(0.0)
     never.status(1.0, FOUND)
     assert never.status(1.01, NO_SALIENT_OBJECT) == NO_SALIENT_OBJECT
+
+
+def test_centroid_jitter_is_the_rms_spread_of_recent_found_centroids():
+    from rgbd_saliency_ros.runtime.object_status import CentroidJitter
+
+    jitter = CentroidJitter(frames=4)
+    assert math.isnan(jitter.update(0.0, "found", np.zeros(3)))  # one centroid: undefined
+    assert jitter.update(0.1, "found", np.array([0.02, 0.0, 0.0])) == pytest.approx(0.01)
+    assert jitter.update(0.2, "stale", None) == pytest.approx(0.01)  # hidden: kept
+    for t, x in ((0.3, 0.0), (0.4, 0.02), (0.5, 0.0)):  # only the last 4 found count
+        value = jitter.update(t, "found", np.array([x, 0.0, 0.0]))
+    assert value == pytest.approx(0.01)
+    assert math.isnan(jitter.update(0.6, "no_salient_object", None))  # gone: forgotten
+    jitter.update(0.7, "found", np.array([1.0, 1.0, 1.0]))
+    assert math.isnan(jitter.update(0.1, "found", np.zeros(3)))  # a stamp going back
+    with pytest.raises(ValueError):
+        CentroidJitter(frames=1)

@@ -9,6 +9,7 @@ test process plays the camera (TUM RGB-D's real 640x480 frame) and listens, with
 test_ros_node.py.
 """
 
+import math
 import sys
 import threading
 
@@ -333,6 +334,8 @@ def test_3d_outputs_cost_nothing_unheard_then_come_with_the_input_stamps(rig):
         assert found["message"] == "found" and 0 < int(found["point_count"]) <= len(under)
         assert 0 < float(found["valid_depth_fraction"]) <= 1
         assert 0 < float(found["centroid_std_z_m"]) < 0.001
+        jitter = float(found["centroid_jitter_m"])  # NaN after a single found frame
+        assert math.isnan(jitter) or 0 <= jitter < 0.05
         stale = status_of(listener.get("object/status", empty))
         assert stale["message"] == "stale" and stale["level"] == 1  # WARN
         assert stale["frame_status"] in ("no_valid_depth", "no_salient_object")

@@ -66,6 +66,7 @@ STATUS_KEYS = (
     "centroid_std_x_m",
     "centroid_std_y_m",
     "centroid_std_z_m",
+    "centroid_jitter_m",
 )
 
 
@@ -272,6 +273,7 @@ def status_array(
     frame_status: str,
     figures: ObjectFigures | None,
     last_good_s: float | None,
+    jitter_m: float = math.nan,
 ) -> DiagnosticArray:
     """The frame's status as a DiagnosticArray (the module docstring's fields).
 
@@ -280,6 +282,7 @@ def status_array(
         status: the frame's status (after the stale rule); frame_status: this frame's own.
         figures: its confidence figures; None where none were computed (all "nan", count 0).
         last_good_s: the stamp of the last frame found, seconds; None: none yet.
+        jitter_m: the centroid's jitter over recent frames (``CentroidJitter``), metres.
     """
     stamp_s = header.stamp.sec + header.stamp.nanosec * 1e-9
     last = math.nan if last_good_s is None else last_good_s
@@ -295,6 +298,7 @@ def status_array(
         ),
         "point_count": str(0 if figures is None else figures.point_count),
         **{f"centroid_std_{a}_m": _number(v) for a, v in zip("xyz", std)},
+        "centroid_jitter_m": _number(jitter_m),
     }
     level = {FOUND: DiagnosticStatus.OK, ERROR: DiagnosticStatus.ERROR}.get(
         status, DiagnosticStatus.WARN

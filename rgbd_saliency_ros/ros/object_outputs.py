@@ -51,6 +51,7 @@ from ..runtime.object_status import (
     ERROR,
     NO_CAMERA_INFO,
     DepthNoise,
+    CentroidJitter,
     StaleRule,
     object_figures,
 )
@@ -177,6 +178,7 @@ class ObjectParams:
     color_from_depth: np.ndarray  # (4, 4), from the parameters
     stale_after_s: float = 1.0  # the status' stale rule (runtime.object_status.StaleRule)
     depth_noise: DepthNoise = DepthNoise()
+    jitter_frames: int = 10  # found frames the centroid's jitter is taken over (CentroidJitter)
 
 
 def read_object_parameters(values: dict) -> ObjectParams:
@@ -246,6 +248,7 @@ class ObjectOutputs:
         self.params = params
         self.frames = 0  # frames whose 3D outputs were computed (someone listened)
         self.stale = StaleRule(params.stale_after_s)  # the status over time
+        self.jitter = CentroidJitter(params.jitter_frames)  # the centroid's stability
         self._camera: tuple[tuple, CameraModel] | None = None  # (CameraInfo's fields, its model)
         kinds = {
             "cloud": ("points", PointCloud2),
@@ -355,8 +358,10 @@ class ObjectOutputs:
     def _publish_status(self, header, own: str, figures) -> None:
         stamp_s = header.stamp.sec + header.stamp.nanosec * 1e-9
         status = self.stale.status(stamp_s, own)
+        centroid = None if figures is None else figures.centroid_m
+        jitter = self.jitter.update(stamp_s, status, centroid)
         self.publishers["status"].publish(
-            status_array(header, status, own, figures, self.stale.last_good_s)
+            status_array(header, status, own, figures, self.stale.last_good_s, jitter)
         )
 
     def _publish(self, header, mask, depth_m, rgb, camera: CameraModel, options, probability):

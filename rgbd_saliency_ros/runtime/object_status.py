@@ -36,6 +36,7 @@ in it): a lower bound of the centroid's error.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,6 +98,8 @@ class ObjectFigures:
     point_count: int
     # (3, 3) covariance of the centroid, m^2, from the depth noise model (module docstring).
     centroid_covariance_m2: np.ndarray
+    # (3,) the centroid itself, metres (None without an object): for CentroidJitter.
+    centroid_m: np.ndarray | None = None
 
     @property
     def centroid_std_m(self) -> np.ndarray:
@@ -138,7 +141,8 @@ def object_figures(
     count = 0 if found is None else len(found.points_m)
     if count:
         covariance = centroid_covariance(found.points_m, noise)
-    return ObjectFigures(pixels, confidence, valid / pixels, count, covariance)
+    centroid = found.centroid_m if count else None
+    return ObjectFigures(pixels, confidence, valid / pixels, count, covariance, centroid)
 
 
 def centroid_covariance(points_m: np.ndarray, noise: DepthNoise) -> np.ndarray:
@@ -184,3 +188,30 @@ class StaleRule:
         ):
             return STALE
         return own
+
+
+class CentroidJitter:
+    """Temporal stability: the RMS distance (metres) of the last ``frames`` found centroids from
+    their mean, NaN with fewer than two. A still object on a still camera gives the sensor's
+    frame-to-frame noise; a jumping mask or a moving target gives more. Forgets its centroids
+    when the target is gone (a status neither found nor stale) or a stamp goes back (a bag loop),
+    as StaleRule forgets its last good stamp."""
+
+    def __init__(self, frames: int = 10) -> None:
+        if frames < 2:
+            raise ValueError(f"jitter needs at least 2 frames, got {frames}")
+        self._centroids: deque[np.ndarray] = deque(maxlen=frames)
+        self._last_s = -math.inf
+
+    def update(self, stamp_s: float, status: str, centroid_m: np.ndarray | None) -> float:
+        """Takes this frame's status (after the stale rule) and, when found, its centroid;
+        returns the jitter over the frames kept."""
+        if stamp_s < self._last_s or status not in (FOUND, STALE):
+            self._centroids.clear()
+        self._last_s = stamp_s
+        if status == FOUND and centroid_m is not None:
+            self._centroids.append(np.asarray(centroid_m, np.float64))
+        if len(self._centroids) < 2:
+            return math.nan
+        points = np.stack(self._centroids)
+        return float(np.sqrt(np.mean(np.sum((points - points.mean(axis=0)) ** 2, axis=1))))
