@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from ..runtime.images import overlay_rgb
+from ..runtime.object_status import FIGURE_KEYS
 from .metrics import FOREGROUND_ABOVE, RESULT_KEYS, SaliencyMetrics
 from .report_markdown import report_markdown
 from .report_plots import write_plots
@@ -338,28 +339,21 @@ LATENCY_MEANING = {
 
 
 # frames.csv's columns of the object's status and confidence figures (runtime.object_status)
-OBJECT_COLUMNS = (
-    "object_status",
-    "mask_confidence",
-    "valid_depth_fraction",
-    "point_count",
-    "centroid_std_x_m",
-    "centroid_std_y_m",
-    "centroid_std_z_m",
-)
+OBJECT_COLUMNS = ("object_status", *FIGURE_KEYS)
 
 
 def _object_cells(r: FrameRecord) -> list[str]:
-    f = r.object_figures
-    if f is None:
-        return [r.object_status] + [""] * (len(OBJECT_COLUMNS) - 1)
-    return [
-        r.object_status,
-        _num(f.mask_confidence, 4),
-        _num(f.valid_depth_fraction, 4),
-        str(f.point_count),
-        *("" if not math.isfinite(v) else f"{v:.4g}" for v in map(float, f.centroid_std_m)),
-    ]
+    if r.object_figures is None:
+        return [r.object_status] + [""] * len(FIGURE_KEYS)
+    cells = [r.object_status]
+    for key, value in r.object_figures.values().items():
+        if key == "point_count":
+            cells.append(str(value))
+        elif key.startswith("centroid_std_"):
+            cells.append("" if not math.isfinite(value) else f"{value:.4g}")
+        else:
+            cells.append(_num(value, 4))
+    return cells
 
 
 def _num(value: float, digits: int = 3) -> str:

@@ -43,7 +43,7 @@ from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ..runtime.geometry import ObjectGeometry, OrientedBox, voxel_downsample
-from ..runtime.object_status import ERROR, FOUND, ObjectFigures
+from ..runtime.object_status import ERROR, FIGURE_KEYS, FOUND, ObjectFigures
 
 CLASS_ID = "salient_object"  # the class of every Detection3D
 # x, y, z float32 and PCL's packed colour: 0x00RRGGBB stored in a float32 field named "rgb".
@@ -60,12 +60,7 @@ STATUS_KEYS = (
     "frame_status",
     "last_good_stamp_s",
     "last_good_age_s",
-    "mask_confidence",
-    "valid_depth_fraction",
-    "point_count",
-    "centroid_std_x_m",
-    "centroid_std_y_m",
-    "centroid_std_z_m",
+    *FIGURE_KEYS,
     "centroid_jitter_m",
 )
 
@@ -286,18 +281,16 @@ def status_array(
     """
     stamp_s = header.stamp.sec + header.stamp.nanosec * 1e-9
     last = math.nan if last_good_s is None else last_good_s
-    std = (math.nan,) * 3 if figures is None else figures.centroid_std_m
+    if figures is None:  # nothing computed: no point, every figure undefined
+        numbers = dict.fromkeys(FIGURE_KEYS, math.nan) | {"point_count": 0}
+    else:
+        numbers = figures.values()
     values = {
         "stamp_s": f"{stamp_s:.9f}",
         "frame_status": frame_status,
         "last_good_stamp_s": f"{last:.9f}",
         "last_good_age_s": _number(stamp_s - last),
-        "mask_confidence": _number(math.nan if figures is None else figures.mask_confidence),
-        "valid_depth_fraction": _number(
-            math.nan if figures is None else figures.valid_depth_fraction
-        ),
-        "point_count": str(0 if figures is None else figures.point_count),
-        **{f"centroid_std_{a}_m": _number(v) for a, v in zip("xyz", std)},
+        **{k: str(v) if k == "point_count" else _number(v) for k, v in numbers.items()},
         "centroid_jitter_m": _number(jitter_m),
     }
     level = {FOUND: DiagnosticStatus.OK, ERROR: DiagnosticStatus.ERROR}.get(

@@ -83,6 +83,17 @@ class DepthNoise:
         return self.a_m + self.b_per_m * (z - self.c_m) ** 2
 
 
+# The names of ObjectFigures.values(), in the order the status and frames.csv give them.
+FIGURE_KEYS = (
+    "mask_confidence",
+    "valid_depth_fraction",
+    "point_count",
+    "centroid_std_x_m",
+    "centroid_std_y_m",
+    "centroid_std_z_m",
+)
+
+
 @dataclass(frozen=True)
 class ObjectFigures:
     """One frame's confidence figures; NaN where undefined (an empty mask, no point)."""
@@ -105,6 +116,17 @@ class ObjectFigures:
     def centroid_std_m(self) -> np.ndarray:
         """(3,) standard deviations of the centroid's x, y, z, metres."""
         return np.sqrt(np.diag(self.centroid_covariance_m2))
+
+    def values(self) -> dict[str, float]:
+        """The figures a consumer gets (the status' values, replay's frames.csv), by
+        ``FIGURE_KEYS``."""
+        std = self.centroid_std_m
+        return {
+            "mask_confidence": self.mask_confidence,
+            "valid_depth_fraction": self.valid_depth_fraction,
+            "point_count": self.point_count,
+            **{f"centroid_std_{axis}_m": float(v) for axis, v in zip("xyz", std)},
+        }
 
     def own_status(self) -> str:
         """What this frame alone says: found, no_salient_object or no_valid_depth."""
